@@ -1,0 +1,29 @@
+import { InvalidArgumentError } from 'commander';
+import { initBackend, parseBackendName, type BackendInfo } from '../engine/backend.js';
+import type { KernelMode } from '../engine/kernels/index.js';
+
+/** Parses a non-negative integer option. */
+export function intOption(name: string, min = 0) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} expects an integer >= ${min}, got "${value}"`);
+    return n;
+  };
+}
+
+/** Parses a positive finite number option. */
+export function positiveOption(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} expects a positive number, got "${value}"`);
+    return n;
+  };
+}
+
+/** Starts the backend named by --backend (or ADVLAB_BACKEND) and says which one runs. */
+export async function startBackend(backend: string | undefined, kernels: KernelMode | undefined, log: (line: string) => void): Promise<BackendInfo> {
+  const info = await initBackend({ backend: backend ? parseBackendName(backend, '--backend') : 'auto', kernels });
+  const kernelNote = info.name === 'wasm' ? `, ${info.kernels} kernels` : '';
+  log(`backend: ${info.name} (${info.threads} thread${info.threads === 1 ? '' : 's'}${kernelNote})`);
+  return info;
+}

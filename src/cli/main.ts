@@ -1,0 +1,34 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { isInputError } from '../errors.js';
+import { ADVLAB_VERSION } from '../report/meta.js';
+import { trainCommand } from './train.js';
+
+/** Builds the `advlab` program; exported for tests. */
+export function program(): Command {
+  return new Command('advlab')
+    .description('adversarial machine learning for TensorFlow.js')
+    .version(ADVLAB_VERSION)
+    .showHelpAfterError()
+    .exitOverride()
+    .addCommand(trainCommand());
+}
+
+/** Runs the CLI; returns the exit code (0 ok, 2 bad input, 1 failure). */
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await program().parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Help and version exit with code 0; parse errors were already printed by commander.
+      return e.exitCode === 0 ? 0 : 2;
+    }
+    if (isInputError(e)) {
+      process.stderr.write(`advlab: ${(e as Error).message}\n`);
+      return 2;
+    }
+    process.stderr.write(`advlab: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    return 1;
+  }
+}

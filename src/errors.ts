@@ -1,0 +1,44 @@
+/**
+ * advlab's error classes. Bad input is reported early, with the name of the
+ * argument, option or file at fault, so a user (or the CLI, which maps these to
+ * exit code 2) can say exactly what to fix.
+ */
+
+/** Base class of every error advlab throws on purpose. */
+export class AdvlabError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * A caller passed a bad value: wrong shape, out of range, NaN, unknown name.
+ * `argument` names the parameter or CLI option (e.g. `eps`, `--dataset`).
+ */
+export class InputError extends AdvlabError {
+  constructor(
+    readonly argument: string,
+    problem: string,
+  ) {
+    super(`${argument}: ${problem}`);
+  }
+}
+
+/**
+ * A file is missing, truncated or not in the expected format.
+ * `file` is the path that was read.
+ */
+export class FileFormatError extends AdvlabError {
+  constructor(
+    readonly file: string,
+    problem: string,
+  ) {
+    super(`${file}: ${problem}`);
+  }
+}
+
+/** True for errors caused by the caller's input (CLI exit code 2). */
+export function isInputError(e: unknown): e is InputError | FileFormatError {
+  return e instanceof InputError || e instanceof FileFormatError;
+}

@@ -1,0 +1,27 @@
+/**
+ * advlab: adversarial machine learning for TensorFlow.js.
+ *
+ * The library never prints and knows nothing of the CLI; the `advlab` command is
+ * a thin layer over these exports.
+ */
+export { tf, tfl } from './engine/tf.js';
+export { initBackend, backendInfo, wasmDir, BACKEND_NAMES, type BackendName, type BackendInfo, type InitBackendOptions } from './engine/backend.js';
+export { setAdvlabKernels, kernelMode, type KernelMode } from './engine/kernels/index.js';
+
+export type { Dataset, ImageSet } from './data/types.js';
+export { loadDataset } from './data/load.js';
+export { loadBuiltinDataset, BUILTIN_DATASETS, type BuiltinDatasetName } from './data/builtin.js';
+export { loadDatasetFromPath } from './data/formats/index.js';
+export { splitByClass, TRAIN_FRACTION } from './data/split.js';
+export { balancedSubset, balancedOrder } from './data/subset.js';
+export { batches, batchOrder, makeBatch, type Batch } from './data/batches.js';
+
+export { buildModel, describeZoo, ZOO_NAMES, type ZooName } from './models/zoo.js';
+export { saveModel, loadModel, checkInputShape } from './models/io.js';
+export { trainClassifier, type TrainOptions, type TrainEvent, type TrainResult, type EpochRecord } from './models/train.js';
+export { trainRun, defaultEpochs, type TrainRunOptions, type TrainRunResult } from './models/train-run.js';
+export { accuracy, predictLabels } from './models/evaluate.js';
+
+export { Rng, deriveSeed } from './util/rng.js';
+export { AdvlabError, InputError, FileFormatError } from './errors.js';
+export { ADVLAB_VERSION } from './report/meta.js';

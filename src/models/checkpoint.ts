@@ -1,0 +1,52 @@
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
+import { FileFormatError } from '../errors.js';
+
+/**
+ * A folder of numbered checkpoints with an atomically replaced `latest.json`.
+ *
+ * Each checkpoint is written completely into its own sub-folder first; only then
+ * does `latest.json` point at it, so a kill at any moment leaves the previous
+ * checkpoint intact and readable. Older checkpoints are removed afterwards.
+ */
+export class CheckpointStore {
+  constructor(readonly dir: string) {}
+
+  /** Writes checkpoint `tag` with the given files and JSON state, then makes it the latest. */
+  save(tag: string, state: unknown, files: Record<string, Uint8Array | string>): void {
+    const sub = join(this.dir, tag);
+    mkdirSync(sub, { recursive: true });
+    for (const [name, data] of Object.entries(files)) writeFileAtomic(join(sub, name), data);
+    writeJsonAtomic(join(sub, 'state.json'), state);
+    writeJsonAtomic(join(this.dir, 'latest.json'), { tag });
+    for (const entry of readdirSync(this.dir, { withFileTypes: true })) {
+      if (entry.isDirectory() && entry.name !== tag) rmSync(join(this.dir, entry.name), { recursive: true, force: true });
+    }
+  }
+
+  /** The latest checkpoint's state and a reader for its files, or undefined if there is none. */
+  load<S>(): { tag: string; state: S; read: (name: string) => Uint8Array; path: (name: string) => string } | undefined {
+    const latest = join(this.dir, 'latest.json');
+    if (!existsSync(latest)) return undefined;
+    const { tag } = parseJson<{ tag: string }>(latest);
+    const sub = join(this.dir, tag);
+    const state = parseJson<S>(join(sub, 'state.json'));
+    const path = (name: string) => join(sub, name);
+    const read = (name: string) => {
+      const p = path(name);
+      if (!existsSync(p)) throw new FileFormatError(p, 'checkpoint file missing');
+      return new Uint8Array(readFileSync(p));
+    };
+    return { tag, state, read, path };
+  }
+}
+
+function parseJson<T>(file: string): T {
+  if (!existsSync(file)) throw new FileFormatError(file, 'checkpoint file missing');
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as T;
+  } catch (e) {
+    throw new FileFormatError(file, `corrupt checkpoint (${(e as Error).message})`);
+  }
+}

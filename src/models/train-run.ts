@@ -1,0 +1,133 @@
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import type { BackendInfo } from '../engine/backend.js';
+import { loadDataset } from '../data/load.js';
+import type { Dataset } from '../data/types.js';
+import { buildModel } from './zoo.js';
+import { saveModel } from './io.js';
+import { trainClassifier, type TrainEvent, type EpochRecord } from './train.js';
+import { accuracy } from './evaluate.js';
+import { runMeta, type RunMeta } from '../report/meta.js';
+import { writeJsonAtomic } from '../util/atomic.js';
+import { InputError } from '../errors.js';
+
+const require = createRequire(import.meta.url);
+
+/** Options of {@link trainRun} (the `advlab train` job). */
+export interface TrainRunOptions {
+  /** Zoo model name. */
+  model: string;
+  /** Built-in dataset name or a path in a supported format. */
+  dataset: string;
+  /** Output folder: model/, checkpoint/, result.json. */
+  out: string;
+  /** Defaults to {@link defaultEpochs}. */
+  epochs?: number;
+  batchSize?: number;
+  learningRate?: number;
+  seed?: number;
+  resume?: boolean;
+  /** Stop after this many epochs in this call (simulates a kill, for tests). */
+  stopAfterEpochs?: number;
+  onProgress?: (event: TrainRunEvent) => void;
+}
+
+export type TrainRunEvent = TrainEvent | { type: 'dataset'; dataset: Dataset };
+
+/** The content of `result.json` for `advlab train`. */
+export interface TrainRunResult extends RunMeta {
+  options: Required<Pick<TrainRunOptions, 'model' | 'dataset' | 'out' | 'epochs' | 'batchSize' | 'learningRate' | 'seed' | 'resume'>>;
+  dataset: { name: string; trainSize: number; testSize: number; skipped: number; numClasses: number; imageShape: number[] };
+  model: string;
+  modelPath: string;
+  parameters: number;
+  cleanAccuracy: number;
+  secondsPerEpoch: number;
+  epochs: number;
+  resumedFromEpoch: number;
+  history: EpochRecord[];
+  packages: Record<string, string>;
+}
+
+export const TRAIN_DEFAULTS = { batchSize: 64, learningRate: 1e-3, seed: 0 } as const;
+
+/**
+ * Default epochs: small training sets (mnist's 7,996 images) need more passes
+ * than large ones (fashion-mnist's 56,000) for the same number of steps.
+ */
+export function defaultEpochs(trainSize: number): number {
+  return trainSize < 20000 ? 10 : 5;
+}
+
+/**
+ * Trains a zoo model on a dataset, checkpointing each epoch into `out/checkpoint`,
+ * then saves the model into `out/model` and writes `out/result.json`. With
+ * `resume`, continues from the last finished epoch.
+ */
+export async function trainRun(options: TrainRunOptions, backend: BackendInfo): Promise<TrainRunResult> {
+  const startedAt = new Date();
+  const seed = options.seed ?? TRAIN_DEFAULTS.seed;
+  const data = loadDataset(options.dataset);
+  options.onProgress?.({ type: 'dataset', dataset: data });
+  const epochs = options.epochs ?? defaultEpochs(data.train.count);
+  const batchSize = options.batchSize ?? TRAIN_DEFAULTS.batchSize;
+  const learningRate = options.learningRate ?? TRAIN_DEFAULTS.learningRate;
+  if (!options.out) throw new InputError('out', 'an output folder is required');
+
+  const model = buildModel(options.model, { inputShape: data.train.imageShape, numClasses: data.numClasses, seed });
+  try {
+    const trained = await trainClassifier(model, data.train, {
+      epochs,
+      batchSize,
+      learningRate,
+      seed,
+      test: data.test,
+      checkpointDir: join(options.out, 'checkpoint'),
+      resume: options.resume,
+      stopAfterEpochs: options.stopAfterEpochs,
+      onProgress: options.onProgress,
+    });
+    const modelPath = join(options.out, 'model');
+    await saveModel(model, modelPath);
+    const last = trained.history[trained.history.length - 1];
+    const cleanAccuracy = last?.epoch === epochs && last.testAccuracy !== undefined ? last.testAccuracy : accuracy(model, data.test);
+    const result: TrainRunResult = {
+      ...runMeta('train', backend, seed, startedAt),
+      options: { model: options.model, dataset: options.dataset, out: options.out, epochs, batchSize, learningRate, seed, resume: !!options.resume },
+      dataset: {
+        name: data.name,
+        trainSize: data.train.count,
+        testSize: data.test.count,
+        skipped: data.skipped,
+        numClasses: data.numClasses,
+        imageShape: data.train.imageShape,
+      },
+      model: options.model,
+      modelPath,
+      parameters: model.countParams(),
+      cleanAccuracy,
+      secondsPerEpoch: trained.secondsPerEpoch,
+      epochs: trained.history.length ? trained.history[trained.history.length - 1].epoch : 0,
+      resumedFromEpoch: trained.resumedFromEpoch,
+      history: trained.history,
+      packages: packageVersions(),
+    };
+    writeJsonAtomic(join(options.out, 'result.json'), result);
+    return result;
+  } finally {
+    model.dispose();
+  }
+}
+
+/** Versions of the packages that shape a result (for reproducibility). */
+export function packageVersions(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of ['@tensorflow/tfjs-core', '@tensorflow/tfjs-layers', '@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs-backend-cpu', 'mnist', 'fashion-mnist']) {
+    try {
+      out[name] = (require(`${name}/package.json`) as { version: string }).version;
+    } catch {
+      /* not installed */
+    }
+  }
+  return out;
+}

@@ -1,0 +1,216 @@
+import { tf, tfl } from '../engine/tf.js';
+import type { ImageSet } from '../data/types.js';
+import { batchOrder, makeBatch } from '../data/batches.js';
+import { Rng, deriveSeed } from '../util/rng.js';
+import { packTensors, unpackTensors, type TensorSpec } from '../engine/tensor-io.js';
+import { CheckpointStore } from './checkpoint.js';
+import { accuracy } from './evaluate.js';
+import { InputError } from '../errors.js';
+
+/** Options of {@link trainClassifier}. */
+export interface TrainOptions {
+  /** Passes over the training set. */
+  epochs: number;
+  /** Images per gradient step. */
+  batchSize: number;
+  /** Adam learning rate (Kingma & Ba 2015). */
+  learningRate: number;
+  /** Seeds the per-epoch shuffle. */
+  seed: number;
+  /** Test set scored after each epoch (inference mode); optional. */
+  test?: ImageSet;
+  /** Folder for per-epoch checkpoints (model weights, optimizer state, epoch, RNG). */
+  checkpointDir?: string;
+  /** Continue from the latest checkpoint in `checkpointDir`, if there is one. */
+  resume?: boolean;
+  /** Progress events; the library never prints. */
+  onProgress?: (event: TrainEvent) => void;
+  /** Stop after this many epochs in this call (for tests of kill-and-resume). */
+  stopAfterEpochs?: number;
+}
+
+/** Per-epoch record. */
+export interface EpochRecord {
+  epoch: number;
+  loss: number;
+  trainAccuracy: number;
+  testAccuracy?: number;
+  seconds: number;
+}
+
+/** Progress events emitted while training. */
+export type TrainEvent =
+  | { type: 'resumed'; epoch: number }
+  | { type: 'epoch-start'; epoch: number; epochs: number; batches: number }
+  | { type: 'batch'; epoch: number; batch: number; batches: number; loss: number; accuracy: number }
+  | ({ type: 'epoch-end'; epochs: number } & EpochRecord);
+
+/** What {@link trainClassifier} did. */
+export interface TrainResult {
+  history: EpochRecord[];
+  /** Epochs completed before this call (0 unless resumed). */
+  resumedFromEpoch: number;
+  /** Mean seconds of the epochs run in this call. */
+  secondsPerEpoch: number;
+}
+
+interface CheckpointState {
+  epoch: number;
+  rngState: number[];
+  history: EpochRecord[];
+  modelSpecs: TensorSpec[];
+  optimizerSpecs: TensorSpec[];
+  /** Adam's running beta powers; restoring them exactly keeps a resumed run bit-identical. */
+  accBeta: [number, number] | null;
+}
+
+/**
+ * Trains a logits classifier with Adam on softmax cross-entropy, seeded,
+ * checkpointing after every epoch so a killed run resumes without losing a
+ * finished epoch. Works on every backend (on wasm, advlab's kernels supply the
+ * convolution gradients the shipped backend lacks).
+ */
+export async function trainClassifier(model: tfl.LayersModel, train: ImageSet, options: TrainOptions): Promise<TrainResult> {
+  validate(options, train);
+  const numClasses = outputClasses(model);
+  const optimizer = tf.train.adam(options.learningRate);
+  let rng = new Rng(deriveSeed(options.seed, 'shuffle'));
+  let history: EpochRecord[] = [];
+  let startEpoch = 0;
+  const store = options.checkpointDir ? new CheckpointStore(options.checkpointDir) : undefined;
+
+  try {
+    if (store && options.resume) {
+      const ck = store.load<CheckpointState>();
+      if (ck) {
+        restoreWeights(model, ck.state.modelSpecs, ck.read('model.bin'), ck.path('model.bin'));
+        await restoreOptimizer(optimizer, ck.state, ck.read('optimizer.bin'), ck.path('optimizer.bin'));
+        rng = Rng.fromState(ck.state.rngState);
+        history = ck.state.history;
+        startEpoch = ck.state.epoch;
+        options.onProgress?.({ type: 'resumed', epoch: startEpoch });
+      }
+    }
+
+    const lastEpoch = Math.min(options.epochs, startEpoch + (options.stopAfterEpochs ?? Infinity));
+    const secondsRun: number[] = [];
+    for (let epoch = startEpoch + 1; epoch <= lastEpoch; epoch++) {
+      const t0 = performance.now();
+      const order = batchOrder(train.count, options.batchSize, rng);
+      options.onProgress?.({ type: 'epoch-start', epoch, epochs: options.epochs, batches: order.length });
+      let lossSum = 0;
+      let correct = 0;
+      for (let b = 0; b < order.length; b++) {
+        const { loss, correct: c } = trainStep(model, optimizer, train, order[b], numClasses);
+        lossSum += loss * order[b].length;
+        correct += c;
+        const seen = order.slice(0, b + 1).reduce((s, o) => s + o.length, 0);
+        options.onProgress?.({ type: 'batch', epoch, batch: b + 1, batches: order.length, loss: lossSum / seen, accuracy: correct / seen });
+        // Let timers (progress bars) run between steps.
+        await new Promise((r) => setImmediate(r));
+      }
+      const record: EpochRecord = {
+        epoch,
+        loss: lossSum / train.count,
+        trainAccuracy: correct / train.count,
+        seconds: (performance.now() - t0) / 1000,
+      };
+      if (options.test) record.testAccuracy = accuracy(model, options.test);
+      history.push(record);
+      secondsRun.push(record.seconds);
+      if (store) await saveCheckpoint(store, model, optimizer, rng, history, epoch);
+      options.onProgress?.({ type: 'epoch-end', epochs: options.epochs, ...record });
+    }
+    return {
+      history,
+      resumedFromEpoch: startEpoch,
+      secondsPerEpoch: secondsRun.length ? secondsRun.reduce((a, b) => a + b, 0) / secondsRun.length : 0,
+    };
+  } finally {
+    optimizer.dispose();
+  }
+}
+
+/** One Adam step on one batch; returns the batch's mean loss and correct count. */
+function trainStep(model: tfl.LayersModel, optimizer: tf.Optimizer, set: ImageSet, indices: Int32Array, numClasses: number): { loss: number; correct: number } {
+  const batch = makeBatch(set, indices);
+  let correctT: tf.Scalar | undefined;
+  try {
+    const lossT = optimizer.minimize(() => {
+      const logits = model.apply(batch.x, { training: true }) as tf.Tensor2D;
+      correctT = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), batch.y), 'int32'))) as tf.Scalar;
+      return tf.losses.softmaxCrossEntropy(tf.oneHot(batch.y, numClasses), logits) as tf.Scalar;
+    }, true) as tf.Scalar;
+    const loss = lossT.dataSync()[0];
+    lossT.dispose();
+    return { loss, correct: correctT!.dataSync()[0] };
+  } finally {
+    tf.dispose([batch.x, batch.y, correctT as tf.Tensor]);
+  }
+}
+
+async function saveCheckpoint(store: CheckpointStore, model: tfl.LayersModel, optimizer: tf.AdamOptimizer, rng: Rng, history: EpochRecord[], epoch: number): Promise<void> {
+  const modelPack = packTensors(model.weights.map((w) => ({ name: w.originalName, tensor: w.read() })));
+  const optWeights = await optimizer.getWeights();
+  const optPack = packTensors(optWeights);
+  tf.dispose(optWeights.map((w) => w.tensor));
+  const state: CheckpointState = {
+    epoch,
+    rngState: rng.getState(),
+    history,
+    modelSpecs: modelPack.specs,
+    optimizerSpecs: optPack.specs,
+    accBeta: readAccBeta(optimizer),
+  };
+  store.save(`epoch-${epoch}`, state, { 'model.bin': modelPack.data, 'optimizer.bin': optPack.data });
+}
+
+function restoreWeights(model: tfl.LayersModel, specs: TensorSpec[], data: Uint8Array, file: string): void {
+  const tensors = unpackTensors(specs, data, file);
+  try {
+    const weights = model.weights;
+    if (weights.length !== tensors.length || weights.some((w, i) => w.shape.join() !== tensors[i].tensor.shape.join())) {
+      throw new InputError('resume', `the checkpoint in ${file} was written for a different model (weights do not match); delete it or drop --resume`);
+    }
+    model.setWeights(tensors.map((t) => t.tensor));
+  } finally {
+    tf.dispose(tensors.map((t) => t.tensor));
+  }
+}
+
+async function restoreOptimizer(optimizer: tf.AdamOptimizer, state: CheckpointState, data: Uint8Array, file: string): Promise<void> {
+  const tensors = unpackTensors(state.optimizerSpecs, data, file);
+  // setWeights copies the values into new variables.
+  await optimizer.setWeights(tensors);
+  tf.dispose(tensors.map((t) => t.tensor));
+  if (state.accBeta) {
+    const o = optimizer as unknown as { accBeta1?: tf.Variable<tf.Rank.R0>; accBeta2?: tf.Variable<tf.Rank.R0> };
+    const [b1, b2] = state.accBeta;
+    tf.tidy(() => {
+      o.accBeta1?.assign(tf.scalar(b1));
+      o.accBeta2?.assign(tf.scalar(b2));
+    });
+  }
+}
+
+/** tfjs's Adam keeps beta^t as running products; setWeights recomputes them with pow, which rounds differently. */
+function readAccBeta(optimizer: tf.AdamOptimizer): [number, number] | null {
+  const o = optimizer as unknown as { accBeta1?: tf.Variable; accBeta2?: tf.Variable };
+  if (!o.accBeta1 || !o.accBeta2) return null;
+  return [o.accBeta1.dataSync()[0], o.accBeta2.dataSync()[0]];
+}
+
+function outputClasses(model: tfl.LayersModel): number {
+  const shape = model.outputs[0].shape;
+  const k = shape[shape.length - 1];
+  if (shape.length !== 2 || k == null || k < 2) throw new InputError('model', `expected a classifier with logits of shape [batch, classes], got [${shape.join(', ')}]`);
+  return k;
+}
+
+function validate(o: TrainOptions, train: ImageSet): void {
+  if (!Number.isInteger(o.epochs) || o.epochs < 1) throw new InputError('epochs', `expected a positive integer, got ${o.epochs}`);
+  if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new InputError('batchSize', `expected a positive integer, got ${o.batchSize}`);
+  if (!(o.learningRate > 0) || !Number.isFinite(o.learningRate)) throw new InputError('learningRate', `expected a positive number, got ${o.learningRate}`);
+  if (o.resume && !o.checkpointDir) throw new InputError('resume', 'needs a checkpoint folder (checkpointDir)');
+  if (train.count === 0) throw new InputError('train', 'the training set is empty');
+}
