@@ -22,7 +22,7 @@ export function positiveOption(name: string) {
 
 /** Starts the backend named by --backend (or ADVLAB_BACKEND) and says which one runs. */
 export async function startBackend(backend: string | undefined, kernels: KernelMode | undefined, log: (line: string) => void): Promise<BackendInfo> {
-  const info = await initBackend({ backend: backend ? parseBackendName(backend, '--backend') : 'auto', kernels });
+  const info = await initBackend({ backend: parseBackendName(backend ?? 'auto', '--backend'), kernels });
   const kernelNote = info.name === 'wasm' ? `, ${info.kernels} kernels` : '';
   log(`backend: ${info.name} (${info.threads} thread${info.threads === 1 ? '' : 's'}${kernelNote})`);
   return info;

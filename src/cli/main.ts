@@ -6,12 +6,11 @@ import { trainCommand } from './train.js';
 
 /** Builds the `advlab` program; exported for tests. */
 export function program(): Command {
-  return new Command('advlab')
-    .description('adversarial machine learning for TensorFlow.js')
-    .version(ADVLAB_VERSION)
-    .showHelpAfterError()
-    .exitOverride()
-    .addCommand(trainCommand());
+  const root = new Command('advlab').description('adversarial machine learning for TensorFlow.js').version(ADVLAB_VERSION);
+  for (const sub of [trainCommand()]) root.addCommand(sub);
+  // Subcommands added with addCommand do not inherit settings: throw instead of exiting, everywhere.
+  for (const c of [root, ...root.commands]) c.showHelpAfterError().exitOverride();
+  return root;
 }
 
 /** Runs the CLI; returns the exit code (0 ok, 2 bad input, 1 failure). */

@@ -17,7 +17,7 @@ export function trainCommand(): Command {
     .option('--batch-size <n>', 'batch size', intOption('--batch-size', 1), TRAIN_DEFAULTS.batchSize)
     .option('--lr <x>', 'Adam learning rate', positiveOption('--lr'), TRAIN_DEFAULTS.learningRate)
     .option('--seed <n>', 'random seed', intOption('--seed'), TRAIN_DEFAULTS.seed)
-    .option('--backend <name>', 'auto, node, wasm or cpu (env ADVLAB_BACKEND)')
+    .option('--backend <name>', 'auto, node, wasm or cpu; auto honours env ADVLAB_BACKEND', 'auto')
     .option('--resume', 'continue from the last checkpoint in <out>/checkpoint', false)
     .option('--no-progress', 'plain lines instead of a progress bar')
     .action(async (o) => {

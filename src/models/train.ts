@@ -153,7 +153,8 @@ async function saveCheckpoint(store: CheckpointStore, model: tfl.LayersModel, op
   const modelPack = packTensors(model.weights.map((w) => ({ name: w.originalName, tensor: w.read() })));
   const optWeights = await optimizer.getWeights();
   const optPack = packTensors(optWeights);
-  tf.dispose(optWeights.map((w) => w.tensor));
+  // getWeights hands out Adam's live moment variables plus a fresh iteration scalar: free only the latter.
+  tf.dispose(optWeights.map((w) => w.tensor).filter((t) => !(t instanceof tf.Variable)));
   const state: CheckpointState = {
     epoch,
     rngState: rng.getState(),

@@ -1,0 +1,79 @@
+import { tf } from '../src/engine/tf.js';
+import { initBackend, type BackendName } from '../src/engine/backend.js';
+import type { KernelMode } from '../src/engine/kernels/index.js';
+import { buildModel } from '../src/models/zoo.js';
+import { Rng } from '../src/util/rng.js';
+import { time, machine, round } from './measure.js';
+
+const BATCH = 128;
+
+interface Config {
+  name: string;
+  backend: BackendName;
+  kernels?: KernelMode;
+}
+
+const CONFIGS: Config[] = [
+  { name: 'wasm', backend: 'wasm', kernels: 'advlab' },
+  { name: 'wasm-shipped', backend: 'wasm', kernels: 'shipped' },
+  { name: 'cpu', backend: 'cpu' },
+  { name: 'node', backend: 'node' },
+];
+
+/**
+ * The reference CNN (small-cnn) at batch 128: forward, forward + input gradient
+ * (one attack step) and one Adam train step, on every backend that starts here.
+ */
+export async function benchEngine(log: (s: string) => void) {
+  const out: Record<string, unknown> = { machine: machine(), model: 'small-cnn', batch: BATCH };
+  for (const cfg of CONFIGS) {
+    let info;
+    try {
+      info = await initBackend({ backend: cfg.backend, kernels: cfg.kernels });
+    } catch (e) {
+      out[cfg.name] = { available: false, reason: (e as Error).message.split('\n')[0] };
+      log(`engine.${cfg.name}: unavailable`);
+      continue;
+    }
+    // The pure-JS cpu backend needs minutes per gradient step: time it once.
+    const slow = cfg.backend === 'cpu';
+    const opts = slow ? { warmup: 0, repeats: 1, budgetMs: 1 } : { warmup: 2, repeats: 7, budgetMs: 30000 };
+    const rng = new Rng(0);
+    const model = buildModel('small-cnn', { inputShape: [28, 28, 1], numClasses: 10, seed: 0 });
+    const x = tf.tensor4d(Float32Array.from({ length: BATCH * 784 }, () => rng.next()), [BATCH, 28, 28, 1]);
+    const y = tf.oneHot(tf.tensor1d(Int32Array.from({ length: BATCH }, () => rng.int(10)), 'int32'), 10);
+    const optimizer = tf.train.adam(1e-3);
+    const loss = (input: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, model.apply(input) as tf.Tensor) as tf.Scalar;
+    const entry: Record<string, unknown> = { available: true, backend: info.name, threads: info.threads, kernels: info.kernels };
+    const measure = (key: string, fn: () => void) => {
+      try {
+        const t = time(fn, opts);
+        entry[key] = t.medianMs;
+        entry[`${key}Repeats`] = t.repeats;
+        log(`engine.${cfg.name}.${key} = ${t.medianMs} ms (${t.repeats} runs)`);
+      } catch (e) {
+        entry[key] = null;
+        entry[`${key}Error`] = (e as Error).message.split('\n')[0];
+        log(`engine.${cfg.name}.${key}: ${entry[`${key}Error`]}`);
+      }
+    };
+    measure('forwardMs', () => tf.tidy(() => (model.predict(x) as tf.Tensor).dataSync()));
+    measure('attackStepMs', () => tf.tidy(() => tf.grad(loss)(x).dataSync()));
+    measure('trainStepMs', () => tf.tidy(() => optimizer.minimize(() => loss(x), true)!.dataSync()));
+    out[cfg.name] = entry;
+    tf.dispose([x, y]);
+    optimizer.dispose();
+    model.dispose();
+  }
+  const wasm = out.wasm as Record<string, number> | undefined;
+  const ratios: Record<string, number | null> = {};
+  for (const other of ['wasm-shipped', 'cpu']) {
+    const o = out[other] as Record<string, number> | undefined;
+    for (const k of ['forwardMs', 'attackStepMs', 'trainStepMs']) {
+      const key = `wasmSpeedupOver${other === 'cpu' ? 'Cpu' : 'Shipped'}${k[0].toUpperCase()}${k.slice(1, -2)}`;
+      ratios[key] = wasm?.[k] && o?.[k] ? round(o[k] / wasm[k], 2) : null;
+    }
+  }
+  out.ratios = ratios;
+  return out;
+}

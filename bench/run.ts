@@ -1,0 +1,27 @@
+// `npm run bench [-- <section> ...]`: measures and writes bench/results.json,
+// replacing only the sections that ran. See CONVENTIONS (Benchmarks).
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { writeJsonAtomic } from '../src/util/atomic.js';
+import { ADVLAB_VERSION } from '../src/report/meta.js';
+import { benchEngine } from './engine.js';
+
+type Section = (log: (s: string) => void) => Promise<unknown>;
+const SECTIONS: Record<string, Section> = { engine: benchEngine };
+
+const file = join(dirname(fileURLToPath(import.meta.url)), 'results.json');
+const requested = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+const unknown = requested.filter((s) => !(s in SECTIONS));
+if (unknown.length) {
+  console.error(`bench: unknown section ${unknown.join(', ')}; sections: ${Object.keys(SECTIONS).join(', ')}`);
+  process.exit(2);
+}
+const results: Record<string, unknown> = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : {};
+for (const name of requested.length ? requested : Object.keys(SECTIONS)) {
+  console.log(`bench: ${name}`);
+  results[name] = await SECTIONS[name]((s) => console.log(`  ${s}`));
+  results.advlabVersion = ADVLAB_VERSION;
+  writeJsonAtomic(file, results);
+}
+console.log(`bench: wrote ${file}`);
