@@ -12,6 +12,7 @@ import { buildModel } from '../src/models/zoo.js';
 import { trainClassifier, type TrainEvent } from '../src/models/train.js';
 import { accuracy } from '../src/models/evaluate.js';
 import type { ImageSet } from '../src/data/types.js';
+import { randomShift } from '../src/data/augment.js';
 
 let train: ImageSet;
 let testSet: ImageSet;
@@ -27,7 +28,7 @@ function weightsOf(model: ReturnType<typeof buildModel>): Float32Array[] {
   return model.getWeights().map((w) => w.dataSync() as Float32Array);
 }
 
-const opts = { epochs: 3, batchSize: 50, learningRate: 1e-3, seed: 5 };
+const opts = { epochs: 3, batchSize: 50, learningRate: 1e-3, seed: 5, augment: [randomShift(1)] };
 
 test('a run stopped after epoch 1 and resumed ends with exactly the weights of an uninterrupted run', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'advlab-train-'));

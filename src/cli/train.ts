@@ -16,6 +16,8 @@ export function trainCommand(): Command {
     .option('--epochs <n>', 'epochs (default: 10 below 20,000 training images, else 5)', intOption('--epochs', 1))
     .option('--batch-size <n>', 'batch size', intOption('--batch-size', 1), TRAIN_DEFAULTS.batchSize)
     .option('--lr <x>', 'Adam learning rate', positiveOption('--lr'), TRAIN_DEFAULTS.learningRate)
+    .option('--schedule <name>', 'learning-rate schedule: cosine or constant', TRAIN_DEFAULTS.schedule)
+    .option('--augment <spec>', 'training augmentation: none, shift or shift:N (random translation by up to N pixels)', TRAIN_DEFAULTS.augment)
     .option('--seed <n>', 'random seed', intOption('--seed'), TRAIN_DEFAULTS.seed)
     .option('--backend <name>', 'auto, node, wasm or cpu; auto honours env ADVLAB_BACKEND', 'auto')
     .option('--resume', 'continue from the last checkpoint in <out>/checkpoint', false)
@@ -33,6 +35,8 @@ export function trainCommand(): Command {
           epochs: o.epochs,
           batchSize: o.batchSize,
           learningRate: o.lr,
+          schedule: o.schedule,
+          augment: o.augment,
           seed: o.seed,
           resume: o.resume,
           onProgress: (e) => {

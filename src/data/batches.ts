@@ -2,6 +2,7 @@ import { tf } from '../engine/tf.js';
 import type { ImageSet } from './types.js';
 import { imageSize } from './types.js';
 import type { Rng } from '../util/rng.js';
+import type { Augmentation } from './augment.js';
 
 /** One batch as tensors; the caller disposes them. */
 export interface Batch {
@@ -22,8 +23,11 @@ export function batchOrder(count: number, batchSize: number, rng?: Rng): Int32Ar
   return out;
 }
 
-/** Gathers the images and labels at `indices` into tensors. */
-export function makeBatch(set: ImageSet, indices: Int32Array): Batch {
+/**
+ * Gathers the images and labels at `indices` into tensors, after applying the
+ * augmentations (if any) to the gathered copy with `rng`.
+ */
+export function makeBatch(set: ImageSet, indices: Int32Array, augment: readonly Augmentation[] = [], rng?: Rng): Batch {
   const size = imageSize(set.imageShape);
   const x = new Float32Array(indices.length * size);
   const y = new Int32Array(indices.length);
@@ -32,6 +36,8 @@ export function makeBatch(set: ImageSet, indices: Int32Array): Batch {
     x.set(set.images.subarray(i * size, (i + 1) * size), k * size);
     y[k] = set.labels[i];
   }
+  if (augment.length && !rng) throw new Error('makeBatch: augmentations need an rng');
+  for (const a of augment) a.apply(x, indices.length, set.imageShape, rng!);
   return {
     x: tf.tensor4d(x, [indices.length, ...set.imageShape]),
     y: tf.tensor1d(y, 'int32'),

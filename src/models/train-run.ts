@@ -5,7 +5,8 @@ import { loadDataset } from '../data/load.js';
 import type { Dataset } from '../data/types.js';
 import { buildModel } from './zoo.js';
 import { saveModel } from './io.js';
-import { trainClassifier, type TrainEvent, type EpochRecord } from './train.js';
+import { trainClassifier, type TrainEvent, type EpochRecord, type LearningRateSchedule } from './train.js';
+import { parseAugmentations } from '../data/augment.js';
 import { accuracy } from './evaluate.js';
 import { runMeta, type RunMeta } from '../report/meta.js';
 import { writeJsonAtomic } from '../util/atomic.js';
@@ -26,6 +27,10 @@ export interface TrainRunOptions {
   batchSize?: number;
   learningRate?: number;
   seed?: number;
+  /** Learning-rate schedule (default cosine). */
+  schedule?: LearningRateSchedule;
+  /** Augmentations as written on the command line: `none`, `shift`, `shift:N` (default `shift:1`). */
+  augment?: string;
   resume?: boolean;
   /** Stop after this many epochs in this call (simulates a kill, for tests). */
   stopAfterEpochs?: number;
@@ -36,7 +41,7 @@ export type TrainRunEvent = TrainEvent | { type: 'dataset'; dataset: Dataset };
 
 /** The content of `result.json` for `advlab train`. */
 export interface TrainRunResult extends RunMeta {
-  options: Required<Pick<TrainRunOptions, 'model' | 'dataset' | 'out' | 'epochs' | 'batchSize' | 'learningRate' | 'seed' | 'resume'>>;
+  options: Required<Pick<TrainRunOptions, 'model' | 'dataset' | 'out' | 'epochs' | 'batchSize' | 'learningRate' | 'schedule' | 'augment' | 'seed' | 'resume'>>;
   dataset: { name: string; trainSize: number; testSize: number; skipped: number; numClasses: number; imageShape: number[] };
   model: string;
   modelPath: string;
@@ -49,7 +54,7 @@ export interface TrainRunResult extends RunMeta {
   packages: Record<string, string>;
 }
 
-export const TRAIN_DEFAULTS = { batchSize: 64, learningRate: 1e-3, seed: 0 } as const;
+export const TRAIN_DEFAULTS = { batchSize: 64, learningRate: 1e-3, schedule: 'cosine', augment: 'shift:1', seed: 0 } as const;
 
 /**
  * Default epochs: small training sets (mnist's 7,996 images) need more passes
@@ -66,13 +71,16 @@ export function defaultEpochs(trainSize: number): number {
  */
 export async function trainRun(options: TrainRunOptions, backend: BackendInfo): Promise<TrainRunResult> {
   const startedAt = new Date();
+  if (!options.out) throw new InputError('out', 'an output folder is required');
   const seed = options.seed ?? TRAIN_DEFAULTS.seed;
   const data = loadDataset(options.dataset);
   options.onProgress?.({ type: 'dataset', dataset: data });
   const epochs = options.epochs ?? defaultEpochs(data.train.count);
   const batchSize = options.batchSize ?? TRAIN_DEFAULTS.batchSize;
   const learningRate = options.learningRate ?? TRAIN_DEFAULTS.learningRate;
-  if (!options.out) throw new InputError('out', 'an output folder is required');
+  const schedule = options.schedule ?? TRAIN_DEFAULTS.schedule;
+  const augmentSpec = options.augment ?? TRAIN_DEFAULTS.augment;
+  const augment = parseAugmentations(augmentSpec);
 
   const model = buildModel(options.model, { inputShape: data.train.imageShape, numClasses: data.numClasses, seed });
   try {
@@ -80,6 +88,8 @@ export async function trainRun(options: TrainRunOptions, backend: BackendInfo): 
       epochs,
       batchSize,
       learningRate,
+      schedule,
+      augment,
       seed,
       test: data.test,
       checkpointDir: join(options.out, 'checkpoint'),
@@ -93,7 +103,7 @@ export async function trainRun(options: TrainRunOptions, backend: BackendInfo): 
     const cleanAccuracy = last?.epoch === epochs && last.testAccuracy !== undefined ? last.testAccuracy : accuracy(model, data.test);
     const result: TrainRunResult = {
       ...runMeta('train', backend, seed, startedAt),
-      options: { model: options.model, dataset: options.dataset, out: options.out, epochs, batchSize, learningRate, seed, resume: !!options.resume },
+      options: { model: options.model, dataset: options.dataset, out: options.out, epochs, batchSize, learningRate, schedule, augment: augmentSpec, seed, resume: !!options.resume },
       dataset: {
         name: data.name,
         trainSize: data.train.count,

@@ -1,6 +1,7 @@
 import { tf, tfl } from '../engine/tf.js';
 import type { ImageSet } from '../data/types.js';
-import { batchOrder, makeBatch } from '../data/batches.js';
+import { batchOrder, makeBatch, type Batch } from '../data/batches.js';
+import type { Augmentation } from '../data/augment.js';
 import { Rng, deriveSeed } from '../util/rng.js';
 import { packTensors, unpackTensors, type TensorSpec } from '../engine/tensor-io.js';
 import { CheckpointStore } from './checkpoint.js';
@@ -15,8 +16,12 @@ export interface TrainOptions {
   batchSize: number;
   /** Adam learning rate (Kingma & Ba 2015). */
   learningRate: number;
-  /** Seeds the per-epoch shuffle. */
+  /** Seeds the per-epoch shuffle and the augmentations. */
   seed: number;
+  /** `cosine` (default): the rate decays to 0 over the run along a half cosine (Loshchilov & Hutter 2017); `constant`. */
+  schedule?: LearningRateSchedule;
+  /** Training-time augmentations applied to each batch (default none). */
+  augment?: readonly Augmentation[];
   /** Test set scored after each epoch (inference mode); optional. */
   test?: ImageSet;
   /** Folder for per-epoch checkpoints (model weights, optimizer state, epoch, RNG). */
@@ -27,6 +32,14 @@ export interface TrainOptions {
   onProgress?: (event: TrainEvent) => void;
   /** Stop after this many epochs in this call (for tests of kill-and-resume). */
   stopAfterEpochs?: number;
+}
+
+export type LearningRateSchedule = 'cosine' | 'constant';
+export const LEARNING_RATE_SCHEDULES: readonly LearningRateSchedule[] = ['cosine', 'constant'];
+
+/** The learning rate at global step `step` of `total`. */
+export function learningRateAt(base: number, schedule: LearningRateSchedule, step: number, total: number): number {
+  return schedule === 'cosine' ? base * 0.5 * (1 + Math.cos((Math.PI * step) / total)) : base;
 }
 
 /** Per-epoch record. */
@@ -73,6 +86,7 @@ interface CheckpointState {
 export async function trainClassifier(model: tfl.LayersModel, train: ImageSet, options: TrainOptions): Promise<TrainResult> {
   validate(options, train);
   const numClasses = outputClasses(model);
+  const schedule = options.schedule ?? 'cosine';
   const optimizer = tf.train.adam(options.learningRate);
   let rng = new Rng(deriveSeed(options.seed, 'shuffle'));
   let history: EpochRecord[] = [];
@@ -101,7 +115,10 @@ export async function trainClassifier(model: tfl.LayersModel, train: ImageSet, o
       let lossSum = 0;
       let correct = 0;
       for (let b = 0; b < order.length; b++) {
-        const { loss, correct: c } = trainStep(model, optimizer, train, order[b], numClasses);
+        // The rate depends only on the step index, so a resumed run follows the same curve.
+        setLearningRate(optimizer, learningRateAt(options.learningRate, schedule, (epoch - 1) * order.length + b, options.epochs * order.length));
+        const batch = makeBatch(train, order[b], options.augment, rng);
+        const { loss, correct: c } = trainStep(model, optimizer, batch, numClasses);
         lossSum += loss * order[b].length;
         correct += c;
         const seen = order.slice(0, b + 1).reduce((s, o) => s + o.length, 0);
@@ -131,9 +148,8 @@ export async function trainClassifier(model: tfl.LayersModel, train: ImageSet, o
   }
 }
 
-/** One Adam step on one batch; returns the batch's mean loss and correct count. */
-function trainStep(model: tfl.LayersModel, optimizer: tf.Optimizer, set: ImageSet, indices: Int32Array, numClasses: number): { loss: number; correct: number } {
-  const batch = makeBatch(set, indices);
+/** One Adam step on one batch (disposed here); returns the batch's mean loss and correct count. */
+function trainStep(model: tfl.LayersModel, optimizer: tf.Optimizer, batch: Batch, numClasses: number): { loss: number; correct: number } {
   let correctT: tf.Scalar | undefined;
   try {
     const lossT = optimizer.minimize(() => {
@@ -201,6 +217,11 @@ function readAccBeta(optimizer: tf.AdamOptimizer): [number, number] | null {
   return [o.accBeta1.dataSync()[0], o.accBeta2.dataSync()[0]];
 }
 
+function setLearningRate(optimizer: tf.AdamOptimizer, rate: number): void {
+  // tfjs's Adam reads this field on every applyGradients.
+  (optimizer as unknown as { learningRate: number }).learningRate = rate;
+}
+
 function outputClasses(model: tfl.LayersModel): number {
   const shape = model.outputs[0].shape;
   const k = shape[shape.length - 1];
@@ -212,6 +233,7 @@ function validate(o: TrainOptions, train: ImageSet): void {
   if (!Number.isInteger(o.epochs) || o.epochs < 1) throw new InputError('epochs', `expected a positive integer, got ${o.epochs}`);
   if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new InputError('batchSize', `expected a positive integer, got ${o.batchSize}`);
   if (!(o.learningRate > 0) || !Number.isFinite(o.learningRate)) throw new InputError('learningRate', `expected a positive number, got ${o.learningRate}`);
+  if (o.schedule !== undefined && !LEARNING_RATE_SCHEDULES.includes(o.schedule)) throw new InputError('schedule', `expected one of ${LEARNING_RATE_SCHEDULES.join(', ')}, got "${o.schedule}"`);
   if (o.resume && !o.checkpointDir) throw new InputError('resume', 'needs a checkpoint folder (checkpointDir)');
   if (train.count === 0) throw new InputError('train', 'the training set is empty');
 }

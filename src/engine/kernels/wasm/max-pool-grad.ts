@@ -1,0 +1,76 @@
+/**
+ * `MaxPoolGrad` for the wasm backend: a single pass over the input instead of
+ * the shipped kernel's per-input-pixel search.
+ */
+import { tf } from '../../tf.js';
+import { heapF32, wasmBackend, type KernelArgs } from './util.js';
+
+/**
+ * Routes each dy entry to the first maximum of its window (row-major order,
+ * strict `>`, padding excluded), exactly as the CPU backend does; a window
+ * with no value above -Infinity passes no gradient. The argmax is recomputed
+ * from the input (not matched against the forward output), so NaNs and
+ * hand-made `output` tensors behave as on the CPU backend.
+ */
+function maxPoolGrad(args: KernelArgs): tf.TensorInfo {
+  const backend = wasmBackend(args);
+  const { dy, input } = args.inputs as { dy: tf.TensorInfo; input: tf.TensorInfo };
+  const attrs = (args.attrs ?? {}) as Record<string, unknown>;
+  const info = tf.backend_util.computePool2DInfo(
+    input.shape as [number, number, number, number],
+    attrs.filterSize as [number, number] | number,
+    attrs.strides as [number, number] | number,
+    1,
+    attrs.pad as 'valid' | 'same' | number | tf.backend_util.ExplicitPadding,
+    attrs.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined,
+  );
+  const [N, H, W, C] = input.shape;
+  const { outHeight: OH, outWidth: OW, strideHeight: sh, strideWidth: sw } = info;
+  const { effectiveFilterHeight: KH, effectiveFilterWidth: KW } = info;
+  const pt = info.padInfo.top;
+  const pl = info.padInfo.left;
+
+  const out = backend.makeOutput([N, H, W, C], 'float32');
+  // Views after the allocation: makeOutput may grow (and detach) the heap.
+  const dx = heapF32(backend, out);
+  const xs = heapF32(backend, input);
+  const g = heapF32(backend, dy);
+  dx.fill(0);
+  const rowStride = W * C;
+  for (let n = 0; n < N; n++) {
+    for (let oh = 0; oh < OH; oh++) {
+      const h0 = oh * sh - pt;
+      const hLo = Math.max(h0, 0);
+      const hHi = Math.min(h0 + KH, H);
+      for (let ow = 0; ow < OW; ow++) {
+        const w0 = ow * sw - pl;
+        const wLo = Math.max(w0, 0);
+        const wHi = Math.min(w0 + KW, W);
+        const y0 = ((n * OH + oh) * OW + ow) * C;
+        const x0 = ((n * H + hLo) * W + wLo) * C;
+        for (let c = 0; c < C; c++) {
+          let best = -Infinity;
+          let where = -1;
+          for (let h = hLo, r = x0 + c; h < hHi; h++, r += rowStride) {
+            for (let w = wLo, i = r; w < wHi; w++, i += C) {
+              const v = xs[i];
+              if (v > best) {
+                best = v;
+                where = i;
+              }
+            }
+          }
+          if (where >= 0) dx[where] += g[y0 + c];
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** `MaxPoolGrad` on wasm matching the CPU backend's tie-breaking. */
+export const maxPoolGradConfig: tf.KernelConfig = {
+  kernelName: 'MaxPoolGrad',
+  backendName: 'wasm',
+  kernelFunc: maxPoolGrad as unknown as tf.KernelFunc,
+};

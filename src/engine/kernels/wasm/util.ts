@@ -1,0 +1,124 @@
+/**
+ * Helpers shared by advlab's wasm kernels: a structural type for tfjs's
+ * `BackendWasm`, calling the backend's own (XNNPACK) kernels on raw
+ * TensorInfos, and disposing intermediates.
+ *
+ * Heap views: the wasm memory can grow on any allocation (ours, or XNNPACK's
+ * inside a kernel), which detaches every typed-array view taken before. So
+ * views are always taken with {@link heapF32} right before the loop that uses
+ * them, after the last allocation.
+ */
+import { tf } from '../../tf.js';
+
+/** The members of tfjs's `BackendWasm` these kernels use (its class is not imported). */
+export interface WasmBackend {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  typedArrayFromHeap(info: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
+  disposeData(dataId: tf.DataId, force?: boolean): boolean;
+  dataIdMap: { get(dataId: tf.DataId): { id: number } | undefined };
+}
+
+/** Arguments a kernel function receives. */
+export interface KernelArgs {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: tf.NamedAttrMap;
+}
+
+/** The backend of a kernel call, typed. */
+export function wasmBackend(args: KernelArgs): WasmBackend {
+  return args.backend as WasmBackend;
+}
+
+/**
+ * Runs the wasm backend's registered kernel `name` on TensorInfos, outside the
+ * engine: the result is not tracked, so the caller owns it and must
+ * {@link release} it (or return it as the kernel's output).
+ */
+export function runKernel(
+  name: string,
+  backend: WasmBackend,
+  inputs: tf.NamedTensorInfoMap,
+  attrs: tf.NamedAttrMap = {},
+): tf.TensorInfo {
+  const config = tf.getKernel(name, 'wasm');
+  if (!config) throw new Error(`advlab wasm kernels need the wasm kernel ${name}, which is not registered`);
+  const out = config.kernelFunc({ inputs, backend: backend as unknown as tf.KernelBackend, attrs });
+  return Array.isArray(out) ? out[0] : out;
+}
+
+/** Frees intermediates made by {@link runKernel} or `makeOutput`. */
+export function release(backend: WasmBackend, ...infos: tf.TensorInfo[]): void {
+  for (const info of infos) backend.disposeData(info.dataId);
+}
+
+/** A view of a float32 tensor's data on the wasm heap (valid until the next allocation). */
+export function heapF32(backend: WasmBackend, info: tf.TensorInfo): Float32Array {
+  if (info.dtype !== 'float32') throw new Error(`advlab wasm kernel expected float32, got ${info.dtype}`);
+  return backend.typedArrayFromHeap(info) as Float32Array;
+}
+
+/** The same data seen with another shape (no copy, no new reference). */
+export function reshaped(info: tf.TensorInfo, shape: number[]): tf.TensorInfo {
+  return { dataId: info.dataId, shape, dtype: info.dtype };
+}
+
+/** Throws unless the data format is channels-last (the only one the wasm backend supports). */
+export function assertNHWC(dataFormat: unknown, kernel: string): void {
+  if (dataFormat != null && dataFormat !== 'NHWC' && dataFormat !== 'channelsLast') {
+    throw new Error(`advlab wasm ${kernel} supports only dataFormat NHWC, got ${String(dataFormat)}`);
+  }
+}
+
+/** Explicit NHWC padding attribute for the Conv2D kernel. */
+export function explicitPad(top: number, bottom: number, left: number, right: number): tf.backend_util.ExplicitPadding {
+  return [
+    [0, 0],
+    [top, bottom],
+    [left, right],
+    [0, 0],
+  ];
+}
+
+/**
+ * Copies the window `[0, n0) x [r0, r0+n1) x [c0, c0+n2) x [0, n3)` of a 4-D
+ * float32 tensor into a new one (used to crop convolution outputs).
+ */
+export function crop4d(
+  backend: WasmBackend,
+  x: tf.TensorInfo,
+  r0: number,
+  c0: number,
+  rows: number,
+  cols: number,
+): tf.TensorInfo {
+  const [n0, h, w, d] = x.shape;
+  const out = backend.makeOutput([n0, rows, cols, d], 'float32');
+  const src = heapF32(backend, x);
+  const dst = heapF32(backend, out);
+  const rowLen = cols * d;
+  let o = 0;
+  for (let b = 0; b < n0; b++) {
+    for (let r = 0; r < rows; r++) {
+      const s = ((b * h + r0 + r) * w + c0) * d;
+      dst.set(src.subarray(s, s + rowLen), o);
+      o += rowLen;
+    }
+  }
+  return out;
+}
+
+/** A float32 output filled with zeros (makeOutput leaves the heap uninitialised). */
+export function zeros(backend: WasmBackend, shape: number[]): tf.TensorInfo {
+  const out = backend.makeOutput(shape, 'float32');
+  heapF32(backend, out).fill(0);
+  return out;
+}
+
+/** Normalises a `number | [number, number]` attribute. */
+export function pair(v: unknown, fallback = 1): [number, number] {
+  if (v == null) return [fallback, fallback];
+  if (typeof v === 'number') return [v, v];
+  const a = v as number[];
+  return [a[0], a[1]];
+}
