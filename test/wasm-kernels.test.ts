@@ -15,6 +15,7 @@ import assert from 'node:assert/strict';
 import { tf } from '../src/engine/tf.js';
 import { initBackend } from '../src/engine/backend.js';
 import { kernelMode, setAdvlabKernels } from '../src/engine/kernels/index.js';
+import { usesCol2Im } from '../src/engine/kernels/wasm/conv2d-backprop-input.js';
 
 const TOL = 1e-4;
 type Pad = 'valid' | 'same' | number | [[number, number], [number, number], [number, number], [number, number]];
@@ -128,6 +129,7 @@ const convCases: { x: Shape4; k: Shape4; s: number; pad: Pad }[] = [
   { x: [2, 9, 8, 2], k: [3, 3, 2, 3], s: 2, pad: [[0, 0], [1, 2], [0, 3], [0, 0]] },
   { x: [2, 6, 6, 2], k: [2, 2, 2, 3], s: 1, pad: [[0, 0], [3, 0], [0, 4], [0, 0]] },
   { x: [4, 12, 12, 8], k: [5, 5, 8, 6], s: 1, pad: 'same' },
+  { x: [2, 9, 8, 12], k: [3, 3, 12, 5], s: 1, pad: [[0, 0], [0, 2], [1, 1], [0, 0]] },
 ];
 
 test('conv2d gradients (x and filter) match the CPU backend for strides 1/2 and valid/same/number/explicit padding', async () => {
@@ -152,9 +154,17 @@ const dilatedCases: { x: Shape4; k: Shape4; s: number; d: number; pad: Pad }[] =
   { x: [2, 11, 10, 2], k: [2, 3, 2, 3], s: 2, d: 2, pad: [[0, 0], [1, 0], [2, 1], [0, 0]] },
   { x: [1, 10, 9, 2], k: [2, 2, 2, 3], s: 3, d: 2, pad: 'valid' },
   { x: [2, 7, 7, 2], k: [3, 3, 2, 2], s: 1, d: 1, pad: 'valid' },
+  // Eight or more input channels at stride 1 take the convolution path; these
+  // cover its dilation, and padding wider than the filter (a cropped output).
+  { x: [2, 9, 9, 8], k: [3, 3, 8, 4], s: 1, d: 2, pad: 'same' },
+  { x: [1, 10, 9, 8], k: [3, 2, 8, 3], s: 1, d: 2, pad: 3 },
+  { x: [1, 8, 8, 9], k: [2, 2, 9, 3], s: 1, d: 1, pad: [[0, 0], [4, 0], [0, 5], [0, 0]] },
 ];
 
 test('Conv2DBackpropInput/Filter with dilations 1 and 2 match CPU on the equivalent zero-dilated filter', async () => {
+  // Both of Conv2DBackpropInput's formulations are exercised.
+  const paths = new Set(dilatedCases.map((c) => usesCol2Im(c.s, c.s, c.x[3])));
+  assert.deepEqual([...paths].sort(), [false, true]);
   for (const [i, c] of dilatedCases.entries()) {
     const what = `conv2d backprop ${JSON.stringify(c)}`;
     const info = tf.backend_util.computeConv2DInfo(c.x, c.k, c.s, c.d, c.pad);
@@ -187,6 +197,36 @@ test('Conv2DBackpropInput/Filter with dilations 1 and 2 match CPU on the equival
   }
 });
 
+test('conv2d gradients of large layers, computed in chunks, match CPU and leak nothing', async () => {
+  // Conv2DBackpropInput: 110*110 output pixels * 7*7*7 columns > 2^22 floats,
+  // so each image is its own chunk. Conv2DBackpropFilter: 40*40*64 dy floats per
+  // image > 2^18 / 4, so the batch of 4 goes in two chunks.
+  const cases = [
+    { x: [3, 116, 116, 7] as Shape4, k: [7, 7, 7, 2] as Shape4 },
+    { x: [4, 42, 42, 3] as Shape4, k: [3, 3, 3, 64] as Shape4 },
+  ];
+  for (const [i, c] of cases.entries()) {
+    const xv = values(size(c.x), 210 + i);
+    const wv = values(size(c.k), 220 + i);
+    const yShape: Shape4 = [c.x[0], c.x[1] - c.k[0] + 1, c.x[2] - c.k[1] + 1, c.k[3]];
+    const rv = values(size(yShape), 230 + i);
+    const f = () => {
+      const r = tf.tensor4d(rv, yShape);
+      return tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'valid'), r)))([
+        tf.tensor4d(xv, c.x),
+        tf.tensor4d(wv, c.k),
+      ]);
+    };
+    const cpu = await on('cpu', f);
+    await on('wasm', f);
+    const buffers = wasmDataIds();
+    const wasm = await on('wasm', f);
+    assert.equal(wasmDataIds(), buffers);
+    assertClose(wasm[0], cpu[0], `chunked ${JSON.stringify(c)} dx`);
+    assertClose(wasm[1], cpu[1], `chunked ${JSON.stringify(c)} dw`);
+  }
+});
+
 const depthwiseCases: { x: Shape4; k: Shape4; s: number; pad: Pad }[] = [
   { x: [2, 7, 7, 3], k: [3, 3, 3, 1], s: 1, pad: 'valid' },
   { x: [2, 8, 7, 3], k: [3, 3, 3, 2], s: 2, pad: 'same' },
@@ -210,21 +250,24 @@ test('depthwiseConv2d gradients match the CPU backend (channel multiplier 1-3)',
   }
 });
 
-test('depthwise backprop kernels with dilation 2 match CPU on the equivalent zero-dilated filter', async () => {
-  const cases: { x: Shape4; k: Shape4; d: number; pad: Pad }[] = [
-    { x: [2, 9, 9, 3], k: [3, 3, 3, 2], d: 2, pad: 'valid' },
-    { x: [2, 8, 7, 2], k: [2, 3, 2, 1], d: 2, pad: 'same' },
+test('depthwise backprop kernels with dilations 1 and 2 match CPU on the equivalent zero-dilated filter', async () => {
+  // Multiplier 1 runs on XNNPACK, larger ones in JS; both are covered.
+  const cases: { x: Shape4; k: Shape4; s: number; d: number; pad: Pad }[] = [
+    { x: [2, 9, 9, 3], k: [3, 3, 3, 2], s: 1, d: 2, pad: 'valid' },
+    { x: [2, 8, 7, 2], k: [2, 3, 2, 1], s: 1, d: 2, pad: 'same' },
+    { x: [2, 11, 10, 3], k: [2, 2, 3, 1], s: 2, d: 2, pad: [[0, 0], [4, 1], [0, 3], [0, 0]] },
+    { x: [1, 10, 9, 2], k: [3, 2, 2, 3], s: 3, d: 1, pad: 2 },
   ];
   for (const [i, c] of cases.entries()) {
     const what = `depthwise backprop ${JSON.stringify(c)}`;
-    const info = tf.backend_util.computeConv2DInfo(c.x, c.k, 1, c.d, c.pad, undefined, true);
+    const info = tf.backend_util.computeConv2DInfo(c.x, c.k, c.s, c.d, c.pad, undefined, true);
     const xv = values(size(c.x), 100 + i);
     const wv = values(size(c.k), 110 + i);
     const dyv = values(size(info.outShape), 120 + i);
     const wd = dilateFilter(wv, c.k, c.d);
     const run = (w: Float32Array, wShape: Shape4, dil: number) => () => {
       const dy = tf.tensor4d(dyv, info.outShape);
-      const attrs = { strides: 1, pad: c.pad, dilations: dil };
+      const attrs = { strides: c.s, pad: c.pad, dilations: dil };
       return [
         tf.engine().runKernel('DepthwiseConv2dNativeBackpropInput', { dy, filter: tf.tensor4d(w, wShape) }, {
           ...attrs, inputShape: c.x,
@@ -241,26 +284,51 @@ test('depthwise backprop kernels with dilation 2 match CPU on the equivalent zer
   }
 });
 
-test('maxPool and avgPool gradients match the CPU backend, including ties', async () => {
-  const cases: { x: Shape4; f: number; s: number; pad: Pad; ties?: boolean }[] = [
-    { x: [2, 8, 8, 3], f: 2, s: 2, pad: 'valid' },
-    { x: [2, 7, 7, 3], f: 3, s: 2, pad: 'same' },
-    { x: [2, 7, 6, 2], f: 3, s: 1, pad: 'same' },
-    { x: [1, 9, 9, 2], f: 2, s: 3, pad: 1 },
-    { x: [2, 6, 6, 4], f: 3, s: 1, pad: 'valid', ties: true },
-  ];
-  for (const [i, c] of cases.entries()) {
+const poolCases: { x: Shape4; f: number; s: number; pad: Pad; ties?: boolean }[] = [
+  { x: [2, 8, 8, 3], f: 2, s: 2, pad: 'valid' },
+  { x: [2, 7, 7, 3], f: 3, s: 2, pad: 'same' },
+  { x: [2, 7, 6, 2], f: 3, s: 1, pad: 'same' },
+  { x: [1, 9, 9, 2], f: 2, s: 3, pad: 1 },
+  { x: [2, 6, 6, 4], f: 3, s: 1, pad: 'valid', ties: true },
+];
+
+test('maxPool gradients match the CPU backend, including ties', async () => {
+  for (const [i, c] of poolCases.entries()) {
     let xv = values(size(c.x), 130 + i);
     // Values from {-1, 0, 1} make many windows hold several equal maxima.
     if (c.ties) xv = xv.map((v) => Math.round(v));
-    for (const pool of ['maxPool', 'avgPool'] as const) {
-      await compareBoth(`${pool} ${JSON.stringify(c)}`, () => {
-        const x = tf.tensor4d(xv, c.x);
-        const y = tf[pool](x, c.f, c.s, c.pad);
-        const r = tf.tensor4d(values(size(y.shape), 140 + i), y.shape);
-        return tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf[pool](a as tf.Tensor4D, c.f, c.s, c.pad), r)))(x);
-      });
-    }
+    await compareBoth(`maxPool ${JSON.stringify(c)}`, () => {
+      const x = tf.tensor4d(xv, c.x);
+      const y = tf.maxPool(x, c.f, c.s, c.pad);
+      const r = tf.tensor4d(values(size(y.shape), 140 + i), y.shape);
+      return tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, c.f, c.s, c.pad), r)))(x);
+    });
+  }
+});
+
+test('avgPool gradients are the true gradient of the forward pass, also at padded borders', async () => {
+  // The forward average excludes padding; tfjs's own AvgPoolGrad (CPU and
+  // shipped wasm) divides by the full window instead, which is wrong at padded
+  // borders. Reference: CPU autodiff of the same average written as
+  // depthwiseConv2d(x, ones) / depthwiseConv2d(1, ones), whose gradient is right.
+  for (const [i, c] of poolCases.entries()) {
+    const xv = values(size(c.x), 150 + i);
+    const ones = tf.ones([c.f, c.f, c.x[3], 1]) as tf.Tensor4D;
+    const asConv = (a: tf.Tensor4D) =>
+      tf.div(tf.depthwiseConv2d(a, ones, c.s, c.pad), tf.depthwiseConv2d(tf.onesLike(a), ones, c.s, c.pad));
+    const withReference = (pool: (a: tf.Tensor4D) => tf.Tensor) => () => {
+      const x = tf.tensor4d(xv, c.x);
+      const y = tf.avgPool(x, c.f, c.s, c.pad);
+      const r = tf.tensor4d(values(size(y.shape), 160 + i), y.shape);
+      return [y, tf.grad((a: tf.Tensor) => tf.sum(tf.mul(pool(a as tf.Tensor4D), r)))(x)];
+    };
+    const [cpuY, cpuDx] = await on('cpu', withReference(asConv));
+    const [cpuPoolY] = await on('cpu', withReference((a) => tf.avgPool(a, c.f, c.s, c.pad)));
+    assertClose(cpuY, cpuPoolY, `avgPool ${JSON.stringify(c)} forward = conv form`);
+    const [wasmY, wasmDx] = await on('wasm', withReference((a) => tf.avgPool(a, c.f, c.s, c.pad)));
+    assertClose(wasmY, cpuY, `avgPool ${JSON.stringify(c)} forward`);
+    assertClose(wasmDx, cpuDx, `avgPool ${JSON.stringify(c)} dx`);
+    ones.dispose();
   }
 });
 

@@ -9,7 +9,7 @@
  * takes 0.2-0.6 s where XNNPACK takes ~20 ms.
  */
 import { tf } from '../../tf.js';
-import { release, reshaped, runKernel, wasmBackend, type KernelArgs } from './util.js';
+import { release, reshaped, runKernel, wasmBackend, zeros, type KernelArgs } from './util.js';
 
 /**
  * Materialises transposed operands with the backend's `Transpose` (a copy,
@@ -52,13 +52,20 @@ function batchMatMul(args: KernelArgs): tf.TensorInfo {
   const b3 = reshaped(b, transposeB ? [batchB, N, K] : [batchB, K, N]);
   const linear = { activation: 'linear', leakyreluAlpha: 0 };
 
+  // An empty inner dimension sums nothing: zeros (XNNPACK would leave the output unwritten).
+  if (K === 0) return zeros(backend, outShape);
   const folds = batchB === 1 && (transposeA || transposeB || batchA > 1);
-  if (!folds || M * N * K === 0) {
+  if (!folds || M * N === 0) {
     const out = runKernel('_FusedMatMul', backend, { a: a3, b: b3 }, { transposeA, transposeB, ...linear });
     return reshaped(out, outShape);
   }
   const at = transposeA ? runKernel('Transpose', backend, { x: a3 }, { perm: [0, 2, 1] }) : a3;
-  const bt = transposeB ? runKernel('Transpose', backend, { x: b3 }, { perm: [0, 2, 1] }) : b3;
+  // b always goes in as a fresh tensor: XNNPACK caches its packed weights under
+  // the tensor id (not the shape), and reshapes share ids, so reusing b's own
+  // id here could meet a stale operator packed for another shape.
+  const bt = transposeB
+    ? runKernel('Transpose', backend, { x: b3 }, { perm: [0, 2, 1] })
+    : runKernel('Identity', backend, { x: b3 });
   try {
     const out = runKernel(
       '_FusedMatMul',
@@ -70,7 +77,7 @@ function batchMatMul(args: KernelArgs): tf.TensorInfo {
   } finally {
     // Disposing `bt` also drops the XNNPACK operator cached under its id.
     if (at !== a3) release(backend, at);
-    if (bt !== b3) release(backend, bt);
+    release(backend, bt);
   }
 }
 

@@ -1,6 +1,6 @@
 /**
  * `Conv2DBackpropInput` for the wasm backend. The shipped one is a naive C++
- * loop; this one runs on the backend's XNNPACK `Conv2D`.
+ * loop; this one runs on XNNPACK (the backend's `Conv2D` or its GEMM).
  */
 import { tf } from '../../tf.js';
 import {
@@ -9,6 +9,7 @@ import {
   explicitPad,
   heapF32,
   release,
+  reshaped,
   runKernel,
   wasmBackend,
   type KernelArgs,
@@ -16,19 +17,40 @@ import {
   zeros,
 } from './util.js';
 
+/** Shapes and hyper-parameters of one backprop-input call (NHWC). */
+interface Geometry {
+  N: number;
+  H: number;
+  W: number;
+  CI: number;
+  OH: number;
+  OW: number;
+  CO: number;
+  KH: number;
+  KW: number;
+  sh: number;
+  sw: number;
+  dh: number;
+  dw: number;
+  pt: number;
+  pl: number;
+}
+
+/** Largest column buffer (floats) the col2im path holds at once; bigger batches go in chunks. */
+const COLUMN_CHUNK = 1 << 22;
+
 /**
- * The input gradient of a convolution is a stride-1 convolution of dy, with
- * (s-1) zeros inserted between its rows/columns when the stride s > 1, padded
- * by (k-1)*d - p, with the filter rotated 180 degrees spatially and its in/out
- * channels swapped (Dumoulin & Visin 2016, "A guide to convolution arithmetic
- * for deep learning", sec. 4.1-4.6, transposed convolution). With stride s,
- * dilation d, top padding pt and dyz the zero-inserted dy:
- *
- *   dx[n,h,w,ci] = sum_{kh',kw',co} dyz[n, h - P + kh'*d, w - Q + kw'*d, co] * W[KH-1-kh', KW-1-kw', ci, co]
- *
- * with P = (KH-1)*d - pt (and likewise Q). XNNPACK pads virtually, so for
- * stride 1 dy is used as it is; a negative padding becomes a crop of the output.
+ * Picks between two XNNPACK formulations. The convolution one does no wasted
+ * work at stride 1 but puts CI on the GEMM's output-channel axis, which
+ * XNNPACK tiles by 8, so few input channels (images: 1 or 3) waste most of it;
+ * at stride s it multiplies s*s times more zeros than it needs. The col2im one
+ * does exactly the useful multiply-adds and pays a JS scatter of
+ * N*OH*OW*KH*KW*CI adds, small next to the GEMM's CO-times-larger work.
  */
+export function usesCol2Im(sh: number, sw: number, inChannels: number): boolean {
+  return sh > 1 || sw > 1 || inChannels < 8;
+}
+
 function conv2DBackpropInput(args: KernelArgs): tf.TensorInfo {
   const backend = wasmBackend(args);
   const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
@@ -46,29 +68,47 @@ function conv2DBackpropInput(args: KernelArgs): tf.TensorInfo {
     false,
     'channelsLast',
   );
-  const [, H, W] = inputShape;
+  if (inputShape.some((v) => v === 0) || dy.shape.some((v) => v === 0)) return zeros(backend, inputShape);
+  const [, H, W, CI] = inputShape;
   const [N, OH, OW, CO] = dy.shape;
-  const [KH, KW] = [filter.shape[0], filter.shape[1]];
-  const [sh, sw] = [info.strideHeight, info.strideWidth];
-  const [dh, dw] = [info.dilationHeight, info.dilationWidth];
-  const pt = info.padInfo.top;
-  const pl = info.padInfo.left;
+  const g: Geometry = {
+    N, H, W, CI, OH, OW, CO,
+    KH: filter.shape[0],
+    KW: filter.shape[1],
+    sh: info.strideHeight,
+    sw: info.strideWidth,
+    dh: info.dilationHeight,
+    dw: info.dilationWidth,
+    pt: info.padInfo.top,
+    pl: info.padInfo.left,
+  };
+  return usesCol2Im(g.sh, g.sw, CI) ? viaCol2Im(backend, dy, filter, g) : viaConvolution(backend, dy, filter, g);
+}
 
-  // Size of dy after zero insertion.
-  const LH = (OH - 1) * sh + 1;
-  const LW = (OW - 1) * sw + 1;
+/**
+ * Stride 1: the input gradient is the full correlation of dy with the filter
+ * rotated 180 degrees spatially and its in/out channels swapped, padded by
+ * (k-1)*d - p (Dumoulin & Visin 2016, "A guide to convolution arithmetic for
+ * deep learning", sec. 4.3-4.6, unit-stride transposed convolution; sec. 5.1
+ * for dilation):
+ *
+ *   dx[n,h,w,ci] = sum_{kh',kw',co} dypad[n, h + kh'*d, w + kw'*d, co] * W[KH-1-kh', KW-1-kw', ci, co]
+ *
+ * with dypad padded by P = (KH-1)*d - pt on top (likewise left). XNNPACK pads
+ * virtually; a negative padding (explicit padding wider than the dilated
+ * filter) becomes a crop of the output.
+ */
+function viaConvolution(backend: WasmBackend, dy: tf.TensorInfo, filter: tf.TensorInfo, g: Geometry): tf.TensorInfo {
+  const { H, W, OH, OW, KH, KW, dh, dw, pt, pl } = g;
+  if (g.sh !== 1 || g.sw !== 1) throw new Error('advlab wasm Conv2DBackpropInput: convolution path needs stride 1');
   const padTop = (KH - 1) * dh - pt;
   const padLeft = (KW - 1) * dw - pl;
-  const padBottom = H + pt - LH;
-  const padRight = W + pl - LW;
-
-  if (inputShape.some((v) => v === 0) || dy.shape.some((v) => v === 0)) return zeros(backend, inputShape);
-
+  const padBottom = H + pt - OH;
+  const padRight = W + pl - OW;
   const flipped = flipFilter(backend, filter);
-  const dyz = sh === 1 && sw === 1 ? dy : insertZeros(backend, dy, sh, sw, N, OH, OW, CO);
   let conv: tf.TensorInfo;
   try {
-    conv = runKernel('Conv2D', backend, { x: dyz, filter: flipped }, {
+    conv = runKernel('Conv2D', backend, { x: dy, filter: flipped }, {
       strides: [1, 1],
       dilations: [dh, dw],
       pad: explicitPad(Math.max(padTop, 0), Math.max(padBottom, 0), Math.max(padLeft, 0), Math.max(padRight, 0)),
@@ -77,7 +117,6 @@ function conv2DBackpropInput(args: KernelArgs): tf.TensorInfo {
   } finally {
     // Disposing `flipped` also drops the XNNPACK operator cached under its id.
     release(backend, flipped);
-    if (dyz !== dy) release(backend, dyz);
   }
   const cropTop = Math.max(-padTop, 0);
   const cropLeft = Math.max(-padLeft, 0);
@@ -87,6 +126,74 @@ function conv2DBackpropInput(args: KernelArgs): tf.TensorInfo {
     conv = cropped;
   }
   return conv;
+}
+
+/**
+ * Any stride, dilation and padding: first the per-pixel products
+ * cols[n,oh,ow,(kh,kw,ci)] = sum_co dy[n,oh,ow,co] * W[kh,kw,ci,co] as one
+ * XNNPACK GEMM (dy is used in place as its [N*OH*OW, CO] left operand), then
+ * col2im: each column entry is added to dx[n, oh*s + kh*d - pt, ow*s + kw*d - pl, ci],
+ * skipping positions in the padding. This is multiplying by the transpose of
+ * the convolution's matrix (Dumoulin & Visin 2016, sec. 4.1-4.2), so strides
+ * cost no zero insertion.
+ */
+function viaCol2Im(backend: WasmBackend, dy: tf.TensorInfo, filter: tf.TensorInfo, g: Geometry): tf.TensorInfo {
+  const { N, H, W, CI, OH, OW, CO, KH, KW, sh, sw, dh, dw, pt, pl } = g;
+  const KKC = KH * KW * CI;
+  const perImage = OH * OW;
+  // [CO, KH*KW*CI]: the GEMM's weights, packed once by XNNPACK for every chunk.
+  const wt = runKernel('Transpose', backend, { x: reshaped(filter, [KKC, CO]) }, { perm: [1, 0] });
+  const out = backend.makeOutput([N, H, W, CI], 'float32');
+  heapF32(backend, out).fill(0);
+  const imagesPerChunk = Math.max(1, Math.floor(COLUMN_CHUNK / (perImage * KKC)));
+  try {
+    for (let n0 = 0; n0 < N; n0 += imagesPerChunk) {
+      const n1 = Math.min(N, n0 + imagesPerChunk);
+      const rows = (n1 - n0) * perImage;
+      const whole = n0 === 0 && n1 === N;
+      const a = whole ? reshaped(dy, [1, rows, CO]) : backend.makeOutput([1, rows, CO], 'float32');
+      if (!whole) heapF32(backend, a).set(heapF32(backend, dy).subarray(n0 * perImage * CO, n1 * perImage * CO));
+      let cols: tf.TensorInfo;
+      try {
+        cols = runKernel('_FusedMatMul', backend, { a, b: reshaped(wt, [1, CO, KKC]) }, {
+          transposeA: false,
+          transposeB: false,
+          activation: 'linear',
+          leakyreluAlpha: 0,
+        });
+      } finally {
+        if (!whole) release(backend, a);
+      }
+      // Views after the GEMM: it may have grown (and detached) the heap.
+      const c = heapF32(backend, cols);
+      const dx = heapF32(backend, out);
+      for (let n = n0; n < n1; n++) {
+        for (let oh = 0; oh < OH; oh++) {
+          for (let ow = 0; ow < OW; ow++) {
+            const c0 = (((n - n0) * OH + oh) * OW + ow) * KKC;
+            for (let kh = 0; kh < KH; kh++) {
+              const h = oh * sh + kh * dh - pt;
+              if (h < 0 || h >= H) continue;
+              for (let kw = 0; kw < KW; kw++) {
+                const w = ow * sw + kw * dw - pl;
+                if (w < 0 || w >= W) continue;
+                const d0 = ((n * H + h) * W + w) * CI;
+                const s0 = c0 + (kh * KW + kw) * CI;
+                for (let ci = 0; ci < CI; ci++) dx[d0 + ci] += c[s0 + ci];
+              }
+            }
+          }
+        }
+      }
+      release(backend, cols);
+    }
+  } catch (e) {
+    release(backend, out);
+    throw e;
+  } finally {
+    release(backend, wt);
+  }
+  return out;
 }
 
 /** W[kh,kw,ci,co] -> Wf[KH-1-kh, KW-1-kw, co, ci]: rotated 180 degrees, channels swapped. */
@@ -101,36 +208,6 @@ function flipFilter(backend: WasmBackend, filter: tf.TensorInfo): tf.TensorInfo 
       const d0 = ((KH - 1 - kh) * KW + (KW - 1 - kw)) * CO * CI;
       for (let ci = 0; ci < CI; ci++) {
         for (let co = 0; co < CO; co++) dst[d0 + co * CI + ci] = src[s0 + ci * CO + co];
-      }
-    }
-  }
-  return out;
-}
-
-/** dy with (s-1) zero rows/columns between its entries: [N, (OH-1)*sh+1, (OW-1)*sw+1, C]. */
-function insertZeros(
-  backend: WasmBackend,
-  dy: tf.TensorInfo,
-  sh: number,
-  sw: number,
-  N: number,
-  OH: number,
-  OW: number,
-  C: number,
-): tf.TensorInfo {
-  const LH = (OH - 1) * sh + 1;
-  const LW = (OW - 1) * sw + 1;
-  const out = backend.makeOutput([N, LH, LW, C], 'float32');
-  const src = heapF32(backend, dy);
-  const dst = heapF32(backend, out);
-  dst.fill(0);
-  for (let n = 0; n < N; n++) {
-    for (let oh = 0; oh < OH; oh++) {
-      const rowOut = (n * LH + oh * sh) * LW * C;
-      const rowIn = (n * OH + oh) * OW * C;
-      for (let ow = 0; ow < OW; ow++) {
-        const s = rowIn + ow * C;
-        dst.set(src.subarray(s, s + C), rowOut + ow * sw * C);
       }
     }
   }

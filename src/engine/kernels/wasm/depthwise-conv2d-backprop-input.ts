@@ -3,12 +3,25 @@
  * does not ship.
  */
 import { tf } from '../../tf.js';
-import { heapF32, wasmBackend, type KernelArgs } from './util.js';
+import {
+  crop4d,
+  explicitPad,
+  heapF32,
+  insertZeros,
+  release,
+  runKernel,
+  wasmBackend,
+  type KernelArgs,
+  type WasmBackend,
+} from './util.js';
 
 /**
- * Scatters every dy entry back through the window that produced it
- * (the adjoint of the forward depthwise convolution; Dumoulin & Visin 2016,
- * "A guide to convolution arithmetic for deep learning", sec. 4):
+ * Channel multiplier 1 runs on XNNPACK: the input gradient of a depthwise
+ * convolution is the depthwise correlation of dy (zero-inserted for stride > 1)
+ * with the filter rotated 180 degrees, padded by (k-1)*d - p (Dumoulin & Visin
+ * 2016, "A guide to convolution arithmetic for deep learning", sec. 4,
+ * transposed convolution, applied per channel; zero insertion as in sec. 4.7). Larger multipliers use a JS
+ * loop that scatters every dy entry back through the window that produced it:
  *
  *   dx[n, oh*s + kh*d - pt, ow*s + kw*d - pl, c] += sum_q dy[n,oh,ow,c*m+q] * W[kh,kw,c,q]
  *
@@ -35,6 +48,9 @@ function depthwiseConv2dNativeBackpropInput(args: KernelArgs): tf.TensorInfo {
   const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
   const pt = info.padInfo.top;
   const pl = info.padInfo.left;
+  if (M === 1 && inputShape.every((v) => v > 0) && dy.shape.every((v) => v > 0)) {
+    return viaDepthwiseConvolution(backend, dy, filter, inputShape, sh, sw, dh, dw, pt, pl);
+  }
 
   const out = backend.makeOutput([N, H, W, C], 'float32');
   // Views after the allocation: makeOutput may grow (and detach) the heap.
@@ -54,14 +70,10 @@ function depthwiseConv2dNativeBackpropInput(args: KernelArgs): tf.TensorInfo {
             if (w < 0 || w >= W) continue;
             const x0 = ((n * H + h) * W + w) * C;
             const f0 = (kh * KW + kw) * CM;
-            if (M === 1) {
-              for (let c = 0; c < C; c++) dx[x0 + c] += g[y0 + c] * f[f0 + c];
-            } else {
-              for (let c = 0; c < C; c++) {
-                let s = 0;
-                for (let q = c * M, end = q + M; q < end; q++) s += g[y0 + q] * f[f0 + q];
-                dx[x0 + c] += s;
-              }
+            for (let c = 0; c < C; c++) {
+              let s = 0;
+              for (let q = c * M, end = q + M; q < end; q++) s += g[y0 + q] * f[f0 + q];
+              dx[x0 + c] += s;
             }
           }
         }
@@ -69,6 +81,61 @@ function depthwiseConv2dNativeBackpropInput(args: KernelArgs): tf.TensorInfo {
     }
   }
   return out;
+}
+
+/** The multiplier-1 case on the backend's XNNPACK `DepthwiseConv2dNative` (see above). */
+function viaDepthwiseConvolution(
+  backend: WasmBackend,
+  dy: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  inputShape: [number, number, number, number],
+  sh: number,
+  sw: number,
+  dh: number,
+  dw: number,
+  pt: number,
+  pl: number,
+): tf.TensorInfo {
+  const [, H, W] = inputShape;
+  const [, OH, OW] = dy.shape;
+  const [KH, KW, C] = filter.shape;
+  const LH = (OH - 1) * sh + 1;
+  const LW = (OW - 1) * sw + 1;
+  const padTop = (KH - 1) * dh - pt;
+  const padLeft = (KW - 1) * dw - pl;
+  const padBottom = H + pt - LH;
+  const padRight = W + pl - LW;
+
+  const rotated = backend.makeOutput([KH, KW, C, 1], 'float32');
+  const src = heapF32(backend, filter);
+  const dst = heapF32(backend, rotated);
+  for (let kh = 0; kh < KH; kh++) {
+    for (let kw = 0; kw < KW; kw++) {
+      const s = (kh * KW + kw) * C;
+      dst.set(src.subarray(s, s + C), ((KH - 1 - kh) * KW + (KW - 1 - kw)) * C);
+    }
+  }
+  const dyz = sh === 1 && sw === 1 ? dy : insertZeros(backend, dy, sh, sw);
+  let conv: tf.TensorInfo;
+  try {
+    conv = runKernel('DepthwiseConv2dNative', backend, { x: dyz, filter: rotated }, {
+      strides: [1, 1],
+      dilations: [dh, dw],
+      pad: explicitPad(Math.max(padTop, 0), Math.max(padBottom, 0), Math.max(padLeft, 0), Math.max(padRight, 0)),
+    });
+  } finally {
+    // Disposing `rotated` also drops the XNNPACK operator cached under its id.
+    release(backend, rotated);
+    if (dyz !== dy) release(backend, dyz);
+  }
+  const cropTop = Math.max(-padTop, 0);
+  const cropLeft = Math.max(-padLeft, 0);
+  if (cropTop !== 0 || cropLeft !== 0 || conv.shape[1] !== H || conv.shape[2] !== W) {
+    const cropped = crop4d(backend, conv, cropTop, cropLeft, H, W);
+    release(backend, conv);
+    conv = cropped;
+  }
+  return conv;
 }
 
 /** `DepthwiseConv2dNativeBackpropInput` on wasm (any stride, padding, dilation, channel multiplier). */

@@ -1,4 +1,5 @@
 import type { tf } from '../../tf.js';
+import { avgPoolGradConfig } from './avg-pool-grad.js';
 import { batchMatMulConfig } from './batch-mat-mul.js';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter.js';
 import { conv2DBackpropInputConfig } from './conv2d-backprop-input.js';
@@ -16,6 +17,7 @@ export const wasmKernels: tf.KernelConfig[] = [
   depthwiseConv2dNativeBackpropFilterConfig,
   depthwiseConv2dNativeBackpropInputConfig,
   maxPoolGradConfig,
+  avgPoolGradConfig,
   unsortedSegmentSumConfig,
   batchMatMulConfig,
 ];

@@ -115,10 +115,24 @@ export function zeros(backend: WasmBackend, shape: number[]): tf.TensorInfo {
   return out;
 }
 
-/** Normalises a `number | [number, number]` attribute. */
-export function pair(v: unknown, fallback = 1): [number, number] {
-  if (v == null) return [fallback, fallback];
-  if (typeof v === 'number') return [v, v];
-  const a = v as number[];
-  return [a[0], a[1]];
+/** x with (s-1) zero rows/columns between its entries: [N, (H-1)*sh+1, (W-1)*sw+1, C]. */
+export function insertZeros(backend: WasmBackend, x: tf.TensorInfo, sh: number, sw: number): tf.TensorInfo {
+  const [N, H, W, C] = x.shape;
+  const LH = (H - 1) * sh + 1;
+  const LW = (W - 1) * sw + 1;
+  const out = backend.makeOutput([N, LH, LW, C], 'float32');
+  const src = heapF32(backend, x);
+  const dst = heapF32(backend, out);
+  dst.fill(0);
+  for (let n = 0; n < N; n++) {
+    for (let h = 0; h < H; h++) {
+      const rowIn = (n * H + h) * W * C;
+      const rowOut = (n * LH + h * sh) * LW * C;
+      for (let w = 0; w < W; w++) {
+        const s = rowIn + w * C;
+        dst.set(src.subarray(s, s + C), rowOut + w * sw * C);
+      }
+    }
+  }
+  return out;
 }
