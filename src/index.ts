@@ -18,6 +18,7 @@ export { batches, batchOrder, makeBatch, type Batch } from './data/batches.js';
 
 export { buildModel, describeZoo, ZOO_NAMES, type ZooName } from './models/zoo.js';
 export { saveModel, loadModel, checkInputShape } from './models/io.js';
+export { resolveModel, type ResolvedModel } from './models/resolve.js';
 export { trainClassifier, type TrainOptions, type TrainEvent, type TrainResult, type EpochRecord } from './models/train.js';
 export { trainRun, defaultEpochs, type TrainRunOptions, type TrainRunResult } from './models/train-run.js';
 export { accuracy, predictLabels } from './models/evaluate.js';

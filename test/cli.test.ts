@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
+import { writeNpy } from '../src/data/formats/npy.js';
 import { createRequire } from 'node:module';
 
 // ajv-formats is CommonJS; require gives its plugin function directly.
@@ -42,6 +43,40 @@ test('advlab train writes a model and a result.json that matches its schema; pri
   assert.ok(existsSync(join(out, 'model', 'model.json')) && existsSync(join(out, 'model', 'weights.bin')));
   // The schema is not vacuous: a wrong accuracy scale is rejected.
   assert.equal(validate({ ...result, cleanAccuracy: 97.5 }), false);
+});
+
+test('--dataset takes a path (NPY folder); --model takes a saved model, checked against the data', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'advlab-cli-'));
+  const data = join(dir, 'tiny');
+  // 3 classes of 8x8 images: class c is a bright row at height 2c, plus seeded noise.
+  const n = 60;
+  const x = new Float32Array(n * 64);
+  const y = new Int32Array(n);
+  let s = 1;
+  for (let i = 0; i < n; i++) {
+    y[i] = i % 3;
+    for (let p = 0; p < 64; p++) {
+      s = (s * 1103515245 + 12345) % 2147483648;
+      x[i * 64 + p] = 0.2 * (s / 2147483648) + (Math.floor(p / 8) === 2 * y[i] ? 0.8 : 0);
+    }
+  }
+  writeNpy(join(data, 'images.npy'), x, [n, 8, 8, 1]);
+  writeNpy(join(data, 'labels.npy'), y, [n]);
+  const first = advlab(['train', '--model', 'mlp', '--dataset', data, '--epochs', '2', '--out', join(dir, 'run1')]);
+  assert.equal(first.code, 0, first.stderr);
+  const r1 = JSON.parse(readFileSync(join(dir, 'run1', 'result.json'), 'utf8')) as Record<string, any>;
+  assert.deepEqual([r1.dataset.trainSize, r1.dataset.testSize, r1.dataset.numClasses], [48, 12, 3]);
+  // Train the saved model further (a run folder is accepted as --model).
+  const second = advlab(['train', '--model', join(dir, 'run1'), '--dataset', data, '--epochs', '1', '--out', join(dir, 'run2')]);
+  assert.equal(second.code, 0, second.stderr);
+  // A saved model whose input shape does not match the data is refused, naming both shapes.
+  const tinyModel = join(dir, 'run1', 'model');
+  const wrong = advlab(['train', '--model', tinyModel, '--dataset', 'mnist', '--epochs', '1', '--out', join(dir, 'run3')]);
+  assert.equal(wrong.code, 2);
+  assert.match(wrong.stderr, /dataset: the model expects inputs of shape \[8, 8, 1\] but got images of shape \[28, 28, 1\]/);
+  const missing = advlab(['train', '--model', join(dir, 'nothing-here'), '--out', join(dir, 'run4')]);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /model: unknown model ".*nothing-here"; expected a zoo name/);
 });
 
 test('bad input exits with code 2 and one line naming the option', () => {

@@ -10,7 +10,7 @@ import { intOption, positiveOption, startBackend } from './common.js';
 export function trainCommand(): Command {
   return new Command('train')
     .description('train a zoo model on a dataset (Adam, seeded, checkpointed every epoch)')
-    .option('--model <name>', `zoo model: ${describeZoo().map((m) => m.name).join(', ')}`, 'small-cnn')
+    .option('--model <name|path>', `zoo model (${describeZoo().map((m) => m.name).join(', ')}) or a saved model folder to train further`, 'small-cnn')
     .option('--dataset <name|path>', `built-in (${BUILTIN_DATASETS.join(', ')}) or a path (IDX, CIFAR-10 binary, NPY, image folder)`, 'mnist')
     .option('--out <dir>', 'output folder (default: runs/<model>-<dataset>)')
     .option('--epochs <n>', 'epochs (default: 10 below 20,000 training images, else 5)', intOption('--epochs', 1))
@@ -26,7 +26,8 @@ export function trainCommand(): Command {
       const progress = createProgress(process.stdout, o.progress);
       const backend = await startBackend(o.backend, undefined, (l) => progress.log(l));
       const datasetTag = String(o.dataset).split(/[\\/]/).filter(Boolean).pop() ?? 'data';
-      const out: string = o.out ?? join('runs', `${o.model}-${datasetTag}`);
+      const modelTag = String(o.model).split(/[\\/]/).filter(Boolean).pop() ?? 'model';
+      const out: string = o.out ?? join('runs', `${modelTag}-${datasetTag}`);
       const result = await trainRun(
         {
           model: o.model,

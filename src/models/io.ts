@@ -268,6 +268,9 @@ function resolveModelJson(path: string): string {
   if (!existsSync(path)) throw new FileFormatError(path, 'not found');
   if (statSync(path).isDirectory()) {
     const p = join(path, MODEL_JSON);
+    // An advlab run folder (e.g. runs/cnn) keeps its model in model/.
+    const inRun = join(path, 'model', MODEL_JSON);
+    if (!existsSync(p) && existsSync(inRun)) return inRun;
     if (!existsSync(p)) throw new FileFormatError(p, 'not found');
     return p;
   }

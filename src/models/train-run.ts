@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import type { BackendInfo } from '../engine/backend.js';
 import { loadDataset } from '../data/load.js';
 import type { Dataset } from '../data/types.js';
-import { buildModel } from './zoo.js';
+import { resolveModel } from './resolve.js';
 import { saveModel } from './io.js';
 import { trainClassifier, type TrainEvent, type EpochRecord, type LearningRateSchedule } from './train.js';
 import { parseAugmentations } from '../data/augment.js';
@@ -16,7 +16,7 @@ const require = createRequire(import.meta.url);
 
 /** Options of {@link trainRun} (the `advlab train` job). */
 export interface TrainRunOptions {
-  /** Zoo model name. */
+  /** Zoo model name, or a saved model folder to train further. */
   model: string;
   /** Built-in dataset name or a path in a supported format. */
   dataset: string;
@@ -82,7 +82,7 @@ export async function trainRun(options: TrainRunOptions, backend: BackendInfo): 
   const augmentSpec = options.augment ?? TRAIN_DEFAULTS.augment;
   const augment = parseAugmentations(augmentSpec);
 
-  const model = buildModel(options.model, { inputShape: data.train.imageShape, numClasses: data.numClasses, seed });
+  const { model } = await resolveModel(options.model, { imageShape: data.train.imageShape, numClasses: data.numClasses }, seed);
   try {
     const trained = await trainClassifier(model, data.train, {
       epochs,

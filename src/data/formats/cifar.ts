@@ -7,10 +7,11 @@
  * interleaved on load.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { FileFormatError } from '../../errors.js';
 import { splitByClass } from '../split.js';
 import type { Dataset, ImageSet } from '../types.js';
+import { datasetFromPath } from '../types.js';
 
 /** The standard CIFAR-10 class names, index = label (as in batches.meta.txt). */
 export const CIFAR10_CLASSES: readonly string[] = [
@@ -87,15 +88,7 @@ export function loadCifarFolder(dir: string): Dataset {
     const files = hasTest ? [TEST_FILE] : trainFiles;
     ({ train, test } = splitByClass(concat(files.map((f) => readCifarBatch(join(root, f)))), NUM_CLASSES));
   }
-  return {
-    name: dir,
-    source: resolve(dir),
-    train,
-    test,
-    numClasses: NUM_CLASSES,
-    classNames: readClassNames(root),
-    skipped: 0,
-  };
+  return datasetFromPath(dir, train, test, NUM_CLASSES, 0, readClassNames(root));
 }
 
 /** The folder holding the batches (`dir` or its cifar-10-batches-bin), or undefined. */

@@ -8,11 +8,12 @@
  * 0x00000803 [N, rows, cols] and labels 0x00000801 [N]. The files are often gzipped.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { FileFormatError } from '../../errors.js';
 import { splitByClass } from '../split.js';
 import type { Dataset, ImageSet } from '../types.js';
+import { datasetFromPath } from '../types.js';
 
 /** An IDX array: its dimensions and its unsigned-byte data, row-major. */
 export interface IdxArray {
@@ -130,7 +131,7 @@ function loadIdxPair(imagesFile: string, labelsFile: string, name: string): Data
   const all = readPair(imagesFile, labelsFile);
   const numClasses = countClasses([all]);
   const { train, test } = splitByClass(all, numClasses);
-  return finish(name, train, test, numClasses);
+  return datasetFromPath(name, train, test, numClasses);
 }
 
 /** Reads images + labels, checks their shapes and counts agree, scales pixels to [0, 1]. */
@@ -162,20 +163,9 @@ function countClasses(sets: ImageSet[]): number {
 }
 
 function makeDataset(name: string, train: ImageSet, test: ImageSet): Dataset {
-  return finish(name, train, test, countClasses([train, test]));
+  return datasetFromPath(name, train, test, countClasses([train, test]));
 }
 
-function finish(name: string, train: ImageSet, test: ImageSet, numClasses: number): Dataset {
-  return {
-    name,
-    source: resolve(name),
-    train,
-    test,
-    numClasses,
-    classNames: Array.from({ length: numClasses }, (_, i) => String(i)),
-    skipped: 0,
-  };
-}
 
 /** Regular files in `dir`, sorted so every choice below is deterministic. */
 function listFiles(dir: string): string[] {

@@ -9,12 +9,13 @@
  * Class names are the sorted sub-folder names and labels their indices.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { decode as decodeJpeg } from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { FileFormatError } from '../../errors.js';
 import { splitByClass } from '../split.js';
 import type { Dataset, ImageSet } from '../types.js';
+import { datasetFromPath } from '../types.js';
 
 /** File names the loader picks up (others, e.g. .DS_Store or README, are ignored). */
 export const IMAGE_FILE = /\.(png|jpe?g)$/i;
@@ -75,15 +76,7 @@ export function loadImageFolder(dir: string): Dataset {
   // Same "at least 2" rule as the other loaders, so a one-class folder still gives a valid model head.
   const numClasses = Math.max(2, classes.length);
   const { train, test } = splitByClass(all, numClasses);
-  return {
-    name: dir,
-    source: resolve(dir),
-    train,
-    test,
-    numClasses,
-    classNames: Array.from({ length: numClasses }, (_, i) => classes[i] ?? String(i)),
-    skipped: 0,
-  };
+  return datasetFromPath(dir, train, test, numClasses, 0, classes);
 }
 
 /** Sorted names of the visible sub-folders of `dir`. Sorted by code unit, so the order does not depend on the locale. */

@@ -9,11 +9,12 @@
  * padded with spaces and ending in '\n', then the raw data.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { FileFormatError, InputError } from '../../errors.js';
 import { writeFileAtomic } from '../../util/atomic.js';
 import { splitByClass } from '../split.js';
 import type { Dataset, ImageSet } from '../types.js';
+import { datasetFromPath } from '../types.js';
 
 /** The dtypes advlab reads, in their canonical little-endian spelling. */
 export type NpyDtype = '|u1' | '<i4' | '<i8' | '<f4' | '<f8';
@@ -240,7 +241,7 @@ export function loadNpyFolder(dir: string): Dataset {
       throw new FileFormatError(at('x_test.npy'), `images have shape [${test.set.imageShape.join(', ')}] but x_train.npy has [${train.set.imageShape.join(', ')}]`);
     }
     const numClasses = countClasses([train.set, test.set]);
-    return finish(dir, train.set, test.set, numClasses, train.skipped + test.skipped);
+    return datasetFromPath(dir, train.set, test.set, numClasses, train.skipped + test.skipped);
   }
   if (existsSync(at('images.npy'))) return splitDataset(dir, readNpyPair(at('images.npy'), at('labels.npy')));
   throw new FileFormatError(dir, 'no x_train.npy + y_train.npy or images.npy + labels.npy here');
@@ -267,20 +268,9 @@ export function loadNpyFile(imagesPath: string): Dataset {
 function splitDataset(name: string, pair: { set: ImageSet; skipped: number }): Dataset {
   const numClasses = countClasses([pair.set]);
   const { train, test } = splitByClass(pair.set, numClasses);
-  return finish(name, train, test, numClasses, pair.skipped);
+  return datasetFromPath(name, train, test, numClasses, pair.skipped);
 }
 
-function finish(name: string, train: ImageSet, test: ImageSet, numClasses: number, skipped: number): Dataset {
-  return {
-    name,
-    source: resolve(name),
-    train,
-    test,
-    numClasses,
-    classNames: Array.from({ length: numClasses }, (_, i) => String(i)),
-    skipped,
-  };
-}
 
 /** max label + 1 over all sets, at least 2. */
 function countClasses(sets: ImageSet[]): number {
