@@ -13,6 +13,9 @@ import { trainClassifier, type TrainEvent } from '../src/models/train.js';
 import { accuracy } from '../src/models/evaluate.js';
 import type { ImageSet } from '../src/data/types.js';
 import { randomShift } from '../src/data/augment.js';
+import { writeNpy } from '../src/data/formats/npy.js';
+import { trainRun } from '../src/models/train-run.js';
+import { resolveModel } from '../src/models/resolve.js';
 
 let train: ImageSet;
 let testSet: ImageSet;
@@ -102,4 +105,27 @@ test('bad training options are rejected naming the option', async () => {
   assert.ok(existsSync(join(dir, 'latest.json')));
   model.dispose();
   other.dispose();
+});
+
+test('trainRun and resolveModel leave numTensors unchanged; resolveModel rejects a mismatched saved model', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'advlab-run-'));
+  const n = 40;
+  const x = new Float32Array(n * 36);
+  const y = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    y[i] = i % 2;
+    for (let p = 0; p < 36; p++) x[i * 36 + p] = ((i * 7 + p * 3) % 11) / 10;
+  }
+  writeNpy(join(dir, 'data', 'images.npy'), x, [n, 6, 6, 1]);
+  writeNpy(join(dir, 'data', 'labels.npy'), y, [n]);
+  const backend = (await initBackend({ backend: 'wasm' }));
+  const before = tf.memory().numTensors;
+  const result = await trainRun({ model: 'small-cnn', dataset: join(dir, 'data'), out: join(dir, 'run'), epochs: 1, batchSize: 8 }, backend);
+  assert.equal(result.dataset.numClasses, 2);
+  assert.equal(tf.memory().numTensors, before);
+  const { model } = await resolveModel(join(dir, 'run'), { imageShape: [6, 6, 1], numClasses: 2 }, 0);
+  model.dispose();
+  await assert.rejects(resolveModel(join(dir, 'run'), { imageShape: [6, 6, 1], numClasses: 3 }, 0), /model: the model in .* outputs shape \[batch, 2\] but the dataset has 3 classes/);
+  await assert.rejects(resolveModel(join(dir, 'run'), { imageShape: [28, 28, 1], numClasses: 2 }, 0), /dataset: the model expects inputs of shape \[6, 6, 1\]/);
+  assert.equal(tf.memory().numTensors, before);
 });

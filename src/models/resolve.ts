@@ -31,7 +31,7 @@ export async function resolveModel(
     checkInputShape(model, data.imageShape, 'dataset');
     const out = model.outputs[0].shape;
     if (out.length !== 2 || out[1] !== data.numClasses) {
-      throw new InputError(argument, `the model in ${spec} outputs shape [${out.join(', ')}] but the dataset has ${data.numClasses} classes`);
+      throw new InputError(argument, `the model in ${spec} outputs shape [${out.map((d) => d ?? 'batch').join(', ')}] but the dataset has ${data.numClasses} classes`);
     }
   } catch (e) {
     model.dispose();

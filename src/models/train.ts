@@ -114,6 +114,7 @@ export async function trainClassifier(model: tfl.LayersModel, train: ImageSet, o
       options.onProgress?.({ type: 'epoch-start', epoch, epochs: options.epochs, batches: order.length });
       let lossSum = 0;
       let correct = 0;
+      let seen = 0;
       for (let b = 0; b < order.length; b++) {
         // The rate depends only on the step index, so a resumed run follows the same curve.
         setLearningRate(optimizer, learningRateAt(options.learningRate, schedule, (epoch - 1) * order.length + b, options.epochs * order.length));
@@ -121,7 +122,7 @@ export async function trainClassifier(model: tfl.LayersModel, train: ImageSet, o
         const { loss, correct: c } = trainStep(model, optimizer, batch, numClasses);
         lossSum += loss * order[b].length;
         correct += c;
-        const seen = order.slice(0, b + 1).reduce((s, o) => s + o.length, 0);
+        seen += order[b].length;
         options.onProgress?.({ type: 'batch', epoch, batch: b + 1, batches: order.length, loss: lossSum / seen, accuracy: correct / seen });
         // Let timers (progress bars) run between steps.
         await new Promise((r) => setImmediate(r));
@@ -225,7 +226,7 @@ function setLearningRate(optimizer: tf.AdamOptimizer, rate: number): void {
 function outputClasses(model: tfl.LayersModel): number {
   const shape = model.outputs[0].shape;
   const k = shape[shape.length - 1];
-  if (shape.length !== 2 || k == null || k < 2) throw new InputError('model', `expected a classifier with logits of shape [batch, classes], got [${shape.join(', ')}]`);
+  if (shape.length !== 2 || k == null || k < 2) throw new InputError('model', `expected a classifier with logits of shape [batch, classes], got [${shape.map((d) => d ?? 'batch').join(', ')}]`);
   return k;
 }
 
