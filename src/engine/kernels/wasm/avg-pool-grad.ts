@@ -10,7 +10,8 @@
  * same count as the forward pass.
  */
 import { tf } from '../../tf.js';
-import { heapF32, wasmBackend, type KernelArgs } from './util.js';
+import { poolGeometry } from './conv-info.js';
+import { heapF32, wasmBackend, type KernelArgs, zeros } from './util.js';
 
 /**
  * dx[n,h,w,c] = sum over the windows (oh,ow) that cover (h,w) of
@@ -19,26 +20,12 @@ import { heapF32, wasmBackend, type KernelArgs } from './util.js';
 function avgPoolGrad(args: KernelArgs): tf.TensorInfo {
   const backend = wasmBackend(args);
   const { dy, input } = args.inputs as { dy: tf.TensorInfo; input: tf.TensorInfo };
-  const attrs = (args.attrs ?? {}) as Record<string, unknown>;
-  const info = tf.backend_util.computePool2DInfo(
-    input.shape as [number, number, number, number],
-    attrs.filterSize as [number, number] | number,
-    attrs.strides as [number, number] | number,
-    1,
-    attrs.pad as 'valid' | 'same' | number | tf.backend_util.ExplicitPadding,
-    attrs.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined,
-  );
-  const [N, H, W, C] = input.shape;
-  const { outHeight: OH, outWidth: OW, strideHeight: sh, strideWidth: sw } = info;
-  const { effectiveFilterHeight: KH, effectiveFilterWidth: KW } = info;
-  const pt = info.padInfo.top;
-  const pl = info.padInfo.left;
+  const { N, H, W, C, OH, OW, KH, KW, sh, sw, pt, pl } = poolGeometry(input.shape, args.attrs ?? {});
 
-  const out = backend.makeOutput([N, H, W, C], 'float32');
-  // Views after the allocation: makeOutput may grow (and detach) the heap.
+  const out = zeros(backend, [N, H, W, C]);
+  // Views after the allocation, which may grow (and detach) the heap.
   const dx = heapF32(backend, out);
   const g = heapF32(backend, dy);
-  dx.fill(0);
   for (let n = 0; n < N; n++) {
     for (let oh = 0; oh < OH; oh++) {
       const hLo = Math.max(oh * sh - pt, 0);

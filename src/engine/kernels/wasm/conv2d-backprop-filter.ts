@@ -3,6 +3,7 @@
  * (so training any conv net on wasm throws without it).
  */
 import { tf } from '../../tf.js';
+import { convGeometry } from './conv-info.js';
 import {
   assertNHWC,
   explicitPad,
@@ -35,24 +36,8 @@ function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
   const attrs = (args.attrs ?? {}) as Record<string, unknown>;
   assertNHWC(attrs.dataFormat, 'Conv2DBackpropFilter');
   const filterShape = attrs.filterShape as [number, number, number, number];
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
-    filterShape,
-    attrs.strides as [number, number] | number,
-    // tfjs's own Conv2D gradient never passes dilations; direct callers may.
-    (attrs.dilations as [number, number] | number | undefined) ?? 1,
-    attrs.pad as 'valid' | 'same' | number | tf.backend_util.ExplicitPadding,
-    attrs.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined,
-    false,
-    'channelsLast',
-  );
-  const [, H, W] = x.shape;
-  const [, OH, OW] = dy.shape;
-  const [KH, KW] = [filterShape[0], filterShape[1]];
-  const [sh, sw] = [info.strideHeight, info.strideWidth];
-  const [dh, dw] = [info.dilationHeight, info.dilationWidth];
-  const pt = info.padInfo.top;
-  const pl = info.padInfo.left;
+  const { H, W, OH, OW, KH, KW, sh, sw, dh, dw, pt, pl } =
+    convGeometry({ input: x.shape, filter: filterShape, dy: dy.shape }, attrs, false);
   // Bottom/right zero padding so the output has exactly KH x KW positions; when
   // negative (trailing input rows no window reaches), pad 0 and crop instead.
   const pb = (KH - 1) * dh + (OH - 1) * sh + 1 - H - pt;

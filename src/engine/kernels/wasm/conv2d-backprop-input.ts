@@ -3,10 +3,10 @@
  * loop; this one runs on XNNPACK (the backend's `Conv2D` or its GEMM).
  */
 import { tf } from '../../tf.js';
+import { convGeometry, fullCorrelationPadding, type ConvGeometry } from './conv-info.js';
 import {
   assertNHWC,
-  crop4d,
-  explicitPad,
+  cropOrKeep,
   heapF32,
   release,
   reshaped,
@@ -18,22 +18,10 @@ import {
 } from './util.js';
 
 /** Shapes and hyper-parameters of one backprop-input call (NHWC). */
-interface Geometry {
+interface Geometry extends ConvGeometry {
   N: number;
-  H: number;
-  W: number;
   CI: number;
-  OH: number;
-  OW: number;
   CO: number;
-  KH: number;
-  KW: number;
-  sh: number;
-  sw: number;
-  dh: number;
-  dw: number;
-  pt: number;
-  pl: number;
 }
 
 /** Largest column buffer (floats) the col2im path holds at once; bigger batches go in chunks. */
@@ -57,32 +45,10 @@ function conv2DBackpropInput(args: KernelArgs): tf.TensorInfo {
   const attrs = (args.attrs ?? {}) as Record<string, unknown>;
   assertNHWC(attrs.dataFormat, 'Conv2DBackpropInput');
   const inputShape = attrs.inputShape as [number, number, number, number];
-  const info = tf.backend_util.computeConv2DInfo(
-    inputShape,
-    filter.shape as [number, number, number, number],
-    attrs.strides as [number, number] | number,
-    // tfjs's own Conv2D gradient never passes dilations; direct callers may.
-    (attrs.dilations as [number, number] | number | undefined) ?? 1,
-    attrs.pad as 'valid' | 'same' | number | tf.backend_util.ExplicitPadding,
-    attrs.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined,
-    false,
-    'channelsLast',
-  );
+  const spatial = convGeometry({ input: inputShape, filter: filter.shape, dy: dy.shape }, attrs, false);
   if (inputShape.some((v) => v === 0) || dy.shape.some((v) => v === 0)) return zeros(backend, inputShape);
-  const [, H, W, CI] = inputShape;
-  const [N, OH, OW, CO] = dy.shape;
-  const g: Geometry = {
-    N, H, W, CI, OH, OW, CO,
-    KH: filter.shape[0],
-    KW: filter.shape[1],
-    sh: info.strideHeight,
-    sw: info.strideWidth,
-    dh: info.dilationHeight,
-    dw: info.dilationWidth,
-    pt: info.padInfo.top,
-    pl: info.padInfo.left,
-  };
-  return usesCol2Im(g.sh, g.sw, CI) ? viaCol2Im(backend, dy, filter, g) : viaConvolution(backend, dy, filter, g);
+  const g: Geometry = { ...spatial, N: dy.shape[0], CI: inputShape[3], CO: dy.shape[3] };
+  return usesCol2Im(g.sh, g.sw, g.CI) ? viaCol2Im(backend, dy, filter, g) : viaConvolution(backend, dy, filter, g);
 }
 
 /**
@@ -99,33 +65,23 @@ function conv2DBackpropInput(args: KernelArgs): tf.TensorInfo {
  * filter) becomes a crop of the output.
  */
 function viaConvolution(backend: WasmBackend, dy: tf.TensorInfo, filter: tf.TensorInfo, g: Geometry): tf.TensorInfo {
-  const { H, W, OH, OW, KH, KW, dh, dw, pt, pl } = g;
+  const { H, W, OH, OW, dh, dw } = g;
   if (g.sh !== 1 || g.sw !== 1) throw new Error('advlab wasm Conv2DBackpropInput: convolution path needs stride 1');
-  const padTop = (KH - 1) * dh - pt;
-  const padLeft = (KW - 1) * dw - pl;
-  const padBottom = H + pt - OH;
-  const padRight = W + pl - OW;
+  const { pad, cropTop, cropLeft } = fullCorrelationPadding(g, OH, OW);
   const flipped = flipFilter(backend, filter);
   let conv: tf.TensorInfo;
   try {
     conv = runKernel('Conv2D', backend, { x: dy, filter: flipped }, {
       strides: [1, 1],
       dilations: [dh, dw],
-      pad: explicitPad(Math.max(padTop, 0), Math.max(padBottom, 0), Math.max(padLeft, 0), Math.max(padRight, 0)),
+      pad,
       dataFormat: 'NHWC',
     });
   } finally {
     // Disposing `flipped` also drops the XNNPACK operator cached under its id.
     release(backend, flipped);
   }
-  const cropTop = Math.max(-padTop, 0);
-  const cropLeft = Math.max(-padLeft, 0);
-  if (cropTop !== 0 || cropLeft !== 0 || conv.shape[1] !== H || conv.shape[2] !== W) {
-    const cropped = crop4d(backend, conv, cropTop, cropLeft, H, W);
-    release(backend, conv);
-    conv = cropped;
-  }
-  return conv;
+  return cropOrKeep(backend, conv, cropTop, cropLeft, H, W);
 }
 
 /**
@@ -143,8 +99,7 @@ function viaCol2Im(backend: WasmBackend, dy: tf.TensorInfo, filter: tf.TensorInf
   const perImage = OH * OW;
   // [CO, KH*KW*CI]: the GEMM's weights, packed once by XNNPACK for every chunk.
   const wt = runKernel('Transpose', backend, { x: reshaped(filter, [KKC, CO]) }, { perm: [1, 0] });
-  const out = backend.makeOutput([N, H, W, CI], 'float32');
-  heapF32(backend, out).fill(0);
+  const out = zeros(backend, [N, H, W, CI]);
   const imagesPerChunk = Math.max(1, Math.floor(COLUMN_CHUNK / (perImage * KKC)));
   try {
     for (let n0 = 0; n0 < N; n0 += imagesPerChunk) {

@@ -3,6 +3,7 @@
  * does not ship.
  */
 import { tf } from '../../tf.js';
+import { convGeometry } from './conv-info.js';
 import { heapF32, wasmBackend, type KernelArgs } from './util.js';
 
 /**
@@ -19,21 +20,11 @@ function depthwiseConv2dNativeBackpropFilter(args: KernelArgs): tf.TensorInfo {
   const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
   const attrs = (args.attrs ?? {}) as Record<string, unknown>;
   const filterShape = attrs.filterShape as [number, number, number, number];
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
-    filterShape,
-    attrs.strides as [number, number] | number,
-    (attrs.dilations as [number, number] | number | undefined) ?? 1,
-    attrs.pad as 'valid' | 'same' | number | tf.backend_util.ExplicitPadding,
-    attrs.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined,
-    true,
-  );
-  const [N, H, W, C] = x.shape;
-  const [, OH, OW, CM] = dy.shape;
-  const [KH, KW, , M] = filterShape;
-  const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
-  const pt = info.padInfo.top;
-  const pl = info.padInfo.left;
+  const { H, W, OH, OW, KH, KW, sh, sw, dh, dw, pt, pl } =
+    convGeometry({ input: x.shape, filter: filterShape, dy: dy.shape }, attrs, true);
+  const [N, , , C] = x.shape;
+  const CM = dy.shape[3];
+  const M = filterShape[3];
 
   const acc = new Float64Array(KH * KW * CM);
   const xs = heapF32(backend, x);

@@ -3,9 +3,9 @@
  * does not ship.
  */
 import { tf } from '../../tf.js';
+import { convGeometry, fullCorrelationPadding, type ConvGeometry } from './conv-info.js';
 import {
-  crop4d,
-  explicitPad,
+  cropOrKeep,
   heapF32,
   insertZeros,
   release,
@@ -13,6 +13,7 @@ import {
   wasmBackend,
   type KernelArgs,
   type WasmBackend,
+  zeros,
 } from './util.js';
 
 /**
@@ -33,31 +34,20 @@ function depthwiseConv2dNativeBackpropInput(args: KernelArgs): tf.TensorInfo {
   const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
   const attrs = (args.attrs ?? {}) as Record<string, unknown>;
   const inputShape = attrs.inputShape as [number, number, number, number];
-  const info = tf.backend_util.computeConv2DInfo(
-    inputShape,
-    filter.shape as [number, number, number, number],
-    attrs.strides as [number, number] | number,
-    (attrs.dilations as [number, number] | number | undefined) ?? 1,
-    attrs.pad as 'valid' | 'same' | number | tf.backend_util.ExplicitPadding,
-    attrs.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined,
-    true,
-  );
-  const [N, H, W, C] = inputShape;
-  const [, OH, OW, CM] = dy.shape;
-  const [KH, KW, , M] = filter.shape;
-  const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
-  const pt = info.padInfo.top;
-  const pl = info.padInfo.left;
+  const geometry = convGeometry({ input: inputShape, filter: filter.shape, dy: dy.shape }, attrs, true);
+  const { H, W, OH, OW, KH, KW, sh, sw, dh, dw, pt, pl } = geometry;
+  const [N, , , C] = inputShape;
+  const CM = dy.shape[3];
+  const M = filter.shape[3];
   if (M === 1 && inputShape.every((v) => v > 0) && dy.shape.every((v) => v > 0)) {
-    return viaDepthwiseConvolution(backend, dy, filter, inputShape, sh, sw, dh, dw, pt, pl);
+    return viaDepthwiseConvolution(backend, dy, filter, geometry);
   }
 
-  const out = backend.makeOutput([N, H, W, C], 'float32');
-  // Views after the allocation: makeOutput may grow (and detach) the heap.
+  const out = zeros(backend, [N, H, W, C]);
+  // Views after the allocation, which may grow (and detach) the heap.
   const dx = heapF32(backend, out);
   const g = heapF32(backend, dy);
   const f = heapF32(backend, filter);
-  dx.fill(0);
   for (let n = 0; n < N; n++) {
     for (let oh = 0; oh < OH; oh++) {
       for (let ow = 0; ow < OW; ow++) {
@@ -88,23 +78,14 @@ function viaDepthwiseConvolution(
   backend: WasmBackend,
   dy: tf.TensorInfo,
   filter: tf.TensorInfo,
-  inputShape: [number, number, number, number],
-  sh: number,
-  sw: number,
-  dh: number,
-  dw: number,
-  pt: number,
-  pl: number,
+  g: ConvGeometry,
 ): tf.TensorInfo {
-  const [, H, W] = inputShape;
-  const [, OH, OW] = dy.shape;
-  const [KH, KW, C] = filter.shape;
+  const { H, W, OH, OW, KH, KW, sh, sw, dh, dw } = g;
+  const C = filter.shape[2];
+  // dy's size after zero insertion.
   const LH = (OH - 1) * sh + 1;
   const LW = (OW - 1) * sw + 1;
-  const padTop = (KH - 1) * dh - pt;
-  const padLeft = (KW - 1) * dw - pl;
-  const padBottom = H + pt - LH;
-  const padRight = W + pl - LW;
+  const { pad, cropTop, cropLeft } = fullCorrelationPadding(g, LH, LW);
 
   const rotated = backend.makeOutput([KH, KW, C, 1], 'float32');
   const src = heapF32(backend, filter);
@@ -121,21 +102,14 @@ function viaDepthwiseConvolution(
     conv = runKernel('DepthwiseConv2dNative', backend, { x: dyz, filter: rotated }, {
       strides: [1, 1],
       dilations: [dh, dw],
-      pad: explicitPad(Math.max(padTop, 0), Math.max(padBottom, 0), Math.max(padLeft, 0), Math.max(padRight, 0)),
+      pad,
     });
   } finally {
     // Disposing `rotated` also drops the XNNPACK operator cached under its id.
     release(backend, rotated);
     if (dyz !== dy) release(backend, dyz);
   }
-  const cropTop = Math.max(-padTop, 0);
-  const cropLeft = Math.max(-padLeft, 0);
-  if (cropTop !== 0 || cropLeft !== 0 || conv.shape[1] !== H || conv.shape[2] !== W) {
-    const cropped = crop4d(backend, conv, cropTop, cropLeft, H, W);
-    release(backend, conv);
-    conv = cropped;
-  }
-  return conv;
+  return cropOrKeep(backend, conv, cropTop, cropLeft, H, W);
 }
 
 /** `DepthwiseConv2dNativeBackpropInput` on wasm (any stride, padding, dilation, channel multiplier). */

@@ -3,7 +3,8 @@
  * the shipped kernel's per-input-pixel search.
  */
 import { tf } from '../../tf.js';
-import { heapF32, wasmBackend, type KernelArgs } from './util.js';
+import { poolGeometry } from './conv-info.js';
+import { heapF32, wasmBackend, type KernelArgs, zeros } from './util.js';
 
 /**
  * Routes each dy entry to the first maximum of its window (row-major order,
@@ -15,27 +16,13 @@ import { heapF32, wasmBackend, type KernelArgs } from './util.js';
 function maxPoolGrad(args: KernelArgs): tf.TensorInfo {
   const backend = wasmBackend(args);
   const { dy, input } = args.inputs as { dy: tf.TensorInfo; input: tf.TensorInfo };
-  const attrs = (args.attrs ?? {}) as Record<string, unknown>;
-  const info = tf.backend_util.computePool2DInfo(
-    input.shape as [number, number, number, number],
-    attrs.filterSize as [number, number] | number,
-    attrs.strides as [number, number] | number,
-    1,
-    attrs.pad as 'valid' | 'same' | number | tf.backend_util.ExplicitPadding,
-    attrs.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined,
-  );
-  const [N, H, W, C] = input.shape;
-  const { outHeight: OH, outWidth: OW, strideHeight: sh, strideWidth: sw } = info;
-  const { effectiveFilterHeight: KH, effectiveFilterWidth: KW } = info;
-  const pt = info.padInfo.top;
-  const pl = info.padInfo.left;
+  const { N, H, W, C, OH, OW, KH, KW, sh, sw, pt, pl } = poolGeometry(input.shape, args.attrs ?? {});
 
-  const out = backend.makeOutput([N, H, W, C], 'float32');
-  // Views after the allocation: makeOutput may grow (and detach) the heap.
+  const out = zeros(backend, [N, H, W, C]);
+  // Views after the allocation, which may grow (and detach) the heap.
   const dx = heapF32(backend, out);
   const xs = heapF32(backend, input);
   const g = heapF32(backend, dy);
-  dx.fill(0);
   const rowStride = W * C;
   for (let n = 0; n < N; n++) {
     for (let oh = 0; oh < OH; oh++) {

@@ -81,10 +81,12 @@ export function explicitPad(top: number, bottom: number, left: number, right: nu
 }
 
 /**
- * Copies the window `[0, n0) x [r0, r0+n1) x [c0, c0+n2) x [0, n3)` of a 4-D
- * float32 tensor into a new one (used to crop convolution outputs).
+ * The window `[r0, r0+rows) x [c0, c0+cols)` (all batches and channels) of a
+ * 4-D float32 tensor, used to crop convolution outputs. Takes over `x`: returns
+ * it when the window is all of it, else copies the window into a new tensor and
+ * releases `x`.
  */
-export function crop4d(
+export function cropOrKeep(
   backend: WasmBackend,
   x: tf.TensorInfo,
   r0: number,
@@ -93,6 +95,7 @@ export function crop4d(
   cols: number,
 ): tf.TensorInfo {
   const [n0, h, w, d] = x.shape;
+  if (r0 === 0 && c0 === 0 && h === rows && w === cols) return x;
   const out = backend.makeOutput([n0, rows, cols, d], 'float32');
   const src = heapF32(backend, x);
   const dst = heapF32(backend, out);
@@ -105,6 +108,7 @@ export function crop4d(
       o += rowLen;
     }
   }
+  release(backend, x);
   return out;
 }
 
