@@ -4,6 +4,7 @@ import type { KernelMode } from '../src/engine/kernels/index.js';
 import { buildModel } from '../src/models/zoo.js';
 import { Rng } from '../src/util/rng.js';
 import { time, machine, round } from './measure.js';
+import { benchPool } from './pool.js';
 
 const BATCH = 128;
 
@@ -75,5 +76,7 @@ export async function benchEngine(log: (s: string) => void) {
     }
   }
   out.ratios = ratios;
+  // Both cores: PGD-40 on a batch of 128 in one worker vs split over two.
+  out.pool = await benchPool(log);
   return out;
 }

@@ -7,6 +7,7 @@
 export { tf, tfl } from './engine/tf.js';
 export { initBackend, backendInfo, wasmDir, BACKEND_NAMES, type BackendName, type BackendInfo, type InitBackendOptions } from './engine/backend.js';
 export { setAdvlabKernels, kernelMode, type KernelMode } from './engine/kernels/index.js';
+export { WorkerPool, splitRanges, type TaskRef, type PoolOptions, type PoolWorkerInfo } from './engine/pool.js';
 
 export type { Dataset, ImageSet } from './data/types.js';
 export { loadDataset } from './data/load.js';
@@ -19,6 +20,7 @@ export { batches, batchOrder, makeBatch, type Batch } from './data/batches.js';
 export { buildModel, describeZoo, ZOO_NAMES, type ZooName } from './models/zoo.js';
 export { saveModel, loadModel, checkInputShape } from './models/io.js';
 export { resolveModel, type ResolvedModel } from './models/resolve.js';
+export { shareModel, modelInWorker, type SharedModel } from './models/pool-model.js';
 export { trainClassifier, type TrainOptions, type TrainEvent, type TrainResult, type EpochRecord } from './models/train.js';
 export { trainRun, defaultEpochs, type TrainRunOptions, type TrainRunResult } from './models/train-run.js';
 export { accuracy, predictLabels } from './models/evaluate.js';
