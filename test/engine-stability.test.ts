@@ -15,7 +15,7 @@ test('1,000 signed-gradient attack steps on small-cnn leak no tensors and do not
   const loss = (x: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, model.apply(x) as tf.Tensor) as tf.Scalar;
   const grad = tf.grad(loss);
   const heap = () => (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.length;
-  let x = x0.clone();
+  let x: tf.Tensor = x0.clone();
   const step = () => {
     const next = tf.tidy(() => {
       const g = grad(x);
