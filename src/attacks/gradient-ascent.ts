@@ -1,0 +1,89 @@
+import { tf } from '../engine/tf.js';
+import type { BatchContext } from './types.js';
+import { normOps } from './norms.js';
+import { crossEntropy, targetedCrossEntropy } from './losses.js';
+
+/** The loss an attack ascends, per example, given logits and (true labels or targets). */
+export type AttackLoss = (logits: tf.Tensor2D, ctx: BatchContext) => tf.Tensor1D;
+
+/** Cross-entropy away from the label, or toward the target when targeted. */
+export const defaultLoss: AttackLoss = (logits, ctx) => (ctx.targets ? targetedCrossEntropy(logits, ctx.targets) : crossEntropy(logits, ctx.labels));
+
+export interface AscentOptions {
+  steps: number;
+  /** Step length in the norm of the attack (input scale). */
+  stepSize: number;
+  randomStart: boolean;
+  /** Extra runs from new random starts for the examples not yet broken. */
+  restarts: number;
+  /** MI-FGSM momentum decay mu (0 = plain PGD). */
+  momentum: number;
+  loss?: AttackLoss;
+}
+
+/**
+ * The loop shared by FGSM, BIM, PGD and MI-FGSM (torchattacks-style, norm-generic
+ * as in Foolbox): optional random start; then `steps` times: loss gradient,
+ * step along the norm's steepest direction, project onto the eps-ball, clip to
+ * the bounds. Per-example early stopping: an example keeps its first iterate that
+ * reaches the goal, and the loop ends once every example has.
+ */
+export function gradientAscent(ctx: BatchContext, o: AscentOptions): tf.Tensor4D {
+  const { classifier, x, labels, targets, eps } = ctx;
+  const ops = normOps(ctx.norm);
+  const [lo, hi] = classifier.bounds;
+  const loss = o.loss ?? defaultLoss;
+  const n = x.shape[0];
+  const reached = (logits: tf.Tensor2D) => {
+    const pred = tf.argMax(logits, 1);
+    return targets ? tf.equal(pred, targets) : tf.notEqual(pred, labels);
+  };
+  let best = tf.keep(x.clone());
+  let done = tf.keep(tf.zeros([n], 'bool'));
+  for (let run = 0; run <= o.restarts; run++) {
+    let adv = tf.tidy(() => (o.randomStart ? tf.clipByValue(tf.add(x, ops.randomStart(x.shape, eps, ctx.rng.seed())), lo, hi) : x.clone()) as tf.Tensor4D);
+    let velocity: tf.Tensor4D | null = o.momentum > 0 ? tf.zerosLike(x) : null;
+    for (let step = 0; step < o.steps; step++) {
+      const next = tf.tidy(() => {
+        const { value, grad } = classifier.valueAndGradient(adv, (logits) => loss(logits, ctx));
+        value.dispose();
+        let g = grad;
+        if (velocity) {
+          // Dong et al. 2018: accumulate L1-normalized gradients with decay mu.
+          const l1 = tf.reshape(tf.sum(tf.abs(tf.reshape(g, [n, -1])), 1), [-1, 1, 1, 1]);
+          const v = tf.add(tf.mul(o.momentum, velocity), tf.div(g, tf.add(l1, 1e-12))) as tf.Tensor4D;
+          velocity.dispose();
+          velocity = tf.keep(v);
+          g = v;
+        }
+        const moved = tf.add(adv, tf.mul(o.stepSize, ops.direction(g)));
+        const delta = ops.project(tf.sub(moved, x) as tf.Tensor4D, eps);
+        return tf.clipByValue(tf.add(x, delta), lo, hi) as tf.Tensor4D;
+      });
+      adv.dispose();
+      adv = next;
+      // Keep each example's first success; stop when all are done.
+      const allDone = tf.tidy(() => {
+        const hit = tf.logicalAnd(reached(classifier.logits(adv)), tf.logicalNot(done));
+        const mask = tf.reshape(hit, [n, 1, 1, 1]);
+        const newBest = tf.where(tf.broadcastTo(mask, x.shape), adv, best) as tf.Tensor4D;
+        const newDone = tf.logicalOr(done, hit);
+        best.dispose();
+        done.dispose();
+        best = tf.keep(newBest);
+        done = tf.keep(newDone);
+        return tf.all(newDone).dataSync()[0] === 1;
+      });
+      if (allDone) break;
+    }
+    // Examples never broken keep this run's last iterate (it may still be useful, e.g. to a later restart's comparison).
+    const merged = tf.tidy(() => tf.where(tf.broadcastTo(tf.reshape(done, [n, 1, 1, 1]), x.shape), best, adv) as tf.Tensor4D);
+    best.dispose();
+    best = merged;
+    adv.dispose();
+    velocity?.dispose();
+    if (tf.tidy(() => tf.all(done).dataSync()[0] === 1)) break;
+  }
+  done.dispose();
+  return best;
+}

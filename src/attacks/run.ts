@@ -1,0 +1,171 @@
+import { tf } from '../engine/tf.js';
+import type { Classifier } from '../models/classifier.js';
+import type { Attack, AttackResult, AttackSummary, CommonAttackOptions, Norm } from './types.js';
+import { validateInput, validateEps, resolveParams, validateCommon, type AttackInput } from './validate.js';
+import { verifyBatch } from './verify.js';
+import { Rng, deriveSeed } from '../util/rng.js';
+import { InputError } from '../errors.js';
+
+/** Options of {@link runAttack}: the common ones plus the attack's own parameters. */
+export type RunAttackOptions = CommonAttackOptions & { params?: Record<string, unknown> };
+
+/**
+ * Runs `attack` on a set of images, batch by batch, and returns re-verified
+ * results. The input is checked first (shape, labels, bounds, NaN, eps); every
+ * candidate is re-predicted and checked against the bounds and the eps-ball
+ * before it counts as a success; costs are counted on the classifier.
+ */
+export async function runAttack(attack: Attack, classifier: Classifier, input: AttackInput, options: RunAttackOptions = {}): Promise<AttackResult> {
+  validateCommon(options);
+  validateInput(classifier, input);
+  const norm: Norm = options.norm ?? attack.norms[0];
+  if (!attack.norms.includes(norm)) throw new InputError('norm', `${attack.name} supports ${attack.norms.join(', ')}, not ${norm}`);
+  const fixed = attack.kind === 'fixed-budget';
+  validateEps(options.eps as number, norm, classifier, fixed);
+  const eps = options.eps ?? Infinity;
+  const targeted = options.targeted !== undefined;
+  if (targeted && attack.targeted === 'untargeted') throw new InputError('targeted', `${attack.name} has no targeted version`);
+  if (!targeted && attack.targeted === 'targeted') throw new InputError('targeted', `${attack.name} is targeted only: give targets (an array, "random" or "least-likely")`);
+  if (!fixed && attack.access === 'gradient' && !classifier.hasGradients) throw new InputError('attack', `${attack.name} needs gradients, which this classifier does not give`);
+  if (attack.access === 'gradient' && !classifier.hasGradients) throw new InputError('attack', `${attack.name} needs gradients, which this classifier does not give; use square, simba or hopskipjump`);
+  const params = resolveParams(attack, options.params ?? {});
+  const seed = options.seed ?? 0;
+  const batchSize = options.batchSize ?? 128;
+  const size = input.imageShape[0] * input.imageShape[1] * input.imageShape[2];
+  const n = input.count;
+  const before = classifier.counts;
+  const t0 = performance.now();
+
+  const adversarial = new Float32Array(input.images);
+  const cleanPredictions = new Int32Array(n);
+  const adversarialPredictions = new Int32Array(n);
+  const success = new Uint8Array(n);
+  const norms = { l0: new Float32Array(n), l1: new Float32Array(n), l2: new Float32Array(n), linf: new Float32Array(n) };
+  const rejected = { outOfBounds: 0, outsideBall: 0, nonFinite: 0 };
+  const targets = targeted ? new Int32Array(n) : null;
+  const targetRng = new Rng(deriveSeed(seed, 'targets'));
+
+  for (let start = 0; start < n; start += batchSize) {
+    const end = Math.min(n, start + batchSize);
+    const m = end - start;
+    const cleanBatch = input.images.subarray(start * size, end * size);
+    const labelBatch = input.labels.subarray(start, end);
+    const x = tf.tensor4d(cleanBatch, [m, ...input.imageShape]);
+    const labels = tf.tensor1d(labelBatch, 'int32');
+    let targetT: tf.Tensor1D | undefined;
+    let candidate: tf.Tensor4D | undefined;
+    try {
+      const logits = tf.tidy(() => classifier.logits(x));
+      const preds = tf.tidy(() => tf.argMax(logits, 1).dataSync() as Int32Array).slice();
+      cleanPredictions.set(preds, start);
+      if (targets) {
+        const chosen = chooseTargets(options.targeted!, labelBatch, logits, start, classifier.numClasses, targetRng);
+        targets.set(chosen, start);
+        targetT = tf.tensor1d(chosen, 'int32');
+      }
+      logits.dispose();
+      const rng = new Rng(deriveSeed(seed, `batch:${start}`));
+      candidate = await attack.attackBatch({ classifier, x, labels, targets: targetT, norm, eps, rng }, params);
+      const advBatch = (candidate.dataSync() as Float32Array).slice();
+      const verdict = verifyBatch(classifier, cleanBatch, advBatch, labelBatch, targets ? targets.subarray(start, end) : null, preds, fixed ? { norm, eps } : null);
+      adversarial.set(advBatch, start * size);
+      adversarialPredictions.set(verdict.predictions, start);
+      success.set(verdict.success, start);
+      norms.l0.set(verdict.l0, start);
+      norms.l1.set(verdict.l1, start);
+      norms.l2.set(verdict.l2, start);
+      norms.linf.set(verdict.linf, start);
+      rejected.outOfBounds += verdict.rejected.outOfBounds;
+      rejected.outsideBall += verdict.rejected.outsideBall;
+      rejected.nonFinite += verdict.rejected.nonFinite;
+    } finally {
+      tf.dispose([x, labels, targetT, candidate].filter((t) => t !== undefined) as tf.Tensor[]);
+    }
+    options.onProgress?.({ done: end, total: n });
+  }
+
+  const seconds = (performance.now() - t0) / 1000;
+  const after = classifier.counts;
+  const gradients = after.gradients - before.gradients;
+  const queries = after.queries - before.queries;
+  return {
+    attack: attack.name,
+    norm,
+    eps: Number.isFinite(eps) ? eps : null,
+    targeted,
+    params,
+    seed,
+    adversarial,
+    imageShape: [...input.imageShape] as [number, number, number],
+    count: n,
+    labels: input.labels.slice(),
+    targets,
+    cleanPredictions,
+    adversarialPredictions,
+    success,
+    rejected,
+    norms,
+    gradients,
+    queries,
+    seconds,
+    summary: summarize(input.labels, cleanPredictions, success, norms, gradients, queries, seconds),
+  };
+}
+
+function chooseTargets(spec: NonNullable<CommonAttackOptions['targeted']>, labels: Int32Array, logits: tf.Tensor2D, offset: number, k: number, rng: Rng): Int32Array {
+  const m = labels.length;
+  const out = new Int32Array(m);
+  if (spec === 'random') {
+    for (let i = 0; i < m; i++) out[i] = (labels[i] + 1 + rng.int(k - 1)) % k;
+  } else if (spec === 'least-likely') {
+    out.set(tf.tidy(() => tf.argMin(logits, 1).dataSync() as Int32Array));
+    // A class that is least likely and also the label only happens with constant logits; move it.
+    for (let i = 0; i < m; i++) if (out[i] === labels[i]) out[i] = (labels[i] + 1) % k;
+  } else if (typeof spec === 'string') {
+    throw new InputError('targeted', `expected "random", "least-likely" or one target label per image, got "${spec}"`);
+  } else {
+    for (let i = 0; i < m; i++) {
+      const t = spec[offset + i];
+      if (t === undefined) throw new InputError('targeted', `expected one target per image; none for image ${offset + i}`);
+      if (!Number.isInteger(t) || t < 0 || t >= k) throw new InputError('targeted', `target ${t} for image ${offset + i} is outside [0, ${k - 1}]`);
+      if (t === labels[i]) throw new InputError('targeted', `target ${t} for image ${offset + i} is its true label`);
+      out[i] = t;
+    }
+  }
+  return out;
+}
+
+/** Headline figures: accuracies in [0, 1], medians over successful examples. */
+export function summarize(labels: Int32Array, clean: Int32Array, success: Uint8Array, norms: { l2: Float32Array; linf: Float32Array }, gradients: number, queries: number, seconds: number): AttackSummary {
+  const n = labels.length;
+  let correct = 0;
+  let wins = 0;
+  const l2s: number[] = [];
+  const linfs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    if (clean[i] === labels[i]) correct++;
+    if (success[i]) {
+      wins++;
+      l2s.push(norms.l2[i]);
+      linfs.push(norms.linf[i]);
+    }
+  }
+  return {
+    cleanAccuracy: correct / n,
+    robustAccuracy: (correct - wins) / n,
+    successRate: correct ? wins / correct : 0,
+    medianL2: median(l2s),
+    medianLinf: median(linfs),
+    meanL2: l2s.length ? l2s.reduce((a, b) => a + b, 0) / l2s.length : null,
+    gradientsPerImage: gradients / n,
+    queriesPerImage: queries / n,
+    imagesPerSecond: seconds > 0 ? n / seconds : 0,
+  };
+}
+
+function median(values: number[]): number | null {
+  if (!values.length) return null;
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}

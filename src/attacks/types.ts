@@ -1,0 +1,125 @@
+import type { tf } from '../engine/tf.js';
+import type { Classifier } from '../models/classifier.js';
+import type { Rng } from '../util/rng.js';
+
+/** Distance measures of the perturbation budget. */
+export type Norm = 'linf' | 'l2' | 'l1';
+export const NORMS: readonly Norm[] = ['linf', 'l2', 'l1'];
+
+/** How targets are chosen: per example (array), a random wrong class, or the least likely class. */
+export type TargetSpec = 'random' | 'least-likely' | Int32Array | readonly number[];
+
+/** Options every attack takes. */
+export interface CommonAttackOptions {
+  /** Perturbation norm (attacks list the norms they support). */
+  norm?: Norm;
+  /** Budget in the input's own scale (fixed-budget attacks; minimal-perturbation attacks use it as an optional cap). */
+  eps?: number;
+  /** Omit for an untargeted attack. */
+  targeted?: TargetSpec;
+  /** Seeds every random choice (random starts, targets, black-box proposals). Default 0. */
+  seed?: number;
+  /** Images per batch (default 128). */
+  batchSize?: number;
+  /** Called after each batch. */
+  onProgress?: (event: { done: number; total: number }) => void;
+}
+
+/** Everything an attack sees for one batch. Tensors belong to the driver: do not dispose them. */
+export interface BatchContext {
+  classifier: Classifier;
+  /** Clean images [n, h, w, c]. */
+  x: tf.Tensor4D;
+  /** True labels, int32 [n]. */
+  labels: tf.Tensor1D;
+  /** Target labels, int32 [n], when targeted. */
+  targets?: tf.Tensor1D;
+  norm: Norm;
+  eps: number;
+  rng: Rng;
+}
+
+/** Declares one attack parameter: for validation, defaults and `advlab attack --list`. */
+export interface ParamSpec {
+  name: string;
+  type: 'number' | 'integer' | 'boolean' | 'string';
+  default: number | boolean | string;
+  description: string;
+  min?: number;
+  max?: number;
+  choices?: readonly string[];
+}
+
+/**
+ * One attack. `attackBatch` returns candidate adversarial images for a batch
+ * (a new tensor the driver disposes); the driver validates the input, batches,
+ * chooses targets, re-verifies every candidate and counts the cost.
+ */
+export interface Attack<P extends Record<string, unknown> = Record<string, unknown>> {
+  /** CLI name, e.g. `pgd`. */
+  name: string;
+  title: string;
+  /** The paper behind it. */
+  paper: string;
+  /** `fixed-budget`: best example within eps; `minimal`: smallest perturbation that succeeds. */
+  kind: 'fixed-budget' | 'minimal';
+  /** What it needs from the model. */
+  access: 'gradient' | 'scores' | 'decision';
+  norms: readonly Norm[];
+  /** Whether it runs untargeted, targeted, or both. */
+  targeted: 'both' | 'untargeted' | 'targeted';
+  params: readonly ParamSpec[];
+  attackBatch(ctx: BatchContext, params: P): Promise<tf.Tensor4D> | tf.Tensor4D;
+}
+
+/** Per-example perturbation sizes. */
+export interface PerturbationNorms {
+  l0: Float32Array;
+  l1: Float32Array;
+  l2: Float32Array;
+  linf: Float32Array;
+}
+
+/** The result of an attack on a set of images, after re-verification. */
+export interface AttackResult {
+  attack: string;
+  norm: Norm;
+  eps: number | null;
+  targeted: boolean;
+  params: Record<string, unknown>;
+  seed: number;
+  /** Adversarial images, same layout as the input (NHWC float32). */
+  adversarial: Float32Array;
+  imageShape: [number, number, number];
+  count: number;
+  labels: Int32Array;
+  targets: Int32Array | null;
+  cleanPredictions: Int32Array;
+  adversarialPredictions: Int32Array;
+  /** 1 where the example is adversarial (re-predicted, inside the bounds and the eps ball) and was correctly classified before. */
+  success: Uint8Array;
+  /** Candidates that reached the goal but failed a check (outside the bounds or the ball, non-finite): not counted as successes. */
+  rejected: { outOfBounds: number; outsideBall: number; nonFinite: number };
+  norms: PerturbationNorms;
+  /** Gradient evaluations and queries (images scored) spent, in total. */
+  gradients: number;
+  queries: number;
+  seconds: number;
+  summary: AttackSummary;
+}
+
+/** Headline figures of an {@link AttackResult}. */
+export interface AttackSummary {
+  cleanAccuracy: number;
+  /** Correct before and still correct (untargeted) or not at the target (targeted) after. */
+  robustAccuracy: number;
+  /** Successes among the examples classified correctly before. */
+  successRate: number;
+  /** Over successful examples. */
+  medianL2: number | null;
+  medianLinf: number | null;
+  meanL2: number | null;
+  gradientsPerImage: number;
+  queriesPerImage: number;
+  imagesPerSecond: number;
+}

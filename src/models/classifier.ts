@@ -1,0 +1,146 @@
+import { tf, tfl } from '../engine/tf.js';
+import { InputError } from '../errors.js';
+
+/** A function from a batch of images (in input scale) to logits [batch, classes]. */
+export type LogitsFunction = (x: tf.Tensor4D) => tf.Tensor2D;
+
+/** Normalization applied inside the classifier, per channel: (x - mean) / std. */
+export interface Preprocessing {
+  mean: number | readonly number[];
+  std: number | readonly number[];
+}
+
+/** Options shared by every way of making a {@link Classifier}. */
+export interface ClassifierOptions {
+  /**
+   * The valid input range, in the scale of the images you pass (default [0, 1]).
+   * Attacks clip to it and their epsilon is measured in this scale.
+   */
+  bounds?: readonly [number, number];
+  /**
+   * Normalization the model expects, applied here, inside the classifier, so that
+   * images, bounds and epsilon all stay in the input's own scale. Never normalize
+   * images before handing them to an attack: an epsilon of 8/255 on inputs that
+   * were divided by a std of 0.25 is really an epsilon of 32/255.
+   */
+  preprocess?: Preprocessing;
+}
+
+/** Where a model's logits come from. */
+export type ModelLike =
+  | tfl.LayersModel
+  | { execute(x: tf.Tensor, outputs?: string | string[]): tf.Tensor | tf.Tensor[]; inputs: { shape?: number[] }[] };
+
+/**
+ * A classifier as attacks see it: logits in inference mode, input bounds,
+ * optional preprocessing, class count, and counters of the queries (images
+ * scored) and gradient evaluations (images differentiated) spent on it.
+ * Every attack talks to a Classifier, never to a raw model.
+ */
+export class Classifier {
+  readonly bounds: readonly [number, number];
+  readonly inputShape: readonly [number, number, number];
+  readonly numClasses: number;
+  /** False for classifiers that must be attacked without gradients. */
+  readonly hasGradients: boolean;
+  private queryCount = 0;
+  private gradientCount = 0;
+  private readonly forward: LogitsFunction;
+  private readonly mean?: tf.Tensor;
+  private readonly std?: tf.Tensor;
+
+  private constructor(forward: LogitsFunction, inputShape: readonly [number, number, number], numClasses: number, options: ClassifierOptions, hasGradients: boolean) {
+    const bounds = options.bounds ?? [0, 1];
+    if (bounds.length !== 2 || !Number.isFinite(bounds[0]) || !Number.isFinite(bounds[1]) || !(bounds[0] < bounds[1])) {
+      throw new InputError('bounds', `expected [min, max] with finite min < max, got [${bounds.join(', ')}]`);
+    }
+    if (!Number.isInteger(numClasses) || numClasses < 2) throw new InputError('numClasses', `expected an integer >= 2, got ${numClasses}`);
+    this.forward = forward;
+    this.bounds = [bounds[0], bounds[1]];
+    this.inputShape = inputShape;
+    this.numClasses = numClasses;
+    this.hasGradients = hasGradients;
+    if (options.preprocess) {
+      const channels = inputShape[2];
+      this.mean = tf.keep(channelTensor(options.preprocess.mean, channels, 'preprocess.mean'));
+      this.std = tf.keep(channelTensor(options.preprocess.std, channels, 'preprocess.std', true));
+    }
+  }
+
+  /**
+   * Wraps a TF.js LayersModel (run with `training: false`, so dropout is off and
+   * batch-norm uses its moving statistics) or a GraphModel.
+   */
+  static fromModel(model: ModelLike, options: ClassifierOptions = {}): Classifier {
+    const isLayers = model instanceof tfl.LayersModel;
+    const inShape = isLayers ? (model as tfl.LayersModel).inputs[0].shape : (model.inputs[0].shape ?? []);
+    const [, h, w, c] = inShape;
+    if (inShape.length !== 4 || !h || !w || !c) throw new InputError('model', `expected an image model with input [batch, height, width, channels], got [${inShape.map((d) => d ?? 'batch').join(', ')}]`);
+    const forward: LogitsFunction = isLayers
+      ? (x) => (model as tfl.LayersModel).apply(x, { training: false }) as tf.Tensor2D
+      : (x) => (model as { execute(x: tf.Tensor): tf.Tensor }).execute(x) as tf.Tensor2D;
+    const numClasses = tf.tidy(() => forward(tf.zeros([1, h, w, c])).shape[1]);
+    return new Classifier(forward, [h, w, c], numClasses, options, true);
+  }
+
+  /**
+   * Wraps a function that returns logits. Set `gradients: false` for a model that
+   * may only be queried (black-box attacks never differentiate).
+   */
+  static fromFunction(fn: LogitsFunction, spec: ClassifierOptions & { inputShape: readonly [number, number, number]; numClasses: number; gradients?: boolean }): Classifier {
+    return new Classifier(fn, spec.inputShape, spec.numClasses, spec, spec.gradients ?? true);
+  }
+
+  /** Logits for `x` (in input scale); differentiable; counts `x.shape[0]` queries. Call inside tf.tidy. */
+  logits(x: tf.Tensor4D): tf.Tensor2D {
+    this.queryCount += x.shape[0];
+    const input = this.mean && this.std ? tf.div(tf.sub(x, this.mean), this.std) : x;
+    return this.forward(input as tf.Tensor4D);
+  }
+
+  /** Predicted labels (argmax of the logits). */
+  predict(x: tf.Tensor4D): tf.Tensor1D {
+    return tf.tidy(() => tf.argMax(this.logits(x), 1) as tf.Tensor1D);
+  }
+
+  /**
+   * Per-example loss and its gradient with respect to the input. `loss` maps
+   * (logits, x) to one value per example; the gradient is of their sum, so each
+   * example's gradient is its own. Counts `x.shape[0]` gradient evaluations.
+   */
+  valueAndGradient(x: tf.Tensor4D, loss: (logits: tf.Tensor2D, x: tf.Tensor4D) => tf.Tensor1D): { value: tf.Tensor1D; grad: tf.Tensor4D } {
+    if (!this.hasGradients) throw new InputError('classifier', 'this classifier gives no gradients; use a black-box attack (square, simba, hopskipjump)');
+    this.gradientCount += x.shape[0];
+    return tf.tidy(() => {
+      let perExample: tf.Tensor1D | undefined;
+      const { value, grad } = tf.valueAndGrad((input: tf.Tensor4D) => {
+        perExample = loss(this.logits(input), input);
+        return tf.sum(perExample) as tf.Scalar;
+      })(x);
+      value.dispose();
+      return { value: perExample!, grad: grad as tf.Tensor4D };
+    });
+  }
+
+  /** Queries (images scored) and gradient evaluations (images differentiated) so far. */
+  get counts(): { queries: number; gradients: number } {
+    return { queries: this.queryCount, gradients: this.gradientCount };
+  }
+
+  resetCounts(): void {
+    this.queryCount = 0;
+    this.gradientCount = 0;
+  }
+
+  /** Frees the preprocessing constants (not the wrapped model). */
+  dispose(): void {
+    tf.dispose([this.mean, this.std].filter((t): t is tf.Tensor => !!t));
+  }
+}
+
+function channelTensor(value: number | readonly number[], channels: number, argument: string, positive = false): tf.Tensor {
+  const values = typeof value === 'number' ? new Array(channels).fill(value) : [...value];
+  if (values.length !== channels) throw new InputError(argument, `expected 1 or ${channels} values (one per channel), got ${values.length}`);
+  if (values.some((v) => !Number.isFinite(v) || (positive && v <= 0))) throw new InputError(argument, `expected finite${positive ? ' positive' : ''} numbers, got [${values.join(', ')}]`);
+  return tf.tensor1d(values);
+}
