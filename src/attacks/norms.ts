@@ -109,7 +109,7 @@ export function projectL1(delta: tf.Tensor4D, eps: number): tf.Tensor4D {
     const cond = tf.cast(tf.greater(sorted, tf.div(tf.sub(cumsum, eps), ks)), 'float32');
     const rho = tf.sub(tf.max(tf.mul(cond, ks), 1), 1); // 0-based
     const rhoIdx = tf.cast(rho, 'int32');
-    const cumAtRho = tf.gather(tf.reshape(cumsum, [-1]), tf.add(tf.mul(tf.range(0, n, 1, 'int32'), d), rhoIdx));
+    const cumAtRho = tf.gather(tf.reshape(cumsum, [-1]), tf.add(tf.mul(tf.range(0, n, 1, 'int32'), tf.scalar(d, 'int32')), rhoIdx));
     const theta = tf.maximum(tf.div(tf.sub(cumAtRho, eps), tf.add(rho, 1)), 0);
     const inside = tf.lessEqual(tf.sum(a, 1), eps);
     const theta2 = tf.reshape(tf.where(inside, tf.zerosLike(theta), theta), [n, 1]);

@@ -26,7 +26,6 @@ export async function runAttack(attack: Attack, classifier: Classifier, input: A
   const targeted = options.targeted !== undefined;
   if (targeted && attack.targeted === 'untargeted') throw new InputError('targeted', `${attack.name} has no targeted version`);
   if (!targeted && attack.targeted === 'targeted') throw new InputError('targeted', `${attack.name} is targeted only: give targets (an array, "random" or "least-likely")`);
-  if (!fixed && attack.access === 'gradient' && !classifier.hasGradients) throw new InputError('attack', `${attack.name} needs gradients, which this classifier does not give`);
   if (attack.access === 'gradient' && !classifier.hasGradients) throw new InputError('attack', `${attack.name} needs gradients, which this classifier does not give; use square, simba or hopskipjump`);
   const params = resolveParams(attack, options.params ?? {});
   const seed = options.seed ?? 0;
@@ -56,14 +55,18 @@ export async function runAttack(attack: Attack, classifier: Classifier, input: A
     let candidate: tf.Tensor4D | undefined;
     try {
       const logits = tf.tidy(() => classifier.logits(x));
-      const preds = tf.tidy(() => tf.argMax(logits, 1).dataSync() as Int32Array).slice();
-      cleanPredictions.set(preds, start);
-      if (targets) {
-        const chosen = chooseTargets(options.targeted!, labelBatch, logits, start, classifier.numClasses, targetRng);
-        targets.set(chosen, start);
-        targetT = tf.tensor1d(chosen, 'int32');
+      let preds: Int32Array;
+      try {
+        preds = tf.tidy(() => tf.argMax(logits, 1).dataSync() as Int32Array).slice();
+        cleanPredictions.set(preds, start);
+        if (targets) {
+          const chosen = chooseTargets(options.targeted!, labelBatch, logits, start, classifier.numClasses, targetRng);
+          targets.set(chosen, start);
+          targetT = tf.tensor1d(chosen, 'int32');
+        }
+      } finally {
+        logits.dispose();
       }
-      logits.dispose();
       const rng = new Rng(deriveSeed(seed, `batch:${start}`));
       candidate = await attack.attackBatch({ classifier, x, labels, targets: targetT, norm, eps, rng }, params);
       const advBatch = (candidate.dataSync() as Float32Array).slice();
