@@ -63,7 +63,7 @@ export interface TrainResult {
   history: EpochRecord[];
   /** Epochs completed before this call (0 unless resumed). */
   resumedFromEpoch: number;
-  /** Mean seconds of the epochs run in this call. */
+  /** Mean seconds per finished epoch (all epochs in the history). */
   secondsPerEpoch: number;
 }
 
@@ -107,7 +107,6 @@ export async function trainClassifier(model: tfl.LayersModel, train: ImageSet, o
     }
 
     const lastEpoch = Math.min(options.epochs, startEpoch + (options.stopAfterEpochs ?? Infinity));
-    const secondsRun: number[] = [];
     for (let epoch = startEpoch + 1; epoch <= lastEpoch; epoch++) {
       const t0 = performance.now();
       const order = batchOrder(train.count, options.batchSize, rng);
@@ -135,14 +134,14 @@ export async function trainClassifier(model: tfl.LayersModel, train: ImageSet, o
       };
       if (options.test) record.testAccuracy = accuracy(model, options.test);
       history.push(record);
-      secondsRun.push(record.seconds);
       if (store) await saveCheckpoint(store, model, optimizer, rng, history, epoch);
       options.onProgress?.({ type: 'epoch-end', epochs: options.epochs, ...record });
     }
     return {
       history,
       resumedFromEpoch: startEpoch,
-      secondsPerEpoch: secondsRun.length ? secondsRun.reduce((a, b) => a + b, 0) / secondsRun.length : 0,
+      // Over every finished epoch, including those before a resume.
+      secondsPerEpoch: history.length ? history.reduce((a, h) => a + h.seconds, 0) / history.length : 0,
     };
   } finally {
     optimizer.dispose();
