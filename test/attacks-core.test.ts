@@ -178,3 +178,26 @@ test('runAttack leaves numTensors unchanged and counts gradients', async () => {
   assert.ok(r.gradients <= 5 * mnistTest.count && r.gradients >= mnistTest.count);
   assert.ok(r.queries > 0);
 });
+
+test('valueAndGradient returns live per-example losses and the matching gradient', () => {
+  const before = tf.memory().numTensors;
+  const x = tf.tensor4d(mnistTest.images.slice(0, 3 * 784), [3, 28, 28, 1]);
+  const labels = tf.tensor1d(mnistTest.labels.slice(0, 3), 'int32');
+  const { value, grad, logits } = mnistClassifier.valueAndGradient(x, (logits) => tf.losses.softmaxCrossEntropy(tf.oneHot(labels, 10), logits, undefined, undefined, tf.Reduction.NONE) as tf.Tensor1D);
+  assert.equal(value.shape[0], 3);
+  const v = value.dataSync();
+  assert.ok(v.every((l) => Number.isFinite(l) && l >= 0));
+  // The gradient of the first example alone equals its row of the batched gradient.
+  const first = tf.slice(x, [0, 0, 0, 0], [1, 28, 28, 1]);
+  const single = mnistClassifier.valueAndGradient(first, (logits) => tf.losses.softmaxCrossEntropy(tf.oneHot(tf.slice(labels, [0], [1]), 10), logits, undefined, undefined, tf.Reduction.NONE) as tf.Tensor1D);
+  assert.ok(Math.abs(single.value.dataSync()[0] - v[0]) < 1e-5);
+  const g0 = grad.dataSync().slice(0, 784);
+  const gs = single.grad.dataSync();
+  for (let i = 0; i < 784; i++) assert.ok(Math.abs(g0[i] - gs[i]) < 1e-6);
+  // The logits returned are those of the same forward pass.
+  const direct = tf.tidy(() => mnistClassifier.logits(x));
+  const [la, lb] = [logits.dataSync(), direct.dataSync()];
+  for (let i = 0; i < la.length; i++) assert.ok(Math.abs(la[i] - lb[i]) < 1e-5, `logit ${i}: ${la[i]} vs ${lb[i]}`);
+  tf.dispose([x, labels, first, value, grad, logits, direct, single.value, single.grad, single.logits]);
+  assert.equal(tf.memory().numTensors, before);
+});

@@ -1,8 +1,10 @@
 import { tf } from '../engine/tf.js';
+import { margin } from './losses.js';
 
 /**
  * Helpers of APGD (Croce & Hein 2020): the checkpoint schedule at which the step
- * size may be halved, the halving test, and the random start of the official code.
+ * size may be halved, the halving test, the random start of the official code,
+ * and DLR losses that can be differentiated in TF.js.
  */
 
 /**

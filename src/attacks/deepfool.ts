@@ -2,6 +2,7 @@ import { tf } from '../engine/tf.js';
 import type { Attack, BatchContext, Norm } from './types.js';
 import { normOps } from './norms.js';
 import { InputError } from '../errors.js';
+import type { Classifier } from '../models/classifier.js';
 
 /** Parameters of {@link deepfool}. */
 export type DeepFoolParams = { steps: number; overshoot: number; candidates: number };
@@ -109,7 +110,7 @@ function deepfoolBatch(ctx: BatchContext, p: DeepFoolParams): tf.Tensor4D {
         const gNorm = norm === 'l2' ? tf.sqrt(tf.sum(tf.square(g), 2)) : tf.sum(tf.abs(g), 2); // dual norm of the step's norm
         const dist = tf.div(tf.abs(f), tf.add(gNorm, TINY));
         const best = tf.argMin(dist, 1);
-        const sel = tf.oneHot(best, K - 1); // [m, K-1]
+        const sel = K - 1 === 1 ? tf.ones([m, 1]) : tf.oneHot(best, K - 1); // [m, K-1] (oneHot needs depth >= 2)
         const distBest = tf.add(tf.sum(tf.mul(dist, sel), 1), STABILITY); // [m]
         const gBest = tf.sum(tf.mul(g, tf.expandDims(sel, 2)), 1) as tf.Tensor2D; // [m, d]
         const stepDir =

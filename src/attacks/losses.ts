@@ -29,28 +29,46 @@ export function margin(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
 }
 
 /**
+ * The k largest logits of each row, as differentiable tensors [n] (largest first).
+ * TF.js has no gradient for TopK, so the ranking comes from a copy of the logits
+ * that is not on the tape, and the values are picked out of the logits with
+ * one-hot masks: the gradient reaches the selected logits, as through a sort.
+ */
+function largest(logits: tf.Tensor2D, k: number): tf.Tensor1D[] {
+  const [n, classes] = logits.shape;
+  const detached = tf.tensor2d(logits.dataSync() as Float32Array, [n, classes]);
+  const order = tf.topk(detached, k).indices;
+  return Array.from({ length: k }, (_, j) => {
+    const column = tf.reshape(tf.slice(order, [0, j], [-1, 1]), [-1]) as tf.Tensor1D;
+    return tf.sum(tf.mul(logits, tf.oneHot(column, classes)), 1) as tf.Tensor1D;
+  });
+}
+
+/**
  * Difference of Logits Ratio (Croce & Hein 2020): -(z_y - max_{j!=y} z_j) / (z_pi1 - z_pi3),
  * shift- and scale-invariant in the logits, so it does not saturate the way CE can.
+ * Differentiable; needs at least 3 classes.
  */
 export function dlr(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
   return tf.tidy(() => {
-    const sorted = tf.topk(logits, 3).values;
-    const z1 = tf.reshape(tf.slice(sorted, [0, 0], [-1, 1]), [-1]);
-    const z3 = tf.reshape(tf.slice(sorted, [0, 2], [-1, 1]), [-1]);
+    const [z1, , z3] = largest(logits, 3);
     return tf.div(margin(logits, labels), tf.add(tf.sub(z1, z3), 1e-12)) as tf.Tensor1D;
   });
 }
 
-/** Targeted DLR (Croce & Hein 2020): -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2). */
+/**
+ * Targeted DLR of APGD-T (Croce & Hein 2020): -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2).
+ * With fewer than 4 classes the missing ranks repeat the last one. Differentiable.
+ */
 export function targetedDlr(logits: tf.Tensor2D, labels: tf.Tensor1D, targets: tf.Tensor1D): tf.Tensor1D {
   return tf.tidy(() => {
     const k = logits.shape[1];
+    const top = largest(logits, Math.min(4, k));
+    const z1 = top[0];
+    const z3 = top[Math.min(2, top.length - 1)];
+    const z4 = top[Math.min(3, top.length - 1)];
     const zy = tf.sum(tf.mul(logits, tf.oneHot(labels, k)), 1);
     const zt = tf.sum(tf.mul(logits, tf.oneHot(targets, k)), 1);
-    const sorted = tf.topk(logits, Math.min(4, k)).values;
-    const z1 = tf.reshape(tf.slice(sorted, [0, 0], [-1, 1]), [-1]);
-    const z3 = tf.reshape(tf.slice(sorted, [0, Math.min(2, k - 1)], [-1, 1]), [-1]);
-    const z4 = tf.reshape(tf.slice(sorted, [0, Math.min(3, k - 1)], [-1, 1]), [-1]);
     const denom = tf.add(tf.sub(z1, tf.div(tf.add(z3, z4), 2)), 1e-12);
     return tf.neg(tf.div(tf.sub(zy, zt), denom)) as tf.Tensor1D;
   });

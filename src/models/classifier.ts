@@ -104,22 +104,35 @@ export class Classifier {
   }
 
   /**
-   * Per-example loss and its gradient with respect to the input. `loss` maps
-   * (logits, x) to one value per example; the gradient is of their sum, so each
-   * example's gradient is its own. Counts `x.shape[0]` gradient evaluations.
+   * Per-example loss and its gradient with respect to the input, plus the logits
+   * of that same forward pass. `loss` maps (logits, x) to one value per example;
+   * the gradient is of their sum, so each example's gradient is its own. Counts
+   * `x.shape[0]` gradient evaluations (and as many queries). The caller owns the
+   * three returned tensors (or calls this inside tf.tidy).
    */
-  valueAndGradient(x: tf.Tensor4D, loss: (logits: tf.Tensor2D, x: tf.Tensor4D) => tf.Tensor1D): { value: tf.Tensor1D; grad: tf.Tensor4D } {
+  valueAndGradient(x: tf.Tensor4D, loss: (logits: tf.Tensor2D, x: tf.Tensor4D) => tf.Tensor1D): { value: tf.Tensor1D; grad: tf.Tensor4D; logits: tf.Tensor2D } {
     if (!this.hasGradients) throw new InputError('classifier', 'this classifier gives no gradients; use a black-box attack (square, simba, hopskipjump)');
     this.gradientCount += x.shape[0];
-    return tf.tidy(() => {
-      let perExample: tf.Tensor1D | undefined;
-      const { value, grad } = tf.valueAndGrad((input: tf.Tensor4D) => {
-        perExample = loss(this.logits(input), input);
-        return tf.sum(perExample) as tf.Scalar;
-      })(x);
-      value.dispose();
-      return { value: perExample!, grad: grad as tf.Tensor4D };
-    });
+    let keptValue: tf.Tensor1D | undefined;
+    let keptLogits: tf.Tensor2D | undefined;
+    try {
+      return tf.tidy(() => {
+        const { value, grad } = tf.valueAndGrad((input: tf.Tensor4D) => {
+          // tfjs runs this inside its own tidy scope: keep copies of what we return past it.
+          const logits = this.logits(input);
+          const perExample = loss(logits, input);
+          keptLogits = tf.keep(tf.clone(logits));
+          keptValue = tf.keep(tf.clone(perExample));
+          return tf.sum(perExample) as tf.Scalar;
+        })(x);
+        value.dispose();
+        // Tracked copies leave through this tidy; the kept ones are freed below.
+        return { value: tf.clone(keptValue!), grad: grad as tf.Tensor4D, logits: tf.clone(keptLogits!) };
+      });
+    } finally {
+      keptValue?.dispose();
+      keptLogits?.dispose();
+    }
   }
 
   /** Queries (images scored) and gradient evaluations (images differentiated) so far. */
