@@ -3,12 +3,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { initBackend } from '../src/engine/backend.js';
 import { tf } from '../src/engine/tf.js';
-import { loadBuiltinDataset } from '../src/data/builtin.js';
-import { take } from '../src/data/split.js';
-import { balancedOrder, balancedSubset } from '../src/data/subset.js';
 import type { ImageSet } from '../src/data/types.js';
-import { buildModel } from '../src/models/zoo.js';
-import { trainClassifier } from '../src/models/train.js';
 import { Classifier } from '../src/models/classifier.js';
 import { runAttack, type RunAttackOptions } from '../src/attacks/run.js';
 import type { Attack, AttackResult } from '../src/attacks/types.js';
@@ -17,6 +12,7 @@ import { square, squareFraction } from '../src/attacks/square.js';
 import { simba } from '../src/attacks/simba.js';
 import { hopSkipJump } from '../src/attacks/hopskipjump.js';
 import { InputError } from '../src/errors.js';
+import { trainMnistMlp } from './fixtures/mnist-mlp.js';
 
 const N = 20;
 /** The driver scores each image twice on its own: clean prediction and re-verification. */
@@ -29,11 +25,9 @@ let scored = 0;
 
 before(async () => {
   await initBackend({ backend: 'wasm' });
-  const ds = loadBuiltinDataset('mnist');
-  const train = take(ds.train, balancedOrder(ds.train.labels, 10).subarray(0, 1000));
-  data = balancedSubset(ds.test, 10, N);
-  const model = buildModel('mlp', { inputShape: [28, 28, 1], numClasses: 10, seed: 0 });
-  await trainClassifier(model, train, { epochs: 3, batchSize: 32, learningRate: 3e-3, seed: 0 });
+  const trained = await trainMnistMlp({ testImages: N, batchSize: 32, learningRate: 3e-3 });
+  data = trained.test;
+  const model = trained.model;
   // Forward pass as usual; any gradient through it throws.
   const forward = tf.customGrad((x) => ({
     value: model.apply(x as tf.Tensor, { training: false }) as tf.Tensor2D,

@@ -9,12 +9,9 @@ import { pgd } from '../src/attacks/pgd.js';
 import type { Attack } from '../src/attacks/types.js';
 import { projectL1 } from '../src/attacks/norms.js';
 import { Rng } from '../src/util/rng.js';
-import { loadBuiltinDataset } from '../src/data/builtin.js';
-import { take } from '../src/data/split.js';
-import { balancedOrder, balancedSubset } from '../src/data/subset.js';
 import { buildModel } from '../src/models/zoo.js';
-import { trainClassifier } from '../src/models/train.js';
 import type { ImageSet } from '../src/data/types.js';
+import { trainMnistMlp } from './fixtures/mnist-mlp.js';
 
 const D = 16; // a 4x4x1 "image"
 
@@ -35,11 +32,8 @@ let mnistTest: ImageSet;
 
 before(async () => {
   await initBackend({ backend: 'wasm' });
-  const d = loadBuiltinDataset('mnist');
-  mnistModel = buildModel('mlp', { inputShape: [28, 28, 1], numClasses: 10, seed: 0 });
-  await trainClassifier(mnistModel, take(d.train, balancedOrder(d.train.labels, 10).subarray(0, 1000)), { epochs: 3, batchSize: 50, learningRate: 1e-3, seed: 0 });
+  ({ model: mnistModel, test: mnistTest } = await trainMnistMlp({ testImages: 100 }));
   mnistClassifier = Classifier.fromModel(mnistModel);
-  mnistTest = balancedSubset(d.test, 10, 100);
 });
 
 test('FGSM on a linear binary model equals the closed form clip(x + eps * sign(d loss / dx))', async () => {

@@ -3,12 +3,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { initBackend } from '../src/engine/backend.js';
 import { tf } from '../src/engine/tf.js';
-import { loadBuiltinDataset } from '../src/data/builtin.js';
-import { take } from '../src/data/split.js';
-import { balancedOrder, balancedSubset } from '../src/data/subset.js';
 import type { ImageSet } from '../src/data/types.js';
 import { buildModel } from '../src/models/zoo.js';
-import { trainClassifier } from '../src/models/train.js';
 import { Classifier } from '../src/models/classifier.js';
 import { runAttack, type RunAttackOptions } from '../src/attacks/run.js';
 import type { Attack, AttackResult } from '../src/attacks/types.js';
@@ -20,6 +16,7 @@ import { apgd } from '../src/attacks/apgd.js';
 import { apgdCheckpoints, shouldHalve } from '../src/attacks/apgd-schedule.js';
 import { dlr, targetedDlr } from '../src/attacks/losses.js';
 import { InputError } from '../src/errors.js';
+import { trainMnistMlp } from './fixtures/mnist-mlp.js';
 
 let model: ReturnType<typeof buildModel>;
 let classifier: Classifier;
@@ -28,11 +25,7 @@ const N = 100;
 
 before(async () => {
   await initBackend({ backend: 'wasm' });
-  const d = loadBuiltinDataset('mnist');
-  const train = take(d.train, balancedOrder(d.train.labels, 10).subarray(0, 1000));
-  data = balancedSubset(d.test, 10, N);
-  model = buildModel('mlp', { inputShape: [28, 28, 1], numClasses: 10, seed: 0 });
-  await trainClassifier(model, train, { epochs: 3, batchSize: 50, learningRate: 1e-3, seed: 0 });
+  ({ model, test: data } = await trainMnistMlp({ testImages: N }));
   classifier = Classifier.fromModel(model);
 });
 

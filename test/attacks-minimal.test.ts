@@ -3,12 +3,8 @@ import assert from 'node:assert/strict';
 import { initBackend } from '../src/engine/backend.js';
 import { tf } from '../src/engine/tf.js';
 import { Classifier } from '../src/models/classifier.js';
-import { loadBuiltinDataset } from '../src/data/builtin.js';
 import { take } from '../src/data/split.js';
-import { balancedOrder, balancedSubset } from '../src/data/subset.js';
 import type { ImageSet } from '../src/data/types.js';
-import { buildModel } from '../src/models/zoo.js';
-import { trainClassifier } from '../src/models/train.js';
 import { runAttack, type RunAttackOptions } from '../src/attacks/run.js';
 import type { Attack, AttackResult } from '../src/attacks/types.js';
 import type { AttackInput } from '../src/attacks/validate.js';
@@ -17,6 +13,7 @@ import { deepfool } from '../src/attacks/deepfool.js';
 import { cw } from '../src/attacks/cw.js';
 import { pgd } from '../src/attacks/pgd.js';
 import { fab, projectToHyperplane } from '../src/attacks/fab.js';
+import { trainMnistMlp } from './fixtures/mnist-mlp.js';
 
 /** Runs an attack and checks it leaves no tensor behind. */
 async function run(attack: Attack, classifier: Classifier, input: AttackInput, options: RunAttackOptions = {}): Promise<AttackResult> {
@@ -75,12 +72,10 @@ let mlp: Classifier;
 
 before(async () => {
   await initBackend({ backend: 'wasm' });
-  const data = loadBuiltinDataset('mnist');
-  mnistTrain = take(data.train, balancedOrder(data.train.labels, 10).subarray(0, 1000));
-  mnistTest = balancedSubset(data.test, 10, 30);
-  const model = buildModel('mlp', { inputShape: [28, 28, 1], numClasses: 10, seed: 0 });
-  await trainClassifier(model, mnistTrain, { epochs: 3, batchSize: 50, learningRate: 2e-3, seed: 0 });
-  mlp = Classifier.fromModel(model);
+  const trained = await trainMnistMlp({ testImages: 30, learningRate: 2e-3 });
+  mnistTrain = trained.train;
+  mnistTest = trained.test;
+  mlp = Classifier.fromModel(trained.model);
 });
 
 test('DeepFool L2 on an affine binary classifier: one step of |f|/||w||_2 along -sign(f) w', async () => {
