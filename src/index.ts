@@ -24,6 +24,11 @@ export { shareModel, modelInWorker, type SharedModel } from './models/pool-model
 export { trainClassifier, type TrainOptions, type TrainEvent, type TrainResult, type EpochRecord } from './models/train.js';
 export { trainRun, defaultEpochs, type TrainRunOptions, type TrainRunResult } from './models/train-run.js';
 export { accuracy, predictLabels } from './models/evaluate.js';
+export { Classifier, type ClassifierOptions, type LogitsFunction, type Preprocessing } from './models/classifier.js';
+
+export * from './attacks/index.js';
+export { attackRun, type AttackRunOptions, type AttackRunResult } from './attacks/attack-run.js';
+export { parseAugmentations, randomShift, type Augmentation } from './data/augment.js';
 
 export { Rng, deriveSeed } from './util/rng.js';
 export { AdvlabError, InputError, FileFormatError } from './errors.js';
