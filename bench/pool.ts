@@ -6,6 +6,7 @@ import { clearWorkerModels, shareModel } from '../src/models/pool-model.js';
 import { Rng } from '../src/util/rng.js';
 import { TASKS_URL, pgdLinf, type PgdPayload } from '../test/fixtures/pool-tasks.js';
 import { machine, round } from './measure.js';
+import { concatArrays } from '../src/util/arrays.js';
 
 const BATCH = 128;
 const STEPS = 40;
@@ -71,8 +72,8 @@ export async function benchPool(log: (s: string) => void, { repeats = 3 }: Bench
   await pgdLinf({ ...payloads(1, 1)[0] });
 
   const configs = {
-    oneWorker: async () => concat(await one.pool.run<Float32Array, PgdPayload>(pgd, payloads(1), move)),
-    twoWorkers: async () => concat(await two.pool.run<Float32Array, PgdPayload>(pgd, payloads(2), move)),
+    oneWorker: async () => concatArrays(await one.pool.run<Float32Array, PgdPayload>(pgd, payloads(1), move), Float32Array),
+    twoWorkers: async () => concatArrays(await two.pool.run<Float32Array, PgdPayload>(pgd, payloads(2), move), Float32Array),
     inProcess: async () => pgdLinf(payloads(1)[0]),
   };
   type Name = keyof typeof configs;
@@ -135,15 +136,6 @@ export async function benchPool(log: (s: string) => void, { repeats = 3 }: Bench
   return result;
 }
 
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
-}
 
 function median(xs: number[], digits = 1): number {
   const s = [...xs].sort((a, b) => a - b);

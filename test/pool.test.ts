@@ -21,6 +21,7 @@ import { clearWorkerModels, shareModel, workerModelCount, type SharedModel } fro
 import { InputError, isInputError } from '../src/errors.js';
 import { Rng } from '../src/util/rng.js';
 import { TASKS_URL, inputGradient, pgdLinf, type BatchPayload } from './fixtures/pool-tasks.js';
+import { concatArrays } from '../src/util/arrays.js';
 
 const PIXELS = 28 * 28;
 const task = (name: string): TaskRef => ({ module: TASKS_URL, name });
@@ -60,15 +61,6 @@ function split(x: Float32Array, labels: Int32Array, parts: number): BatchPayload
   }));
 }
 
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
-}
 
 /** Index and values of the first difference, for a readable failure. */
 function firstDifference(a: Float32Array, b: Float32Array): string {
@@ -131,7 +123,7 @@ test('pooled input gradients of a batch split in 2 equal the single-process resu
     const parts = await pool.run<Float32Array, BatchPayload>(task('inputGradient'), split(x, labels, 2), (p) => [p.x.buffer, p.labels.buffer]);
     assert.equal(parts.length, 2);
     assert.ok(parts.every((p) => p instanceof Float32Array));
-    const pooled = concat(parts);
+    const pooled = concatArrays(parts, Float32Array);
     assert.equal(pooled.length, n * PIXELS);
     assert.ok(whole.some((v) => v !== 0), 'the gradient is not all zero');
     assert.deepEqual(pooled, whole, `n=${n}: first difference at ${firstDifference(pooled, whole)}`);
@@ -143,7 +135,7 @@ test('pooled PGD equals in-process PGD on the same batch', async () => {
   const { x, labels } = randomBatch(n, 4);
   const params = { eps: 0.3, step: 0.01, steps: 10 };
   const whole = await pgdLinf({ model: shared, x, labels, ...params });
-  const pooled = concat(await pool.run<Float32Array>(task('pgdLinf'), split(x, labels, 2).map((p) => ({ ...p, ...params }))));
+  const pooled = concatArrays(await pool.run<Float32Array>(task('pgdLinf'), split(x, labels, 2).map((p) => ({ ...p, ...params }))), Float32Array);
   assert.deepEqual(pooled, whole, `first difference at ${firstDifference(pooled, whole)}`);
   // It is an attack within the box: moved, at most eps (float32 rounding of x +- eps aside), in [0, 1].
   let maxMove = 0;

@@ -1,5 +1,6 @@
 import { tf } from './tf.js';
 import { FileFormatError } from '../errors.js';
+import { concatArrays } from '../util/arrays.js';
 
 /** Name, shape and dtype of one tensor in a packed buffer. */
 export interface TensorSpec {
@@ -23,13 +24,7 @@ export function packTensors(named: { name: string; tensor: tf.Tensor }[]): { spe
     specs.push({ name, shape: tensor.shape.slice(), dtype: tensor.dtype });
     parts.push(new Uint8Array(values.buffer, values.byteOffset, values.byteLength).slice());
   }
-  const data = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    data.set(p, offset);
-    offset += p.length;
-  }
-  return { specs, data };
+  return { specs, data: concatArrays(parts, Uint8Array) };
 }
 
 /** Inverse of {@link packTensors}; the caller owns (and disposes) the tensors. */

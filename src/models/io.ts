@@ -12,6 +12,7 @@ import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { tf, tfl } from '../engine/tf.js';
 import { AdvlabError, FileFormatError, InputError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
+import { concatArrays } from '../util/arrays.js';
 
 /** File names written by {@link saveModel}. */
 export const MODEL_JSON = 'model.json';
@@ -114,17 +115,11 @@ function readArtifacts(modelJsonPath: string): tf.io.ModelArtifacts {
       throw new FileFormatError(lastShard, `${problem}: expected ${expected} bytes, found ${found}${where}`);
     }
   });
-  const total = buffers.reduce((n, b) => n + b.byteLength, 0);
-  const weightData = new Uint8Array(total);
-  let offset = 0;
-  for (const b of buffers) {
-    weightData.set(b, offset);
-    offset += b.byteLength;
-  }
+  const weightData = concatArrays(buffers, Uint8Array);
   const artifacts: tf.io.ModelArtifacts = {
     modelTopology: json.modelTopology,
     weightSpecs: specs,
-    weightData: weightData.buffer,
+    weightData: weightData.buffer as ArrayBuffer,
     format: json.format,
     generatedBy: json.generatedBy,
     convertedBy: json.convertedBy,
