@@ -40,13 +40,29 @@ export function gradientAscent(ctx: BatchContext, o: AscentOptions): tf.Tensor4D
   };
   let best = tf.keep(x.clone());
   let done = tf.keep(tf.zeros([n], 'bool'));
+  /** Keeps each example's first success among `point` (given its logits); true when all are done. */
+  const record = (logits: tf.Tensor2D, point: tf.Tensor4D): boolean =>
+    tf.tidy(() => {
+      const hit = tf.logicalAnd(reached(logits), tf.logicalNot(done));
+      const newBest = tf.where(tf.broadcastTo(tf.reshape(hit, [n, 1, 1, 1]), x.shape), point, best) as tf.Tensor4D;
+      const newDone = tf.logicalOr(done, hit);
+      best.dispose();
+      done.dispose();
+      best = tf.keep(newBest);
+      done = tf.keep(newDone);
+      return tf.all(newDone).dataSync()[0] === 1;
+    });
   for (let run = 0; run <= o.restarts; run++) {
     let adv = tf.tidy(() => (o.randomStart ? tf.clipByValue(tf.add(x, ops.randomStart(x.shape, eps, ctx.rng.seed())), lo, hi) : x.clone()) as tf.Tensor4D);
     let velocity: tf.Tensor4D | null = o.momentum > 0 ? tf.zerosLike(x) : null;
-    for (let step = 0; step < o.steps; step++) {
-      const next = tf.tidy(() => {
-        const { value, grad } = classifier.valueAndGradient(adv, (logits) => loss(logits, ctx));
-        value.dispose();
+    let allDone = false;
+    for (let step = 0; step < o.steps && !allDone; step++) {
+      const next = tf.tidy((): tf.Tensor4D | undefined => {
+        const { grad, logits } = classifier.valueAndGradient(adv, (z) => loss(z, ctx));
+        // The gradient's own forward pass tells whether the current iterate already
+        // succeeded: no extra forward pass per step for early stopping.
+        allDone = record(logits, adv);
+        if (allDone) return undefined;
         let g = grad;
         if (velocity) {
           // Dong et al. 2018: accumulate L1-normalized gradients with decay mu.
@@ -60,29 +76,20 @@ export function gradientAscent(ctx: BatchContext, o: AscentOptions): tf.Tensor4D
         const delta = ops.project(tf.sub(moved, x) as tf.Tensor4D, eps);
         return tf.clipByValue(tf.add(x, delta), lo, hi) as tf.Tensor4D;
       });
-      adv.dispose();
-      adv = next;
-      // Keep each example's first success; stop when all are done.
-      const allDone = tf.tidy(() => {
-        const hit = tf.logicalAnd(reached(classifier.logits(adv)), tf.logicalNot(done));
-        const mask = tf.reshape(hit, [n, 1, 1, 1]);
-        const newBest = tf.where(tf.broadcastTo(mask, x.shape), adv, best) as tf.Tensor4D;
-        const newDone = tf.logicalOr(done, hit);
-        best.dispose();
-        done.dispose();
-        best = tf.keep(newBest);
-        done = tf.keep(newDone);
-        return tf.all(newDone).dataSync()[0] === 1;
-      });
-      if (allDone) break;
+      if (next) {
+        adv.dispose();
+        adv = next;
+      }
     }
-    // Examples never broken keep this run's last iterate (it may still be useful, e.g. to a later restart's comparison).
+    // The last iterate has not been scored yet.
+    if (!allDone) allDone = tf.tidy(() => record(classifier.logits(adv), adv));
+    // Examples never broken keep this run's last iterate.
     const merged = tf.tidy(() => tf.where(tf.broadcastTo(tf.reshape(done, [n, 1, 1, 1]), x.shape), best, adv) as tf.Tensor4D);
     best.dispose();
     best = merged;
     adv.dispose();
     velocity?.dispose();
-    if (tf.tidy(() => tf.all(done).dataSync()[0] === 1)) break;
+    if (allDone) break;
   }
   done.dispose();
   return best;
