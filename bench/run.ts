@@ -6,9 +6,10 @@ import { dirname, join } from 'node:path';
 import { writeJsonAtomic } from '../src/util/atomic.js';
 import { ADVLAB_VERSION } from '../src/report/meta.js';
 import { benchEngine } from './engine.js';
+import { benchAttacks } from './attacks.js';
 
 type Section = (log: (s: string) => void) => Promise<unknown>;
-const SECTIONS: Record<string, Section> = { engine: benchEngine };
+const SECTIONS: Record<string, Section> = { engine: benchEngine, attacks: benchAttacks };
 
 const file = join(dirname(fileURLToPath(import.meta.url)), 'results.json');
 const requested = process.argv.slice(2).filter((a) => !a.startsWith('-'));
