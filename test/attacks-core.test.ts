@@ -12,6 +12,10 @@ import { Rng } from '../src/util/rng.js';
 import { buildModel } from '../src/models/zoo.js';
 import type { ImageSet } from '../src/data/types.js';
 import { trainMnistMlp } from './fixtures/mnist-mlp.js';
+import { loadBuiltinDataset } from '../src/data/builtin.js';
+import { take } from '../src/data/split.js';
+import { balancedOrder, balancedSubset } from '../src/data/subset.js';
+import { trainClassifier } from '../src/models/train.js';
 
 const D = 16; // a 4x4x1 "image"
 
@@ -194,4 +198,22 @@ test('valueAndGradient returns live per-example losses and the matching gradient
   for (let i = 0; i < la.length; i++) assert.ok(Math.abs(la[i] - lb[i]) < 1e-5, `logit ${i}: ${la[i]} vs ${lb[i]}`);
   tf.dispose([x, labels, first, value, grad, logits, direct, single.value, single.grad, single.logits]);
   assert.equal(tf.memory().numTensors, before);
+});
+
+test('on a trained CNN (lenet), PGD is at least as strong as FGSM at the same eps', async () => {
+  const d = loadBuiltinDataset('mnist');
+  const cnn = buildModel('lenet', { inputShape: [28, 28, 1], numClasses: 10, seed: 0 });
+  await trainClassifier(cnn, take(d.train, balancedOrder(d.train.labels, 10).subarray(0, 1000)), { epochs: 2, batchSize: 50, learningRate: 2e-3, seed: 0 });
+  const classifier = Classifier.fromModel(cnn);
+  const images = balancedSubset(d.test, 10, 50);
+  const before = tf.memory().numTensors;
+  for (const eps of [0.05, 0.1]) {
+    const f = await runAttack(fgsm, classifier, images, { eps });
+    const p = await runAttack(pgd, classifier, images, { eps, params: { steps: 20, stepSize: eps / 8 } });
+    assert.ok(f.summary.cleanAccuracy > 0.7, `clean ${f.summary.cleanAccuracy}`);
+    assert.ok(p.summary.robustAccuracy <= f.summary.robustAccuracy, `eps ${eps}: PGD ${p.summary.robustAccuracy} vs FGSM ${f.summary.robustAccuracy}`);
+  }
+  assert.equal(tf.memory().numTensors, before);
+  classifier.dispose();
+  cnn.dispose();
 });

@@ -15,7 +15,7 @@ import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { InputError } from '../errors.js';
 import { ATTACKS, findAttack } from './index.js';
 import { runAttack } from './run.js';
-import { resolveParams } from './validate.js';
+import { validateCommon, resolveParams } from './validate.js';
 import { NORMS, type Attack, type AttackResult, type Norm } from './types.js';
 
 /** Options of {@link attackRun} (the `advlab attack` job). */
@@ -148,8 +148,7 @@ export async function attackRun(options: AttackRunOptions, backend: BackendInfo)
   if (options.n !== undefined && (!Number.isInteger(options.n) || options.n < 1)) throw new InputError('n', `expected a positive integer, got ${options.n}`);
   const seed = options.seed ?? ATTACK_DEFAULTS.seed;
   const batchSize = options.batchSize ?? ATTACK_DEFAULTS.batchSize;
-  if (!Number.isInteger(seed) || seed < 0) throw new InputError('seed', `expected a non-negative integer, got ${seed}`);
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new InputError('batchSize', `expected a positive integer, got ${batchSize}`);
+  validateCommon({ seed, batchSize });
   const gridExamples = options.gridExamples ?? ATTACK_DEFAULTS.gridExamples;
   if (!Number.isInteger(gridExamples) || gridExamples < 0) throw new InputError('gridExamples', `expected an integer >= 0, got ${gridExamples}`);
   const modelPath = savedModelPath(options.model);
