@@ -15,7 +15,7 @@ import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { InputError } from '../errors.js';
 import { ATTACKS, findAttack } from './index.js';
 import { runAttack } from './run.js';
-import { validateCommon, resolveParams } from './validate.js';
+import { validateCommon, resolveParams, checkEpsValue } from './validate.js';
 import { NORMS, type Attack, type AttackResult, type Norm } from './types.js';
 
 /** Options of {@link attackRun} (the `advlab attack` job). */
@@ -138,8 +138,7 @@ export async function attackRun(options: AttackRunOptions, backend: BackendInfo)
     if (!attack.norms.includes(options.norm)) throw new InputError('norm', `${attack.name} supports ${attack.norms.join(', ')}, not ${options.norm}`);
   }
   const norm = options.norm ?? attack.norms[0];
-  if (options.eps !== undefined && (typeof options.eps !== 'number' || Number.isNaN(options.eps))) throw new InputError('eps', `expected a number, got ${options.eps}`);
-  if (options.eps !== undefined && options.eps < 0) throw new InputError('eps', `must be >= 0, got ${options.eps}`);
+  if (options.eps !== undefined) checkEpsValue(options.eps);
   if (options.eps === undefined && attack.kind === 'fixed-budget') throw new InputError('eps', `${attack.name} needs a budget eps (in the input's scale, e.g. 0.3 for mnist in [0, 1] with linf)`);
   if (options.targeted !== undefined && !TARGET_MODES.includes(options.targeted)) {
     throw new InputError('targeted', `expected ${TARGET_MODES.join(' or ')}, got "${options.targeted}"`);

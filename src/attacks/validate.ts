@@ -57,9 +57,14 @@ export function validateEps(eps: number, norm: Norm, classifier: Classifier, req
   const range = classifier.bounds[1] - classifier.bounds[0];
   const d = classifier.inputShape.reduce((a, b) => a * b, 1);
   const max = norm === 'linf' ? range : norm === 'l2' ? range * Math.sqrt(d) : range * d;
+  checkEpsValue(eps);
+  if (eps > max) throw new InputError('eps', `${eps} exceeds the largest ${norm} distance between two inputs in bounds [${classifier.bounds.join(', ')}] (${max}); is it in the input's scale?`);
+}
+
+/** The checks on eps that need no classifier: a number, not NaN, not negative. */
+export function checkEpsValue(eps: number): void {
   if (typeof eps !== 'number' || Number.isNaN(eps)) throw new InputError('eps', `expected a number, got ${eps}`);
   if (eps < 0) throw new InputError('eps', `must be >= 0, got ${eps}`);
-  if (eps > max) throw new InputError('eps', `${eps} exceeds the largest ${norm} distance between two inputs in bounds [${classifier.bounds.join(', ')}] (${max}); is it in the input's scale?`);
 }
 
 /** Fills defaults from the attack's parameter specs and checks each value's type and range. */

@@ -6,7 +6,7 @@ import { NORMS, type Attack, type ParamSpec } from '../attacks/types.js';
 import { BUILTIN_DATASETS } from '../data/builtin.js';
 import { InputError } from '../errors.js';
 import { createProgress } from './progress.js';
-import { intOption, startBackend } from './common.js';
+import { intOption, startBackend, pathTag } from './common.js';
 
 /** `stepSize` → `step-size`. */
 function kebab(name: string): string {
@@ -150,7 +150,7 @@ export function attackCommand(): Command {
 
     const progress = createProgress(process.stdout, o.progress);
     const backend = await startBackend(o.backend, undefined, (l) => progress.log(l));
-    const modelTag = String(o.model).split(/[\\/]/).filter(Boolean).pop() ?? 'model';
+    const modelTag = pathTag(String(o.model), 'model');
     const out: string = o.out ?? join('runs', `${modelTag}-${attack.name}`);
     const paramNames = new Set(union.keys());
     let result;

@@ -27,3 +27,8 @@ export async function startBackend(backend: string | undefined, kernels: KernelM
   log(`backend: ${info.name} (${info.threads} thread${info.threads === 1 ? '' : 's'}${kernelNote})`);
   return info;
 }
+
+/** The last part of a name or path (`runs/cnn/` -> `cnn`), for default output folder names. */
+export function pathTag(value: string, fallback: string): string {
+  return value.split(/[\\/]/).filter(Boolean).pop() ?? fallback;
+}

@@ -4,7 +4,7 @@ import { trainRun, TRAIN_DEFAULTS } from '../models/train-run.js';
 import { describeZoo } from '../models/zoo.js';
 import { BUILTIN_DATASETS } from '../data/builtin.js';
 import { createProgress } from './progress.js';
-import { intOption, positiveOption, startBackend } from './common.js';
+import { intOption, positiveOption, startBackend, pathTag } from './common.js';
 
 /** `advlab train`: a thin shell over {@link trainRun}. */
 export function trainCommand(): Command {
@@ -25,8 +25,8 @@ export function trainCommand(): Command {
     .action(async (o) => {
       const progress = createProgress(process.stdout, o.progress);
       const backend = await startBackend(o.backend, undefined, (l) => progress.log(l));
-      const datasetTag = String(o.dataset).split(/[\\/]/).filter(Boolean).pop() ?? 'data';
-      const modelTag = String(o.model).split(/[\\/]/).filter(Boolean).pop() ?? 'model';
+      const datasetTag = pathTag(String(o.dataset), 'data');
+      const modelTag = pathTag(String(o.model), 'model');
       const out: string = o.out ?? join('runs', `${modelTag}-${datasetTag}`);
       const result = await trainRun(
         {
