@@ -5,9 +5,23 @@ import { validateInput, validateEps, resolveParams, validateCommon, type AttackI
 import { verifyBatch } from './verify.js';
 import { Rng, deriveSeed } from '../util/rng.js';
 import { InputError } from '../errors.js';
+import type { WorkerPool, TaskRef } from '../engine/pool.js';
+import { shareModel } from '../models/pool-model.js';
+import { ATTACK_TASK_URL, type AttackBatchOutput, type AttackBatchPayload } from './pool-task.js';
 
 /** Options of {@link runAttack}: the common ones plus the attack's own parameters. */
-export type RunAttackOptions = CommonAttackOptions & { params?: Record<string, unknown> };
+export type RunAttackOptions = CommonAttackOptions & {
+  params?: Record<string, unknown>;
+  /**
+   * Spreads the batches over these workers (each attacks whole batches, so
+   * results are identical to a run without a pool). Needs a classifier from a
+   * LayersModel. Ignored with one worker or one batch.
+   */
+  pool?: WorkerPool;
+};
+
+// Built when used: pool-task.ts imports the attack registry, which imports this module (a cycle).
+const attackBatchTask = (): TaskRef => ({ module: ATTACK_TASK_URL, name: 'attackBatchTask' });
 
 /**
  * Runs `attack` on a set of images, batch by batch, and returns re-verified
@@ -27,6 +41,9 @@ export async function runAttack(attack: Attack, classifier: Classifier, input: A
   if (targeted && attack.targeted === 'untargeted') throw new InputError('targeted', `${attack.name} has no targeted version`);
   if (!targeted && attack.targeted === 'targeted') throw new InputError('targeted', `${attack.name} is targeted only: give targets (an array, "random" or "least-likely")`);
   if (attack.access === 'gradient' && !classifier.hasGradients) throw new InputError('attack', `${attack.name} needs gradients, which this classifier does not give; use square, simba or hopskipjump`);
+  if (options.pool && options.pool.size > 1 && !classifier.rebuildSpec) {
+    throw new InputError('pool', 'a worker pool needs a classifier made with Classifier.fromModel from a LayersModel (a function or GraphModel cannot be sent to workers)');
+  }
   const params = resolveParams(attack, options.params ?? {});
   const seed = options.seed ?? 0;
   const batchSize = options.batchSize ?? 128;
@@ -44,47 +61,97 @@ export async function runAttack(attack: Attack, classifier: Classifier, input: A
   const targets = targeted ? new Int32Array(n) : null;
   const targetRng = new Rng(deriveSeed(seed, 'targets'));
 
-  for (let start = 0; start < n; start += batchSize) {
-    const end = Math.min(n, start + batchSize);
-    const m = end - start;
-    const cleanBatch = input.images.subarray(start * size, end * size);
+  const ranges: [number, number][] = [];
+  for (let start = 0; start < n; start += batchSize) ranges.push([start, Math.min(n, start + batchSize)]);
+
+  /** Clean predictions and targets of a batch: in the main thread, before its attack runs. */
+  const prepare = (start: number, end: number): { preds: Int32Array; targets: Int32Array | null } => {
     const labelBatch = input.labels.subarray(start, end);
-    const x = tf.tensor4d(cleanBatch, [m, ...input.imageShape]);
-    const labels = tf.tensor1d(labelBatch, 'int32');
-    let targetT: tf.Tensor1D | undefined;
+    const logits = tf.tidy(() => classifier.logits(tf.tensor4d(input.images.subarray(start * size, end * size), [end - start, ...input.imageShape])));
+    try {
+      const preds = (tf.tidy(() => tf.argMax(logits, 1).dataSync()) as Int32Array).slice();
+      cleanPredictions.set(preds, start);
+      let chosen: Int32Array | null = null;
+      if (targets) {
+        chosen = chooseTargets(options.targeted!, labelBatch, logits, start, classifier.numClasses, targetRng);
+        targets.set(chosen, start);
+      }
+      return { preds, targets: chosen };
+    } finally {
+      logits.dispose();
+    }
+  };
+  const batchSeed = (start: number) => deriveSeed(seed, `batch:${start}`);
+
+  /** Candidates of a batch, attacked here. */
+  const attackHere = async (start: number, end: number, batchTargets: Int32Array | null): Promise<Float32Array> => {
+    const x = tf.tensor4d(input.images.subarray(start * size, end * size), [end - start, ...input.imageShape]);
+    const labels = tf.tensor1d(input.labels.subarray(start, end), 'int32');
+    const targetT = batchTargets ? tf.tensor1d(batchTargets, 'int32') : undefined;
     let candidate: tf.Tensor4D | undefined;
     try {
-      const logits = tf.tidy(() => classifier.logits(x));
-      let preds: Int32Array;
-      try {
-        preds = tf.tidy(() => tf.argMax(logits, 1).dataSync() as Int32Array).slice();
-        cleanPredictions.set(preds, start);
-        if (targets) {
-          const chosen = chooseTargets(options.targeted!, labelBatch, logits, start, classifier.numClasses, targetRng);
-          targets.set(chosen, start);
-          targetT = tf.tensor1d(chosen, 'int32');
-        }
-      } finally {
-        logits.dispose();
-      }
-      const rng = new Rng(deriveSeed(seed, `batch:${start}`));
-      candidate = await attack.attackBatch({ classifier, x, labels, targets: targetT, norm, eps, rng }, params);
-      const advBatch = (candidate.dataSync() as Float32Array).slice();
-      const verdict = verifyBatch(classifier, cleanBatch, advBatch, labelBatch, targets ? targets.subarray(start, end) : null, preds, fixed ? { norm, eps } : null);
-      adversarial.set(advBatch, start * size);
-      adversarialPredictions.set(verdict.predictions, start);
-      success.set(verdict.success, start);
-      norms.l0.set(verdict.l0, start);
-      norms.l1.set(verdict.l1, start);
-      norms.l2.set(verdict.l2, start);
-      norms.linf.set(verdict.linf, start);
-      rejected.outOfBounds += verdict.rejected.outOfBounds;
-      rejected.outsideBall += verdict.rejected.outsideBall;
-      rejected.nonFinite += verdict.rejected.nonFinite;
+      candidate = await attack.attackBatch({ classifier, x, labels, targets: targetT, norm, eps, rng: new Rng(batchSeed(start)) }, params);
+      return (candidate.dataSync() as Float32Array).slice();
     } finally {
       tf.dispose([x, labels, targetT, candidate].filter((t) => t !== undefined) as tf.Tensor[]);
     }
+  };
+
+  const verifyInto = (start: number, end: number, advBatch: Float32Array, preds: Int32Array) => {
+    const cleanBatch = input.images.subarray(start * size, end * size);
+    const labelBatch = input.labels.subarray(start, end);
+    const verdict = verifyBatch(classifier, cleanBatch, advBatch, labelBatch, targets ? targets.subarray(start, end) : null, preds, fixed ? { norm, eps } : null);
+    adversarial.set(advBatch, start * size);
+    adversarialPredictions.set(verdict.predictions, start);
+    success.set(verdict.success, start);
+    norms.l0.set(verdict.l0, start);
+    norms.l1.set(verdict.l1, start);
+    norms.l2.set(verdict.l2, start);
+    norms.linf.set(verdict.linf, start);
+    rejected.outOfBounds += verdict.rejected.outOfBounds;
+    rejected.outsideBall += verdict.rejected.outsideBall;
+    rejected.nonFinite += verdict.rejected.nonFinite;
     options.onProgress?.({ done: end, total: n });
+  };
+
+  const pool = options.pool && options.pool.size > 1 && ranges.length > 1 ? options.pool : undefined;
+  if (pool) {
+    // Every batch is queued at once; the pool runs them on its workers while
+    // this thread verifies finished batches in order.
+    const spec = classifier.rebuildSpec!;
+    const shared = await shareModel(spec.model);
+    const prepared = ranges.map(([start, end]) => prepare(start, end));
+    const outputs = ranges.map(([start, end], i) => {
+      const payload: AttackBatchPayload = {
+        model: shared,
+        bounds: [spec.bounds[0], spec.bounds[1]],
+        ...(spec.preprocess ? { preprocess: spec.preprocess } : {}),
+        attack: attack.name,
+        params,
+        x: input.images.slice(start * size, end * size),
+        shape: [end - start, ...input.imageShape],
+        labels: input.labels.slice(start, end),
+        targets: prepared[i].targets,
+        norm,
+        eps,
+        seed: batchSeed(start),
+      };
+      const out = pool.run<AttackBatchOutput, AttackBatchPayload>(attackBatchTask(), [payload], (p) => [p.x.buffer]).then((r) => r[0]);
+      // Failures surface when their batch is awaited below; this only stops an early
+      // failure of a later batch from being reported as unhandled meanwhile.
+      out.catch(() => {});
+      return out;
+    });
+    for (let i = 0; i < ranges.length; i++) {
+      const out = await outputs[i];
+      classifier.addCounts(out);
+      verifyInto(ranges[i][0], ranges[i][1], out.adversarial, prepared[i].preds);
+    }
+  } else {
+    for (const [start, end] of ranges) {
+      const { preds, targets: batchTargets } = prepare(start, end);
+      verifyInto(start, end, await attackHere(start, end, batchTargets), preds);
+    }
   }
 
   const seconds = (performance.now() - t0) / 1000;

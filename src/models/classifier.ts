@@ -48,6 +48,8 @@ export class Classifier {
   private readonly forward: LogitsFunction;
   private readonly mean?: tf.Tensor;
   private readonly std?: tf.Tensor;
+  private readonly preprocessing?: Preprocessing;
+  private layersModel?: tfl.LayersModel;
 
   private constructor(forward: LogitsFunction, inputShape: readonly [number, number, number], numClasses: number, options: ClassifierOptions, hasGradients: boolean) {
     const bounds = options.bounds ?? [0, 1];
@@ -64,6 +66,7 @@ export class Classifier {
       const channels = inputShape[2];
       this.mean = tf.keep(channelTensor(options.preprocess.mean, channels, 'preprocess.mean'));
       this.std = tf.keep(channelTensor(options.preprocess.std, channels, 'preprocess.std', true));
+      this.preprocessing = { mean: options.preprocess.mean, std: options.preprocess.std };
     }
   }
 
@@ -80,7 +83,9 @@ export class Classifier {
       ? (x) => (model as tfl.LayersModel).apply(x, { training: false }) as tf.Tensor2D
       : (x) => (model as { execute(x: tf.Tensor): tf.Tensor }).execute(x) as tf.Tensor2D;
     const numClasses = tf.tidy(() => forward(tf.zeros([1, h, w, c])).shape[1]);
-    return new Classifier(forward, [h, w, c], numClasses, options, true);
+    const classifier = new Classifier(forward, [h, w, c], numClasses, options, true);
+    if (isLayers) classifier.layersModel = model as tfl.LayersModel;
+    return classifier;
   }
 
   /**
@@ -133,6 +138,22 @@ export class Classifier {
       keptValue?.dispose();
       keptLogits?.dispose();
     }
+  }
+
+  /**
+   * What it takes to rebuild this classifier elsewhere (e.g. in a worker
+   * thread): the wrapped LayersModel, bounds and preprocessing. Null for a
+   * classifier made from a function or a GraphModel.
+   */
+  get rebuildSpec(): { model: tfl.LayersModel; bounds: readonly [number, number]; preprocess?: Preprocessing } | null {
+    if (!this.layersModel) return null;
+    return { model: this.layersModel, bounds: this.bounds, ...(this.preprocessing ? { preprocess: this.preprocessing } : {}) };
+  }
+
+  /** Adds work done on a copy of this classifier (in a worker) to its counters. */
+  addCounts(counts: { queries: number; gradients: number }): void {
+    this.queryCount += counts.queries;
+    this.gradientCount += counts.gradients;
   }
 
   /** Queries (images scored) and gradient evaluations (images differentiated) so far. */
