@@ -18,9 +18,10 @@ export { balancedSubset, balancedOrder } from './data/subset.js';
 export { batches, batchOrder, makeBatch, type Batch } from './data/batches.js';
 
 export { buildModel, describeZoo, ZOO_NAMES, type ZooName } from './models/zoo.js';
-export { saveModel, loadModel, checkInputShape } from './models/io.js';
-export { resolveModel, type ResolvedModel } from './models/resolve.js';
-export { shareModel, modelInWorker, type SharedModel } from './models/pool-model.js';
+export { saveModel, loadModel, loadClassifierModel, countParameters, isGraphModel, checkInputShape, type ClassifierModel } from './models/io.js';
+export { resolveModel, loadSavedClassifier, type ResolvedModel, type ModelDataSpec } from './models/resolve.js';
+export { shareModel, modelInWorker, shareClassifier, classifierInWorker, type SharedModel, type SharedClassifier } from './models/pool-model.js';
+export { workerCount, startJobPool, type WorkersSpec } from './engine/workers.js';
 export { trainClassifier, type TrainOptions, type TrainEvent, type TrainResult, type EpochRecord } from './models/train.js';
 export { trainRun, defaultEpochs, type TrainRunOptions, type TrainRunResult } from './models/train-run.js';
 export { accuracy, predictLabels } from './models/evaluate.js';

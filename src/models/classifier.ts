@@ -78,7 +78,7 @@ export class Classifier {
     const isLayers = model instanceof tfl.LayersModel;
     const inShape = isLayers ? (model as tfl.LayersModel).inputs[0].shape : (model.inputs[0].shape ?? []);
     const [, h, w, c] = inShape;
-    if (inShape.length !== 4 || !h || !w || !c) throw new InputError('model', `expected an image model with input [batch, height, width, channels], got [${inShape.map((d) => d ?? 'batch').join(', ')}]`);
+    if (inShape.length !== 4 || !h || !w || !c || h < 0 || w < 0 || c < 0) throw new InputError('model', `expected an image model with input [batch, height, width, channels], got [${inShape.map((d) => d ?? 'batch').join(', ')}]`);
     const forward: LogitsFunction = isLayers
       ? (x) => (model as tfl.LayersModel).apply(x, { training: false }) as tf.Tensor2D
       : (x) => (model as { execute(x: tf.Tensor): tf.Tensor }).execute(x) as tf.Tensor2D;

@@ -6,10 +6,15 @@
  * models written by `tensorflowjs_converter --input_format keras` (several
  * weight groups, each split into shard files) load here, and models saved here
  * load in the browser with `tf.loadLayersModel(url)`.
+ *
+ * Graph models (`"format": "graph-model"`: TensorFlow SavedModels, Keras models
+ * and frozen graphs converted by `tensorflowjs_converter`) are read by the same
+ * code and load through {@link loadClassifierModel}: they can be attacked and
+ * evaluated, not trained.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { tf, tfl } from '../engine/tf.js';
+import { tf, tfl, tfc } from '../engine/tf.js';
 import { AdvlabError, FileFormatError, InputError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { concatArrays } from '../util/arrays.js';
@@ -29,8 +34,24 @@ export interface SavedModelInfo {
   weightBytes: number;
 }
 
+/** A model advlab can attack and evaluate: a Layers model or a converted TensorFlow graph. */
+export type ClassifierModel = tfl.LayersModel | tfc.GraphModel;
+
+/** True for a graph model (which can be attacked and evaluated, but not trained). */
+export function isGraphModel(model: ClassifierModel): model is tfc.GraphModel {
+  return model instanceof tfc.GraphModel;
+}
+
 /** Bytes per stored value, by weight dtype or quantization dtype. */
-const BYTES_PER_VALUE: Record<string, number> = { float32: 4, int32: 4, uint8: 1, uint16: 2, float16: 2 };
+const BYTES_PER_VALUE: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2 };
+
+/** The two `format`s of a TF.js model.json. */
+type ModelFormat = 'layers-model' | 'graph-model';
+const LAYERS_ONLY: readonly ModelFormat[] = ['layers-model'];
+const ANY_FORMAT: readonly ModelFormat[] = ['layers-model', 'graph-model'];
+
+/** Weight dtypes each format may store (graph models also keep boolean constants). */
+const WEIGHT_DTYPES: Record<ModelFormat, readonly string[]> = { 'layers-model': ['float32', 'int32'], 'graph-model': ['float32', 'int32', 'bool'] };
 
 /**
  * Saves `model` to the folder `dir` (created if needed) as `model.json` +
@@ -78,17 +99,18 @@ export function saveArtifacts(artifacts: tf.io.ModelArtifacts, dir: string): Sav
 
 /**
  * Reads `model.json` and all its weight files, checking everything a loader
- * would otherwise trip over later with an obscure message.
+ * would otherwise trip over later with an obscure message. Layers and graph
+ * models are both read; `format` in the result says which one it is.
  *
  * @param path a model folder or the path of its `model.json`.
  * @throws FileFormatError naming the file at fault.
  */
 export function loadArtifacts(path: string): tf.io.ModelArtifacts {
-  return readArtifacts(resolveModelJson(path));
+  return readArtifacts(resolveModelJson(path), ANY_FORMAT);
 }
 
-function readArtifacts(modelJsonPath: string): tf.io.ModelArtifacts {
-  const json = readModelJson(modelJsonPath);
+function readArtifacts(modelJsonPath: string, accept: readonly ModelFormat[]): tf.io.ModelArtifacts {
+  const json = readModelJson(modelJsonPath, accept);
   const baseDir = dirname(modelJsonPath);
   const specs: tf.io.WeightsManifestEntry[] = [];
   const buffers: Uint8Array[] = [];
@@ -117,7 +139,7 @@ function readArtifacts(modelJsonPath: string): tf.io.ModelArtifacts {
   });
   const weightData = concatArrays(buffers, Uint8Array);
   const artifacts: tf.io.ModelArtifacts = {
-    modelTopology: json.modelTopology,
+    modelTopology: json.format === 'graph-model' ? withVersions(json.modelTopology) : json.modelTopology,
     weightSpecs: specs,
     weightData: weightData.buffer as ArrayBuffer,
     format: json.format,
@@ -126,13 +148,25 @@ function readArtifacts(modelJsonPath: string): tf.io.ModelArtifacts {
   };
   if (json.trainingConfig != null) artifacts.trainingConfig = json.trainingConfig;
   if (json.userDefinedMetadata != null) artifacts.userDefinedMetadata = json.userDefinedMetadata;
+  // A converted SavedModel names its inputs and outputs in the signature (without
+  // it every leaf node would be an output) and may need an initializer graph.
+  if (json.signature != null) artifacts.signature = json.signature;
+  if (json.modelInitializer != null) artifacts.modelInitializer = json.modelInitializer;
+  if (json.initializerSignature != null) artifacts.initializerSignature = json.initializerSignature;
   return artifacts;
+}
+
+/** tfjs reads `versions.producer` of every GraphDef; hand-written ones often have no `versions`. */
+function withVersions(topology: {}): {} {
+  return 'versions' in topology ? topology : { ...topology, versions: {} };
 }
 
 /**
  * A `tf.io.IOHandler` for a local model folder (or `model.json` path): `save`
  * writes like {@link saveModel}, `load` reads like {@link loadArtifacts}. Use
- * it where tfjs wants a handler, e.g. `tfl.loadLayersModel(fileIOHandler(dir))`.
+ * it where tfjs wants a handler, e.g. `tfl.loadLayersModel(fileIOHandler(dir))`
+ * or `tfc.loadGraphModel(fileIOHandler(dir))` ({@link loadClassifierModel} adds
+ * checks that the topology and weights fit together).
  */
 export function fileIOHandler(path: string): tf.io.IOHandler {
   return {
@@ -148,14 +182,50 @@ export function fileIOHandler(path: string): tf.io.IOHandler {
  * Loads a TF.js Layers model from a folder or a `model.json` path (as saved by
  * {@link saveModel} or converted from Keras by `tensorflowjs_converter`).
  * Weight dtypes float32 and int32 are supported, as are uint8/uint16/float16
- * quantized weights (dequantized to float32 by tfjs).
+ * quantized weights (dequantized to float32 by tfjs). Use this where the model
+ * will be trained; to attack or evaluate, {@link loadClassifierModel} also
+ * takes graph models.
+ *
+ * @throws FileFormatError naming the file that is missing, malformed or truncated,
+ *   or whose topology and weights do not fit together, or that holds a graph
+ *   model (which cannot be trained).
+ */
+export async function loadModel(path: string): Promise<tfl.LayersModel> {
+  const modelJsonPath = resolveModelJson(path);
+  return modelFromArtifactsChecked(readArtifacts(modelJsonPath, LAYERS_ONLY), modelJsonPath);
+}
+
+/**
+ * Loads a model to attack or evaluate from a folder, a `model.json` path or an
+ * advlab run folder: a Layers model (as {@link loadModel}) or a graph model
+ * (`tensorflowjs_converter` output of a SavedModel, Keras model or frozen
+ * graph, with float32/int32/bool weights, quantized or not). Both are read with
+ * the same checks, without tfjs-node. A graph model runs with `execute`, so
+ * graphs with control flow (which need `executeAsync`) are not supported.
+ * Wrap the result with `Classifier.fromModel`; dispose it when done.
  *
  * @throws FileFormatError naming the file that is missing, malformed or truncated,
  *   or whose topology and weights do not fit together.
  */
-export async function loadModel(path: string): Promise<tfl.LayersModel> {
+export async function loadClassifierModel(path: string): Promise<ClassifierModel> {
   const modelJsonPath = resolveModelJson(path);
-  return modelFromArtifactsChecked(readArtifacts(modelJsonPath), modelJsonPath);
+  const artifacts = readArtifacts(modelJsonPath, ANY_FORMAT);
+  if (artifacts.format === 'graph-model') return graphModelFromArtifacts(artifacts, modelJsonPath);
+  return modelFromArtifactsChecked(artifacts, modelJsonPath);
+}
+
+/**
+ * The parameter count shown in reports: a Layers model's `countParams()`, or
+ * the number of float32 weight values of a graph model (its int32 and bool
+ * constants are shapes, axes and flags, not parameters).
+ */
+export function countParameters(model: ClassifierModel): number {
+  if (!isGraphModel(model)) return model.countParams();
+  let n = 0;
+  for (const tensors of Object.values(model.weights)) {
+    for (const t of tensors) if (t.dtype === 'float32') n += t.size;
+  }
+  return n;
 }
 
 /** Saves a model to memory: topology, weight specs and one weight buffer. */
@@ -181,17 +251,20 @@ export async function modelFromArtifacts(artifacts: tf.io.ModelArtifacts): Promi
 /**
  * Throws InputError(argument) unless the model takes a single image input of
  * shape `imageShape` (`[h, w, c]`, batch dimension ignored; a `null` model
- * dimension matches any size).
+ * dimension, or `-1` in a graph model, matches any size). A graph model whose
+ * input has no known rank passes: only running it can tell.
  */
 export function checkInputShape(
-  model: tfl.LayersModel,
+  model: ClassifierModel,
   imageShape: readonly [number, number, number] | readonly number[],
   argument = 'dataset',
 ): void {
   if (model.inputs.length !== 1) {
     throw new InputError(argument, `the model has ${model.inputs.length} inputs; expected one image input`);
   }
-  const modelShape = model.inputs[0].shape.slice(1);
+  const shape = model.inputs[0].shape;
+  if (shape == null) return;
+  const modelShape = shape.slice(1).map((d) => (d == null || d < 0 ? null : d));
   const ok =
     modelShape.length === imageShape.length && modelShape.every((d, i) => d == null || d === imageShape[i]);
   if (!ok) {
@@ -254,6 +327,62 @@ async function modelFromArtifactsChecked(artifacts: tf.io.ModelArtifacts, source
   return model;
 }
 
+/**
+ * Builds a GraphModel from artifacts read by {@link readArtifacts}. The graph is
+ * parsed once without weights first, so that a GraphDef tfjs cannot use is
+ * reported before any weight tensor exists that could leak.
+ */
+async function graphModelFromArtifacts(artifacts: tf.io.ModelArtifacts, source: string): Promise<tfc.GraphModel> {
+  try {
+    const topologyOnly: tf.io.ModelArtifacts = { ...artifacts, weightSpecs: [], weightData: new ArrayBuffer(0) };
+    (await tfc.loadGraphModel({ load: async () => topologyOnly })).dispose();
+  } catch (e) {
+    throw new FileFormatError(source, `not a TF.js graph model: ${errorMessage(e)}`);
+  }
+  checkConstWeights(artifacts, source);
+  try {
+    return await tfc.loadGraphModel({ load: async () => artifacts });
+  } catch (e) {
+    throw new FileFormatError(source, `weights do not fit the model: ${errorMessage(e)}`);
+  }
+}
+
+interface GraphNodeJson {
+  name: string;
+  op: string;
+  attr?: { value?: { tensor?: { tensorShape?: { dim?: { size?: string | number }[] } } } };
+}
+
+/**
+ * Every Const node of a graph model takes its value from the weight of the same
+ * name. tfjs looks it up only when the graph runs, and a missing one fails
+ * there with an obscure message, so the names (and shapes, where the node
+ * states one) are checked here.
+ */
+function checkConstWeights(artifacts: tf.io.ModelArtifacts, source: string): void {
+  const specs = new Map((artifacts.weightSpecs ?? []).map((s) => [s.name, s]));
+  const nodes = (artifacts.modelTopology as { node: GraphNodeJson[] }).node;
+  const problems: string[] = [];
+  for (const node of nodes) {
+    if (node.op !== 'Const') continue;
+    const spec = specs.get(node.name);
+    if (!spec) {
+      problems.push(`no weight for Const node "${node.name}"`);
+      continue;
+    }
+    const stated = node.attr?.value?.tensor?.tensorShape;
+    if (stated == null) continue;
+    const shape = (stated.dim ?? []).map((d) => Number(d.size ?? 0));
+    if (shape.length !== spec.shape.length || shape.some((d, i) => d !== spec.shape[i])) {
+      problems.push(`Const node "${node.name}" has shape ${fmtShape(shape)} but its weight has shape ${fmtShape(spec.shape)}`);
+    }
+  }
+  if (problems.length) {
+    const more = problems.length > 3 ? ` (and ${problems.length - 3} more)` : '';
+    throw new FileFormatError(source, `weights do not fit the model: ${problems.slice(0, 3).join('; ')}${more}`);
+  }
+}
+
 function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
@@ -274,10 +403,12 @@ function resolveModelJson(path: string): string {
 
 interface CheckedModelJson extends tf.io.ModelJSON {
   modelTopology: {};
+  format: ModelFormat;
 }
 
-function readModelJson(file: string): CheckedModelJson {
-  const bad = (problem: string) => new FileFormatError(file, `not a TF.js Layers model: ${problem}`);
+function readModelJson(file: string, accept: readonly ModelFormat[]): CheckedModelJson {
+  const layersOnly = !accept.includes('graph-model');
+  let bad = (problem: string) => new FileFormatError(file, `not a TF.js ${layersOnly ? 'Layers ' : ''}model: ${problem}`);
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -291,11 +422,13 @@ function readModelJson(file: string): CheckedModelJson {
     throw bad(`invalid JSON (${errorMessage(e)})`);
   }
   if (!isObject(json)) throw bad('expected a JSON object');
-  if (json.format != null && json.format !== 'layers-model') {
-    // 'graph-model' files hold a TF graph, which tfjs-layers cannot run or differentiate through.
-    throw bad(`format is "${String(json.format)}", expected "layers-model"`);
+  const format = modelFormat(json, accept, bad);
+  if (!accept.includes(format)) throw notTrainable(file, json.format != null);
+  if (format === 'graph-model') {
+    bad = (problem: string) => new FileFormatError(file, `not a TF.js graph model: ${problem}`);
   }
   if (!isObject(json.modelTopology)) throw bad('missing modelTopology');
+  if (format === 'graph-model') checkGraphNodes(json.modelTopology, bad);
   const manifest = json.weightsManifest;
   if (!Array.isArray(manifest)) throw bad('missing weightsManifest');
   manifest.forEach((group: unknown, g) => {
@@ -305,19 +438,58 @@ function readModelJson(file: string): CheckedModelJson {
       throw bad(`${where}.paths must be a list of file names`);
     }
     if (!Array.isArray(group.weights)) throw bad(`${where}.weights must be a list`);
-    group.weights.forEach((w: unknown, i) => checkSpec(w, `${where}.weights[${i}]`, bad));
+    group.weights.forEach((w: unknown, i) => checkSpec(w, `${where}.weights[${i}]`, bad, WEIGHT_DTYPES[format]));
   });
-  return json as unknown as CheckedModelJson;
+  return { ...json, format } as unknown as CheckedModelJson;
 }
 
-function checkSpec(w: unknown, where: string, bad: (p: string) => FileFormatError): void {
+/**
+ * The model's format: its `format` field, or, for files of older converters that
+ * wrote none, a graph model when the topology is a GraphDef (a list of nodes).
+ */
+function modelFormat(json: Record<string, any>, accept: readonly ModelFormat[], bad: (p: string) => FileFormatError): ModelFormat {
+  if (json.format === 'layers-model' || json.format === 'graph-model') return json.format;
+  if (json.format != null) {
+    throw bad(`format is "${String(json.format)}", expected ${accept.map((f) => `"${f}"`).join(' or ')}`);
+  }
+  return isObject(json.modelTopology) && Array.isArray(json.modelTopology.node) ? 'graph-model' : 'layers-model';
+}
+
+/** A graph model handed to a Layers-only loader: say what it is and what it can still be used for. */
+function notTrainable(file: string, hasFormat: boolean): FileFormatError {
+  const why = hasFormat ? 'format is "graph-model"' : 'its modelTopology is a TensorFlow GraphDef';
+  return new FileFormatError(
+    file,
+    `this is a TF.js graph model (${why}): it can be attacked and evaluated (advlab attack, loadClassifierModel) but not trained, which needs a Layers model`,
+  );
+}
+
+/** Nodes and their inputs, checked because tfjs's graph parser fails on a dangling input with a TypeError. */
+function checkGraphNodes(topology: Record<string, any>, bad: (p: string) => FileFormatError): void {
+  if (!Array.isArray(topology.node)) throw bad('modelTopology has no node list (expected a TensorFlow GraphDef)');
+  const nodes: unknown[] = topology.node;
+  nodes.forEach((n, i) => {
+    if (!isObject(n) || typeof n.name !== 'string' || typeof n.op !== 'string') throw bad(`modelTopology.node[${i}] needs a name and an op`);
+  });
+  const names = new Set(nodes.map((n) => (n as { name: string }).name));
+  nodes.forEach((n, i) => {
+    const { name, input } = n as { name: string; input?: unknown };
+    if (input == null) return;
+    if (!Array.isArray(input) || !input.every((s) => typeof s === 'string')) throw bad(`modelTopology.node[${i}] ("${name}") has an input that is not a node name`);
+    // "^name" is a control input, "name:1" the second output of a node.
+    const missing = input.find((s: string) => !names.has(s.replace(/^\^/, '').split(':')[0]));
+    if (missing !== undefined) throw bad(`modelTopology.node[${i}] ("${name}") has input "${missing}", which is no node of the graph`);
+  });
+}
+
+function checkSpec(w: unknown, where: string, bad: (p: string) => FileFormatError, dtypes: readonly string[]): void {
   if (!isObject(w) || typeof w.name !== 'string') throw bad(`${where} has no name`);
   const name = `${where} ("${w.name}")`;
   if (!Array.isArray(w.shape) || !w.shape.every((d) => Number.isInteger(d) && d >= 0)) {
     throw bad(`${name} has an invalid shape`);
   }
-  if (w.dtype !== 'float32' && w.dtype !== 'int32') {
-    throw bad(`${name} has unsupported dtype "${String(w.dtype)}" (supported: float32, int32)`);
+  if (!dtypes.includes(w.dtype)) {
+    throw bad(`${name} has unsupported dtype "${String(w.dtype)}" (supported: ${dtypes.join(', ')})`);
   }
   if (w.quantization != null) {
     const q = w.quantization;
@@ -342,7 +514,7 @@ function weightPath(baseDir: string, p: string, modelJsonPath: string): string {
   const full = resolve(baseDir, p);
   const rel = relative(resolve(baseDir), full);
   if (isAbsolute(p) || rel === '' || rel === '..' || rel.startsWith('..' + sep) || isAbsolute(rel)) {
-    throw new FileFormatError(modelJsonPath, `not a TF.js Layers model: weights path "${p}" points outside the model folder`);
+    throw new FileFormatError(modelJsonPath, `weights path "${p}" points outside the model folder`);
   }
   return join(baseDir, p);
 }
