@@ -8,7 +8,8 @@ import { ADVLAB_VERSION } from '../src/report/meta.js';
 import { benchEngine } from './engine.js';
 import { benchAttacks } from './attacks.js';
 
-type Section = (log: (s: string) => void) => Promise<unknown>;
+/** A section's figures; `previous` is what results.json held for it (for sections that can re-run a part). */
+type Section = (log: (s: string) => void, previous?: unknown) => Promise<unknown>;
 const SECTIONS: Record<string, Section> = { engine: benchEngine, attacks: benchAttacks };
 
 const file = join(dirname(fileURLToPath(import.meta.url)), 'results.json');
@@ -21,7 +22,7 @@ if (unknown.length) {
 const results: Record<string, unknown> = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : {};
 for (const name of requested.length ? requested : Object.keys(SECTIONS)) {
   console.log(`bench: ${name}`);
-  results[name] = await SECTIONS[name]((s) => console.log(`  ${s}`));
+  results[name] = await SECTIONS[name]((s) => console.log(`  ${s}`), results[name]);
   results.advlabVersion = ADVLAB_VERSION;
   writeJsonAtomic(file, results);
 }

@@ -103,6 +103,24 @@ test('advlab attack (fgsm) writes result.json matching its schema, NPY arrays an
   assert.equal(result.grid.examples, 10);
 });
 
+test('--workers 2 gives the same files as --workers 1 (batches attacked in worker threads)', () => {
+  const run = (workers: string) => {
+    const out = join(dir, `pgd-workers-${workers}`);
+    const r = advlab(['attack', '--model', modelDir, '--attack', 'pgd', '--eps', '0.1', '--steps', '5', '--targeted', 'random', '--n', '40', '--batch-size', '16', '--workers', workers, '--out', out, '--no-progress']);
+    assert.equal(r.code, 0, r.stderr);
+    return { out, stdout: r.stdout, result: JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as Record<string, any> };
+  };
+  const one = run('1');
+  const two = run('2');
+  assert.equal(one.result.workers, 1);
+  assert.equal(two.result.workers, 2);
+  assert.match(two.stdout, /workers: 2 threads attack batches in parallel/);
+  for (const f of ['adversarial.npy', 'predictions.npy', 'success.npy', 'targets.npy']) {
+    assert.deepEqual(readFileSync(join(two.out, f)), readFileSync(join(one.out, f)), f);
+  }
+  for (const k of ['robustAccuracy', 'successes', 'gradients', 'queries']) assert.equal(two.result[k], one.result[k], k);
+});
+
 test('--list shows every attack with its norms and parameters', () => {
   const r = advlab(['attack', '--list']);
   assert.equal(r.code, 0, r.stderr);
@@ -122,6 +140,8 @@ test('bad input exits with code 2 and one line naming the option', () => {
     [[...base, '--attack', 'cw-l9', '--eps', '0.1'], /--attack: unknown attack "cw-l9"; expected one of fgsm, /],
     [[...base, '--attack', 'fgsm', '--eps', '0.1', '--steps', '3'], /--steps: not a parameter of fgsm; it takes no parameters/],
     [[...base, '--attack', 'pgd', '--eps', '0.1', '--steps', '0'], /--steps: must be >= 1, got 0/],
+    [[...base, '--attack', 'fgsm', '--eps', '0.1', '--workers', '0'], /--workers expects an integer >= 1, got "0"/],
+    [[...base, '--attack', 'fgsm', '--eps', '0.1', '--workers', 'many'], /--workers expects an integer >= 1, got "many"/],
     [['attack', '--model', modelDir, '--attack', 'fgsm', '--eps', '0.1', '--n', '0', '--out', out], /--n expects an integer >= 1, got "0"/],
     [['attack', '--model', join(dir, 'no-such-model'), '--attack', 'fgsm', '--eps', '0.1', '--out', out], /--model: no saved model at ".*no-such-model"/],
     [['attack', '--model', 'mlp', '--attack', 'fgsm', '--eps', '0.1', '--out', out], /--model: "mlp" is a zoo name, which would be an untrained model/],

@@ -1,11 +1,15 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BackendInfo } from '../engine/backend.js';
+import type { WorkerPool } from '../engine/pool.js';
+import { clearWorkerModels } from '../models/pool-model.js';
+import { startJobPool, workerCount, type WorkersSpec } from '../engine/workers.js';
 import { loadDataset } from '../data/load.js';
 import { balancedSubset } from '../data/subset.js';
 import { writeNpy } from '../data/formats/npy.js';
 import type { Dataset } from '../data/types.js';
-import { resolveModel } from '../models/resolve.js';
+import { loadSavedClassifier } from '../models/resolve.js';
+import { countParameters } from '../models/io.js';
 import { isZooName } from '../models/zoo.js';
 import { Classifier, type Preprocessing } from '../models/classifier.js';
 import { packageVersions } from '../models/train-run.js';
@@ -20,7 +24,7 @@ import { NORMS, type Attack, type AttackResult, type Norm } from './types.js';
 
 /** Options of {@link attackRun} (the `advlab attack` job). */
 export interface AttackRunOptions {
-  /** A trained model: a saved model folder, a `model.json` path, or an `advlab train` run folder. */
+  /** A trained model: a saved model folder (Layers or graph model), a `model.json` path, or an `advlab train` run folder. */
   model: string;
   /** Built-in dataset name or a path; the attack runs on its test split. Default `mnist`. */
   dataset?: string;
@@ -48,13 +52,19 @@ export interface AttackRunOptions {
   preprocess?: Preprocessing;
   /** Examples shown in grid.png (default 10). */
   gridExamples?: number;
+  /**
+   * Worker threads that attack batches in parallel (default `auto`: one per
+   * core on the single-threaded wasm/cpu backends, none on tfjs-node). Results
+   * do not depend on it.
+   */
+  workers?: WorkersSpec;
   onProgress?: (event: AttackRunEvent) => void;
 }
 
 export type AttackRunEvent =
   | { type: 'dataset'; dataset: Dataset; count: number }
   | { type: 'model'; path: string; parameters: number }
-  | { type: 'start'; attack: string; total: number; batches: number }
+  | { type: 'start'; attack: string; total: number; batches: number; workers: number }
   | { type: 'batch'; done: number; total: number; batch: number; batches: number };
 
 /** Median, mean and max of a perturbation norm over the successful examples; null when there are none. */
@@ -80,7 +90,10 @@ export interface AttackRunResult extends RunMeta {
     bounds: [number, number];
     preprocess: Preprocessing | null;
     out: string;
+    workers: WorkersSpec;
   };
+  /** Worker threads that attacked batches (1: all in the main thread). */
+  workers: number;
   dataset: { name: string; testSize: number; numClasses: number; imageShape: number[] };
   model: string;
   modelPath: string;
@@ -161,14 +174,20 @@ export async function attackRun(options: AttackRunOptions, backend: BackendInfo)
   const bounds: [number, number] = options.bounds ? [options.bounds[0], options.bounds[1]] : [0, 1];
   checkBounds(subset.images, bounds);
 
-  const { model } = await resolveModel(modelPath, { imageShape: data.test.imageShape, numClasses: data.numClasses }, seed);
+  const model = await loadSavedClassifier(modelPath, { imageShape: data.test.imageShape, numClasses: data.numClasses });
   let classifier: Classifier | undefined;
+  let pool: WorkerPool | undefined;
+  let workers = 1;
   try {
-    options.onProgress?.({ type: 'model', path: options.model, parameters: model.countParams() });
+    options.onProgress?.({ type: 'model', path: options.model, parameters: countParameters(model) });
     classifier = Classifier.fromModel(model, { bounds, preprocess: options.preprocess });
     const batches = Math.ceil(n / batchSize);
-    options.onProgress?.({ type: 'start', attack: attack.name, total: n, batches });
+    // Graph models and functions cannot be rebuilt in a worker: they run here.
+    workers = classifier.rebuildSpec ? workerCount(options.workers, backend, batches) : 1;
+    pool = await startJobPool(workers, backend);
+    options.onProgress?.({ type: 'start', attack: attack.name, total: n, batches, workers });
     const result = await runAttack(attack, classifier, subset, {
+      pool,
       norm,
       eps: options.eps,
       targeted: options.targeted,
@@ -218,7 +237,9 @@ export async function attackRun(options: AttackRunOptions, backend: BackendInfo)
         bounds,
         preprocess: options.preprocess ?? null,
         out,
+        workers: options.workers ?? 'auto',
       },
+      workers,
       dataset: { name: data.name, testSize: data.test.count, numClasses: data.numClasses, imageShape: [...data.test.imageShape] },
       model: options.model,
       modelPath,
@@ -253,6 +274,8 @@ export async function attackRun(options: AttackRunOptions, backend: BackendInfo)
     writeJsonAtomic(join(out, 'result.json'), runResult);
     return runResult;
   } finally {
+    await pool?.close();
+    await clearWorkerModels();
     classifier?.dispose();
     model.dispose();
   }

@@ -9,8 +9,7 @@
  * exactly the images of an unpooled one.
  */
 import { tf } from '../engine/tf.js';
-import { Classifier, type Preprocessing } from '../models/classifier.js';
-import { modelInWorker, type SharedModel } from '../models/pool-model.js';
+import { classifierInWorker, type SharedClassifier } from '../models/pool-model.js';
 import { Rng } from '../util/rng.js';
 import { InputError } from '../errors.js';
 import { findAttack } from './index.js';
@@ -21,9 +20,7 @@ export const ATTACK_TASK_URL = import.meta.url;
 
 /** One batch of one attack, as plain data. */
 export interface AttackBatchPayload {
-  model: SharedModel;
-  bounds: [number, number];
-  preprocess?: Preprocessing;
+  classifier: SharedClassifier;
   attack: string;
   params: Record<string, unknown>;
   /** Clean images, NHWC, flattened. */
@@ -49,8 +46,7 @@ export interface AttackBatchOutput {
 export async function attackBatchTask(p: AttackBatchPayload): Promise<AttackBatchOutput> {
   const attack = findAttack(p.attack);
   if (!attack) throw new InputError('attack', `unknown attack "${p.attack}"`);
-  const model = await modelInWorker(p.model);
-  const classifier = Classifier.fromModel(model, { bounds: p.bounds, ...(p.preprocess ? { preprocess: p.preprocess } : {}) });
+  const classifier = await classifierInWorker(p.classifier);
   const x = tf.tensor4d(p.x, p.shape);
   const labels = tf.tensor1d(p.labels, 'int32');
   const targets = p.targets ? tf.tensor1d(p.targets, 'int32') : undefined;

@@ -6,7 +6,7 @@ import { verifyBatch } from './verify.js';
 import { Rng, deriveSeed } from '../util/rng.js';
 import { InputError } from '../errors.js';
 import type { WorkerPool, TaskRef } from '../engine/pool.js';
-import { shareModel } from '../models/pool-model.js';
+import { shareClassifier } from '../models/pool-model.js';
 import { ATTACK_TASK_URL, type AttackBatchOutput, type AttackBatchPayload } from './pool-task.js';
 
 /** Options of {@link runAttack}: the common ones plus the attack's own parameters. */
@@ -100,7 +100,7 @@ export async function runAttack(attack: Attack, classifier: Classifier, input: A
   const verifyInto = (start: number, end: number, advBatch: Float32Array, preds: Int32Array) => {
     const cleanBatch = input.images.subarray(start * size, end * size);
     const labelBatch = input.labels.subarray(start, end);
-    const verdict = verifyBatch(classifier, cleanBatch, advBatch, labelBatch, targets ? targets.subarray(start, end) : null, preds, fixed ? { norm, eps } : null);
+    const verdict = verifyBatch(classifier, cleanBatch, advBatch, labelBatch, targets ? targets.subarray(start, end) : null, preds, Number.isFinite(eps) ? { norm, eps } : null);
     adversarial.set(advBatch, start * size);
     adversarialPredictions.set(verdict.predictions, start);
     success.set(verdict.success, start);
@@ -118,14 +118,11 @@ export async function runAttack(attack: Attack, classifier: Classifier, input: A
   if (pool) {
     // Every batch is queued at once; the pool runs them on its workers while
     // this thread verifies finished batches in order.
-    const spec = classifier.rebuildSpec!;
-    const shared = await shareModel(spec.model);
+    const shared = await shareClassifier(classifier);
     const prepared = ranges.map(([start, end]) => prepare(start, end));
     const outputs = ranges.map(([start, end], i) => {
       const payload: AttackBatchPayload = {
-        model: shared,
-        bounds: [spec.bounds[0], spec.bounds[1]],
-        ...(spec.preprocess ? { preprocess: spec.preprocess } : {}),
+        classifier: shared,
         attack: attack.name,
         params,
         x: input.images.slice(start * size, end * size),

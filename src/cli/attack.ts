@@ -6,7 +6,7 @@ import { NORMS, type Attack, type ParamSpec } from '../attacks/types.js';
 import { BUILTIN_DATASETS } from '../data/builtin.js';
 import { InputError } from '../errors.js';
 import { createProgress } from './progress.js';
-import { intOption, startBackend, pathTag } from './common.js';
+import { intOption, startBackend, pathTag, workersOption } from './common.js';
 
 /** `stepSize` → `step-size`. */
 function kebab(name: string): string {
@@ -110,6 +110,7 @@ export function attackCommand(): Command {
     .option('--n <count>', `images: a class-balanced prefix of the test split (default: ${ATTACK_DEFAULTS.n}, or the whole split if smaller)`, intOption('--n', 1))
     .option('--batch-size <n>', 'images per batch', intOption('--batch-size', 1), ATTACK_DEFAULTS.batchSize)
     .option('--seed <n>', 'random seed (random starts, targets)', intOption('--seed'), ATTACK_DEFAULTS.seed)
+    .option('--workers <n|auto>', 'worker threads attacking batches in parallel; auto: one per core on wasm/cpu (results do not depend on it)', workersOption, 'auto')
     .addOption(new Option('--bounds <min,max>', "the model's valid input range, in the images' scale").argParser(boundsOption).default([0, 1], '0,1'))
     .option('--mean <values>', 'normalization inside the classifier: per-channel mean (comma-separated), applied as (x - mean) / std', listOption('--mean'))
     .option('--std <values>', 'per-channel std for --mean (default 1)', listOption('--std'))
@@ -167,6 +168,7 @@ export function attackCommand(): Command {
           n: o.n,
           batchSize: o.batchSize,
           seed: o.seed,
+          workers: o.workers,
           params,
           bounds: o.bounds,
           preprocess: o.mean ? { mean: o.mean, std: o.std ?? 1 } : undefined,
@@ -175,7 +177,10 @@ export function attackCommand(): Command {
               const d = e.dataset;
               progress.log(`dataset: ${d.name} (${e.count} of ${d.test.count} test images, class-balanced)`);
             } else if (e.type === 'model') progress.log(`model: ${e.path} (${e.parameters} parameters)`);
-            else if (e.type === 'start') progress.start(e.batches, `${e.attack} (batches)`);
+            else if (e.type === 'start') {
+              if (e.workers > 1) progress.log(`workers: ${e.workers} threads attack batches in parallel`);
+              progress.start(e.batches, `${e.attack} (batches)`);
+            }
             else if (e.type === 'batch') progress.update(e.batch, { images: `${e.done}/${e.total}` });
           },
         },

@@ -20,6 +20,12 @@ export function positiveOption(name: string) {
   };
 }
 
+/** Parses `--workers`: a positive integer or `auto`. */
+export function workersOption(value: string): number | 'auto' {
+  if (value === 'auto') return 'auto';
+  return intOption('--workers', 1)(value);
+}
+
 /** Starts the backend named by --backend (or ADVLAB_BACKEND) and says which one runs. */
 export async function startBackend(backend: string | undefined, kernels: KernelMode | undefined, log: (line: string) => void): Promise<BackendInfo> {
   const info = await initBackend({ backend: parseBackendName(backend ?? 'auto', '--backend'), kernels });

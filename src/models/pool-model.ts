@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { tf, tfl } from '../engine/tf.js';
 import { InputError } from '../errors.js';
 import { modelFromArtifacts, modelToArtifacts } from './io.js';
+import { Classifier, type Preprocessing } from './classifier.js';
 
 /** A model snapshot to put in pool task payloads. Treat it as immutable. */
 export interface SharedModel {
@@ -90,4 +91,32 @@ async function build(artifacts: tf.io.ModelArtifacts): Promise<tfl.LayersModel> 
   const data = artifacts.weightData;
   const weightData = data instanceof SharedArrayBuffer ? new Uint8Array(data).slice().buffer : data;
   return modelFromArtifacts({ ...artifacts, weightData });
+}
+
+/** A {@link Classifier} snapshot for pool task payloads: its model, bounds and preprocessing. */
+export interface SharedClassifier {
+  model: SharedModel;
+  bounds: [number, number];
+  preprocess?: Preprocessing;
+}
+
+/**
+ * Snapshots a classifier for pool tasks.
+ *
+ * @throws InputError if it was not made with Classifier.fromModel from a
+ *   LayersModel (a function or a GraphModel cannot be rebuilt in a worker).
+ */
+export async function shareClassifier(classifier: Classifier): Promise<SharedClassifier> {
+  const spec = classifier.rebuildSpec;
+  if (!spec) throw new InputError('pool', 'a worker pool needs a classifier made with Classifier.fromModel from a LayersModel (a function or GraphModel cannot be sent to workers)');
+  return { model: await shareModel(spec.model), bounds: [spec.bounds[0], spec.bounds[1]], ...(spec.preprocess ? { preprocess: spec.preprocess } : {}) };
+}
+
+/**
+ * The classifier of a {@link SharedClassifier}, on this thread's cached model.
+ * The caller disposes it (which frees its preprocessing constants, not the model).
+ */
+export async function classifierInWorker(shared: SharedClassifier): Promise<Classifier> {
+  const model = await modelInWorker(shared.model);
+  return Classifier.fromModel(model, { bounds: shared.bounds, ...(shared.preprocess ? { preprocess: shared.preprocess } : {}) });
 }
