@@ -1,0 +1,160 @@
+/**
+ * Shapes of a robustness evaluation: suites, per-epsilon verdicts, minimal
+ * perturbations, sanity checks, and the `advlab eval` result.json.
+ */
+import type { Norm } from '../attacks/types.js';
+import type { RunMeta } from '../report/meta.js';
+import type { CorruptionAccuracyResult } from './corruption-accuracy.js';
+
+/** One attack of a suite, run on the points still robust when its turn comes. */
+export interface SuiteStage {
+  /** Stage name in reports, e.g. `apgd-ce`, `apgd-t`, `fab-t`, `square`. */
+  name: string;
+  /** Attack (registry name). */
+  attack: string;
+  /** The attack's parameters (defaults fill the rest). */
+  params: Record<string, unknown>;
+  /**
+   * Targeted over the top classes: the stage runs once per target rank
+   * 2..targetClasses+1 of the clean logits (AutoAttack's APGD-T and FAB-T),
+   * each time on the points still robust. Omitted: untargeted.
+   */
+  targetClasses?: number;
+  /** Needs gradients (false for black-box stages). */
+  whiteBox: boolean;
+}
+
+/** A named, ordered list of stages. */
+export interface Suite {
+  name: string;
+  norm: Norm;
+  stages: SuiteStage[];
+}
+
+/** What one stage did at one epsilon. */
+export interface StageSummary {
+  name: string;
+  attack: string;
+  /** Examples this stage broke (they were robust after every earlier stage). */
+  broken: number;
+  /** Robust accuracy after this stage and all earlier ones. */
+  robustAccuracyAfter: number;
+  /** Images this stage attacked (the points still robust when it started, times its target ranks). */
+  attacked: number;
+  gradients: number;
+  queries: number;
+  seconds: number;
+  /** With allPoints (every stage on every point): robust accuracy against this stage alone. */
+  standaloneRobustAccuracy?: number;
+}
+
+/** Robust accuracy of one class. */
+export interface ClassSummary {
+  class: number;
+  name: string;
+  count: number;
+  cleanAccuracy: number;
+  robustAccuracy: number;
+}
+
+/** The verdict of a suite at one epsilon. */
+export interface EpsilonResult {
+  eps: number;
+  /** Examples correctly classified and not broken by any stage (per-example worst case). */
+  robustCount: number;
+  robustAccuracy: number;
+  /** 95% Wilson score interval of robustAccuracy. */
+  confidenceInterval: [number, number];
+  stages: StageSummary[];
+  perClass: ClassSummary[];
+  gradients: number;
+  queries: number;
+  gradientsPerImage: number;
+  queriesPerImage: number;
+  seconds: number;
+  imagesPerSecond: number;
+}
+
+/** Distribution of minimal adversarial perturbations (from a minimal-perturbation attack). */
+export interface MinimalPerturbations {
+  attack: string;
+  norm: Norm;
+  /** Correctly classified examples attacked. */
+  attacked: number;
+  /** Of those, examples the attack broke (a finite minimal norm). */
+  found: number;
+  /** Median over all attacked examples (unbroken ones count as infinite); null if fewer than half were broken. */
+  median: number | null;
+  /** Median over the broken ones only. */
+  medianFound: number | null;
+  quantiles: { q: number; value: number | null }[];
+  histogram: { edges: number[]; counts: number[] };
+  /** Accuracy implied by the minimal norms: fraction of all images correctly classified with minimal norm > eps. */
+  curve: { eps: number; accuracy: number }[];
+  gradientsPerImage: number;
+  seconds: number;
+}
+
+/** Outcome of one sanity check. */
+export type Verdict = 'pass' | 'warn' | 'skipped';
+
+/** One sanity check (Athalye et al. 2018; Carlini et al. 2019): a verdict and the figures behind it. */
+export interface SanityCheck {
+  /** Stable identifier, e.g. `monotone-in-eps`. */
+  id: string;
+  title: string;
+  verdict: Verdict;
+  /** One sentence: what was seen and, on warn, what it suggests. */
+  message: string;
+  figures: Record<string, number | string | boolean | null | number[]>;
+}
+
+/** The content of `result.json` for `advlab eval`. */
+export interface EvalRunResult extends RunMeta {
+  options: {
+    model: string;
+    dataset: string;
+    suite: string;
+    attacks: string[] | null;
+    norm: Norm;
+    eps: number[];
+    n: number;
+    batchSize: number;
+    seed: number;
+    corruptions: string[];
+    minimal: string | null;
+    bounds: [number, number];
+    preprocess: { mean: number | number[]; std: number | number[] } | null;
+    workers: number | 'auto';
+    allPoints: boolean;
+    out: string;
+  };
+  dataset: { name: string; testSize: number; numClasses: number; imageShape: number[]; classNames: string[] };
+  model: string;
+  modelPath: string;
+  suite: Suite;
+  norm: Norm;
+  count: number;
+  cleanAccuracy: number;
+  /** The headline: at `eps` (the first value of --eps). */
+  eps: number;
+  robustAccuracy: number;
+  confidenceInterval: [number, number];
+  /** One entry per epsilon, ascending. */
+  sweep: EpsilonResult[];
+  /** Which stage broke each example at the headline eps, counted by stage name (`robust`, `misclassified` too). */
+  brokenBy: Record<string, number>;
+  minimal: MinimalPerturbations | null;
+  corruptions: CorruptionAccuracyResult | null;
+  sanity: { verdict: 'pass' | 'warn'; checks: SanityCheck[] };
+  /** Worker threads that evaluated batches. */
+  workers: number;
+  seconds: number;
+  gradientsPerImage: number;
+  queriesPerImage: number;
+  imagesPerSecond: number;
+  /** Whether the run resumed from a checkpoint. */
+  resumed: boolean;
+  files: { adversarial: string; labels: string; predictions: string; brokenBy: string; report: string };
+  packages: Record<string, string>;
+}
