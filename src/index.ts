@@ -34,3 +34,14 @@ export { parseAugmentations, randomShift, type Augmentation } from './data/augme
 export { Rng, deriveSeed } from './util/rng.js';
 export { AdvlabError, InputError, FileFormatError } from './errors.js';
 export { ADVLAB_VERSION } from './report/meta.js';
+
+// Robustness evaluation.
+export { buildSuite, SUITE_NAMES, type SuiteName } from './robustness/suites.js';
+export { evaluateRobustness, summarizeEvaluation, wilsonInterval, type EvaluateOptions, type Evaluation } from './robustness/evaluate.js';
+export { evaluateBatch, ROBUST, MISCLASSIFIED, type EnsembleBatchResult, type EnsembleOptions, type StageBatchFigures } from './robustness/ensemble.js';
+export { minimalNorms, summarizeMinimal, MINIMAL_ATTACKS, type MinimalNorms, type MinimalOptions } from './robustness/minimal.js';
+export { CORRUPTIONS, CORRUPTION_NAMES, parseCorruptions, type CorruptionName } from './robustness/corruptions.js';
+export { corruptionAccuracy, type CorruptionAccuracyResult } from './robustness/corruption-accuracy.js';
+export { runSanityChecks, overallVerdict, type SanityInput } from './robustness/sanity.js';
+export { evalRun, EVAL_DEFAULTS, type EvalRunOptions, type EvalRunEvent } from './robustness/eval-run.js';
+export type { Suite, SuiteStage, EpsilonResult, StageSummary, ClassSummary, MinimalPerturbations, SanityCheck, Verdict, EvalRunResult } from './robustness/types.js';

@@ -360,6 +360,11 @@ test('matMul with transposes, batches and broadcasting, and dense-layer gradient
     [[4, 5, 7], [4, 3, 7], false, true],
     [[4, 7, 5], [1, 7, 3], true, false],
     [[1, 0], [0, 3], false, false],
+    // a·bᵀ with up to 16 rows runs as dot products in JS, above that on XNNPACK: both sides of the switch.
+    [[16, 33], [9, 33], false, true],
+    [[17, 33], [9, 33], false, true],
+    [[2, 3, 7], [5, 7], false, true],
+    [[2, 9, 7], [1, 5, 7], false, true],
   ];
   for (const [i, [sa, sb, ta, tb]] of cases.entries()) {
     const av = values(size(sa), 180 + i);

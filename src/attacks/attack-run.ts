@@ -286,7 +286,7 @@ export async function attackRun(options: AttackRunOptions, backend: BackendInfo)
  * untrained one, so it is refused unless a folder of that name exists (then the
  * folder is meant, and is passed on as a path).
  */
-function savedModelPath(spec: string): string {
+export function savedModelPath(spec: string): string {
   if (!spec) throw new InputError('model', 'a trained model is required: a saved model folder or an advlab train run folder');
   if (existsSync(spec)) return isZooName(spec) ? `./${spec}` : spec;
   if (isZooName(spec)) {
@@ -296,7 +296,7 @@ function savedModelPath(spec: string): string {
 }
 
 /** Loaded images are in [0, 1]; bounds that do not contain them would reject the clean images themselves. */
-function checkBounds(images: Float32Array, bounds: readonly [number, number]): void {
+export function checkBounds(images: Float32Array, bounds: readonly [number, number]): void {
   if (bounds.length !== 2 || !Number.isFinite(bounds[0]) || !Number.isFinite(bounds[1]) || !(bounds[0] < bounds[1])) {
     throw new InputError('bounds', `expected [min, max] with finite min < max, got [${bounds.join(', ')}]`);
   }

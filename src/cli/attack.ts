@@ -6,7 +6,7 @@ import { NORMS, type Attack, type ParamSpec } from '../attacks/types.js';
 import { BUILTIN_DATASETS } from '../data/builtin.js';
 import { InputError } from '../errors.js';
 import { createProgress } from './progress.js';
-import { intOption, startBackend, pathTag, workersOption } from './common.js';
+import { intOption, startBackend, pathTag, workersOption, finiteOption, listOption, boundsOption } from './common.js';
 
 /** `stepSize` → `step-size`. */
 function kebab(name: string): string {
@@ -28,29 +28,6 @@ function paramUnion(): Map<string, { attack: Attack; spec: ParamSpec }[]> {
     }
   }
   return byName;
-}
-
-function finiteOption(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} expects a number, got "${value}"`);
-    return n;
-  };
-}
-
-function listOption(name: string) {
-  return (value: string): number[] => {
-    const parts = value.split(',').map((s) => s.trim());
-    const numbers = parts.map(Number);
-    if (parts.some((s) => s === '') || numbers.some((v) => !Number.isFinite(v))) throw new InvalidArgumentError(`${name} expects comma-separated numbers, got "${value}"`);
-    return numbers;
-  };
-}
-
-function boundsOption(value: string): [number, number] {
-  const b = listOption('--bounds')(value);
-  if (b.length !== 2 || !(b[0] < b[1])) throw new InvalidArgumentError(`--bounds expects min,max with min < max, got "${value}"`);
-  return [b[0], b[1]];
 }
 
 /** Parses the text of a parameter option by the chosen attack's spec (range checks are the attack's). */

@@ -20,6 +20,32 @@ export function positiveOption(name: string) {
   };
 }
 
+/** Parses a finite number option. */
+export function finiteOption(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} expects a number, got "${value}"`);
+    return n;
+  };
+}
+
+/** Parses comma-separated numbers. */
+export function listOption(name: string) {
+  return (value: string): number[] => {
+    const parts = value.split(',').map((s) => s.trim());
+    const numbers = parts.map(Number);
+    if (parts.some((s) => s === '') || numbers.some((v) => !Number.isFinite(v))) throw new InvalidArgumentError(`${name} expects comma-separated numbers, got "${value}"`);
+    return numbers;
+  };
+}
+
+/** Parses `--bounds min,max`. */
+export function boundsOption(value: string): [number, number] {
+  const b = listOption('--bounds')(value);
+  if (b.length !== 2 || !(b[0] < b[1])) throw new InvalidArgumentError(`--bounds expects min,max with min < max, got "${value}"`);
+  return [b[0], b[1]];
+}
+
 /** Parses `--workers`: a positive integer or `auto`. */
 export function workersOption(value: string): number | 'auto' {
   if (value === 'auto') return 'auto';

@@ -4,11 +4,12 @@ import { isInputError } from '../errors.js';
 import { ADVLAB_VERSION } from '../report/meta.js';
 import { trainCommand } from './train.js';
 import { attackCommand } from './attack.js';
+import { evalCommand } from './eval.js';
 
 /** Builds the `advlab` program; exported for tests. */
 export function program(): Command {
   const root = new Command('advlab').description('adversarial machine learning for TensorFlow.js').version(ADVLAB_VERSION);
-  for (const sub of [trainCommand(), attackCommand()]) root.addCommand(sub);
+  for (const sub of [trainCommand(), attackCommand(), evalCommand()]) root.addCommand(sub);
   // Subcommands added with addCommand do not inherit settings: throw instead of exiting, everywhere.
   for (const c of [root, ...root.commands]) c.showHelpAfterError().exitOverride();
   return root;

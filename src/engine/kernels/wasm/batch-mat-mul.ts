@@ -9,7 +9,7 @@
  * takes 0.2-0.6 s where XNNPACK takes ~20 ms.
  */
 import { tf } from '../../tf.js';
-import { release, reshaped, runKernel, wasmBackend, zeros, type KernelArgs } from './util.js';
+import { heapF32, release, reshaped, runKernel, wasmBackend, zeros, type KernelArgs } from './util.js';
 
 /**
  * Materialises transposed operands with the backend's `Transpose` (a copy,
@@ -54,6 +54,7 @@ function batchMatMul(args: KernelArgs): tf.TensorInfo {
 
   // An empty inner dimension sums nothing: zeros (XNNPACK would leave the output unwritten).
   if (K === 0) return zeros(backend, outShape);
+  if (batchB === 1 && transposeB && !transposeA && batchA * M <= FEW_ROWS) return fewRowsTimesTransposed(backend, a3, b3, batchA * M, K, N, outShape);
   const folds = batchB === 1 && (transposeA || transposeB || batchA > 1);
   if (!folds || M * N === 0) {
     const out = runKernel('_FusedMatMul', backend, { a: a3, b: b3 }, { transposeA, transposeB, ...linear });
@@ -79,6 +80,33 @@ function batchMatMul(args: KernelArgs): tf.TensorInfo {
     if (at !== a3) release(backend, at);
     release(backend, bt);
   }
+}
+
+/**
+ * Below this many rows of a, a·bᵀ is computed by dot products here: XNNPACK
+ * would first transpose and pack all of b (for a dense layer's dx = dy·Wᵀ with
+ * W 9216x128, ~50 ms whatever the batch), which dominates an attack step on a
+ * few images (the later stages of an evaluation run on few survivors). Each
+ * output is a dot product of two contiguous rows, so the loop streams memory.
+ */
+const FEW_ROWS = 16;
+
+function fewRowsTimesTransposed(backend: ReturnType<typeof wasmBackend>, a: tf.TensorInfo, b: tf.TensorInfo, rows: number, K: number, N: number, outShape: number[]): tf.TensorInfo {
+  const out = backend.makeOutput(outShape, 'float32');
+  // Views taken after the allocation: it may grow (and detach) the heap.
+  const av = heapF32(backend, a);
+  const bv = heapF32(backend, b);
+  const ov = heapF32(backend, out);
+  for (let i = 0; i < rows; i++) {
+    const ai = i * K;
+    for (let j = 0; j < N; j++) {
+      const bj = j * K;
+      let sum = 0;
+      for (let k = 0; k < K; k++) sum += av[ai + k] * bv[bj + k];
+      ov[i * N + j] = sum;
+    }
+  }
+  return out;
 }
 
 /** `BatchMatMul` on wasm with transposed operands and folded batches on XNNPACK. */

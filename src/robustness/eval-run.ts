@@ -1,0 +1,423 @@
+/**
+ * The `advlab eval` job: a robustness evaluation of a trained model on a
+ * class-balanced subset of a dataset's test split, written to a folder.
+ *
+ * Phases, each checkpointed (see eval-checkpoint.ts) so a killed run resumes:
+ * 1. the suite at every eps of the sweep, batch by batch (batches on a worker
+ *    pool when there are several cores), per-example worst case;
+ * 2. minimal perturbations (when asked, by default with a sweep);
+ * 3. corruption accuracy;
+ * 4. sanity checks on a sample.
+ * Then NPY arrays, report.html and, last, result.json.
+ */
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import type { BackendInfo } from '../engine/backend.js';
+import type { WorkerPool } from '../engine/pool.js';
+import { startJobPool, workerCount, type WorkersSpec } from '../engine/workers.js';
+import { tf } from '../engine/tf.js';
+import { loadDataset } from '../data/load.js';
+import { balancedSubset } from '../data/subset.js';
+import { writeNpy } from '../data/formats/npy.js';
+import type { Dataset } from '../data/types.js';
+import { loadSavedClassifier } from '../models/resolve.js';
+import { countParameters } from '../models/io.js';
+import { Classifier, type Preprocessing } from '../models/classifier.js';
+import { clearWorkerModels } from '../models/pool-model.js';
+import { packageVersions } from '../models/train-run.js';
+import { savedModelPath, checkBounds } from '../attacks/attack-run.js';
+import { checkEpsValue, validateEps } from '../attacks/validate.js';
+import { NORMS, type Norm } from '../attacks/types.js';
+import { runMeta } from '../report/meta.js';
+import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
+import { InputError } from '../errors.js';
+import { buildSuite } from './suites.js';
+import { evaluateRobustness, type Evaluation } from './evaluate.js';
+import { MISCLASSIFIED, ROBUST } from './ensemble.js';
+import { EvalCheckpoint, decodeArray, encodeArray } from './eval-checkpoint.js';
+import { minimalNorms, summarizeMinimal, MINIMAL_ATTACKS, type MinimalNorms } from './minimal.js';
+import { corruptionAccuracy, type CorruptionAccuracyResult } from './corruption-accuracy.js';
+import { CORRUPTION_NAMES, type CorruptionName } from './corruptions.js';
+import { runSanityChecks, overallVerdict } from './sanity.js';
+import type { EpsilonResult, EvalRunResult, SanityCheck, Suite } from './types.js';
+
+/** Options of {@link evalRun}. */
+export interface EvalRunOptions {
+  /** A trained model: saved model folder (Layers or graph model), model.json, or an `advlab train` run folder. */
+  model: string;
+  /** Built-in dataset name or a path; its test split is evaluated. Default `mnist`. */
+  dataset?: string;
+  out: string;
+  /** `standard` (default) or `quick`; ignored when `attacks` is given. */
+  suite?: string;
+  /** A custom suite: stage names in order (see suites.ts). */
+  attacks?: string[];
+  /** Default linf. */
+  norm?: Norm;
+  /** One or more budgets in the input's scale; the first is the headline. */
+  eps: number[];
+  /** Class-balanced prefix of the test split (default 1000, or the whole split if smaller). */
+  n?: number;
+  /** Images per batch: the unit of work, parallelism and checkpoints (default 128). */
+  batchSize?: number;
+  seed?: number;
+  /** Corruptions to test (default all; [] for none). */
+  corruptions?: CorruptionName[];
+  /** Minimal-perturbation attacks (default deepfool when eps has several values, else none). */
+  minimal?: string[];
+  /** Images of the sanity checks' sample (default 100). */
+  sanitySample?: number;
+  /** Run every stage on every point (slow; measures each stage alone). */
+  allPoints?: boolean;
+  bounds?: readonly [number, number];
+  preprocess?: Preprocessing;
+  workers?: WorkersSpec;
+  /** Continue from the checkpoint in `out`. */
+  resume?: boolean;
+  /** Write report.html (default true). */
+  report?: boolean;
+  onProgress?: (event: EvalRunEvent) => void;
+}
+
+export type EvalRunEvent =
+  | { type: 'dataset'; dataset: Dataset; count: number }
+  | { type: 'model'; path: string; parameters: number }
+  | { type: 'resumed'; batches: number }
+  | { type: 'phase'; phase: string; total: number; workers: number }
+  | { type: 'batch'; phase: string; done: number; total: number; robust?: number; evaluated?: number }
+  | { type: 'sweep'; result: EpsilonResult };
+
+export const EVAL_DEFAULTS = { dataset: 'mnist', suite: 'standard', norm: 'linf' as Norm, n: 1000, batchSize: 128, seed: 0, sanitySample: 100 } as const;
+
+/** Runs the evaluation and writes `out` (see the module comment). */
+export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Promise<EvalRunResult> {
+  const startedAt = new Date();
+  if (!options.out) throw new InputError('out', 'an output folder is required');
+  const norm = options.norm ?? EVAL_DEFAULTS.norm;
+  if (!NORMS.includes(norm)) throw new InputError('norm', `unknown norm "${norm}"; expected linf or l2`);
+  if (!Array.isArray(options.eps) || !options.eps.length) throw new InputError('eps', 'at least one budget is required (e.g. 0.3 for mnist linf, or a sweep 0.1,0.2,0.3)');
+  for (const e of options.eps) {
+    checkEpsValue(e);
+    if (e === 0) throw new InputError('eps', 'must be > 0');
+  }
+  const epsList = [...new Set(options.eps)].sort((a, b) => a - b);
+  const headline = options.eps[0];
+  const seed = options.seed ?? EVAL_DEFAULTS.seed;
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new InputError('seed', `expected an integer >= 0, got ${seed}`);
+  const batchSize = options.batchSize ?? EVAL_DEFAULTS.batchSize;
+  if (!Number.isSafeInteger(batchSize) || batchSize < 1) throw new InputError('batchSize', `expected a positive integer, got ${batchSize}`);
+  if (options.n !== undefined && (!Number.isSafeInteger(options.n) || options.n < 1)) throw new InputError('n', `expected a positive integer, got ${options.n}`);
+  const sanitySample = options.sanitySample ?? EVAL_DEFAULTS.sanitySample;
+  if (!Number.isSafeInteger(sanitySample) || sanitySample < 0) throw new InputError('sanitySample', `expected an integer >= 0, got ${sanitySample}`);
+  const corruptions = options.corruptions ?? [...CORRUPTION_NAMES];
+  const minimal = options.minimal ?? (epsList.length > 1 ? ['deepfool'] : []);
+  for (const m of minimal) if (!(MINIMAL_ATTACKS as readonly string[]).includes(m)) throw new InputError('minimal', `unknown minimal-perturbation attack "${m}"; expected ${MINIMAL_ATTACKS.join(', ')}`);
+  const modelPath = savedModelPath(options.model);
+
+  const datasetSpec = options.dataset ?? EVAL_DEFAULTS.dataset;
+  const data = loadDataset(datasetSpec);
+  const suite = buildSuite({ suite: options.suite, attacks: options.attacks, norm, numClasses: data.numClasses });
+  const n = options.n ?? Math.min(EVAL_DEFAULTS.n, data.test.count);
+  const subset = balancedSubset(data.test, data.numClasses, n);
+  options.onProgress?.({ type: 'dataset', dataset: data, count: n });
+  const bounds: [number, number] = options.bounds ? [options.bounds[0], options.bounds[1]] : [0, 1];
+  checkBounds(subset.images, bounds);
+
+  const model = await loadSavedClassifier(modelPath, { imageShape: data.test.imageShape, numClasses: data.numClasses });
+  let classifier: Classifier | undefined;
+  let pool: WorkerPool | undefined;
+  try {
+    options.onProgress?.({ type: 'model', path: options.model, parameters: countParameters(model) });
+    classifier = Classifier.fromModel(model, { bounds, preprocess: options.preprocess });
+    for (const e of epsList) validateEps(e, norm, classifier, true);
+    const batches = Math.ceil(n / batchSize);
+    const workers = classifier.rebuildSpec ? workerCount(options.workers, backend, batches) : 1;
+    pool = await startJobPool(workers, backend);
+
+    const fingerprint = {
+      model: modelFingerprint(classifier, subset.images, Math.min(n, 16)),
+      dataset: datasetSpec,
+      n,
+      suite,
+      norm,
+      eps: epsList,
+      // The headline eps keeps its adversarial images in the checkpoint; the others do not.
+      headline,
+      batchSize,
+      seed,
+      allPoints: !!options.allPoints,
+      bounds,
+      preprocess: options.preprocess ?? null,
+      minimal,
+      corruptions,
+      sanitySample,
+    };
+    const { checkpoint, resumed } = EvalCheckpoint.open(options.out, fingerprint, !!options.resume);
+    const t0 = performance.now();
+
+    // 1. The suite at every eps.
+    const sweep: EpsilonResult[] = [];
+    let main: Evaluation | undefined;
+    for (let k = 0; k < epsList.length; k++) {
+      const eps = epsList[k];
+      const done = resumed ? checkpoint.loadBatches(k) : new Map();
+      if (done.size) options.onProgress?.({ type: 'resumed', batches: done.size });
+      const phase = `eps ${eps}`;
+      options.onProgress?.({ type: 'phase', phase, total: batches, workers });
+      let evaluated = 0;
+      let robust = 0;
+      const evaluation = await evaluateRobustness(classifier, subset, {
+        suite,
+        eps,
+        seed,
+        batchSize,
+        allPoints: options.allPoints,
+        keepImages: eps === headline,
+        pool,
+        classNames: data.classNames,
+        done,
+        onBatch: ({ index, batches: total, result, fromCheckpoint }) => {
+          if (!fromCheckpoint) checkpoint.saveBatch(k, index, result);
+          evaluated += result.count;
+          robust += result.brokenBy.filter((b) => b === ROBUST).length;
+          options.onProgress?.({ type: 'batch', phase, done: index + 1, total, robust, evaluated });
+        },
+      });
+      sweep.push(evaluation.summary);
+      options.onProgress?.({ type: 'sweep', result: evaluation.summary });
+      if (eps === headline) main = evaluation;
+    }
+    const head = main!;
+
+    // 2. Minimal perturbations.
+    let minimalSummary = null;
+    let minimalCheck: SanityCheck = {
+      id: 'minimal-vs-suite',
+      title: 'The suite finds at least what the minimal-perturbation attacks imply',
+      verdict: 'skipped',
+      message: 'no minimal-perturbation attack ran (--minimal)',
+      figures: {},
+    };
+    if (minimal.length) {
+      options.onProgress?.({ type: 'phase', phase: 'minimal perturbations', total: 1, workers });
+      let norms = loadMinimal(checkpoint, resumed);
+      if (!norms) {
+        norms = await minimalNorms(classifier, subset, { attacks: minimal, norm, seed, batchSize, pool });
+        checkpoint.save('minimal', { norms: encodeArray(norms.norms), gradients: norms.gradients, seconds: norms.seconds });
+      }
+      const top = Math.max(...epsList) * 1.25;
+      const grid = Array.from({ length: 51 }, (_, i) => (top * i) / 50);
+      minimalSummary = summarizeMinimal(norms, minimal, norm, grid);
+      minimalCheck = checkMinimalAgainstSuite(norms.norms, sweep, minimalCheck);
+      options.onProgress?.({ type: 'batch', phase: 'minimal perturbations', done: 1, total: 1 });
+    }
+
+    // 3. Corruptions.
+    let corruptionResult: CorruptionAccuracyResult | null = null;
+    if (corruptions.length) {
+      corruptionResult = (resumed && checkpoint.load<CorruptionAccuracyResult>('corruptions')) || null;
+      if (!corruptionResult) {
+        options.onProgress?.({ type: 'phase', phase: 'corruptions', total: corruptions.length * 5, workers: 1 });
+        corruptionResult = await corruptionAccuracy(classifier, subset.images, subset.labels, subset.imageShape, {
+          corruptions,
+          seed,
+          batchSize: 256,
+          onProgress: (e) => {
+            if (e.corruption !== 'clean') options.onProgress?.({ type: 'batch', phase: 'corruptions', done: e.done - 1, total: e.total - 1 });
+          },
+        });
+        checkpoint.save('corruptions', corruptionResult);
+      }
+    }
+
+    // 4. Sanity checks.
+    let checks = (resumed && checkpoint.load<SanityCheck[]>('sanity')) || null;
+    if (!checks) {
+      options.onProgress?.({ type: 'phase', phase: 'sanity checks', total: 6, workers });
+      checks = await sanity(classifier, subset, suite, head, sweep, epsList, headline, Math.min(sanitySample, n), seed, pool, (done) =>
+        options.onProgress?.({ type: 'batch', phase: 'sanity checks', done, total: 6 }),
+      );
+      checkpoint.save('sanity', checks);
+    }
+    checks = [...checks, minimalCheck];
+
+    // Outputs.
+    const out = options.out;
+    const [h, w, c] = subset.imageShape;
+    const files = { adversarial: 'adversarial.npy', labels: 'labels.npy', predictions: 'predictions.npy', brokenBy: 'broken-by.npy', report: 'report.html' };
+    writeNpy(join(out, files.adversarial), head.adversarial!, [n, h, w, c]);
+    writeNpy(join(out, files.labels), subset.labels, [n]);
+    const predictions = new Int32Array(2 * n);
+    predictions.set(head.cleanPredictions, 0);
+    predictions.set(head.finalPredictions, n);
+    writeNpy(join(out, files.predictions), predictions, [2, n]);
+    writeNpy(join(out, files.brokenBy), Int32Array.from(head.brokenBy), [n]);
+
+    const headSummary = sweep[epsList.indexOf(headline)];
+    const brokenBy: Record<string, number> = { misclassified: 0, robust: 0 };
+    for (const s of suite.stages) brokenBy[s.name] = 0;
+    for (const b of head.brokenBy) {
+      if (b === MISCLASSIFIED) brokenBy.misclassified++;
+      else if (b === ROBUST) brokenBy.robust++;
+      else brokenBy[suite.stages[b].name]++;
+    }
+    const cleanCorrect = n - brokenBy.misclassified;
+    const seconds = (performance.now() - t0) / 1000;
+    const result: EvalRunResult = {
+      ...runMeta('eval', backend, seed, startedAt),
+      options: {
+        model: options.model,
+        dataset: datasetSpec,
+        suite: suite.name,
+        attacks: options.attacks ?? null,
+        norm,
+        eps: [...options.eps],
+        n,
+        batchSize,
+        seed,
+        corruptions: [...corruptions],
+        minimal: minimal.length ? minimal.join(',') : null,
+        bounds,
+        preprocess: options.preprocess ? { mean: toJson(options.preprocess.mean), std: toJson(options.preprocess.std) } : null,
+        workers: options.workers ?? 'auto',
+        allPoints: !!options.allPoints,
+        out,
+      },
+      dataset: { name: data.name, testSize: data.test.count, numClasses: data.numClasses, imageShape: [...data.test.imageShape], classNames: [...data.classNames] },
+      model: options.model,
+      modelPath,
+      suite,
+      norm,
+      count: n,
+      cleanAccuracy: cleanCorrect / n,
+      eps: headline,
+      robustAccuracy: headSummary.robustAccuracy,
+      confidenceInterval: headSummary.confidenceInterval,
+      sweep,
+      brokenBy,
+      minimal: minimalSummary,
+      corruptions: corruptionResult,
+      sanity: { verdict: overallVerdict(checks), checks },
+      workers,
+      seconds,
+      gradientsPerImage: sweep.reduce((a, s) => a + s.gradients, 0) / n,
+      queriesPerImage: sweep.reduce((a, s) => a + s.queries, 0) / n,
+      imagesPerSecond: headSummary.imagesPerSecond,
+      resumed,
+      files,
+      packages: packageVersions(),
+    };
+    if (options.report ?? true) {
+      const { renderEvalReport } = await import('../report/eval-report.js');
+      const html = await renderEvalReport(result, {
+        clean: subset.images,
+        adversarial: head.adversarial!,
+        labels: subset.labels,
+        cleanPredictions: head.cleanPredictions,
+        adversarialPredictions: head.finalPredictions,
+        brokenBy: head.brokenBy,
+        imageShape: [h, w, c],
+      });
+      writeFileAtomic(join(out, files.report), html);
+    }
+    writeJsonAtomic(join(out, 'result.json'), result);
+    return result;
+  } finally {
+    await pool?.close();
+    await clearWorkerModels();
+    classifier?.dispose();
+    model.dispose();
+  }
+}
+
+async function sanity(
+  classifier: Classifier,
+  subset: ReturnType<typeof balancedSubset>,
+  suite: Suite,
+  head: Evaluation,
+  sweep: EpsilonResult[],
+  epsList: number[],
+  headline: number,
+  m: number,
+  seed: number,
+  pool: WorkerPool | undefined,
+  onDone: (done: number) => void,
+): Promise<SanityCheck[]> {
+  const size = subset.imageShape[0] * subset.imageShape[1] * subset.imageShape[2];
+  const sample = { images: subset.images.slice(0, m * size), labels: subset.labels.slice(0, m), imageShape: subset.imageShape, count: m };
+  const reference = suite.stages.find((s) => s.whiteBox) ?? suite.stages[0];
+  const blackStages = suite.stages.map((s, i) => (s.whiteBox ? -1 : i)).filter((i) => i >= 0);
+  const firstBlack = blackStages.length ? Math.min(...blackStages) : -1;
+  const whiteBoxOnly = firstBlack < 0 || suite.stages.slice(firstBlack).every((s) => !s.whiteBox);
+  let blackBox: { broken: number; count: number; whiteBoxRobust: number } | undefined;
+  let survivors: Int32Array | undefined;
+  if (blackStages.length && whiteBoxOnly) {
+    // Black-box stages run after every white-box one: what they broke, the white-box ones missed.
+    let broken = 0;
+    let whiteBoxRobust = 0;
+    for (const b of head.brokenBy) {
+      if (b >= firstBlack) broken++;
+      if (b >= firstBlack || b === ROBUST) whiteBoxRobust++;
+    }
+    blackBox = { broken, count: head.brokenBy.length, whiteBoxRobust };
+  } else if (!blackStages.length) {
+    const idx: number[] = [];
+    for (let i = 0; i < m; i++) if (head.brokenBy[i] === ROBUST) idx.push(i);
+    survivors = Int32Array.from(idx);
+  }
+  let done = 0;
+  return runSanityChecks({
+    classifier,
+    sample,
+    norm: suite.norm,
+    eps: headline,
+    seed,
+    sweep: { eps: epsList, robustAccuracy: sweep.map((s) => s.robustAccuracy), count: subset.count },
+    ...(blackBox ? { blackBox } : {}),
+    ...(survivors ? { whiteBoxSurvivors: survivors } : {}),
+    reference: { attack: reference.attack, params: reference.params },
+    pool,
+    onProgress: () => onDone(++done),
+  });
+}
+
+/**
+ * Both the suite and the minimal norms give upper bounds on robust accuracy.
+ * If the minimal norms imply a lower one at some eps (by more than 1% and 2
+ * examples), the suite missed examples a weaker-budget search found: it is too
+ * weak for this model (more steps, restarts or other stages are needed).
+ */
+function checkMinimalAgainstSuite(norms: Float32Array, sweep: EpsilonResult[], base: SanityCheck): SanityCheck {
+  const n = norms.length;
+  const implied = sweep.map((s) => Array.from(norms).filter((v) => v > s.eps).length / n);
+  const gaps = sweep.map((s, i) => s.robustAccuracy - implied[i]);
+  const worst = Math.max(...gaps);
+  const warn = worst > 0.01 && worst * n >= 2;
+  const at = sweep[gaps.indexOf(worst)].eps;
+  return {
+    ...base,
+    verdict: warn ? 'warn' : 'pass',
+    message: warn
+      ? `at eps ${at} the minimal perturbations leave ${(implied[gaps.indexOf(worst)] * 100).toFixed(1)}% robust but the suite ${(sweep[gaps.indexOf(worst)].robustAccuracy * 100).toFixed(1)}%: the suite is too weak for this model`
+      : 'at every eps of the sweep the suite finds at least what the minimal perturbations imply',
+    figures: { eps: sweep.map((s) => s.eps), suiteRobustAccuracy: sweep.map((s) => s.robustAccuracy), minimalImpliedAccuracy: implied, largestGap: worst },
+  };
+}
+
+function loadMinimal(checkpoint: EvalCheckpoint, resumed: boolean): MinimalNorms | undefined {
+  if (!resumed) return undefined;
+  const saved = checkpoint.load<{ norms: Parameters<typeof decodeArray>[0]; gradients: number; seconds: number }>('minimal');
+  if (!saved) return undefined;
+  return { norms: decodeArray(saved.norms, join(checkpoint.dir, 'minimal.json')) as Float32Array, gradients: saved.gradients, seconds: saved.seconds };
+}
+
+/** Identifies the model by its logits on a few images: another model or other weights give another checkpoint fingerprint. */
+function modelFingerprint(classifier: Classifier, images: Float32Array, m: number): string {
+  const [h, w, c] = classifier.inputShape;
+  const logits = tf.tidy(() => classifier.logits(tf.tensor4d(images.subarray(0, m * h * w * c), [m, h, w, c])).dataSync() as Float32Array);
+  return createHash('sha256').update(Buffer.from(logits.buffer, logits.byteOffset, logits.byteLength)).digest('hex');
+}
+
+function toJson(v: number | readonly number[]): number | number[] {
+  return typeof v === 'number' ? v : [...v];
+}
