@@ -381,3 +381,250 @@ test('checkInputShape: names the argument and both shapes', () => {
     model.dispose();
   }
 });
+
+// ---------------------------------------------------------------------------
+// Zoo options for adversarial training (issue 7): `activation` and `width`.
+// (Imports here because this part of the file is append-only; ES imports are hoisted.)
+import { initBackend } from '../src/engine/backend.js';
+import { ZOO_ACTIVATIONS } from '../src/models/zoo.js';
+import { Rng } from '../src/util/rng.js';
+
+/** Recorded from the zoo before the options existed: 28x28x1, 10 classes, seed 0. */
+const DEFAULT_BUILDS: Record<string, { params: number; first: number[]; sum: number }> = {
+  mlp: { params: 235146, first: [0.012431045062839985, 0.010440174490213394, 0.07241567224264145, 0.035779278725385666], sum: -1.000098008533854 },
+  'small-cnn': { params: 1199882, first: [0.02326194755733013, 0.019536474719643593, 0.1355098932981491, 0.06695299595594406], sum: 4.622165513501159 },
+  lenet: { params: 61706, first: [0.03030437044799328, 0.02545103244483471, 0.1765347421169281, 0.0872226357460022], sum: 26.463082430720306 },
+  resnet: { params: 78426, first: [0.8968303203582764, 0.7532001733779907, 0.3644689917564392, -0.410687118768692], sum: 647.243244460792 },
+};
+
+function weightSum(model: tfl.LayersModel): number {
+  let sum = 0;
+  for (const w of weightArrays(model)) for (const v of w) sum += v;
+  return sum;
+}
+
+test('zoo options: the defaults build exactly the models from before the options (seed 0)', () => {
+  for (const name of ZOO_NAMES) {
+    const implicit = buildModel(name, { inputShape: [28, 28, 1], numClasses: 10, seed: 0 });
+    const explicit = buildModel(name, { inputShape: [28, 28, 1], numClasses: 10, seed: 0, activation: 'relu', width: 1 });
+    try {
+      const expected = DEFAULT_BUILDS[name];
+      assert.equal(implicit.countParams(), expected.params, name);
+      assert.deepEqual(Array.from(weightArrays(implicit)[0].slice(0, 4)), expected.first, name);
+      assert.equal(weightSum(implicit), expected.sum, name);
+      // Same layers, names and configs (saved model.json files stay loadable and identical).
+      assert.deepEqual(explicit.toJSON(null, false), implicit.toJSON(null, false), name);
+      assert.deepEqual(weightArrays(explicit), weightArrays(implicit), name);
+    } finally {
+      implicit.dispose();
+      explicit.dispose();
+    }
+  }
+  const resnet = buildModel('resnet', { inputShape: [28, 28, 1], numClasses: 10, seed: 0 });
+  try {
+    assert.deepEqual(
+      resnet.layers.filter((l) => l.getClassName() === 'ReLU').map((l) => l.name),
+      ['stem_relu', 'stage1_relu1', 'stage1_out', 'stage2_relu1', 'stage2_out', 'stage3_relu1', 'stage3_out'],
+    );
+  } finally {
+    resnet.dispose();
+  }
+});
+
+/** small-cnn's parameters on 28x28x1 with 10 classes at width k, counted by hand layer by layer. */
+function smallCnnParams(k: number): number {
+  const conv1 = 3 * 3 * 1 * (32 * k) + 32 * k; // 3x3 kernel over 1 channel, plus bias
+  const conv2 = 3 * 3 * (32 * k) * (64 * k) + 64 * k;
+  const fc1 = 12 * 12 * (64 * k) * (128 * k) + 128 * k; // 28 -> 26 -> 24 -> pool 12
+  const logits = 128 * k * 10 + 10;
+  return conv1 + conv2 + fc1 + logits;
+}
+
+test('zoo options: width 2 doubles every hidden layer; small-cnn has the hand-counted parameters', () => {
+  assert.equal(smallCnnParams(1), 1199882);
+  // 640 + 73,856 + 4,718,848 + 2,570: the dense layer after the convolutions grows ~4x (both its sides double).
+  assert.equal(smallCnnParams(2), 4795914);
+  const wide = buildModel('small-cnn', { inputShape: [28, 28, 1], numClasses: 10, seed: 1, width: 2 });
+  try {
+    assert.deepEqual(
+      wide.layers.map((l) => [l.name, l.outputShape]),
+      [
+        ['input', [null, 28, 28, 1]],
+        ['conv1', [null, 26, 26, 64]],
+        ['conv2', [null, 24, 24, 128]],
+        ['pool', [null, 12, 12, 128]],
+        ['flatten', [null, 18432]],
+        ['fc1', [null, 256]],
+        ['logits', [null, 10]],
+      ],
+    );
+    assert.equal(wide.countParams(), 4795914);
+  } finally {
+    wide.dispose();
+  }
+  const three = buildModel('small-cnn', { inputShape: [28, 28, 1], numClasses: 10, seed: 1, width: 3 });
+  assert.equal(three.countParams(), smallCnnParams(3));
+  three.dispose();
+
+  // Every model: each hidden conv/dense layer has twice the filters or units, the logits do not change.
+  const size = (l: tfl.layers.Layer) => (l.getConfig().filters ?? l.getConfig().units) as number | undefined;
+  for (const name of ZOO_NAMES) {
+    const one = buildModel(name, { inputShape: [32, 32, 3], numClasses: 10, seed: 1 });
+    const two = buildModel(name, { inputShape: [32, 32, 3], numClasses: 10, seed: 1, width: 2 });
+    try {
+      assert.deepEqual(two.layers.map((l) => l.name), one.layers.map((l) => l.name), name);
+      assert.equal(two.weights.length, one.weights.length, name);
+      assert.ok(two.countParams() > 2 * one.countParams(), `${name}: ${two.countParams()} vs ${one.countParams()}`);
+      for (const [i, l] of one.layers.entries()) {
+        if (size(l) === undefined) continue;
+        assert.equal(size(two.layers[i]), l.name === 'logits' ? 10 : 2 * size(l)!, `${name} ${l.name}`);
+      }
+    } finally {
+      one.dispose();
+      two.dispose();
+    }
+  }
+});
+
+test('zoo options: every activation builds every model with finite logits, the same initial weights, and saves', async () => {
+  const start = tf.memory().numTensors;
+  const shape: [number, number, number] = [16, 16, 3];
+  const x = randomInput(shape, 2, 5);
+  for (const name of ZOO_NAMES) {
+    const relu = buildModel(name, { inputShape: shape, numClasses: 10, seed: 3 });
+    const reluLogits = predict(relu, x);
+    for (const activation of ZOO_ACTIVATIONS) {
+      const m = buildModel(name, { inputShape: shape, numClasses: 10, seed: 3, activation });
+      try {
+        const logits = predict(m, x);
+        assert.equal(logits.length, 20);
+        assert.ok(logits.every(Number.isFinite), `${name} ${activation}: ${logits}`);
+        // The activation never touches the seeded initialization.
+        assert.deepEqual(weightArrays(m), weightArrays(relu), `${name} ${activation}`);
+        const used = new Set(m.layers.map((l) => (l.getClassName() === 'ReLU' ? 'relu' : l.getConfig().activation)).filter((a) => a !== undefined && a !== 'linear'));
+        assert.deepEqual([...used], [activation === 'silu' ? 'swish' : activation], `${name} ${activation}`);
+        if (activation !== 'relu') assert.ok(logits.some((v, i) => v !== reluLogits[i]), `${name} ${activation} gives relu's logits`);
+        const loaded = await modelFromArtifacts(await modelToArtifacts(m));
+        assert.deepEqual(predict(loaded, x), logits, `${name} ${activation} after save/load`);
+        loaded.dispose();
+      } finally {
+        m.dispose();
+      }
+    }
+    relu.dispose();
+  }
+  x.dispose();
+  assert.equal(tf.memory().numTensors, start);
+});
+
+test('zoo options: a bad activation or width is an InputError naming the option', () => {
+  const opts = { inputShape: [28, 28, 1] as [number, number, number], numClasses: 10, seed: 0 };
+  assert.throws(
+    () => buildModel('mlp', { ...opts, activation: 'tanh' as never }),
+    (e: unknown) => e instanceof InputError && e.argument === 'activation' && e.message === 'activation: unknown activation "tanh"; expected one of relu, softplus, swish, silu, gelu, elu',
+  );
+  for (const width of [0, -1, 1.5, NaN, Infinity]) {
+    assert.throws(
+      () => buildModel('small-cnn', { ...opts, width }),
+      (e: unknown) => e instanceof InputError && e.argument === 'width' && e.message === `width: expected an integer >= 1, got ${width}`,
+      String(width),
+    );
+  }
+});
+
+/** max |a - b| / max |b|, as in test/zoo-parity.test.ts. */
+function relativeError(a: Float32Array, b: Float32Array): number {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < b.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return scale === 0 ? diff : diff / scale;
+}
+
+interface StepResult {
+  logits: Float32Array;
+  inputGrad: Float32Array;
+  weightGrads: Float32Array[];
+  stepped: Float32Array[];
+}
+
+/**
+ * Inference logits, then in training mode the input gradient, every weight gradient and
+ * the weights after one optimizer step on the batch, on the current backend.
+ */
+function oneTrainStep(name: string, activation: (typeof ZOO_ACTIVATIONS)[number], shape: [number, number, number], weights: Float32Array[], x: Float32Array, labels: Int32Array): StepResult {
+  const model = buildModel(name, { inputShape: shape, numClasses: 10, seed: 1, activation });
+  const values = model.getWeights().map((w, i) => tf.tensor(weights[i], w.shape));
+  model.setWeights(values);
+  tf.dispose(values);
+  // SGD rather than the trainer's Adam: Adam's first step is ~lr * sign(g), which turns float
+  // rounding in near-zero gradients into full-size differences; the gradients themselves are compared.
+  const optimizer = tf.train.sgd(0.1);
+  // The input as a variable: one backward pass gives the input and the weight gradients (the CPU backend is slow).
+  const initial = tf.tensor4d(x, [labels.length, ...shape]);
+  const input = tf.variable(initial, true, `input_${name}_${activation}`);
+  initial.dispose();
+  try {
+    return tf.tidy(() => {
+      const y = tf.oneHot(tf.tensor1d(labels, 'int32'), 10);
+      const logits = (model.apply(input) as tf.Tensor).dataSync() as Float32Array;
+      const trainable = model.trainableWeights.map((w) => w.read() as tf.Variable);
+      const { grads } = tf.variableGrads(
+        () => tf.losses.softmaxCrossEntropy(y, model.apply(input, { training: true }) as tf.Tensor) as tf.Scalar,
+        [input, ...trainable],
+      );
+      const inputGrad = grads[input.name].dataSync() as Float32Array;
+      const weightGrads = trainable.map((v) => grads[v.name].dataSync() as Float32Array);
+      optimizer.applyGradients(Object.fromEntries(trainable.map((v) => [v.name, grads[v.name]])));
+      const stepped = model.getWeights().map((w) => w.dataSync() as Float32Array);
+      return { logits, inputGrad, weightGrads, stepped };
+    });
+  } finally {
+    input.dispose();
+    optimizer.dispose();
+    model.dispose();
+  }
+}
+
+test('zoo options on wasm with advlab kernels: one training step per activation matches CPU', async () => {
+  const TOLERANCE = 1e-4;
+  await initBackend({ backend: 'wasm' });
+  try {
+    // small-cnn puts the activation inside conv2d and dense layers, resnet in standalone layers after batch norm.
+    for (const [name, shape] of [
+      ['small-cnn', [10, 10, 1]],
+      ['resnet', [8, 8, 3]],
+    ] as [string, [number, number, number]][]) {
+      const rng = new Rng(9);
+      // Batch 8: batch norm's training-mode gradient is well conditioned from there on (see zoo-parity).
+      const n = 8;
+      const x = Float32Array.from({ length: n * shape[0] * shape[1] * shape[2] }, () => rng.next());
+      const labels = Int32Array.from({ length: n }, () => rng.int(10));
+      for (const activation of ZOO_ACTIVATIONS) {
+        await tf.setBackend('cpu');
+        const probe = buildModel(name, { inputShape: shape, numClasses: 10, seed: 1, activation, width: 1 });
+        const weights = probe.getWeights().map((w) => Float32Array.from(w.dataSync()));
+        probe.dispose();
+        const cpu = oneTrainStep(name, activation, shape, weights, x, labels);
+        await tf.setBackend('wasm');
+        const before = tf.memory().numTensors;
+        const wasm = oneTrainStep(name, activation, shape, weights, x, labels);
+        assert.equal(tf.memory().numTensors, before, `${name} ${activation}: leaked tensors on wasm`);
+        const check = (what: string, a: Float32Array, b: Float32Array) => {
+          const err = relativeError(a, b);
+          assert.ok(err <= TOLERANCE, `${name} ${activation} ${what}: ${err}`);
+        };
+        check('logits', wasm.logits, cpu.logits);
+        check('input gradient', wasm.inputGrad, cpu.inputGrad);
+        assert.ok(cpu.inputGrad.some((v) => v !== 0), `${name} ${activation}: zero input gradient`);
+        cpu.weightGrads.forEach((g, i) => check(`weight gradient ${i}`, wasm.weightGrads[i], g));
+        cpu.stepped.forEach((w, i) => check(`weight ${i} after the step`, wasm.stepped[i], w));
+        assert.ok(cpu.stepped.some((w, i) => w.some((v, j) => v !== weights[i][j])), `${name} ${activation}: the step changed nothing`);
+      }
+    }
+  } finally {
+    await tf.setBackend('cpu');
+  }
+});
