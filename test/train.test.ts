@@ -102,6 +102,10 @@ test('bad training options are rejected naming the option', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'advlab-train-'));
   await trainClassifier(model, train, { ...opts, epochs: 1, checkpointDir: dir });
   await assert.rejects(trainClassifier(other, train, { ...opts, checkpointDir: dir, resume: true }), /written for a different model/);
+  // Same weight shapes, another activation: only the topology hash tells them apart.
+  const smooth = buildModel('mlp', { inputShape: [28, 28, 1], numClasses: 10, seed: 4, activation: 'softplus' });
+  await assert.rejects(trainClassifier(smooth, train, { ...opts, checkpointDir: dir, resume: true }), /written for a different model \(its layers, activation or width differ\)/);
+  smooth.dispose();
   assert.ok(existsSync(join(dir, 'latest.json')));
   model.dispose();
   other.dispose();

@@ -286,13 +286,13 @@ export async function attackRun(options: AttackRunOptions, backend: BackendInfo)
  * untrained one, so it is refused unless a folder of that name exists (then the
  * folder is meant, and is passed on as a path).
  */
-export function savedModelPath(spec: string): string {
-  if (!spec) throw new InputError('model', 'a trained model is required: a saved model folder or an advlab train run folder');
+export function savedModelPath(spec: string, argument = 'model'): string {
+  if (!spec) throw new InputError(argument, 'a trained model is required: a saved model folder or an advlab train run folder');
   if (existsSync(spec)) return isZooName(spec) ? `./${spec}` : spec;
   if (isZooName(spec)) {
-    throw new InputError('model', `"${spec}" is a zoo name, which would be an untrained model; attack a trained one: a saved model folder or a run folder (e.g. advlab train --model ${spec} --out runs/${spec}, then --model runs/${spec})`);
+    throw new InputError(argument, `"${spec}" is a zoo name, which would be an untrained model; attack a trained one: a saved model folder or a run folder (e.g. advlab train --model ${spec} --out runs/${spec}, then --model runs/${spec})`);
   }
-  throw new InputError('model', `no saved model at "${spec}"; expected a saved model folder (model.json + weights), a model.json file, or an advlab train run folder`);
+  throw new InputError(argument, `no saved model at "${spec}"; expected a saved model folder (model.json + weights), a model.json file, or an advlab train run folder`);
 }
 
 /** Loaded images are in [0, 1]; bounds that do not contain them would reject the clean images themselves. */

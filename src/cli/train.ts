@@ -1,10 +1,37 @@
 import { Command } from 'commander';
 import { join } from 'node:path';
-import { trainRun, TRAIN_DEFAULTS } from '../models/train-run.js';
-import { describeZoo } from '../models/zoo.js';
+import { trainRun, TRAIN_DEFAULTS, type TrainRunEvent } from '../models/train-run.js';
+import { describeZoo, ZOO_ACTIVATIONS } from '../models/zoo.js';
 import { BUILTIN_DATASETS } from '../data/builtin.js';
 import { createProgress } from './progress.js';
-import { intOption, positiveOption, startBackend, pathTag } from './common.js';
+import { intOption, positiveOption, startBackend, pathTag, workersOption, listOption, finiteOption } from './common.js';
+import { Option } from 'commander';
+import { defenseRun, type DefenseRunResult } from '../defenses/defense-run.js';
+import { DEFENSE_NAMES } from '../defenses/types.js';
+import { InputError } from '../errors.js';
+
+/** Argument names of defenseRun's InputErrors (its own and the evaluation's) → the options that set them. */
+const DEFENSE_OPTIONS: Record<string, string> = {
+  defense: '--defense',
+  defenseNorm: '--defense-norm',
+  defenseEps: '--defense-eps',
+  defenseSteps: '--defense-steps',
+  defenseStepSize: '--defense-step-size',
+  tradesBeta: '--trades-beta',
+  epsWarmup: '--eps-warmup',
+  evalSuite: '--eval-suite',
+  evalN: '--eval-n',
+  evalEps: '--eval-eps',
+  baseline: '--baseline',
+  width: '--width',
+  activation: '--activation',
+};
+
+/** Rethrows a library InputError under the command-line option's name. */
+function optionNamed(e: unknown): never {
+  if (e instanceof InputError && DEFENSE_OPTIONS[e.argument]) throw new InputError(DEFENSE_OPTIONS[e.argument], e.message.slice(e.argument.length + 2));
+  throw e;
+}
 
 /** `advlab train`: a thin shell over {@link trainRun}. */
 export function trainCommand(): Command {
@@ -17,8 +44,23 @@ export function trainCommand(): Command {
     .option('--batch-size <n>', 'batch size', intOption('--batch-size', 1), TRAIN_DEFAULTS.batchSize)
     .option('--lr <x>', 'Adam learning rate', positiveOption('--lr'), TRAIN_DEFAULTS.learningRate)
     .option('--schedule <name>', 'learning-rate schedule: cosine or constant', TRAIN_DEFAULTS.schedule)
-    .option('--augment <spec>', 'training augmentation: none, shift or shift:N (random translation by up to N pixels)', TRAIN_DEFAULTS.augment)
+    .option('--augment <spec>', 'training augmentation: none, or a comma list of shift[:N] (random translation by up to N pixels), noise:SIGMA (Gaussian noise), cutout:N (an N x N square zeroed)', TRAIN_DEFAULTS.augment)
+    .addOption(new Option('--activation <name>', 'hidden activation of a zoo model (smooth ones help adversarial training, Xie et al. 2020)').choices(ZOO_ACTIVATIONS))
+    .option('--width <n>', 'width multiplier of a zoo model (every hidden layer; wider nets are more robust, Madry et al. 2018)', intOption('--width', 1))
     .option('--seed <n>', 'random seed', intOption('--seed'), TRAIN_DEFAULTS.seed)
+    .addOption(new Option('--defense <name>', 'adversarial training: pgd-at (Madry et al. 2018), fgsm-rs (Wong et al. 2020), trades (Zhang et al. 2019)').choices(DEFENSE_NAMES).default('none'))
+    .option('--defense-eps <x>', "training budget in the input's scale", positiveOption('--defense-eps'), 0.3)
+    .addOption(new Option('--defense-norm <name>', 'norm of the training budget').choices(['linf', 'l2']).default('linf'))
+    .option('--defense-steps <n>', 'steps of the inner attack (pgd-at, trades; default 10)', intOption('--defense-steps', 1))
+    .option('--defense-step-size <x>', 'step size of the inner attack (default: 2.5 eps / steps; fgsm-rs 1.25 eps)', positiveOption('--defense-step-size'))
+    .option('--trades-beta <x>', 'TRADES: weight of the robustness term (0: plain training on clean images)', finiteOption('--trades-beta'), 6)
+    .option('--eps-warmup <epochs>', 'grow eps linearly from 0 over this many epochs', intOption('--eps-warmup'), 0)
+    .option('--baseline <path>', 'an undefended model (run folder) evaluated next to the defended one')
+    .option('--eval-suite <name>', 'suite of the evaluation after defended training (quick or standard)', 'quick')
+    .option('--eval-n <count>', 'test images of that evaluation (default 1000)', intOption('--eval-n', 1))
+    .option('--eval-eps <list>', 'eps values of that evaluation, headline first (default: eps, eps/4, eps/2, 3eps/4)', listOption('--eval-eps'))
+    .option('--no-eval', 'skip the evaluation after defended training')
+    .option('--workers <n|auto>', 'worker threads for the inner attack and the evaluation', workersOption, 'auto')
     .option('--backend <name>', 'auto, node, wasm or cpu; auto honours env ADVLAB_BACKEND', 'auto')
     .option('--resume', 'continue from the last checkpoint in <out>/checkpoint', false)
     .option('--no-progress', 'plain lines instead of a progress bar')
@@ -28,8 +70,7 @@ export function trainCommand(): Command {
       const datasetTag = pathTag(String(o.dataset), 'data');
       const modelTag = pathTag(String(o.model), 'model');
       const out: string = o.out ?? join('runs', `${modelTag}-${datasetTag}`);
-      const result = await trainRun(
-        {
+      const common = {
           model: o.model,
           dataset: o.dataset,
           out,
@@ -38,9 +79,11 @@ export function trainCommand(): Command {
           learningRate: o.lr,
           schedule: o.schedule,
           augment: o.augment,
+          activation: o.activation,
+          width: o.width,
           seed: o.seed,
           resume: o.resume,
-          onProgress: (e) => {
+          onProgress: (e: TrainRunEvent) => {
             if (e.type === 'dataset') {
               const d = e.dataset;
               progress.log(`dataset: ${d.name} (${d.train.count} train, ${d.test.count} test, ${d.skipped} malformed records skipped)`);
@@ -52,9 +95,36 @@ export function trainCommand(): Command {
               progress.stop(`epoch ${e.epoch}/${e.epochs}: loss ${e.loss.toFixed(4)} train acc ${e.trainAccuracy.toFixed(4)}${test} (${e.seconds.toFixed(1)}s)`);
             }
           },
-        },
-        backend,
-      );
+      };
+      if (o.defense === 'none') {
+        for (const flag of ['baseline', 'evalEps', 'evalN'] as const) if (o[flag] !== undefined) throw new InputError(`--${flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, 'only applies with --defense');
+      }
+      const result =
+        o.defense === 'none'
+          ? await trainRun(common, backend).catch(optionNamed)
+          : await defenseRun(
+              {
+                ...common,
+                defense: o.defense,
+                defenseEps: o.defenseEps,
+                defenseNorm: o.defenseNorm,
+                defenseSteps: o.defenseSteps,
+                defenseStepSize: o.defenseStepSize,
+                tradesBeta: o.tradesBeta,
+                epsWarmup: o.epsWarmup,
+                workers: o.workers,
+                baseline: o.baseline,
+                evidence: o.eval === false ? false : { suite: o.evalSuite, n: o.evalN, eps: o.evalEps },
+              },
+              backend,
+            ).catch(optionNamed);
+      const evidence = 'evidence' in result ? (result as DefenseRunResult).evidence : null;
+      if (evidence) {
+        const e = evidence;
+        const line = (name: string, x: { cleanAccuracy: number; robustAccuracy: number }) => `${name}: clean ${(x.cleanAccuracy * 100).toFixed(2)}%, robust ${(x.robustAccuracy * 100).toFixed(2)}%`;
+        progress.log(`evidence (${e.suite} suite, eps ${e.eps[0]}, ${e.n} test images): ${line('defended', e.defended)}${e.baseline ? `; ${line('baseline', e.baseline)}` : ''}`);
+        progress.log(`report: ${join(out, 'report.html')}`);
+      }
       progress.log(`clean accuracy: ${(result.cleanAccuracy * 100).toFixed(2)}% on ${result.dataset.testSize} test images`);
       progress.log(`result: ${join(out, 'result.json')}`);
     });

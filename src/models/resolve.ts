@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { tf, type tfl } from '../engine/tf.js';
-import { buildModel, isZooName, ZOO_NAMES } from './zoo.js';
+import { buildModel, isZooName, ZOO_NAMES, type BuildModelOptions } from './zoo.js';
 import { loadModel, loadClassifierModel, checkInputShape, isGraphModel, type ClassifierModel } from './io.js';
 import { InputError } from '../errors.js';
 
@@ -23,8 +23,9 @@ export interface ModelDataSpec {
  * folder), loaded and checked against the data's image shape and class count.
  * Graph models are refused (they cannot be trained); see {@link loadSavedClassifier}.
  */
-export async function resolveModel(spec: string, data: ModelDataSpec, seed: number, argument = 'model'): Promise<ResolvedModel> {
-  if (isZooName(spec)) return { model: buildModel(spec, { inputShape: data.imageShape, numClasses: data.numClasses, seed }), source: 'zoo' };
+export async function resolveModel(spec: string, data: ModelDataSpec, seed: number, argument = 'model', zoo: Pick<BuildModelOptions, 'activation' | 'width'> = {}): Promise<ResolvedModel> {
+  if (isZooName(spec)) return { model: buildModel(spec, { inputShape: data.imageShape, numClasses: data.numClasses, seed, ...zoo }), source: 'zoo' };
+  if (zoo.activation !== undefined || zoo.width !== undefined) throw new InputError('activation', `--activation and --width shape a new zoo model; "${spec}" is a saved model, whose architecture is fixed`);
   if (!existsSync(spec)) {
     throw new InputError(argument, `unknown model "${spec}"; expected a zoo name (${ZOO_NAMES.join(', ')}) or a saved model folder`);
   }

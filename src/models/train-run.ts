@@ -2,10 +2,13 @@ import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import type { BackendInfo } from '../engine/backend.js';
 import { loadDataset } from '../data/load.js';
-import type { Dataset } from '../data/types.js';
+import type { Dataset, ImageSet } from '../data/types.js';
+import { take } from '../data/split.js';
+import type { tfl } from '../engine/tf.js';
 import { resolveModel } from './resolve.js';
+import type { ZooActivation } from './zoo.js';
 import { saveModel } from './io.js';
-import { trainClassifier, type TrainEvent, type EpochRecord, type LearningRateSchedule } from './train.js';
+import { trainClassifier, type TrainEvent, type EpochRecord, type LearningRateSchedule, type TrainingDefense } from './train.js';
 import { parseAugmentations } from '../data/augment.js';
 import { accuracy } from './evaluate.js';
 import { runMeta, type RunMeta } from '../report/meta.js';
@@ -29,11 +32,23 @@ export interface TrainRunOptions {
   seed?: number;
   /** Learning-rate schedule (default cosine). */
   schedule?: LearningRateSchedule;
-  /** Augmentations as written on the command line: `none`, `shift`, `shift:N` (default `shift:1`). */
+  /** Augmentations as written on the command line: `none`, or a list of `shift[:N]`, `noise:SIGMA`, `cutout:N` (default `shift:1`). */
   augment?: string;
+  /** Zoo models only: hidden activation (default relu; smooth ones help adversarial training, Xie et al. 2020). */
+  activation?: ZooActivation;
+  /** Zoo models only: width multiplier of every hidden layer (default 1). */
+  width?: number;
   resume?: boolean;
   /** Stop after this many epochs in this call (simulates a kill, for tests). */
   stopAfterEpochs?: number;
+  /** Adversarial training (built by src/defenses; the CLI's --defense). */
+  defense?: TrainingDefense;
+  /** Images of the train split held out (class-balanced, the last of each class) for `monitor`; default 0. */
+  validation?: number;
+  /** Per-epoch figures on the held-out images (see TrainOptions.monitor). */
+  monitor?: (model: tfl.LayersModel, epoch: number, validation: ImageSet) => Promise<Record<string, number>>;
+  /** Called after training, before the model is saved (e.g. to restore the best epoch's weights). */
+  beforeSave?: (model: tfl.LayersModel, history: EpochRecord[]) => Promise<void>;
   onProgress?: (event: TrainRunEvent) => void;
 }
 
@@ -41,8 +56,8 @@ export type TrainRunEvent = TrainEvent | { type: 'dataset'; dataset: Dataset };
 
 /** The content of `result.json` for `advlab train`. */
 export interface TrainRunResult extends RunMeta {
-  options: Required<Pick<TrainRunOptions, 'model' | 'dataset' | 'out' | 'epochs' | 'batchSize' | 'learningRate' | 'schedule' | 'augment' | 'seed' | 'resume'>>;
-  dataset: { name: string; trainSize: number; testSize: number; skipped: number; numClasses: number; imageShape: number[] };
+  options: Required<Pick<TrainRunOptions, 'model' | 'dataset' | 'out' | 'epochs' | 'batchSize' | 'learningRate' | 'schedule' | 'augment' | 'seed' | 'resume' | 'activation' | 'width'>>;
+  dataset: { name: string; trainSize: number; validationSize?: number; testSize: number; skipped: number; numClasses: number; imageShape: number[] };
   model: string;
   modelPath: string;
   parameters: number;
@@ -82,9 +97,12 @@ export async function trainRun(options: TrainRunOptions, backend: BackendInfo): 
   const augmentSpec = options.augment ?? TRAIN_DEFAULTS.augment;
   const augment = parseAugmentations(augmentSpec);
 
-  const { model } = await resolveModel(options.model, { imageShape: data.train.imageShape, numClasses: data.numClasses }, seed);
+  const { train, validation } = holdOut(data.train, data.numClasses, options.validation ?? 0);
+  if (options.width !== undefined && (!Number.isSafeInteger(options.width) || options.width < 1 || options.width > 16)) throw new InputError('width', `expected an integer in [1, 16], got ${options.width}`);
+  const zoo = { ...(options.activation !== undefined ? { activation: options.activation } : {}), ...(options.width !== undefined ? { width: options.width } : {}) };
+  const { model } = await resolveModel(options.model, { imageShape: data.train.imageShape, numClasses: data.numClasses }, seed, 'model', zoo);
   try {
-    const trained = await trainClassifier(model, data.train, {
+    const trained = await trainClassifier(model, train, {
       epochs,
       batchSize,
       learningRate,
@@ -95,18 +113,22 @@ export async function trainRun(options: TrainRunOptions, backend: BackendInfo): 
       checkpointDir: join(options.out, 'checkpoint'),
       resume: options.resume,
       stopAfterEpochs: options.stopAfterEpochs,
+      defense: options.defense,
+      monitor: options.monitor && validation ? (m, epoch) => options.monitor!(m, epoch, validation) : undefined,
       onProgress: options.onProgress,
     });
+    await options.beforeSave?.(model, trained.history);
     const modelPath = join(options.out, 'model');
     await saveModel(model, modelPath);
     const last = trained.history[trained.history.length - 1];
     const cleanAccuracy = last?.epoch === epochs && last.testAccuracy !== undefined ? last.testAccuracy : accuracy(model, data.test);
     const result: TrainRunResult = {
       ...runMeta('train', backend, seed, startedAt),
-      options: { model: options.model, dataset: options.dataset, out: options.out, epochs, batchSize, learningRate, schedule, augment: augmentSpec, seed, resume: !!options.resume },
+      options: { model: options.model, dataset: options.dataset, out: options.out, epochs, batchSize, learningRate, schedule, augment: augmentSpec, seed, resume: !!options.resume, activation: options.activation ?? 'relu', width: options.width ?? 1 },
       dataset: {
         name: data.name,
-        trainSize: data.train.count,
+        trainSize: train.count,
+        ...(validation ? { validationSize: validation.count } : {}),
         testSize: data.test.count,
         skipped: data.skipped,
         numClasses: data.numClasses,
@@ -140,4 +162,25 @@ export function packageVersions(): Record<string, string> {
     }
   }
   return out;
+}
+
+/**
+ * Splits off `k` images of `train` for validation: the last images of each
+ * class in turn (a class-balanced tail), so the split is fixed by the data.
+ */
+function holdOut(train: ImageSet, numClasses: number, k: number): { train: ImageSet; validation: ImageSet | null } {
+  if (!Number.isSafeInteger(k) || k < 0 || k >= train.count) throw new InputError('validation', `expected an integer in [0, ${train.count - 1}], got ${k}`);
+  if (k === 0) return { train, validation: null };
+  const byClass: number[][] = Array.from({ length: numClasses }, () => []);
+  train.labels.forEach((l, i) => byClass[l].push(i));
+  const held = new Set<number>();
+  for (let round = 0; held.size < k; round++) {
+    for (const idx of byClass) {
+      if (held.size >= k) break;
+      const i = idx[idx.length - 1 - round];
+      if (i !== undefined) held.add(i);
+    }
+  }
+  const keep = Int32Array.from({ length: train.count }, (_, i) => i).filter((i) => !held.has(i));
+  return { train: take(train, keep), validation: take(train, Int32Array.from([...held].sort((a, b) => a - b))) };
 }

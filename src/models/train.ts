@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { tf, tfl } from '../engine/tf.js';
 import type { ImageSet } from '../data/types.js';
 import { batchOrder, makeBatch, type Batch } from '../data/batches.js';
@@ -7,6 +8,7 @@ import { packTensors, unpackTensors, type TensorSpec } from '../engine/tensor-io
 import { CheckpointStore } from './checkpoint.js';
 import { accuracy } from './evaluate.js';
 import { InputError } from '../errors.js';
+
 
 /** Options of {@link trainClassifier}. */
 export interface TrainOptions {
@@ -32,6 +34,27 @@ export interface TrainOptions {
   onProgress?: (event: TrainEvent) => void;
   /** Stop after this many epochs in this call (for tests of kill-and-resume). */
   stopAfterEpochs?: number;
+  /** Adversarial training: each batch is perturbed by the defense and trained with its loss (see src/defenses). */
+  defense?: TrainingDefense;
+  /**
+   * Called after each epoch (before its checkpoint) with the model; the
+   * figures it returns are stored in that epoch's record (`monitor`), e.g.
+   * robust accuracy on a held-out set.
+   */
+  monitor?: (model: tfl.LayersModel, epoch: number) => Promise<Record<string, number>>;
+}
+
+/**
+ * What the trainer needs from an adversarial-training defense (implemented in
+ * src/defenses; declared here so models does not import the layer above it).
+ */
+export interface TrainingDefense {
+  /** The budget at global step `step` (warm-up). */
+  epsAt(step: number, stepsPerEpoch: number): number;
+  /** The perturbed batch to train on (caller disposes); the model runs in inference mode. */
+  perturb(model: tfl.LayersModel, batch: { x: tf.Tensor4D; y: tf.Tensor1D; eps: number; seed: number }): tf.Tensor4D | Promise<tf.Tensor4D>;
+  /** The batch loss in training mode, and the logits it scored (for the accuracy count). */
+  loss(model: tfl.LayersModel, clean: tf.Tensor4D, perturbed: tf.Tensor4D, y: tf.Tensor1D, numClasses: number): { loss: tf.Scalar; logits: tf.Tensor2D };
 }
 
 export type LearningRateSchedule = 'cosine' | 'constant';
@@ -49,6 +72,8 @@ export interface EpochRecord {
   trainAccuracy: number;
   testAccuracy?: number;
   seconds: number;
+  /** Figures from {@link TrainOptions.monitor}. */
+  monitor?: Record<string, number>;
 }
 
 /** Progress events emitted while training. */
@@ -75,6 +100,13 @@ interface CheckpointState {
   optimizerSpecs: TensorSpec[];
   /** Adam's running beta powers; restoring them exactly keeps a resumed run bit-identical. */
   accBeta: [number, number] | null;
+  /** Hash of the model's topology (layers, activations, sizes): a resume into another architecture is refused. */
+  topology?: string;
+}
+
+/** A hash of the model's architecture as tfjs serializes it (names included: the same zoo build gives the same names). */
+function topologyHash(model: tfl.LayersModel): string {
+  return createHash('sha256').update(JSON.stringify(model.toJSON(null, false))).digest('hex');
 }
 
 /**
@@ -97,6 +129,9 @@ export async function trainClassifier(model: tfl.LayersModel, train: ImageSet, o
     if (store && options.resume) {
       const ck = store.load<CheckpointState>();
       if (ck) {
+        if (ck.state.topology && ck.state.topology !== topologyHash(model)) {
+          throw new InputError('resume', `the checkpoint in ${options.checkpointDir} was written for a different model (its layers, activation or width differ); delete it or drop --resume`);
+        }
         restoreWeights(model, ck.state.modelSpecs, ck.read('model.bin'), ck.path('model.bin'));
         await restoreOptimizer(optimizer, ck.state, ck.read('optimizer.bin'), ck.path('optimizer.bin'));
         rng = Rng.fromState(ck.state.rngState);
@@ -118,7 +153,10 @@ export async function trainClassifier(model: tfl.LayersModel, train: ImageSet, o
         // The rate depends only on the step index, so a resumed run follows the same curve.
         setLearningRate(optimizer, learningRateAt(options.learningRate, schedule, (epoch - 1) * order.length + b, options.epochs * order.length));
         const batch = makeBatch(train, order[b], options.augment, rng);
-        const { loss, correct: c } = trainStep(model, optimizer, batch, numClasses);
+        const step = (epoch - 1) * order.length + b;
+        const { loss, correct: c } = options.defense
+          ? await defendedStep(model, optimizer, batch, numClasses, options.defense, options.defense.epsAt(step, order.length), deriveSeed(options.seed, `defense:${step}`))
+          : trainStep(model, optimizer, batch, numClasses);
         lossSum += loss * order[b].length;
         correct += c;
         seen += order[b].length;
@@ -133,6 +171,7 @@ export async function trainClassifier(model: tfl.LayersModel, train: ImageSet, o
         seconds: (performance.now() - t0) / 1000,
       };
       if (options.test) record.testAccuracy = accuracy(model, options.test);
+      if (options.monitor) record.monitor = await options.monitor(model, epoch);
       history.push(record);
       if (store) await saveCheckpoint(store, model, optimizer, rng, history, epoch);
       options.onProgress?.({ type: 'epoch-end', epochs: options.epochs, ...record });
@@ -165,6 +204,30 @@ function trainStep(model: tfl.LayersModel, optimizer: tf.Optimizer, batch: Batch
   }
 }
 
+/**
+ * One adversarial-training step: the defense perturbs the batch (model in
+ * inference mode), then Adam minimises the defense's loss (training mode).
+ * The correct count is on what the loss scored (the perturbed batch for
+ * PGD-AT and FGSM-RS, the clean one for TRADES).
+ */
+async function defendedStep(model: tfl.LayersModel, optimizer: tf.Optimizer, batch: Batch, numClasses: number, defense: TrainingDefense, eps: number, seed: number): Promise<{ loss: number; correct: number }> {
+  let correctT: tf.Scalar | undefined;
+  let perturbed: tf.Tensor4D | undefined;
+  try {
+    perturbed = await defense.perturb(model, { x: batch.x as tf.Tensor4D, y: batch.y as tf.Tensor1D, eps, seed });
+    const lossT = optimizer.minimize(() => {
+      const { loss, logits } = defense.loss(model, batch.x as tf.Tensor4D, perturbed!, batch.y as tf.Tensor1D, numClasses);
+      correctT = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), batch.y), 'int32'))) as tf.Scalar;
+      return loss;
+    }, true) as tf.Scalar;
+    const loss = lossT.dataSync()[0];
+    lossT.dispose();
+    return { loss, correct: correctT!.dataSync()[0] };
+  } finally {
+    tf.dispose([batch.x, batch.y, correctT as tf.Tensor, perturbed as tf.Tensor].filter(Boolean));
+  }
+}
+
 async function saveCheckpoint(store: CheckpointStore, model: tfl.LayersModel, optimizer: tf.AdamOptimizer, rng: Rng, history: EpochRecord[], epoch: number): Promise<void> {
   const modelPack = packTensors(model.weights.map((w) => ({ name: w.originalName, tensor: w.read() })));
   const optWeights = await optimizer.getWeights();
@@ -178,6 +241,7 @@ async function saveCheckpoint(store: CheckpointStore, model: tfl.LayersModel, op
     modelSpecs: modelPack.specs,
     optimizerSpecs: optPack.specs,
     accBeta: readAccBeta(optimizer),
+    topology: topologyHash(model),
   };
   store.save(`epoch-${epoch}`, state, { 'model.bin': modelPack.data, 'optimizer.bin': optPack.data });
 }

@@ -173,7 +173,7 @@ ${settingsSection(result)}
 <meta name="generator" content="advlab ${escapeHtml(result.advlabVersion)}">
 <link rel="icon" href="data:,">
 <title>${escapeHtml(title)}</title>
-<style>${CSS}</style>
+<style>${REPORT_CSS}</style>
 </head>
 <body>
 ${body.value}
@@ -487,7 +487,7 @@ function kvTable(rows: [string, string][]): SafeHtml {
 // ---------------------------------------------------------------------------
 // Style: system-independent fonts, tabular numbers, cards on a light gray page.
 
-const CSS = `
+export const REPORT_CSS = `
 :root { --fg: #111827; --muted: #6b7280; --border: #e5e7eb; --page: #f3f4f6; --accent: #1d4ed8; --head: #f9fafb; }
 * { box-sizing: border-box; }
 html { -webkit-text-size-adjust: 100%; }

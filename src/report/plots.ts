@@ -238,3 +238,36 @@ export async function corruptionPlot(corruptions: CorruptionAccuracyResult, opti
 export function formatEps(eps: number): string {
   return Number(eps.toPrecision(4)).toString();
 }
+
+/** One model's robust accuracy against eps, for {@link comparisonPlot}. */
+export interface ComparisonSeries {
+  name: string;
+  cleanAccuracy: number;
+  curve: { eps: number; robustAccuracy: number }[];
+}
+
+/**
+ * Robust accuracy against eps of several models (a defended one and its
+ * baseline), each line starting at its clean accuracy at eps 0.
+ */
+export async function comparisonPlot(series: ComparisonSeries[], norm: Norm, options: PlotOptions = {}): Promise<string> {
+  const rows = series.flatMap((s) => [
+    ...(s.curve.some((p) => p.eps === 0) ? [] : [{ eps: 0, accuracy: s.cleanAccuracy, series: s.name }]),
+    ...s.curve.map((p) => ({ eps: p.eps, accuracy: p.robustAccuracy, series: s.name })),
+  ]);
+  const largest = Math.max(0, ...rows.map((r) => r.eps));
+  const x = { field: 'eps', type: 'quantitative', title: `ε (${normLabel(norm)})`, scale: { domain: [0, largest > 0 ? largest * 1.1 : 1], nice: false } } as const;
+  const y = { field: 'accuracy', type: 'quantitative', title: 'robust accuracy', scale: { domain: [0, 1] }, axis: { format: '.0%', tickCount: 5 } } as const;
+  const color = { field: 'series', type: 'nominal', title: null, scale: { domain: series.map((s) => s.name), range: STAGE_COLORS }, legend: { orient: 'right', symbolType: 'stroke' } } as const;
+  const spec = {
+    width: WIDTH,
+    height: HEIGHT,
+    config: CONFIG,
+    data: { values: rows },
+    layer: [
+      { mark: { type: 'line', strokeWidth: 2.5 }, encoding: { x, y, color } },
+      { mark: { type: 'point', filled: true, size: 40 }, encoding: { x, y, color } },
+    ],
+  } as unknown as TopLevelSpec;
+  return vegaLiteSvg(spec, 'comparison-plot', options);
+}

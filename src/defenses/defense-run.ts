@@ -1,0 +1,240 @@
+/**
+ * `advlab train --defense <name>`: adversarial training, then the evidence.
+ *
+ * 1. Train with the defense (src/defenses/defenses.ts) through the ordinary
+ *    trainer, so progress, checkpoints and --resume behave as in plain
+ *    training; the inner attack runs on a worker pool when there are cores.
+ * 2. Evaluate the defended model with `advlab eval`'s job (quick suite by
+ *    default, an eps curve up to the training eps) into `<out>/eval`, and the
+ *    undefended baseline (`--baseline`) the same way into `<out>/baseline-eval`.
+ * 3. Write the before/after comparison into result.json and report.html.
+ */
+import { join } from 'node:path';
+import type { BackendInfo } from '../engine/backend.js';
+import { startJobPool, workerCount, type WorkersSpec } from '../engine/workers.js';
+import type { WorkerPool } from '../engine/pool.js';
+import { clearWorkerModels } from '../models/pool-model.js';
+import { trainRun, type TrainRunOptions, type TrainRunResult } from '../models/train-run.js';
+import type { EpochRecord } from '../models/train.js';
+import { Classifier } from '../models/classifier.js';
+import { loadModel, saveModel } from '../models/io.js';
+import type { ImageSet } from '../data/types.js';
+import type { tfl } from '../engine/tf.js';
+import { findAttack } from '../attacks/index.js';
+import { runAttack } from '../attacks/run.js';
+import { deriveSeed } from '../util/rng.js';
+import { existsSync } from 'node:fs';
+import { evalRun } from '../robustness/eval-run.js';
+import { SUITE_NAMES } from '../robustness/suites.js';
+import { savedModelPath } from '../attacks/attack-run.js';
+import type { EvalRunResult } from '../robustness/types.js';
+import type { Norm } from '../attacks/types.js';
+import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
+import { InputError } from '../errors.js';
+import { createDefense, defaultDefenseConfig } from './defenses.js';
+import { pooledDefense } from './pooled.js';
+import { DEFENSE_NAMES, type DefenseConfig, type DefenseName } from './types.js';
+
+/** Options of {@link defenseRun}: those of plain training plus the defense's. */
+export interface DefenseRunOptions extends Omit<TrainRunOptions, 'defense'> {
+  defense: DefenseName;
+  defenseNorm?: Norm;
+  /** Training budget in the input's scale (default 0.3). */
+  defenseEps?: number;
+  defenseSteps?: number;
+  defenseStepSize?: number;
+  tradesBeta?: number;
+  /** Epochs of linear eps warm-up (default 0). */
+  epsWarmup?: number;
+  /** Worker threads for the inner attack and the evaluation (default auto). */
+  workers?: WorkersSpec;
+  /** An undefended model (run folder or saved model) evaluated next to the defended one. */
+  baseline?: string;
+  /** The evaluation after training; false skips it. */
+  evidence?: false | { suite?: string; n?: number; eps?: number[] };
+}
+
+/** One model's evaluation, as the comparison shows it. */
+export interface EvidenceEntry {
+  model: string;
+  /** Test images evaluated. */
+  count: number;
+  cleanAccuracy: number;
+  robustAccuracy: number;
+  confidenceInterval: [number, number];
+  curve: { eps: number; robustAccuracy: number }[];
+  sanity: 'pass' | 'warn';
+  /** Folder of the full evaluation (report.html, result.json). */
+  evalDir: string;
+}
+
+/** result.json of a defended training run: the training result plus the defense and the evidence. */
+export interface DefenseRunResult extends TrainRunResult {
+  defense: DefenseConfig & { workers: number; trainingSeconds: number; overfitting: OverfittingVerdict | null };
+  evidence: { suite: string; n: number; eps: number[]; defended: EvidenceEntry; baseline: EvidenceEntry | null } | null;
+}
+
+/** Trains with a defense and writes the evidence (see the module comment). */
+export async function defenseRun(options: DefenseRunOptions, backend: BackendInfo): Promise<DefenseRunResult> {
+  if (!(DEFENSE_NAMES as readonly string[]).includes(options.defense) || options.defense === 'none') {
+    throw new InputError('defense', `unknown defense "${options.defense}"; expected ${DEFENSE_NAMES.filter((d) => d !== 'none').join(', ')}`);
+  }
+  const config = defaultDefenseConfig(options.defense, {
+    norm: options.defenseNorm,
+    eps: options.defenseEps,
+    steps: options.defenseSteps,
+    stepSize: options.defenseStepSize,
+    beta: options.tradesBeta,
+    epsWarmupEpochs: options.epsWarmup,
+  });
+  const defense = createDefense(config); // validates
+  const evidence = options.evidence === false ? null : { suite: options.evidence?.suite ?? 'quick', n: options.evidence?.n, eps: options.evidence?.eps ?? defaultCurve(config.eps) };
+
+  // Check the evidence settings before hours of training, not after.
+  if (evidence) {
+    if (!(SUITE_NAMES as readonly string[]).includes(evidence.suite)) throw new InputError('evalSuite', `unknown suite "${evidence.suite}"; expected ${SUITE_NAMES.join(', ')}`);
+    if (evidence.n !== undefined && (!Number.isSafeInteger(evidence.n) || evidence.n < 1)) throw new InputError('evalN', `expected a positive integer, got ${evidence.n}`);
+    for (const e of evidence.eps) {
+      if (!(e > 0) || !Number.isFinite(e)) throw new InputError('evalEps', `expected positive numbers, got ${e}`);
+      if (config.norm === 'linf' && e > config.bounds[1] - config.bounds[0]) throw new InputError('evalEps', `${e} exceeds the input range: is it in the input's scale?`);
+    }
+  }
+  if (options.baseline !== undefined) savedModelPath(options.baseline, 'baseline');
+  // Two halves of a batch already fill two workers.
+  const workers = workerCount(options.workers, backend, 2);
+  let pool: WorkerPool | undefined;
+  let trained: TrainRunResult;
+  let overfitting: OverfittingVerdict | null = null;
+  const t0 = performance.now();
+  try {
+    pool = await startJobPool(workers, backend);
+    const watch = overfittingWatch(config, options.out, pool, options.seed ?? 0);
+    trained = await trainRun(
+      { ...options, defense: pool ? pooledDefense(defense, pool) : defense, validation: VALIDATION_IMAGES, monitor: watch.monitor, beforeSave: watch.beforeSave },
+      backend,
+    );
+    overfitting = watch.verdict();
+  } finally {
+    await pool?.close();
+    await clearWorkerModels();
+  }
+  const trainingSeconds = (performance.now() - t0) / 1000;
+
+  let evidenceResult: DefenseRunResult['evidence'] = null;
+  if (evidence) {
+    const evaluate = async (model: string, dir: string): Promise<EvidenceEntry> => {
+      const r = await evalRun(
+        {
+          model,
+          dataset: options.dataset,
+          out: dir,
+          suite: evidence.suite,
+          norm: config.norm,
+          eps: evidence.eps,
+          n: evidence.n,
+          seed: options.seed,
+          corruptions: [],
+          minimal: [],
+          workers: options.workers,
+          resume: options.resume,
+        },
+        backend,
+      );
+      return entry(r, model, dir);
+    };
+    const defended = await evaluate(options.out, join(options.out, 'eval'));
+    const baseline = options.baseline ? await evaluate(options.baseline, join(options.out, 'baseline-eval')) : null;
+    evidenceResult = { suite: evidence.suite, n: defended.count, eps: evidence.eps, defended, baseline };
+  }
+  const result: DefenseRunResult = { ...trained, defense: { ...config, workers, trainingSeconds, overfitting }, evidence: evidenceResult };
+  if (evidenceResult) {
+    const { renderDefenseReport } = await import('../report/defense-report.js');
+    writeFileAtomic(join(options.out, 'report.html'), await renderDefenseReport(result));
+  }
+  writeJsonAtomic(join(options.out, 'result.json'), result);
+  return result;
+}
+
+/** Training images held out to watch robust accuracy each epoch. */
+const VALIDATION_IMAGES = 256;
+/** A drop of held-out PGD accuracy this large from its best epoch, with FGSM accuracy still high, is catastrophic overfitting. */
+const COLLAPSE_DROP = 0.2;
+const FGSM_STILL_HIGH = 0.5;
+
+/** What the per-epoch watch concluded. */
+export interface OverfittingVerdict {
+  /** Catastrophic overfitting seen at the end of training (Wong et al. 2020): PGD accuracy collapsed while FGSM accuracy stayed high. */
+  detected: boolean;
+  /** Epoch with the best held-out PGD accuracy, and that accuracy. */
+  bestEpoch: number;
+  bestPgdAccuracy: number;
+  finalPgdAccuracy: number;
+  finalFgsmAccuracy: number;
+  /** The saved model holds the best epoch's weights instead of the last. */
+  restored: boolean;
+}
+
+/**
+ * Each epoch: PGD-10 and FGSM accuracy at the training eps on held-out
+ * training images; the best epoch's weights are saved to `<out>/best-model`
+ * (so a resumed run still has them). If at the end PGD accuracy collapsed
+ * from its best while FGSM accuracy stayed high (catastrophic overfitting of
+ * fast adversarial training, Wong et al. 2020), the best weights are restored
+ * before the model is saved.
+ */
+function overfittingWatch(config: DefenseConfig, out: string, pool: WorkerPool | undefined, seed: number) {
+  const bestDir = join(out, 'best-model');
+  let last: Record<string, number> | undefined;
+  let best = { epoch: 0, pgd: -1 };
+  let verdict: OverfittingVerdict | null = null;
+  const monitor = async (model: tfl.LayersModel, epoch: number, validation: ImageSet): Promise<Record<string, number>> => {
+    const classifier = Classifier.fromModel(model, { bounds: config.bounds });
+    try {
+      const common = { norm: config.norm, eps: config.eps, seed: deriveSeed(seed, `watch:${epoch}`), batchSize: 128, pool };
+      const pgd = await runAttack(findAttack('pgd')!, classifier, validation, { ...common, params: { steps: 10, stepSize: (2.5 * config.eps) / 10 } });
+      const fgsm = await runAttack(findAttack('fgsm')!, classifier, validation, common);
+      last = { pgdAccuracy: pgd.summary.robustAccuracy, fgsmAccuracy: fgsm.summary.robustAccuracy, validationAccuracy: pgd.summary.cleanAccuracy };
+      if (last.pgdAccuracy > best.pgd) {
+        best = { epoch, pgd: last.pgdAccuracy };
+        await saveModel(model, bestDir);
+      }
+      return last;
+    } finally {
+      classifier.dispose();
+    }
+  };
+  const beforeSave = async (model: tfl.LayersModel, history: EpochRecord[]): Promise<void> => {
+    // After a resume, the figures come from the checkpointed history.
+    for (const h of history) if (h.monitor && h.monitor.pgdAccuracy > best.pgd) best = { epoch: h.epoch, pgd: h.monitor.pgdAccuracy };
+    const final = history[history.length - 1]?.monitor ?? last;
+    if (!final) return;
+    const detected = final.pgdAccuracy < best.pgd - COLLAPSE_DROP && final.fgsmAccuracy > FGSM_STILL_HIGH;
+    let restored = false;
+    if (detected && existsSync(join(bestDir, 'model.json'))) {
+      const bestModel = await loadModel(bestDir);
+      model.setWeights(bestModel.getWeights());
+      bestModel.dispose();
+      restored = true;
+    }
+    verdict = { detected, bestEpoch: best.epoch, bestPgdAccuracy: best.pgd, finalPgdAccuracy: final.pgdAccuracy, finalFgsmAccuracy: final.fgsmAccuracy, restored };
+  };
+  return { monitor, beforeSave, verdict: (): OverfittingVerdict | null => verdict };
+}
+
+/** The training eps and three fractions of it, headline first. */
+function defaultCurve(eps: number): number[] {
+  return [eps, eps / 4, eps / 2, (3 * eps) / 4].map((e) => Number(e.toPrecision(6)));
+}
+
+function entry(r: EvalRunResult, model: string, dir: string): EvidenceEntry {
+  return {
+    model,
+    count: r.count,
+    cleanAccuracy: r.cleanAccuracy,
+    robustAccuracy: r.robustAccuracy,
+    confidenceInterval: r.confidenceInterval,
+    curve: r.sweep.map((s) => ({ eps: s.eps, robustAccuracy: s.robustAccuracy })),
+    sanity: r.sanity.verdict,
+    evalDir: dir,
+  };
+}
