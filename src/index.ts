@@ -17,7 +17,7 @@ export { splitByClass, TRAIN_FRACTION } from './data/split.js';
 export { balancedSubset, balancedOrder } from './data/subset.js';
 export { batches, batchOrder, makeBatch, type Batch } from './data/batches.js';
 
-export { buildModel, describeZoo, ZOO_NAMES, type ZooName } from './models/zoo.js';
+export { buildModel, describeZoo, ZOO_NAMES, ZOO_ACTIVATIONS, type ZooName, type ZooActivation, type BuildModelOptions } from './models/zoo.js';
 export { saveModel, loadModel, loadClassifierModel, countParameters, isGraphModel, checkInputShape, type ClassifierModel } from './models/io.js';
 export { resolveModel, loadSavedClassifier, type ResolvedModel, type ModelDataSpec } from './models/resolve.js';
 export { shareModel, modelInWorker, shareClassifier, classifierInWorker, type SharedModel, type SharedClassifier } from './models/pool-model.js';
@@ -29,7 +29,7 @@ export { Classifier, type ClassifierOptions, type LogitsFunction, type Preproces
 
 export * from './attacks/index.js';
 export { attackRun, type AttackRunOptions, type AttackRunResult } from './attacks/attack-run.js';
-export { parseAugmentations, randomShift, type Augmentation } from './data/augment.js';
+export { parseAugmentations, randomShift, gaussianNoise, cutout, type Augmentation } from './data/augment.js';
 
 export { Rng, deriveSeed } from './util/rng.js';
 export { AdvlabError, InputError, FileFormatError } from './errors.js';
@@ -45,3 +45,10 @@ export { corruptionAccuracy, type CorruptionAccuracyResult } from './robustness/
 export { runSanityChecks, overallVerdict, type SanityInput } from './robustness/sanity.js';
 export { evalRun, EVAL_DEFAULTS, type EvalRunOptions, type EvalRunEvent } from './robustness/eval-run.js';
 export type { Suite, SuiteStage, EpsilonResult, StageSummary, ClassSummary, MinimalPerturbations, SanityCheck, Verdict, EvalRunResult } from './robustness/types.js';
+
+// Defenses (adversarial training).
+export { createDefense, defaultDefenseConfig, validateDefense, attackStart, attackFrom, klFromLogits, epsAt } from './defenses/defenses.js';
+export { pooledDefense } from './defenses/pooled.js';
+export { defenseRun, type DefenseRunOptions, type DefenseRunResult, type EvidenceEntry, type OverfittingVerdict } from './defenses/defense-run.js';
+export { DEFENSE_NAMES, type Defense, type DefenseConfig, type DefenseName } from './defenses/types.js';
+export type { TrainingDefense } from './models/train.js';

@@ -29,18 +29,6 @@ export interface DefenseConfig {
   bounds: [number, number];
 }
 
-/** What the trainer gives a defense for one batch. */
-export interface DefenseBatch {
-  /** Clean images [n, h, w, c] (owned by the trainer). */
-  x: tf.Tensor4D;
-  /** Labels int32 [n]. */
-  y: tf.Tensor1D;
-  /** eps for this step (after warm-up). */
-  eps: number;
-  /** Seed for this batch's random start. */
-  seed: number;
-}
-
 /** A defense: its settings and the trainer's hooks (eps schedule, perturbation, loss). */
 export interface Defense extends TrainingDefense {
   config: DefenseConfig;
