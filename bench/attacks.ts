@@ -1,12 +1,7 @@
-import { existsSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { tf } from '../src/engine/tf.js';
 import { initBackend } from '../src/engine/backend.js';
-import { trainRun } from '../src/models/train-run.js';
-import { loadModel } from '../src/models/io.js';
+import { referenceSetup } from './reference-model.js';
 import { Classifier } from '../src/models/classifier.js';
-import { loadBuiltinDataset } from '../src/data/builtin.js';
 import { balancedSubset } from '../src/data/subset.js';
 import { runAttack } from '../src/attacks/run.js';
 import { WorkerPool } from '../src/engine/pool.js';
@@ -18,8 +13,6 @@ import { time, machine, round } from './measure.js';
 
 const N = 1000;
 const BATCH = 128;
-/** The default-trained reference model; trained once (advlab train's defaults) and cached here. */
-const MODEL_DIR = join(dirname(fileURLToPath(import.meta.url)), '.cache', 'small-cnn-mnist');
 
 const CONFIGS: { key: string; attack: string; options: RunAttackOptions }[] = [
   { key: 'fgsm', attack: 'fgsm', options: { norm: 'linf', eps: 0.3 } },
@@ -40,13 +33,7 @@ export async function benchAttacks(log: (s: string) => void, previous?: unknown)
   const only = process.env.ADVLAB_BENCH_ONLY?.split(',').filter(Boolean);
   const wanted = (key: string) => !only || only.includes(key);
   const backend = await initBackend({ backend: 'wasm' });
-  if (!existsSync(join(MODEL_DIR, 'model', 'model.json'))) {
-    log(`training the reference small-cnn (advlab train defaults) into ${MODEL_DIR}`);
-    await trainRun({ model: 'small-cnn', dataset: 'mnist', out: MODEL_DIR, resume: true }, backend);
-  }
-  const model = await loadModel(MODEL_DIR);
-  const classifier = Classifier.fromModel(model);
-  const images = balancedSubset(loadBuiltinDataset('mnist').test, 10, N);
+  const { model, classifier, images } = await referenceSetup(backend, N, log);
   const kept = only && previous && typeof previous === 'object' ? (previous as Record<string, unknown>) : {};
   const out: Record<string, unknown> = { ...kept, machine: machine(), backend: backend.name, threads: backend.threads, kernels: backend.kernels, model: 'small-cnn (advlab train defaults)', images: N, batch: BATCH };
 

@@ -1,14 +1,7 @@
-import { existsSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { initBackend } from '../src/engine/backend.js';
+import { referenceSetup } from './reference-model.js';
 import { WorkerPool } from '../src/engine/pool.js';
-import { trainRun } from '../src/models/train-run.js';
-import { loadModel } from '../src/models/io.js';
-import { Classifier } from '../src/models/classifier.js';
 import { clearWorkerModels } from '../src/models/pool-model.js';
-import { loadBuiltinDataset } from '../src/data/builtin.js';
-import { balancedSubset } from '../src/data/subset.js';
 import { runAttack } from '../src/attacks/run.js';
 import { findAttack } from '../src/attacks/index.js';
 import { buildSuite } from '../src/robustness/suites.js';
@@ -17,7 +10,6 @@ import { machine, round } from './measure.js';
 
 const N = 1000;
 const BATCH = 128;
-const MODEL_DIR = join(dirname(fileURLToPath(import.meta.url)), '.cache', 'small-cnn-mnist');
 
 /**
  * Issue 6: the quick and standard suites on 1,000 mnist test images against
@@ -28,13 +20,7 @@ const MODEL_DIR = join(dirname(fileURLToPath(import.meta.url)), '.cache', 'small
  */
 export async function benchEval(log: (s: string) => void) {
   const backend = await initBackend({ backend: 'wasm' });
-  if (!existsSync(join(MODEL_DIR, 'model', 'model.json'))) {
-    log(`training the reference small-cnn (advlab train defaults) into ${MODEL_DIR}`);
-    await trainRun({ model: 'small-cnn', dataset: 'mnist', out: MODEL_DIR, resume: true }, backend);
-  }
-  const model = await loadModel(MODEL_DIR);
-  const classifier = Classifier.fromModel(model);
-  const images = balancedSubset(loadBuiltinDataset('mnist').test, 10, N);
+  const { model, classifier, images } = await referenceSetup(backend, N, log);
   const pool = await WorkerPool.start({ size: 2, backend: 'wasm' });
   const out: Record<string, unknown> = { machine: machine(), backend: backend.name, threads: backend.threads, kernels: backend.kernels, workers: 2, images: N, batch: BATCH };
   try {

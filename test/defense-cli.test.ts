@@ -9,41 +9,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createRequire } from 'node:module';
-import { Ajv } from 'ajv';
-
-// ajv-formats is CommonJS; require gives its plugin function directly.
-const addFormats = createRequire(import.meta.url)('ajv-formats') as (ajv: Ajv) => Ajv;
-
-const CLI = ['--import', 'tsx', 'src/cli/run.ts'];
-const env = { ...process.env, ADVLAB_BACKEND: 'wasm' };
-
-type Run = { code: number | null; stdout: string; stderr: string };
-type Json = Record<string, any>;
-
-function advlab(args: string[]): Run {
-  const r = spawnSync(process.execPath, [...CLI, ...args], { encoding: 'utf8', env });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function advlabAsync(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-const readJson = (file: string): Json => JSON.parse(readFileSync(file, 'utf8')) as Json;
+import { advlab, advlabAsync, compileSchema, readJson, type Json, type Run } from './fixtures/cli.js';
 
 function validator() {
-  const ajv = new Ajv({ allErrors: true, strict: true });
-  addFormats(ajv);
-  return ajv.compile(JSON.parse(readFileSync('schemas/train.result.schema.json', 'utf8')));
+  return compileSchema('schemas/train.result.schema.json');
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'advlab-defense-cli-'));

@@ -4,41 +4,12 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Ajv } from 'ajv';
 import { readNpy } from '../src/data/formats/npy.js';
 import { loadDataset } from '../src/data/load.js';
 import { balancedSubset } from '../src/data/subset.js';
 import { SANITY_CHECK_IDS } from '../src/robustness/sanity.js';
-
-// ajv-formats is CommonJS; require gives its plugin function directly.
-const addFormats = createRequire(import.meta.url)('ajv-formats') as (ajv: Ajv) => Ajv;
-
-const CLI = ['--import', 'tsx', 'src/cli/run.ts'];
-const env = { ...process.env, ADVLAB_BACKEND: 'wasm' };
-
-type Run = { code: number | null; stdout: string; stderr: string };
-type Json = Record<string, any>;
-
-function advlab(args: string[]): Run {
-  const r = spawnSync(process.execPath, [...CLI, ...args], { encoding: 'utf8', env });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function advlabAsync(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-const readJson = (file: string): Json => JSON.parse(readFileSync(file, 'utf8')) as Json;
+import { advlab, advlabAsync, advlabSpawnArgs, compileSchema, readJson, type Json, type Run } from './fixtures/cli.js';
 
 /** Keys whose values are wall-clock times or say how the run went, not what it found. */
 const TIME_KEYS = ['seconds', 'imagesPerSecond', 'startedAt', 'finishedAt', 'resumed'];
@@ -67,12 +38,9 @@ const dir = mkdtempSync(join(tmpdir(), 'advlab-eval-'));
 const modelDir = join(dir, 'mlp');
 
 function schemaValidator() {
-  const ajv = new Ajv({ allErrors: true, strict: true });
-  addFormats(ajv);
-  const schema = JSON.parse(readFileSync('schemas/eval.result.schema.json', 'utf8'));
   // The schema knows exactly the checks the code runs.
-  assert.deepEqual(schema.definitions.sanityCheck.properties.id.enum, SANITY_IDS);
-  return ajv.compile(schema);
+  assert.deepEqual(readJson('schemas/eval.result.schema.json').definitions.sanityCheck.properties.id.enum, SANITY_IDS);
+  return compileSchema('schemas/eval.result.schema.json');
 }
 
 before(() => {
@@ -216,7 +184,8 @@ test('a killed eval resumes from its checkpoint and gives the uninterrupted resu
   const marker = join(out, 'checkpoint', 'eps-0', 'batch-00002.json');
 
   // Start a run, kill it (SIGKILL: no chance to clean up) once batch 2 of the first eps is checkpointed.
-  const child = spawn(process.execPath, [...CLI, ...args(out)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const cmd = advlabSpawnArgs(args(out));
+  const child = spawn(cmd.command, cmd.args, { env: cmd.env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stdout.resume();
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));

@@ -4,6 +4,7 @@ import type { BackendInfo } from '../engine/backend.js';
 import type { WorkerPool } from '../engine/pool.js';
 import { clearWorkerModels } from '../models/pool-model.js';
 import { startJobPool, workerCount, type WorkersSpec } from '../engine/workers.js';
+import type { ModelJobOptions } from './job-options.js';
 import { loadDataset } from '../data/load.js';
 import { balancedSubset } from '../data/subset.js';
 import { writeNpy } from '../data/formats/npy.js';
@@ -23,41 +24,19 @@ import { validateCommon, resolveParams, checkEpsValue } from './validate.js';
 import { NORMS, type Attack, type AttackResult, type Norm } from './types.js';
 
 /** Options of {@link attackRun} (the `advlab attack` job). */
-export interface AttackRunOptions {
-  /** A trained model: a saved model folder (Layers or graph model), a `model.json` path, or an `advlab train` run folder. */
-  model: string;
-  /** Built-in dataset name or a path; the attack runs on its test split. Default `mnist`. */
-  dataset?: string;
+export interface AttackRunOptions extends ModelJobOptions {
   /** Attack name (see {@link ATTACKS}). */
   attack: string;
-  /** Output folder. */
-  out: string;
   /** Default: the attack's first norm. */
   norm?: Norm;
   /** Budget in the input's scale (required by fixed-budget attacks). */
   eps?: number;
   /** Omit for an untargeted attack. */
   targeted?: 'random' | 'least-likely';
-  /** Class-balanced prefix of the test split (default 1000, or the whole split if smaller). */
-  n?: number;
-  /** Default 128. */
-  batchSize?: number;
-  /** Default 0. */
-  seed?: number;
   /** The attack's own parameters; omitted ones take their defaults. */
   params?: Record<string, unknown>;
-  /** Valid input range of the model, in the images' scale (default [0, 1]). */
-  bounds?: readonly [number, number];
-  /** Normalization applied inside the classifier (per channel (x - mean) / std). */
-  preprocess?: Preprocessing;
   /** Examples shown in grid.png (default 10). */
   gridExamples?: number;
-  /**
-   * Worker threads that attack batches in parallel (default `auto`: one per
-   * core on the single-threaded wasm/cpu backends, none on tfjs-node). Results
-   * do not depend on it.
-   */
-  workers?: WorkersSpec;
   onProgress?: (event: AttackRunEvent) => void;
 }
 

@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { BackendInfo } from '../engine/backend.js';
 import type { WorkerPool } from '../engine/pool.js';
-import { startJobPool, workerCount, type WorkersSpec } from '../engine/workers.js';
+import { startJobPool, workerCount } from '../engine/workers.js';
+import type { ModelJobOptions } from '../attacks/job-options.js';
 import { tf } from '../engine/tf.js';
 import { loadDataset } from '../data/load.js';
 import { balancedSubset } from '../data/subset.js';
@@ -22,7 +23,7 @@ import { writeNpy } from '../data/formats/npy.js';
 import type { Dataset } from '../data/types.js';
 import { loadSavedClassifier } from '../models/resolve.js';
 import { countParameters } from '../models/io.js';
-import { Classifier, type Preprocessing } from '../models/classifier.js';
+import { Classifier } from '../models/classifier.js';
 import { clearWorkerModels } from '../models/pool-model.js';
 import { packageVersions } from '../models/train-run.js';
 import { savedModelPath, checkBounds } from '../attacks/attack-run.js';
@@ -42,12 +43,7 @@ import { runSanityChecks, overallVerdict } from './sanity.js';
 import type { EpsilonResult, EvalRunResult, SanityCheck, Suite } from './types.js';
 
 /** Options of {@link evalRun}. */
-export interface EvalRunOptions {
-  /** A trained model: saved model folder (Layers or graph model), model.json, or an `advlab train` run folder. */
-  model: string;
-  /** Built-in dataset name or a path; its test split is evaluated. Default `mnist`. */
-  dataset?: string;
-  out: string;
+export interface EvalRunOptions extends ModelJobOptions {
   /** `standard` (default) or `quick`; ignored when `attacks` is given. */
   suite?: string;
   /** A custom suite: stage names in order (see suites.ts). */
@@ -56,11 +52,6 @@ export interface EvalRunOptions {
   norm?: Norm;
   /** One or more budgets in the input's scale; the first is the headline. */
   eps: number[];
-  /** Class-balanced prefix of the test split (default 1000, or the whole split if smaller). */
-  n?: number;
-  /** Images per batch: the unit of work, parallelism and checkpoints (default 128). */
-  batchSize?: number;
-  seed?: number;
   /** Corruptions to test (default all; [] for none). */
   corruptions?: CorruptionName[];
   /** Minimal-perturbation attacks (default deepfool when eps has several values, else none). */
@@ -69,10 +60,7 @@ export interface EvalRunOptions {
   sanitySample?: number;
   /** Run every stage on every point (slow; measures each stage alone). */
   allPoints?: boolean;
-  bounds?: readonly [number, number];
-  preprocess?: Preprocessing;
-  workers?: WorkersSpec;
-  /** Continue from the checkpoint in `out`. */
+  /** Continue from the checkpoint in `out` (batches are also the unit of checkpoints). */
   resume?: boolean;
   /** Write report.html (default true). */
   report?: boolean;
