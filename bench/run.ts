@@ -8,10 +8,11 @@ import { ADVLAB_VERSION } from '../src/report/meta.js';
 import { benchEngine } from './engine.js';
 import { benchAttacks } from './attacks.js';
 import { benchEval } from './eval.js';
+import { benchDefenses } from './defenses.js';
 
 /** A section's figures; `previous` is what results.json held for it (for sections that can re-run a part). */
 type Section = (log: (s: string) => void, previous?: unknown) => Promise<unknown>;
-const SECTIONS: Record<string, Section> = { engine: benchEngine, attacks: benchAttacks, eval: benchEval };
+const SECTIONS: Record<string, Section> = { engine: benchEngine, attacks: benchAttacks, eval: benchEval, defenses: benchDefenses };
 
 const file = join(dirname(fileURLToPath(import.meta.url)), 'results.json');
 const requested = process.argv.slice(2).filter((a) => !a.startsWith('-'));
