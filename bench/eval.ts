@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend, type BackendInfo } from '../src/engine/backend.js';
@@ -121,5 +121,8 @@ async function adversarialSetup(backend: BackendInfo, n: number, log: (s: string
     await defenseRun({ ...ADVERSARIAL_TRAINING, out: ADVERSARIAL_DIR, resume: true, evidence: false }, backend);
   }
   const model = await loadModel(ADVERSARIAL_DIR);
-  return { model, classifier: Classifier.fromModel(model), images: balancedSubset(loadBuiltinDataset('mnist').test, 10, n), description: `small-cnn, PGD-AT ${JSON.stringify(ADVERSARIAL_TRAINING)}` };
+  // Describe the model by the run that made it (its result.json), not by the constants above.
+  const run = JSON.parse(readFileSync(join(ADVERSARIAL_DIR, 'result.json'), 'utf8')) as { options: object; defense?: object; dataset: { trainSize: number }; cleanAccuracy: number; secondsPerEpoch: number; epochs: number };
+  const description = { options: run.options, defense: run.defense ?? null, trainSize: run.dataset.trainSize, epochs: run.epochs, secondsPerEpoch: run.secondsPerEpoch, cleanAccuracyFullTestSplit: run.cleanAccuracy };
+  return { model, classifier: Classifier.fromModel(model), images: balancedSubset(loadBuiltinDataset('mnist').test, 10, n), description };
 }
