@@ -25,7 +25,7 @@ export function splitByClass(all: ImageSet, numClasses: number): { train: ImageS
 }
 
 /** The images at `indices`, in that order. */
-export function take(set: ImageSet, indices: ArrayLike<number>, size = imageSize(set.imageShape)): ImageSet {
+export function take(set: Omit<ImageSet, 'imageShape'> & { imageShape: readonly [number, number, number] }, indices: ArrayLike<number>, size = imageSize(set.imageShape)): ImageSet {
   const n = indices.length;
   const images = new Float32Array(n * size);
   const labels = new Int32Array(n);

@@ -15,6 +15,7 @@ import { findAttack } from '../attacks/index.js';
 import { runAttack } from '../attacks/run.js';
 import type { AttackInput } from '../attacks/validate.js';
 import { deriveSeed } from '../util/rng.js';
+import { take } from '../data/split.js';
 import type { Suite } from './types.js';
 
 /** Images per attack call below which target ranks of a targeted stage are attacked together. */
@@ -150,10 +151,4 @@ function argmax(v: Float32Array, offset: number, k: number): number {
 /** Classes sorted by decreasing logit. */
 function rankClasses(v: Float32Array, offset: number, k: number): number[] {
   return Array.from({ length: k }, (_, j) => j).sort((a, b) => v[offset + b] - v[offset + a] || a - b);
-}
-
-function take(input: AttackInput, idx: number[], size: number): AttackInput {
-  const images = new Float32Array(idx.length * size);
-  idx.forEach((i, j) => images.set(input.images.subarray(i * size, (i + 1) * size), j * size));
-  return { images, labels: Int32Array.from(idx, (i) => input.labels[i]), imageShape: input.imageShape, count: idx.length };
 }

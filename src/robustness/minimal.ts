@@ -13,6 +13,7 @@ import { runAttack } from '../attacks/run.js';
 import type { AttackInput } from '../attacks/validate.js';
 import type { Norm } from '../attacks/types.js';
 import { deriveSeed } from '../util/rng.js';
+import { take } from '../data/split.js';
 import { InputError } from '../errors.js';
 import { tf } from '../engine/tf.js';
 import type { MinimalPerturbations } from './types.js';
@@ -57,12 +58,7 @@ export async function minimalNorms(classifier: Classifier, input: AttackInput, o
   let gradients = 0;
   let seconds = 0;
   if (!correct.length) return { norms, gradients, seconds };
-  const sub: AttackInput = {
-    images: Float32Array.from({ length: correct.length * size }, (_, q) => input.images[correct[Math.floor(q / size)] * size + (q % size)]),
-    labels: Int32Array.from(correct, (i) => input.labels[i]),
-    imageShape: input.imageShape,
-    count: correct.length,
-  };
+  const sub = take(input, correct, size);
   for (const name of options.attacks) {
     const attack = findAttack(name);
     if (!attack || attack.kind !== 'minimal') throw new InputError('minimal', `"${name}" is not a minimal-perturbation attack; expected ${MINIMAL_ATTACKS.join(', ')}`);
