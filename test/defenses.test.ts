@@ -137,7 +137,7 @@ test('epsAt: full eps without warm-up; linear by step over the warm-up epochs, t
 
 test('defaultDefenseConfig: PGD-AT step 2.5 eps / steps, FGSM-RS 1.25 eps, TRADES beta 6; validateDefense names the option', () => {
   const pgd = defaultDefenseConfig('pgd-at');
-  assert.deepEqual({ ...pgd, stepSize: 0 }, { name: 'pgd-at', norm: 'linf', eps: 0.3, steps: 10, stepSize: 0, beta: 6, epsWarmupEpochs: 0, bounds: [0, 1] });
+  assert.deepEqual({ ...pgd, stepSize: 0 }, { name: 'pgd-at', norm: 'linf', eps: 0.3, steps: 10, stepSize: 0, beta: 6, randomStart: true, epsWarmupEpochs: 0, bounds: [0, 1] });
   assert.ok(Math.abs(pgd.stepSize - 0.075) < 1e-15);
   const pgd4 = defaultDefenseConfig('pgd-at', { eps: 0.2, steps: 4 });
   assert.equal(pgd4.steps, 4);
@@ -437,4 +437,16 @@ test('a defended run stopped after epoch 1 and resumed ends with exactly the wei
   full.dispose();
   resumed.dispose();
   undefended.dispose();
+});
+
+test('without a random start the inner attack starts at the clean image (plain FGSM training)', () => {
+  const x = tf.randomUniform([3, 28, 28, 1], 0, 1, 'float32', 7) as tf.Tensor4D;
+  const before = tf.memory().numTensors;
+  const start = attackStart(defaultDefenseConfig('fgsm-rs', { randomStart: false }), x, 0.3, 1);
+  assert.deepEqual(start.dataSync(), x.dataSync());
+  const random = attackStart(defaultDefenseConfig('fgsm-rs'), x, 0.3, 1);
+  assert.notDeepEqual(random.dataSync(), x.dataSync());
+  tf.dispose([start, random]);
+  assert.equal(tf.memory().numTensors, before);
+  x.dispose();
 });

@@ -54,6 +54,7 @@ export function trainCommand(): Command {
     .option('--defense-steps <n>', 'steps of the inner attack (pgd-at, trades; default 10)', intOption('--defense-steps', 1))
     .option('--defense-step-size <x>', 'step size of the inner attack (default: 2.5 eps / steps; fgsm-rs 1.25 eps)', positiveOption('--defense-step-size'))
     .option('--trades-beta <x>', 'TRADES: weight of the robustness term (0: plain training on clean images)', finiteOption('--trades-beta'), 6)
+    .option('--no-random-start', 'start the inner attack at the clean image (plain FGSM/BIM training; fgsm-rs without it is prone to catastrophic overfitting)')
     .option('--eps-warmup <epochs>', 'grow eps linearly from 0 over this many epochs', intOption('--eps-warmup'), 0)
     .option('--baseline <path>', 'an undefended model (run folder) evaluated next to the defended one')
     .option('--eval-suite <name>', 'suite of the evaluation after defended training (quick or standard)', 'quick')
@@ -112,6 +113,7 @@ export function trainCommand(): Command {
                 defenseStepSize: o.defenseStepSize,
                 tradesBeta: o.tradesBeta,
                 epsWarmup: o.epsWarmup,
+                randomStart: o.randomStart,
                 workers: o.workers,
                 baseline: o.baseline,
                 evidence: o.eval === false ? false : { suite: o.evalSuite, n: o.evalN, eps: o.evalEps },

@@ -46,6 +46,8 @@ export interface DefenseRunOptions extends Omit<TrainRunOptions, 'defense'> {
   tradesBeta?: number;
   /** Epochs of linear eps warm-up (default 0). */
   epsWarmup?: number;
+  /** Random start of the inner attack (default true; false: plain FGSM/BIM training). */
+  randomStart?: boolean;
   /** Worker threads for the inner attack and the evaluation (default auto). */
   workers?: WorkersSpec;
   /** An undefended model (run folder or saved model) evaluated next to the defended one. */
@@ -86,6 +88,7 @@ export async function defenseRun(options: DefenseRunOptions, backend: BackendInf
     stepSize: options.defenseStepSize,
     beta: options.tradesBeta,
     epsWarmupEpochs: options.epsWarmup,
+    randomStart: options.randomStart,
   });
   const defense = createDefense(config); // validates
   const evidence = options.evidence === false ? null : { suite: options.evidence?.suite ?? 'quick', n: options.evidence?.n, eps: options.evidence?.eps ?? defaultCurve(config.eps) };

@@ -73,7 +73,7 @@ export function attackStart(c: DefenseConfig, x: tf.Tensor4D, eps: number, seed:
   if (c.name === 'trades') {
     return tf.tidy(() => tf.clipByValue(tf.add(x, tf.mul(tf.randomNormal(x.shape, 0, 1, 'float32', seed), 0.001)), c.bounds[0], c.bounds[1]) as tf.Tensor4D);
   }
-  return uniformStart(x, c, eps, seed);
+  return c.randomStart ? uniformStart(x, c, eps, seed) : tf.clone(x);
 }
 
 /**
@@ -164,6 +164,7 @@ export function defaultDefenseConfig(name: DefenseConfig['name'], over: Partial<
     // PGD-AT/TRADES: 2.5 eps / steps (Madry et al.); FGSM-RS: 1.25 eps (Wong et al.).
     stepSize: name === 'fgsm-rs' ? 1.25 * eps : (2.5 * eps) / (over.steps ?? 10),
     beta: 6,
+    randomStart: true,
     epsWarmupEpochs: 0,
     bounds: [0, 1],
   };

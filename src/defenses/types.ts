@@ -23,6 +23,8 @@ export interface DefenseConfig {
   stepSize: number;
   /** TRADES: weight of the robustness (KL) term. */
   beta: number;
+  /** PGD-AT and FGSM-RS: start the inner attack at a uniform random point of the ball (default true); false gives plain FGSM / BIM training, prone to catastrophic overfitting. */
+  randomStart: boolean;
   /** Epochs over which eps grows linearly from 0 to `eps` (0: full eps from the start). */
   epsWarmupEpochs: number;
   /** Valid input range. */
