@@ -1,17 +1,11 @@
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BackendInfo } from '../engine/backend.js';
 import type { WorkerPool } from '../engine/pool.js';
 import { clearWorkerModels } from '../models/pool-model.js';
 import { startJobPool, workerCount, type WorkersSpec } from '../engine/workers.js';
-import type { ModelJobOptions } from './job-options.js';
-import { loadDataset } from '../data/load.js';
-import { balancedSubset } from '../data/subset.js';
+import { loadModelJob, type ModelJobOptions } from './job-options.js';
 import { writeNpy } from '../data/formats/npy.js';
 import type { Dataset } from '../data/types.js';
-import { loadSavedClassifier } from '../models/resolve.js';
-import { countParameters } from '../models/io.js';
-import { isZooName } from '../models/zoo.js';
 import { Classifier, type Preprocessing } from '../models/classifier.js';
 import { packageVersions } from '../models/train-run.js';
 import { runMeta, type RunMeta } from '../report/meta.js';
@@ -142,23 +136,11 @@ export async function attackRun(options: AttackRunOptions, backend: BackendInfo)
   validateCommon({ seed, batchSize });
   const gridExamples = options.gridExamples ?? ATTACK_DEFAULTS.gridExamples;
   if (!Number.isInteger(gridExamples) || gridExamples < 0) throw new InputError('gridExamples', `expected an integer >= 0, got ${gridExamples}`);
-  const modelPath = savedModelPath(options.model);
-
-  const datasetSpec = options.dataset ?? ATTACK_DEFAULTS.dataset;
-  const data = loadDataset(datasetSpec);
-  const n = options.n ?? Math.min(ATTACK_DEFAULTS.n, data.test.count);
-  const subset = balancedSubset(data.test, data.numClasses, n);
-  options.onProgress?.({ type: 'dataset', dataset: data, count: n });
-
-  const bounds: [number, number] = options.bounds ? [options.bounds[0], options.bounds[1]] : [0, 1];
-  checkBounds(subset.images, bounds);
-
-  const model = await loadSavedClassifier(modelPath, { imageShape: data.test.imageShape, numClasses: data.numClasses });
+  const { modelPath, datasetSpec, data, n, subset, bounds, model } = await loadModelJob(options, ATTACK_DEFAULTS, options.onProgress);
   let classifier: Classifier | undefined;
   let pool: WorkerPool | undefined;
   let workers = 1;
   try {
-    options.onProgress?.({ type: 'model', path: options.model, parameters: countParameters(model) });
     classifier = Classifier.fromModel(model, { bounds, preprocess: options.preprocess });
     const batches = Math.ceil(n / batchSize);
     // Graph models and functions cannot be rebuilt in a worker: they run here.
@@ -257,36 +239,6 @@ export async function attackRun(options: AttackRunOptions, backend: BackendInfo)
     await clearWorkerModels();
     classifier?.dispose();
     model.dispose();
-  }
-}
-
-/**
- * `--model` for an attack must be a trained model. A zoo name would build an
- * untrained one, so it is refused unless a folder of that name exists (then the
- * folder is meant, and is passed on as a path).
- */
-export function savedModelPath(spec: string, argument = 'model'): string {
-  if (!spec) throw new InputError(argument, 'a trained model is required: a saved model folder or an advlab train run folder');
-  if (existsSync(spec)) return isZooName(spec) ? `./${spec}` : spec;
-  if (isZooName(spec)) {
-    throw new InputError(argument, `"${spec}" is a zoo name, which would be an untrained model; attack a trained one: a saved model folder or a run folder (e.g. advlab train --model ${spec} --out runs/${spec}, then --model runs/${spec})`);
-  }
-  throw new InputError(argument, `no saved model at "${spec}"; expected a saved model folder (model.json + weights), a model.json file, or an advlab train run folder`);
-}
-
-/** Loaded images are in [0, 1]; bounds that do not contain them would reject the clean images themselves. */
-export function checkBounds(images: Float32Array, bounds: readonly [number, number]): void {
-  if (bounds.length !== 2 || !Number.isFinite(bounds[0]) || !Number.isFinite(bounds[1]) || !(bounds[0] < bounds[1])) {
-    throw new InputError('bounds', `expected [min, max] with finite min < max, got [${bounds.join(', ')}]`);
-  }
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (const v of images) {
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-  }
-  if (lo < bounds[0] || hi > bounds[1]) {
-    throw new InputError('bounds', `[${bounds.join(', ')}] does not contain the images, which range over [${lo}, ${hi}] (datasets load in [0, 1]; a model expecting another scale needs preprocess mean/std, not other bounds)`);
   }
 }
 

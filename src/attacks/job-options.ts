@@ -1,5 +1,13 @@
+import { existsSync } from 'node:fs';
 import type { WorkersSpec } from '../engine/workers.js';
 import type { Preprocessing } from '../models/classifier.js';
+import { loadDataset } from '../data/load.js';
+import { balancedSubset } from '../data/subset.js';
+import type { Dataset, ImageSet } from '../data/types.js';
+import { loadSavedClassifier } from '../models/resolve.js';
+import { countParameters, type ClassifierModel } from '../models/io.js';
+import { isZooName } from '../models/zoo.js';
+import { InputError } from '../errors.js';
 
 /** What every job on a trained model and a test split takes (`advlab attack`, `advlab eval`). */
 export interface ModelJobOptions {
@@ -26,3 +34,71 @@ export interface ModelJobOptions {
    */
   workers?: WorkersSpec;
 }
+
+/** Progress events every model job emits while loading. */
+export type ModelJobEvent = { type: 'dataset'; dataset: Dataset; count: number } | { type: 'model'; path: string; parameters: number };
+
+/** What a model job works on, loaded and checked. The caller disposes `model`. */
+export interface ModelJobInputs {
+  modelPath: string;
+  datasetSpec: string;
+  data: Dataset;
+  n: number;
+  subset: ImageSet;
+  bounds: [number, number];
+  model: ClassifierModel;
+}
+
+/**
+ * Loads a job's inputs in the order that fails cheapest first: the model path,
+ * the dataset and its balanced `--n` subset, the bounds against the images,
+ * then the saved model checked against the dataset.
+ */
+export async function loadModelJob(
+  options: ModelJobOptions,
+  defaults: { dataset: string; n: number },
+  onProgress?: (event: ModelJobEvent) => void,
+): Promise<ModelJobInputs> {
+  const modelPath = savedModelPath(options.model);
+  const datasetSpec = options.dataset ?? defaults.dataset;
+  const data = loadDataset(datasetSpec);
+  const n = options.n ?? Math.min(defaults.n, data.test.count);
+  const subset = balancedSubset(data.test, data.numClasses, n);
+  onProgress?.({ type: 'dataset', dataset: data, count: n });
+  const bounds: [number, number] = options.bounds ? [options.bounds[0], options.bounds[1]] : [0, 1];
+  checkBounds(subset.images, bounds);
+  const model = await loadSavedClassifier(modelPath, { imageShape: data.test.imageShape, numClasses: data.numClasses });
+  onProgress?.({ type: 'model', path: options.model, parameters: countParameters(model) });
+  return { modelPath, datasetSpec, data, n, subset, bounds, model };
+}
+
+/**
+ * `--model` for an attack must be a trained model. A zoo name would build an
+ * untrained one, so it is refused unless a folder of that name exists (then the
+ * folder is meant, and is passed on as a path).
+ */
+export function savedModelPath(spec: string, argument = 'model'): string {
+  if (!spec) throw new InputError(argument, 'a trained model is required: a saved model folder or an advlab train run folder');
+  if (existsSync(spec)) return isZooName(spec) ? `./${spec}` : spec;
+  if (isZooName(spec)) {
+    throw new InputError(argument, `"${spec}" is a zoo name, which would be an untrained model; attack a trained one: a saved model folder or a run folder (e.g. advlab train --model ${spec} --out runs/${spec}, then --model runs/${spec})`);
+  }
+  throw new InputError(argument, `no saved model at "${spec}"; expected a saved model folder (model.json + weights), a model.json file, or an advlab train run folder`);
+}
+
+/** Loaded images are in [0, 1]; bounds that do not contain them would reject the clean images themselves. */
+export function checkBounds(images: Float32Array, bounds: readonly [number, number]): void {
+  if (bounds.length !== 2 || !Number.isFinite(bounds[0]) || !Number.isFinite(bounds[1]) || !(bounds[0] < bounds[1])) {
+    throw new InputError('bounds', `expected [min, max] with finite min < max, got [${bounds.join(', ')}]`);
+  }
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of images) {
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  if (lo < bounds[0] || hi > bounds[1]) {
+    throw new InputError('bounds', `[${bounds.join(', ')}] does not contain the images, which range over [${lo}, ${hi}] (datasets load in [0, 1]; a model expecting another scale needs preprocess mean/std, not other bounds)`);
+  }
+}
+

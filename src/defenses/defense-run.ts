@@ -26,7 +26,7 @@ import { deriveSeed } from '../util/rng.js';
 import { existsSync } from 'node:fs';
 import { evalRun } from '../robustness/eval-run.js';
 import { SUITE_NAMES } from '../robustness/suites.js';
-import { savedModelPath } from '../attacks/attack-run.js';
+import { savedModelPath } from '../attacks/job-options.js';
 import type { EvalRunResult } from '../robustness/types.js';
 import type { Norm } from '../attacks/types.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';

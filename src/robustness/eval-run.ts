@@ -15,18 +15,15 @@ import { createHash } from 'node:crypto';
 import type { BackendInfo } from '../engine/backend.js';
 import type { WorkerPool } from '../engine/pool.js';
 import { startJobPool, workerCount } from '../engine/workers.js';
-import type { ModelJobOptions } from '../attacks/job-options.js';
+import { loadModelJob, type ModelJobOptions } from '../attacks/job-options.js';
 import { tf } from '../engine/tf.js';
-import { loadDataset } from '../data/load.js';
 import { balancedSubset } from '../data/subset.js';
 import { writeNpy } from '../data/formats/npy.js';
 import type { Dataset } from '../data/types.js';
-import { loadSavedClassifier } from '../models/resolve.js';
-import { countParameters } from '../models/io.js';
 import { Classifier } from '../models/classifier.js';
 import { clearWorkerModels } from '../models/pool-model.js';
 import { packageVersions } from '../models/train-run.js';
-import { savedModelPath, checkBounds } from '../attacks/attack-run.js';
+
 import { checkEpsValue, validateEps } from '../attacks/validate.js';
 import { NORMS, type Norm } from '../attacks/types.js';
 import { runMeta } from '../report/meta.js';
@@ -100,22 +97,11 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
   const corruptions = options.corruptions ?? [...CORRUPTION_NAMES];
   const minimal = options.minimal ?? (epsList.length > 1 ? ['deepfool'] : []);
   for (const m of minimal) if (!(MINIMAL_ATTACKS as readonly string[]).includes(m)) throw new InputError('minimal', `unknown minimal-perturbation attack "${m}"; expected ${MINIMAL_ATTACKS.join(', ')}`);
-  const modelPath = savedModelPath(options.model);
-
-  const datasetSpec = options.dataset ?? EVAL_DEFAULTS.dataset;
-  const data = loadDataset(datasetSpec);
-  const suite = buildSuite({ suite: options.suite, attacks: options.attacks, norm, numClasses: data.numClasses });
-  const n = options.n ?? Math.min(EVAL_DEFAULTS.n, data.test.count);
-  const subset = balancedSubset(data.test, data.numClasses, n);
-  options.onProgress?.({ type: 'dataset', dataset: data, count: n });
-  const bounds: [number, number] = options.bounds ? [options.bounds[0], options.bounds[1]] : [0, 1];
-  checkBounds(subset.images, bounds);
-
-  const model = await loadSavedClassifier(modelPath, { imageShape: data.test.imageShape, numClasses: data.numClasses });
+  const { modelPath, datasetSpec, data, n, subset, bounds, model } = await loadModelJob(options, EVAL_DEFAULTS, options.onProgress);
   let classifier: Classifier | undefined;
   let pool: WorkerPool | undefined;
   try {
-    options.onProgress?.({ type: 'model', path: options.model, parameters: countParameters(model) });
+    const suite = buildSuite({ suite: options.suite, attacks: options.attacks, norm, numClasses: data.numClasses });
     classifier = Classifier.fromModel(model, { bounds, preprocess: options.preprocess });
     for (const e of epsList) validateEps(e, norm, classifier, true);
     const batches = Math.ceil(n / batchSize);
