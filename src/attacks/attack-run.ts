@@ -9,7 +9,7 @@ import type { Dataset } from '../data/types.js';
 import { Classifier, type Preprocessing } from '../models/classifier.js';
 import { packageVersions } from '../models/train-run.js';
 import { runMeta, type RunMeta } from '../report/meta.js';
-import { gridPng, perturbationImages, type GridLabel } from '../report/png-grid.js';
+import { attackRows, captionName, gridPng, type GridLabel } from '../report/png-grid.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { InputError } from '../errors.js';
 import { ATTACKS, findAttack } from './index.js';
@@ -274,14 +274,8 @@ function attackGrid(clean: Float32Array, r: AttackResult, k: number, classNames:
   const size = h * w * c;
   const cleanPart = clean.subarray(0, k * size);
   const advPart = r.adversarial.subarray(0, k * size);
-  const delta = perturbationImages(cleanPart, advPart);
-  const images = new Float32Array(3 * k * size);
-  images.set(cleanPart, 0);
-  images.set(delta.images, k * size);
-  images.set(advPart, 2 * k * size);
-  // Class names when they fit the caption (mnist's are the digits), else indices.
-  const short = classNames.every((n) => n.length <= 3);
-  const name = (label: number) => (short && classNames[label] ? classNames[label] : String(label));
+  const { images, scale: deltaScale } = attackRows(cleanPart, advPart, k);
+  const name = captionName(classNames);
   const labels: GridLabel[] = [];
   for (let i = 0; i < k; i++) labels.push(`${name(r.labels[i])}->${name(r.cleanPredictions[i])}`);
   const normName = r.norm === 'linf' ? 'inf' : r.norm;
@@ -290,7 +284,7 @@ function attackGrid(clean: Float32Array, r: AttackResult, k: number, classNames:
   for (let i = 0; i < k; i++) labels.push({ text: `${name(r.labels[i])}->${name(r.adversarialPredictions[i])}`, color: r.success[i] ? [200, 0, 0] : [0, 0, 0] });
   const scale = Math.max(1, Math.min(8, Math.floor(64 / Math.max(h, w))));
   const png = gridPng(images, { imageShape: [h, w, c], columns: k, scale, spacing: 2, labels, rowLabels: ['clean', 'delta', 'adv'] });
-  return { png, examples: k, scale: delta.scale };
+  return { png, examples: k, scale: deltaScale };
 }
 
 function formatSize(v: number): string {

@@ -10,7 +10,7 @@ import { InputError } from '../errors.js';
 import type { Norm } from '../attacks/types.js';
 import type { EvalRunResult, EpsilonResult, MinimalPerturbations, SanityCheck, StageSummary } from '../robustness/types.js';
 import type { CorruptionAccuracyResult } from '../robustness/corruption-accuracy.js';
-import { gridPng, perturbationImages, type GridLabel } from './png-grid.js';
+import { attackRows, captionName, gridPng, type GridLabel } from './png-grid.js';
 import { corruptionPlot, formatEps, minimalHistogramPlot, normLabel, PLOT_FONT, robustAccuracyPlot, type PlotOptions } from './plots.js';
 
 /** The evaluated examples at the headline eps, as `advlab eval` keeps them (NHWC float32, one entry per example). */
@@ -338,14 +338,9 @@ function exampleGrid(x: EvalReportExamples, picked: number[], stageName: (k: num
     clean.set(x.clean.subarray(i * size, (i + 1) * size), j * size);
     adversarial.set(x.adversarial.subarray(i * size, (i + 1) * size), j * size);
   });
-  const delta = perturbationImages(clean, adversarial);
-  const images = new Float32Array(3 * k * size);
-  images.set(clean, 0);
-  images.set(delta.images, k * size);
-  images.set(adversarial, 2 * k * size);
-  // The bitmap font fits short class names (mnist's digits); longer ones become indices, spelled out in the table.
-  const short = classNames.every((n) => n.length <= 3);
-  const name = (label: number) => (short && classNames[label] ? classNames[label] : String(label));
+  const { images, scale: deltaScale } = attackRows(clean, adversarial, k);
+  // Long class names become indices in the captions, spelled out in the table.
+  const name = captionName(classNames);
   const labels: GridLabel[] = [
     ...picked.map((i) => `${name(x.labels[i])}->${name(x.cleanPredictions[i])}`),
     ...picked.map((i) => stageName(x.brokenBy[i])),
@@ -355,7 +350,7 @@ function exampleGrid(x: EvalReportExamples, picked: number[], stageName: (k: num
   const scale = Math.max(1, Math.min(8, Math.floor(90 / Math.max(h, w))));
   const png = gridPng(images, { imageShape: [h, w, c], columns: k, scale, spacing: 4, labels, rowLabels: ['clean', 'delta', 'adv'], fontScale: 2 });
   // PNG header: width and height are the big-endian words at bytes 16 and 20 (IHDR).
-  return { png, width: png.readUInt32BE(16), height: png.readUInt32BE(20), scale: delta.scale };
+  return { png, width: png.readUInt32BE(16), height: png.readUInt32BE(20), scale: deltaScale };
 }
 
 function perturbationNorm(clean: Float32Array, adversarial: Float32Array, norm: Norm): number {

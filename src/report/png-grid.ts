@@ -220,3 +220,24 @@ export function perturbationImages(clean: Float32Array, adversarial: Float32Arra
   for (let i = 0; i < clean.length; i++) images[i] = scale > 0 ? 0.5 + (adversarial[i] - clean[i]) / (2 * scale) : 0.5;
   return { images, scale };
 }
+
+/**
+ * The three rows of an attack grid, stacked: `k` clean images, their
+ * perturbations (see {@link perturbationImages}) and the adversarial images.
+ * `scale` is the perturbation scale.
+ */
+export function attackRows(clean: Float32Array, adversarial: Float32Array, k: number): { images: Float32Array; scale: number } {
+  const size = clean.length / k;
+  const delta = perturbationImages(clean, adversarial);
+  const images = new Float32Array(3 * k * size);
+  images.set(clean, 0);
+  images.set(delta.images, k * size);
+  images.set(adversarial, 2 * k * size);
+  return { images, scale: delta.scale };
+}
+
+/** Caption text of a class: its name when every name fits the bitmap font's captions (mnist's digits), else its index. */
+export function captionName(classNames: readonly string[]): (label: number) => string {
+  const short = classNames.every((n) => n.length <= 3);
+  return (label) => (short && classNames[label] ? classNames[label] : String(label));
+}
