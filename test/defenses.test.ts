@@ -2,15 +2,16 @@
  * Adversarial training (src/defenses): the pieces against hand computations
  * (KL, eps schedule, defaults, FGSM-RS on a linear model, the TRADES loss),
  * the PGD-AT perturbation's properties, pooled = in-process bit for bit,
- * bit-exact resume, and that PGD-AT actually buys robustness on mnist.
+ * bit-exact resume, that PGD-AT actually buys robustness on mnist, and that
+ * the held-out watch detects catastrophic overfitting it provokes.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tf, tfl } from '../src/engine/tf.js';
-import { initBackend } from '../src/engine/backend.js';
+import { initBackend, type BackendInfo } from '../src/engine/backend.js';
 import { WorkerPool } from '../src/engine/pool.js';
 import { loadBuiltinDataset } from '../src/data/builtin.js';
 import { take } from '../src/data/split.js';
@@ -25,14 +26,18 @@ import { findAttack } from '../src/attacks/index.js';
 import { InputError } from '../src/errors.js';
 import { attackStart, createDefense, defaultDefenseConfig, epsAt, klFromLogits, validateDefense } from '../src/defenses/defenses.js';
 import { pooledDefense } from '../src/defenses/pooled.js';
+import { defenseRun, isCatastrophicOverfitting } from '../src/defenses/defense-run.js';
+import { writeNpy } from '../src/data/formats/npy.js';
+import { loadModel } from '../src/models/io.js';
 import type { DefenseConfig } from '../src/defenses/types.js';
 
 let train: ImageSet;
 let testSet: ImageSet;
 let pool: WorkerPool | undefined;
+let backend: BackendInfo;
 
 before(async () => {
-  await initBackend({ backend: 'wasm' });
+  backend = await initBackend({ backend: 'wasm' });
   const d = loadBuiltinDataset('mnist');
   train = take(d.train, balancedOrder(d.train.labels, 10).subarray(0, 1000));
   testSet = balancedSubset(d.test, 10, 200);
@@ -449,4 +454,55 @@ test('without a random start the inner attack starts at the clean image (plain F
   tf.dispose([start, random]);
   assert.equal(tf.memory().numTensors, before);
   x.dispose();
+});
+
+test('isCatastrophicOverfitting: a PGD collapse from the best epoch, or FGSM far above PGD; not a sound robust model', () => {
+  // Figures of real held-out watches (scratch runs): lenet FGSM training at eps 0.1 stays sound;
+  // small-cnn FGSM training without random start at eps 0.3 does not.
+  assert.equal(isCatastrophicOverfitting({ pgdAccuracy: 0.789, fgsmAccuracy: 0.855 }, 0.793), false);
+  assert.equal(isCatastrophicOverfitting({ pgdAccuracy: 0.004, fgsmAccuracy: 0.59 }, 0.078), true);
+  // Collapse alone (Wong et al.'s early-stopping rule), with FGSM falling too.
+  assert.equal(isCatastrophicOverfitting({ pgdAccuracy: 0.3, fgsmAccuracy: 0.35 }, 0.55), true);
+  assert.equal(isCatastrophicOverfitting({ pgdAccuracy: 0.4, fgsmAccuracy: 0.45 }, 0.55), false);
+  // An undefended model: both near 0, nothing to detect.
+  assert.equal(isCatastrophicOverfitting({ pgdAccuracy: 0, fgsmAccuracy: 0.02 }, 0), false);
+});
+
+test('catastrophic overfitting provoked (FGSM without random start, eps 0.3) is detected, warned per epoch, and the best epoch restored', async () => {
+  // A small run: 1,536 class-balanced mnist training images (256 held out by the watch), small-cnn, batch 32.
+  const d = loadBuiltinDataset('mnist');
+  const tr = balancedSubset(d.train, 10, 1536);
+  const te = balancedSubset(d.test, 10, 100);
+  const dir = mkdtempSync(join(tmpdir(), 'advlab-co-'));
+  const data = join(dir, 'data');
+  writeNpy(join(data, 'x_train.npy'), tr.images, [tr.count, 28, 28, 1]);
+  writeNpy(join(data, 'y_train.npy'), Int32Array.from(tr.labels), [tr.count]);
+  writeNpy(join(data, 'x_test.npy'), te.images, [te.count, 28, 28, 1]);
+  writeNpy(join(data, 'y_test.npy'), Int32Array.from(te.labels), [te.count]);
+  const out = join(dir, 'run');
+  const before = tf.memory().numTensors;
+  const r = await defenseRun(
+    { model: 'small-cnn', dataset: data, out, epochs: 3, batchSize: 32, learningRate: 1e-3, schedule: 'constant', seed: 0, defense: 'fgsm-rs', defenseEps: 0.3, randomStart: false, workers: 1, evidence: false },
+    backend,
+  );
+  assert.equal(tf.memory().numTensors, before);
+  const watch = r.history.map((h) => h.monitor!);
+  console.log(`# held-out PGD-10 / FGSM accuracy per epoch: ${watch.map((m) => `${m.pgdAccuracy.toFixed(3)} / ${m.fgsmAccuracy.toFixed(3)}`).join(', ')}`);
+  // Measured: PGD-10 0.078 / 0.063 / 0.004 while FGSM rises 0.27 / 0.42 / 0.59.
+  const o = r.defense.overfitting!;
+  assert.equal(o.detected, true);
+  assert.ok(o.finalFgsmAccuracy > o.finalPgdAccuracy + 0.3, `FGSM ${o.finalFgsmAccuracy}, PGD ${o.finalPgdAccuracy}`);
+  assert.ok(o.epochs.includes(3));
+  assert.deepEqual(o.epochs, r.history.filter((h) => h.monitor!.catastrophicOverfitting === 1).map((h) => h.epoch));
+  // The best epoch by held-out PGD accuracy is not the last; the saved model holds its weights.
+  assert.notEqual(o.bestEpoch, 3);
+  assert.equal(o.restored, true);
+  assert.ok(existsSync(join(out, 'best-model', 'model.json')));
+  const saved = await loadModel(r.modelPath);
+  const best = await loadModel(join(out, 'best-model'));
+  const a = saved.getWeights().map((w) => w.dataSync());
+  const b = best.getWeights().map((w) => w.dataSync());
+  assert.deepEqual(a, b);
+  saved.dispose();
+  best.dispose();
 });

@@ -93,7 +93,12 @@ export function trainCommand(): Command {
             else if (e.type === 'batch') progress.update(e.batch, { loss: e.loss.toFixed(4), acc: e.accuracy.toFixed(4) });
             else if (e.type === 'epoch-end') {
               const test = e.testAccuracy === undefined ? '' : ` test acc ${e.testAccuracy.toFixed(4)}`;
-              progress.stop(`epoch ${e.epoch}/${e.epochs}: loss ${e.loss.toFixed(4)} train acc ${e.trainAccuracy.toFixed(4)}${test} (${e.seconds.toFixed(1)}s)`);
+              const m = e.monitor;
+              const watch = m ? ` held-out PGD-10 acc ${m.pgdAccuracy.toFixed(4)} FGSM acc ${m.fgsmAccuracy.toFixed(4)}` : '';
+              progress.stop(`epoch ${e.epoch}/${e.epochs}: loss ${e.loss.toFixed(4)} train acc ${e.trainAccuracy.toFixed(4)}${test}${watch} (${e.seconds.toFixed(1)}s)`);
+              if (m?.catastrophicOverfitting === 1) {
+                progress.log('warning: catastrophic overfitting: PGD breaks what FGSM cannot (the model defeats the single step instead of resisting); the best epoch by held-out PGD accuracy is kept in best-model/ and restored if the last epoch still shows it. Use a random start (fgsm-rs default), a smaller step, or pgd-at.');
+              }
             }
           },
       };

@@ -160,14 +160,32 @@ export async function defenseRun(options: DefenseRunOptions, backend: BackendInf
 
 /** Training images held out to watch robust accuracy each epoch. */
 const VALIDATION_IMAGES = 256;
-/** A drop of held-out PGD accuracy this large from its best epoch, with FGSM accuracy still high, is catastrophic overfitting. */
+/**
+ * Catastrophic overfitting of fast adversarial training (Wong et al. 2020,
+ * "Fast is better than free", ICLR): the model learns to defeat the single
+ * FGSM step instead of resisting perturbations, so multi-step PGD breaks what
+ * FGSM cannot. Two signs on the held-out images, either one counts:
+ * - collapse: PGD accuracy falls this far below its best epoch (the
+ *   early-stopping rule of Wong et al.'s code);
+ * - gap: FGSM accuracy exceeds PGD accuracy by this much. This one also
+ *   catches a run that overfits from the start (FGSM without a random start),
+ *   where PGD accuracy never rose and so cannot fall. A sound adversarially
+ *   trained model's PGD-10 and FGSM accuracies differ by a few points.
+ */
 const COLLAPSE_DROP = 0.2;
-const FGSM_STILL_HIGH = 0.5;
+const FGSM_PGD_GAP = 0.3;
+
+/** Whether an epoch's held-out figures show catastrophic overfitting, given the best PGD accuracy so far. */
+export function isCatastrophicOverfitting(figures: { pgdAccuracy: number; fgsmAccuracy: number }, bestPgdAccuracy: number): boolean {
+  return figures.pgdAccuracy < bestPgdAccuracy - COLLAPSE_DROP || figures.fgsmAccuracy > figures.pgdAccuracy + FGSM_PGD_GAP;
+}
 
 /** What the per-epoch watch concluded. */
 export interface OverfittingVerdict {
-  /** Catastrophic overfitting seen at the end of training (Wong et al. 2020): PGD accuracy collapsed while FGSM accuracy stayed high. */
+  /** Catastrophic overfitting at the last epoch (see {@link isCatastrophicOverfitting}). */
   detected: boolean;
+  /** Epochs whose held-out figures showed it (1-based). */
+  epochs: number[];
   /** Epoch with the best held-out PGD accuracy, and that accuracy. */
   bestEpoch: number;
   bestPgdAccuracy: number;
@@ -179,11 +197,11 @@ export interface OverfittingVerdict {
 
 /**
  * Each epoch: PGD-10 and FGSM accuracy at the training eps on held-out
- * training images; the best epoch's weights are saved to `<out>/best-model`
- * (so a resumed run still has them). If at the end PGD accuracy collapsed
- * from its best while FGSM accuracy stayed high (catastrophic overfitting of
- * fast adversarial training, Wong et al. 2020), the best weights are restored
- * before the model is saved.
+ * training images, and `catastrophicOverfitting` (1 or 0) in the epoch's
+ * record so progress can warn at once; the best epoch's weights (by PGD
+ * accuracy) are saved to `<out>/best-model` (so a resumed run still has them).
+ * If the last epoch shows catastrophic overfitting, the best weights are
+ * restored before the model is saved.
  */
 function overfittingWatch(config: DefenseConfig, out: string, pool: WorkerPool | undefined, seed: number) {
   const bestDir = join(out, 'best-model');
@@ -196,9 +214,10 @@ function overfittingWatch(config: DefenseConfig, out: string, pool: WorkerPool |
       const common = { norm: config.norm, eps: config.eps, seed: deriveSeed(seed, `watch:${epoch}`), batchSize: 128, pool };
       const pgd = await runAttack(findAttack('pgd')!, classifier, validation, { ...common, params: { steps: 10, stepSize: (2.5 * config.eps) / 10 } });
       const fgsm = await runAttack(findAttack('fgsm')!, classifier, validation, common);
-      last = { pgdAccuracy: pgd.summary.robustAccuracy, fgsmAccuracy: fgsm.summary.robustAccuracy, validationAccuracy: pgd.summary.cleanAccuracy };
-      if (last.pgdAccuracy > best.pgd) {
-        best = { epoch, pgd: last.pgdAccuracy };
+      const figures = { pgdAccuracy: pgd.summary.robustAccuracy, fgsmAccuracy: fgsm.summary.robustAccuracy, validationAccuracy: pgd.summary.cleanAccuracy };
+      last = { ...figures, catastrophicOverfitting: isCatastrophicOverfitting(figures, Math.max(best.pgd, figures.pgdAccuracy)) ? 1 : 0 };
+      if (figures.pgdAccuracy > best.pgd) {
+        best = { epoch, pgd: figures.pgdAccuracy };
         await saveModel(model, bestDir);
       }
       return last;
@@ -211,15 +230,16 @@ function overfittingWatch(config: DefenseConfig, out: string, pool: WorkerPool |
     for (const h of history) if (h.monitor && h.monitor.pgdAccuracy > best.pgd) best = { epoch: h.epoch, pgd: h.monitor.pgdAccuracy };
     const final = history[history.length - 1]?.monitor ?? last;
     if (!final) return;
-    const detected = final.pgdAccuracy < best.pgd - COLLAPSE_DROP && final.fgsmAccuracy > FGSM_STILL_HIGH;
+    const detected = isCatastrophicOverfitting(final as { pgdAccuracy: number; fgsmAccuracy: number }, best.pgd);
     let restored = false;
-    if (detected && existsSync(join(bestDir, 'model.json'))) {
+    if (detected && best.epoch !== history[history.length - 1]?.epoch && existsSync(join(bestDir, 'model.json'))) {
       const bestModel = await loadModel(bestDir);
       model.setWeights(bestModel.getWeights());
       bestModel.dispose();
       restored = true;
     }
-    verdict = { detected, bestEpoch: best.epoch, bestPgdAccuracy: best.pgd, finalPgdAccuracy: final.pgdAccuracy, finalFgsmAccuracy: final.fgsmAccuracy, restored };
+    const epochs = history.filter((h) => h.monitor?.catastrophicOverfitting === 1).map((h) => h.epoch);
+    verdict = { detected, epochs, bestEpoch: best.epoch, bestPgdAccuracy: best.pgd, finalPgdAccuracy: final.pgdAccuracy, finalFgsmAccuracy: final.fgsmAccuracy, restored };
   };
   return { monitor, beforeSave, verdict: (): OverfittingVerdict | null => verdict };
 }

@@ -525,6 +525,8 @@ table.kv td { word-break: break-word; }
 .badge.pass { background: #dcfce7; color: #166534; }
 .badge.warn { background: #fef3c7; color: #92400e; }
 .badge.skipped { background: #f3f4f6; color: #4b5563; }
+tr.warn td { background: #fffbeb; }
+p.verdict.warn { background: #fef3c7; color: #92400e; padding: 8px 12px; border-radius: 6px; }
 .pill { display: inline-block; margin: 2px 6px 2px 0; padding: 0 8px; border: 1px solid var(--border); border-radius: 999px; font-size: 12px; white-space: nowrap; }
 figure { margin: 0 0 16px; }
 figure.plot svg { display: block; max-width: 100%; height: auto; }
