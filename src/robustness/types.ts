@@ -71,7 +71,9 @@ export interface EpsilonResult {
   queries: number;
   gradientsPerImage: number;
   queriesPerImage: number;
+  /** Attack time summed over batches: on several workers, busy thread-seconds (the wall time is about seconds / workers). */
   seconds: number;
+  /** Images per second of one worker (count / seconds). */
   imagesPerSecond: number;
 }
 
@@ -149,9 +151,11 @@ export interface EvalRunResult extends RunMeta {
   sanity: { verdict: 'pass' | 'warn'; checks: SanityCheck[] };
   /** Worker threads that evaluated batches. */
   workers: number;
+  /** Wall time of this session after loading (all phases; a resumed run counts only its own session). */
   seconds: number;
   gradientsPerImage: number;
   queriesPerImage: number;
+  /** The headline eps's images per second of one worker (see EpsilonResult.imagesPerSecond). */
   imagesPerSecond: number;
   /** Whether the run resumed from a checkpoint. */
   resumed: boolean;
