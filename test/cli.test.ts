@@ -66,9 +66,11 @@ test('--dataset takes a path (NPY folder); --model takes a saved model, checked 
   assert.equal(first.code, 0, first.stderr);
   const r1 = JSON.parse(readFileSync(join(dir, 'run1', 'result.json'), 'utf8')) as Record<string, any>;
   assert.deepEqual([r1.dataset.trainSize, r1.dataset.testSize, r1.dataset.numClasses], [48, 12, 3]);
-  // Train the saved model further (a run folder is accepted as --model).
-  const second = advlab(['train', '--model', join(dir, 'run1'), '--dataset', data, '--epochs', '1', '--out', join(dir, 'run2')]);
+  // Train the saved model further (a run folder is accepted as --model), on a class-balanced 30 of the 48.
+  const second = advlab(['train', '--model', join(dir, 'run1'), '--dataset', data, '--epochs', '1', '--train-n', '30', '--out', join(dir, 'run2')]);
   assert.equal(second.code, 0, second.stderr);
+  const r2 = JSON.parse(readFileSync(join(dir, 'run2', 'result.json'), 'utf8')) as Record<string, any>;
+  assert.deepEqual([r2.dataset.trainSize, r2.options.trainSize], [30, 30]);
   // A saved model whose input shape does not match the data is refused, naming both shapes.
   const tinyModel = join(dir, 'run1', 'model');
   const wrong = advlab(['train', '--model', tinyModel, '--dataset', 'mnist', '--epochs', '1', '--out', join(dir, 'run3')]);
@@ -87,6 +89,7 @@ test('bad input exits with code 2 and one line naming the option', () => {
     [['train', '--epochs', '0', '--out', out], /--epochs expects an integer >= 1, got "0"/],
     [['train', '--lr', '-1', '--out', out], /--lr expects a positive number/],
     [['train', '--backend', 'gpu', '--out', out], /--backend: unknown backend "gpu"/],
+    [['train', '--train-n', '9000', '--out', out], /--train-n: asked for 9000 images but the train split has only 7996/],
   ];
   for (const [args, message] of cases) {
     const r = advlab(args);

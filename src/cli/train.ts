@@ -25,6 +25,7 @@ const DEFENSE_OPTIONS: Record<string, string> = {
   baseline: '--baseline',
   width: '--width',
   activation: '--activation',
+  trainSize: '--train-n',
 };
 
 /** Rethrows a library InputError under the command-line option's name. */
@@ -46,6 +47,7 @@ export function trainCommand(): Command {
     .option('--schedule <name>', 'learning-rate schedule: cosine or constant', TRAIN_DEFAULTS.schedule)
     .option('--augment <spec>', 'training augmentation: none, or a comma list of shift[:N] (random translation by up to N pixels), noise:SIGMA (Gaussian noise), cutout:N (an N x N square zeroed)', TRAIN_DEFAULTS.augment)
     .addOption(new Option('--activation <name>', 'hidden activation of a zoo model (smooth ones help adversarial training, Xie et al. 2020)').choices(ZOO_ACTIVATIONS))
+    .option('--train-n <count>', 'train on a class-balanced subset of this many train-split images (default: all)', intOption('--train-n', 1))
     .option('--width <n>', 'width multiplier of a zoo model (every hidden layer; wider nets are more robust, Madry et al. 2018)', intOption('--width', 1))
     .option('--seed <n>', 'random seed', intOption('--seed'), TRAIN_DEFAULTS.seed)
     .addOption(new Option('--defense <name>', 'adversarial training: pgd-at (Madry et al. 2018), fgsm-rs (Wong et al. 2020), trades (Zhang et al. 2019)').choices(DEFENSE_NAMES).default('none'))
@@ -82,6 +84,7 @@ export function trainCommand(): Command {
           augment: o.augment,
           activation: o.activation,
           width: o.width,
+          trainSize: o.trainN,
           seed: o.seed,
           resume: o.resume,
           onProgress: (e: TrainRunEvent) => {

@@ -23,9 +23,9 @@ export function balancedOrder(labels: Int32Array, numClasses: number): Int32Arra
  * The first `n` images of the balanced order (the meaning of `--n N` in every
  * command). `n` undefined means the whole set, in balanced order.
  */
-export function balancedSubset(set: ImageSet, numClasses: number, n?: number, argument = 'n'): ImageSet {
+export function balancedSubset(set: ImageSet, numClasses: number, n?: number, argument = 'n', split = 'test'): ImageSet {
   if (n !== undefined && (!Number.isInteger(n) || n < 1)) throw new InputError(argument, `expected a positive integer, got ${n}`);
-  if (n !== undefined && n > set.count) throw new InputError(argument, `asked for ${n} images but the test split has only ${set.count}`);
+  if (n !== undefined && n > set.count) throw new InputError(argument, `asked for ${n} images but the ${split} split has only ${set.count}`);
   const order = balancedOrder(set.labels, numClasses);
   return take(set, n === undefined ? order : order.subarray(0, n));
 }

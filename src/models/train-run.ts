@@ -4,6 +4,7 @@ import type { BackendInfo } from '../engine/backend.js';
 import { loadDataset } from '../data/load.js';
 import type { Dataset, ImageSet } from '../data/types.js';
 import { take } from '../data/split.js';
+import { balancedSubset } from '../data/subset.js';
 import type { tfl } from '../engine/tf.js';
 import { resolveModel } from './resolve.js';
 import type { ZooActivation } from './zoo.js';
@@ -34,6 +35,8 @@ export interface TrainRunOptions {
   schedule?: LearningRateSchedule;
   /** Augmentations as written on the command line: `none`, or a list of `shift[:N]`, `noise:SIGMA`, `cutout:N` (default `shift:1`). */
   augment?: string;
+  /** Train on a class-balanced subset of this many images of the train split (default: all of it). */
+  trainSize?: number;
   /** Zoo models only: hidden activation (default relu; smooth ones help adversarial training, Xie et al. 2020). */
   activation?: ZooActivation;
   /** Zoo models only: width multiplier of every hidden layer (default 1). */
@@ -56,7 +59,7 @@ export type TrainRunEvent = TrainEvent | { type: 'dataset'; dataset: Dataset };
 
 /** The content of `result.json` for `advlab train`. */
 export interface TrainRunResult extends RunMeta {
-  options: Required<Pick<TrainRunOptions, 'model' | 'dataset' | 'out' | 'epochs' | 'batchSize' | 'learningRate' | 'schedule' | 'augment' | 'seed' | 'resume' | 'activation' | 'width'>>;
+  options: Required<Pick<TrainRunOptions, 'model' | 'dataset' | 'out' | 'epochs' | 'batchSize' | 'learningRate' | 'schedule' | 'augment' | 'seed' | 'resume' | 'activation' | 'width'>> & { trainSize: number | null };
   dataset: { name: string; trainSize: number; validationSize?: number; testSize: number; skipped: number; numClasses: number; imageShape: number[] };
   model: string;
   modelPath: string;
@@ -97,7 +100,8 @@ export async function trainRun(options: TrainRunOptions, backend: BackendInfo): 
   const augmentSpec = options.augment ?? TRAIN_DEFAULTS.augment;
   const augment = parseAugmentations(augmentSpec);
 
-  const { train, validation } = holdOut(data.train, data.numClasses, options.validation ?? 0);
+  const source = options.trainSize === undefined ? data.train : balancedSubset(data.train, data.numClasses, options.trainSize, 'trainSize', 'train');
+  const { train, validation } = holdOut(source, data.numClasses, options.validation ?? 0);
   if (options.width !== undefined && (!Number.isSafeInteger(options.width) || options.width < 1 || options.width > 16)) throw new InputError('width', `expected an integer in [1, 16], got ${options.width}`);
   const zoo = { ...(options.activation !== undefined ? { activation: options.activation } : {}), ...(options.width !== undefined ? { width: options.width } : {}) };
   const { model } = await resolveModel(options.model, { imageShape: data.train.imageShape, numClasses: data.numClasses }, seed, 'model', zoo);
@@ -124,7 +128,7 @@ export async function trainRun(options: TrainRunOptions, backend: BackendInfo): 
     const cleanAccuracy = last?.epoch === epochs && last.testAccuracy !== undefined ? last.testAccuracy : accuracy(model, data.test);
     const result: TrainRunResult = {
       ...runMeta('train', backend, seed, startedAt),
-      options: { model: options.model, dataset: options.dataset, out: options.out, epochs, batchSize, learningRate, schedule, augment: augmentSpec, seed, resume: !!options.resume, activation: options.activation ?? 'relu', width: options.width ?? 1 },
+      options: { model: options.model, dataset: options.dataset, out: options.out, epochs, batchSize, learningRate, schedule, augment: augmentSpec, seed, resume: !!options.resume, activation: options.activation ?? 'relu', width: options.width ?? 1, trainSize: options.trainSize ?? null },
       dataset: {
         name: data.name,
         trainSize: train.count,
