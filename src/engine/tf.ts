@@ -8,5 +8,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import * as tfc from '@tensorflow/tfjs-converter';
+import { registerMissingGradients } from './gradients.js';
+
+registerMissingGradients();
 
 export { tf, tfl, tfc };

@@ -1,10 +1,10 @@
-import { createHash } from 'node:crypto';
 import { tf, tfl } from '../engine/tf.js';
 import type { ImageSet } from '../data/types.js';
 import { batchOrder, makeBatch, type Batch } from '../data/batches.js';
 import type { Augmentation } from '../data/augment.js';
 import { Rng, deriveSeed } from '../util/rng.js';
-import { packTensors, unpackTensors, type TensorSpec } from '../engine/tensor-io.js';
+import type { TensorSpec } from '../engine/tensor-io.js';
+import { packModelWeights, packOptimizer, restoreModelWeights, restoreOptimizer, setLearningRate, topologyHash } from './train-state.js';
 import { CheckpointStore } from './checkpoint.js';
 import { accuracy } from './evaluate.js';
 import { InputError } from '../errors.js';
@@ -104,11 +104,6 @@ interface CheckpointState {
   topology?: string;
 }
 
-/** A hash of the model's architecture as tfjs serializes it (names included: the same zoo build gives the same names). */
-function topologyHash(model: tfl.LayersModel): string {
-  return createHash('sha256').update(JSON.stringify(model.toJSON(null, false))).digest('hex');
-}
-
 /**
  * Trains a logits classifier with Adam on softmax cross-entropy, seeded,
  * checkpointing after every epoch so a killed run resumes without losing a
@@ -132,8 +127,8 @@ export async function trainClassifier(model: tfl.LayersModel, train: ImageSet, o
         if (ck.state.topology && ck.state.topology !== topologyHash(model)) {
           throw new InputError('resume', `the checkpoint in ${options.checkpointDir} was written for a different model (its layers, activation or width differ); delete it or drop --resume`);
         }
-        restoreWeights(model, ck.state.modelSpecs, ck.read('model.bin'), ck.path('model.bin'));
-        await restoreOptimizer(optimizer, ck.state, ck.read('optimizer.bin'), ck.path('optimizer.bin'));
+        restoreModelWeights(model, ck.state.modelSpecs, ck.read('model.bin'), ck.path('model.bin'));
+        await restoreOptimizer(optimizer, { specs: ck.state.optimizerSpecs, accBeta: ck.state.accBeta }, ck.read('optimizer.bin'), ck.path('optimizer.bin'));
         rng = Rng.fromState(ck.state.rngState);
         history = ck.state.history;
         startEpoch = ck.state.epoch;
@@ -229,61 +224,18 @@ async function defendedStep(model: tfl.LayersModel, optimizer: tf.Optimizer, bat
 }
 
 async function saveCheckpoint(store: CheckpointStore, model: tfl.LayersModel, optimizer: tf.AdamOptimizer, rng: Rng, history: EpochRecord[], epoch: number): Promise<void> {
-  const modelPack = packTensors(model.weights.map((w) => ({ name: w.originalName, tensor: w.read() })));
-  const optWeights = await optimizer.getWeights();
-  const optPack = packTensors(optWeights);
-  // getWeights hands out Adam's live moment variables plus a fresh iteration scalar: free only the latter.
-  tf.dispose(optWeights.map((w) => w.tensor).filter((t) => !(t instanceof tf.Variable)));
+  const modelPack = packModelWeights(model);
+  const opt = await packOptimizer(optimizer);
   const state: CheckpointState = {
     epoch,
     rngState: rng.getState(),
     history,
     modelSpecs: modelPack.specs,
-    optimizerSpecs: optPack.specs,
-    accBeta: readAccBeta(optimizer),
+    optimizerSpecs: opt.state.specs,
+    accBeta: opt.state.accBeta,
     topology: topologyHash(model),
   };
-  store.save(`epoch-${epoch}`, state, { 'model.bin': modelPack.data, 'optimizer.bin': optPack.data });
-}
-
-function restoreWeights(model: tfl.LayersModel, specs: TensorSpec[], data: Uint8Array, file: string): void {
-  const tensors = unpackTensors(specs, data, file);
-  try {
-    const weights = model.weights;
-    if (weights.length !== tensors.length || weights.some((w, i) => w.shape.join() !== tensors[i].tensor.shape.join())) {
-      throw new InputError('resume', `the checkpoint in ${file} was written for a different model (weights do not match); delete it or drop --resume`);
-    }
-    model.setWeights(tensors.map((t) => t.tensor));
-  } finally {
-    tf.dispose(tensors.map((t) => t.tensor));
-  }
-}
-
-async function restoreOptimizer(optimizer: tf.AdamOptimizer, state: CheckpointState, data: Uint8Array, file: string): Promise<void> {
-  const tensors = unpackTensors(state.optimizerSpecs, data, file);
-  // setWeights copies the values into new variables.
-  await optimizer.setWeights(tensors);
-  tf.dispose(tensors.map((t) => t.tensor));
-  if (state.accBeta) {
-    const o = optimizer as unknown as { accBeta1?: tf.Variable<tf.Rank.R0>; accBeta2?: tf.Variable<tf.Rank.R0> };
-    const [b1, b2] = state.accBeta;
-    tf.tidy(() => {
-      o.accBeta1?.assign(tf.scalar(b1));
-      o.accBeta2?.assign(tf.scalar(b2));
-    });
-  }
-}
-
-/** tfjs's Adam keeps beta^t as running products; setWeights recomputes them with pow, which rounds differently. */
-function readAccBeta(optimizer: tf.AdamOptimizer): [number, number] | null {
-  const o = optimizer as unknown as { accBeta1?: tf.Variable; accBeta2?: tf.Variable };
-  if (!o.accBeta1 || !o.accBeta2) return null;
-  return [o.accBeta1.dataSync()[0], o.accBeta2.dataSync()[0]];
-}
-
-function setLearningRate(optimizer: tf.AdamOptimizer, rate: number): void {
-  // tfjs's Adam reads this field on every applyGradients.
-  (optimizer as unknown as { learningRate: number }).learningRate = rate;
+  store.save(`epoch-${epoch}`, state, { 'model.bin': modelPack.data, 'optimizer.bin': opt.data });
 }
 
 function outputClasses(model: tfl.LayersModel): number {
