@@ -1,0 +1,179 @@
+/**
+ * GAN architectures: a generator (latent code, and for the conditional one a
+ * class, to an image in [0, 1]) and a discriminator (image, and class, to ONE
+ * LOGIT per example: the losses in ../losses.ts apply the sigmoid themselves).
+ *
+ * - `mlp`: the fully connected GAN of Goodfellow et al. 2014 ("Generative
+ *   adversarial nets", NeurIPS), with LeakyReLU instead of maxout.
+ * - `dcgan`: Radford et al. 2016 ("Unsupervised representation learning with
+ *   deep convolutional GANs", ICLR): a dense projection, then transposed
+ *   convolutions (stride 2, batch norm, ReLU) in the generator; strided
+ *   convolutions with LeakyReLU 0.2 in the discriminator. Sized for 2 cores:
+ *   two upsamplings from h/4 x w/4, base width 32 channels.
+ * - `cgan`: the dcgan pair made class-conditional: the generator gets a
+ *   one-hot class next to z (Mirza & Osindero 2014, "Conditional generative
+ *   adversarial nets"), the discriminator scores (x, y) with a projection
+ *   (Miyato & Koyama 2018, "cGANs with projection discriminator", ICLR):
+ *   logit = psi(phi(x)) + embed(y) . phi(x).
+ *
+ * Choices that hold for every architecture:
+ * - The generator ends in a sigmoid, so samples are in advlab's [0, 1] image
+ *   scale (DCGAN's tanh on [-1, 1] data is the same family: sigmoid(2t) =
+ *   (tanh(t) + 1) / 2).
+ * - The discriminators have no batch norm: a WGAN-GP critic must treat each
+ *   example on its own (the penalty is per example, Gulrajani et al. 2017),
+ *   and batch statistics would also leak between the real and fake batches.
+ * - Weights are initialized from N(0, 0.02) (DCGAN), seeded from one Rng in a
+ *   fixed order, so the same seed gives the same initial weights anywhere.
+ */
+import { tfl } from '../../engine/tf.js';
+import { InputError } from '../../errors.js';
+import { Rng } from '../../util/rng.js';
+
+type SymbolicTensor = tfl.SymbolicTensor;
+
+/** The architectures {@link buildGan} knows. */
+export const GAN_ARCHS = ['mlp', 'dcgan', 'cgan'] as const;
+
+/** One of {@link GAN_ARCHS}. */
+export type GanArch = (typeof GAN_ARCHS)[number];
+
+/** Options of {@link buildGan}. */
+export interface GanArchOptions {
+  /** Image shape `[height, width, channels]`. */
+  imageShape: readonly [number, number, number];
+  /** Size of the latent code z ~ N(0, I) (default 64). */
+  latentDim?: number;
+  /** Classes (the conditional architecture's one-hot input size). */
+  numClasses: number;
+  /** Seed of the weight initializers. */
+  seed: number;
+  /** Multiplies every hidden layer's channels or units (default 1). */
+  width?: number;
+}
+
+/** A generator and a discriminator, and how to call them. */
+export interface GanModels {
+  arch: GanArch;
+  /** Inputs `[z]`, or `[z, oneHotClass]` when conditional; output images `[n, h, w, c]` in [0, 1]. */
+  generator: tfl.LayersModel;
+  /** Inputs `[x]`, or `[x, oneHotClass]` when conditional; output logits `[n, 1]`. */
+  discriminator: tfl.LayersModel;
+  conditional: boolean;
+  latentDim: number;
+  numClasses: number;
+  imageShape: [number, number, number];
+}
+
+/** The default latent size. */
+export const DEFAULT_LATENT_DIM = 64;
+
+/** N(0, 0.02) kernels, seeded in build order (Radford et al. 2016, section 4). */
+class Init {
+  constructor(private readonly rng: Rng) {}
+  normal() {
+    return tfl.initializers.randomNormal({ mean: 0, stddev: 0.02, seed: this.rng.seed() });
+  }
+}
+
+/**
+ * Builds a fresh generator and discriminator.
+ * @throws InputError naming `arch`, `imageShape` (dcgan and cgan need sides divisible by 4), `latentDim`, `numClasses`, `width` or `seed`.
+ */
+export function buildGan(arch: string, options: GanArchOptions): GanModels {
+  if (!(GAN_ARCHS as readonly string[]).includes(arch)) throw new InputError('arch', `unknown GAN architecture "${arch}"; expected one of ${GAN_ARCHS.join(', ')}`);
+  const shape = options.imageShape;
+  if (!Array.isArray(shape) || shape.length !== 3 || !shape.every((d) => Number.isInteger(d) && d > 0)) {
+    throw new InputError('imageShape', `expected [height, width, channels] of positive integers, got ${JSON.stringify(shape)}`);
+  }
+  const latentDim = options.latentDim ?? DEFAULT_LATENT_DIM;
+  if (!Number.isInteger(latentDim) || latentDim < 1) throw new InputError('latentDim', `expected a positive integer, got ${latentDim}`);
+  if (!Number.isInteger(options.numClasses) || options.numClasses < 1) throw new InputError('numClasses', `expected a positive integer, got ${options.numClasses}`);
+  const width = options.width ?? 1;
+  if (!Number.isInteger(width) || width < 1 || width > 16) throw new InputError('width', `expected an integer in [1, 16], got ${width}`);
+  const [h, w, c] = shape;
+  if (arch !== 'mlp' && (h % 4 !== 0 || w % 4 !== 0)) throw new InputError('imageShape', `the ${arch} architecture upsamples twice by 2: image sides must be divisible by 4, got ${h}x${w}`);
+  const init = new Init(new Rng(options.seed));
+  const k = options.numClasses;
+  const conditional = arch === 'cgan';
+  const imageShape: [number, number, number] = [h, w, c];
+
+  const z = tfl.input({ shape: [latentDim], name: 'z' });
+  const gClass = conditional ? tfl.input({ shape: [k], name: 'class' }) : undefined;
+  const gIn = gClass ? (tfl.layers.concatenate({ name: 'z_class' }).apply([z, gClass]) as SymbolicTensor) : z;
+  const x = tfl.input({ shape: [h, w, c], name: 'image' });
+  const dClass = conditional ? tfl.input({ shape: [k], name: 'class' }) : undefined;
+
+  let image: SymbolicTensor;
+  let logit: SymbolicTensor;
+  if (arch === 'mlp') {
+    image = mlpGenerator(gIn, imageShape, init, width);
+    logit = mlpDiscriminator(x, init, width);
+  } else {
+    image = convGenerator(gIn, imageShape, init, width);
+    const features = convFeatures(x, init, width);
+    logit = dense('d_logit', 1, init).apply(features) as SymbolicTensor;
+    if (dClass) {
+      // Projection: the class embedding's inner product with the features, added to the logit.
+      const embed = tfl.layers.dense({ units: features.shape[1] as number, useBias: false, kernelInitializer: init.normal(), name: 'd_class_embed' }).apply(dClass) as SymbolicTensor;
+      const projection = tfl.layers.dot({ axes: -1, name: 'd_projection' }).apply([embed, features]) as SymbolicTensor;
+      logit = tfl.layers.add({ name: 'd_logit_cond' }).apply([logit, projection]) as SymbolicTensor;
+    }
+  }
+  const generator = tfl.model({ inputs: gClass ? [z, gClass] : z, outputs: image, name: `${arch}_generator` });
+  const discriminator = tfl.model({ inputs: dClass ? [x, dClass] : x, outputs: logit, name: `${arch}_discriminator` });
+  return { arch: arch as GanArch, generator, discriminator, conditional, latentDim, numClasses: k, imageShape };
+}
+
+function dense(name: string, units: number, init: Init, activation: 'linear' | 'sigmoid' = 'linear') {
+  return tfl.layers.dense({ units, activation, kernelInitializer: init.normal(), biasInitializer: 'zeros', name });
+}
+
+function leaky(name: string) {
+  return tfl.layers.leakyReLU({ alpha: 0.2, name });
+}
+
+function mlpGenerator(zIn: SymbolicTensor, [h, w, c]: [number, number, number], init: Init, width: number): SymbolicTensor {
+  let t = dense('g_fc1', 256 * width, init).apply(zIn) as SymbolicTensor;
+  t = leaky('g_act1').apply(t) as SymbolicTensor;
+  t = dense('g_fc2', 512 * width, init).apply(t) as SymbolicTensor;
+  t = leaky('g_act2').apply(t) as SymbolicTensor;
+  t = dense('g_out', h * w * c, init, 'sigmoid').apply(t) as SymbolicTensor;
+  return tfl.layers.reshape({ targetShape: [h, w, c], name: 'g_image' }).apply(t) as SymbolicTensor;
+}
+
+function mlpDiscriminator(x: SymbolicTensor, init: Init, width: number): SymbolicTensor {
+  let t = tfl.layers.flatten({ name: 'd_flatten' }).apply(x) as SymbolicTensor;
+  t = dense('d_fc1', 512 * width, init).apply(t) as SymbolicTensor;
+  t = leaky('d_act1').apply(t) as SymbolicTensor;
+  t = dense('d_fc2', 256 * width, init).apply(t) as SymbolicTensor;
+  t = leaky('d_act2').apply(t) as SymbolicTensor;
+  return dense('d_logit', 1, init).apply(t) as SymbolicTensor;
+}
+
+/** dense to (h/4, w/4, 4C), then two stride-2 transposed convolutions: 2C channels, then the image's. */
+function convGenerator(zIn: SymbolicTensor, [h, w, c]: [number, number, number], init: Init, width: number): SymbolicTensor {
+  const base = 32 * width;
+  const [h4, w4] = [h / 4, w / 4];
+  // Layers before a batch norm need no bias: its beta is one.
+  let t = tfl.layers.dense({ units: h4 * w4 * 2 * base, useBias: false, kernelInitializer: init.normal(), name: 'g_project' }).apply(zIn) as SymbolicTensor;
+  t = tfl.layers.batchNormalization({ name: 'g_bn0' }).apply(t) as SymbolicTensor;
+  t = tfl.layers.reLU({ name: 'g_act0' }).apply(t) as SymbolicTensor;
+  t = tfl.layers.reshape({ targetShape: [h4, w4, 2 * base], name: 'g_reshape' }).apply(t) as SymbolicTensor;
+  t = tfl.layers.conv2dTranspose({ filters: base, kernelSize: 4, strides: 2, padding: 'same', useBias: false, kernelInitializer: init.normal(), name: 'g_up1' }).apply(t) as SymbolicTensor;
+  t = tfl.layers.batchNormalization({ name: 'g_bn1' }).apply(t) as SymbolicTensor;
+  t = tfl.layers.reLU({ name: 'g_act1' }).apply(t) as SymbolicTensor;
+  return tfl.layers
+    .conv2dTranspose({ filters: c, kernelSize: 4, strides: 2, padding: 'same', activation: 'sigmoid', kernelInitializer: init.normal(), biasInitializer: 'zeros', name: 'g_image' })
+    .apply(t) as SymbolicTensor;
+}
+
+/** Two stride-2 convolutions (C, 2C channels) with LeakyReLU 0.2, flattened. */
+function convFeatures(x: SymbolicTensor, init: Init, width: number): SymbolicTensor {
+  const base = 32 * width;
+  let t = tfl.layers.conv2d({ filters: base, kernelSize: 4, strides: 2, padding: 'same', kernelInitializer: init.normal(), biasInitializer: 'zeros', name: 'd_conv1' }).apply(x) as SymbolicTensor;
+  t = leaky('d_act1').apply(t) as SymbolicTensor;
+  t = tfl.layers.conv2d({ filters: 2 * base, kernelSize: 4, strides: 2, padding: 'same', kernelInitializer: init.normal(), biasInitializer: 'zeros', name: 'd_conv2' }).apply(t) as SymbolicTensor;
+  t = leaky('d_act2').apply(t) as SymbolicTensor;
+  return tfl.layers.flatten({ name: 'd_flatten' }).apply(t) as SymbolicTensor;
+}

@@ -1,0 +1,270 @@
+/**
+ * The GAN training loop: alternating discriminator and generator steps with
+ * their own Adam optimizers, seeded, checkpointed after every epoch so a
+ * killed run resumes bit-identically (Goodfellow et al. 2014, Algorithm 1).
+ *
+ * Per step, with a real batch x (and its classes y for the conditional GAN):
+ * 1. `criticSteps` times: fakes G(z) from fresh latent codes (for the
+ *    conditional GAN, of the real batch's classes, so the critic compares
+ *    like with like), then one Adam step on the discriminator loss over the
+ *    discriminator's weights only; for wgan-gp plus the gradient penalty on
+ *    random interpolates. The fakes are computed outside the gradient tape:
+ *    the discriminator step needs no gradient through G.
+ * 2. One Adam step on the generator loss over the generator's weights, with
+ *    fresh codes (and uniformly drawn classes).
+ * The generator runs in training mode (batch-norm batch statistics), the
+ * discriminator has no batch norm (see architectures.ts).
+ */
+import { tf, type tfl } from '../../engine/tf.js';
+import type { ImageSet } from '../../data/types.js';
+import { batchOrder, makeBatch } from '../../data/batches.js';
+import { Rng, deriveSeed } from '../../util/rng.js';
+import { CheckpointStore } from '../../models/checkpoint.js';
+import type { TensorSpec } from '../../engine/tensor-io.js';
+import { packModelWeights, packOptimizer, restoreModelWeights, restoreOptimizer, topologyHash, type OptimizerState } from '../../models/train-state.js';
+import { InputError } from '../../errors.js';
+import { discriminatorLoss, generatorLoss, gradientPenalty, DEFAULT_GP_LAMBDA, GAN_LOSSES, type GanLoss } from '../losses.js';
+import type { GanModels } from './architectures.js';
+
+/** Options of {@link trainGan}. */
+export interface GanTrainOptions {
+  epochs: number;
+  batchSize: number;
+  loss: GanLoss;
+  /** Adam's rate (default 2e-4; wgan-gp 1e-4). */
+  learningRate?: number;
+  /** Adam's beta1 (default 0.5, Radford et al. 2016; wgan-gp 0). */
+  beta1?: number;
+  /** Adam's beta2 (default 0.999; wgan-gp 0.9, Gulrajani et al. 2017). */
+  beta2?: number;
+  /** Discriminator steps per generator step (default 1; wgan-gp 5, Gulrajani et al. 2017). */
+  criticSteps?: number;
+  /** One-sided label smoothing of the real targets (minimax and ns only), e.g. 0.9. */
+  labelSmoothing?: number;
+  /** Gradient-penalty weight of wgan-gp (default 10). */
+  gpLambda?: number;
+  seed: number;
+  checkpointDir?: string;
+  resume?: boolean;
+  /** Stop after this many epochs in this call (simulates a kill, for tests). */
+  stopAfterEpochs?: number;
+  /** Figures computed after each epoch (e.g. FID on samples), stored in the epoch's record. */
+  monitor?: (models: GanModels, epoch: number) => Promise<Record<string, number>>;
+  onProgress?: (event: GanTrainEvent) => void;
+}
+
+/** One epoch's figures. */
+export interface GanEpochRecord {
+  epoch: number;
+  /** Mean discriminator and generator losses over the epoch's steps. */
+  dLoss: number;
+  gLoss: number;
+  /**
+   * Mean discriminator output on real and on generated images: the
+   * probability sigmoid(logit) for minimax and ns, the raw output for the
+   * others (lsgan targets 1 and 0, hinge and wgan-gp are unbounded scores).
+   */
+  dReal: number;
+  dFake: number;
+  seconds: number;
+  /** Figures from {@link GanTrainOptions.monitor}. */
+  monitor?: Record<string, number>;
+}
+
+export type GanTrainEvent =
+  | { type: 'resumed'; epoch: number }
+  | { type: 'epoch-start'; epoch: number; epochs: number; batches: number }
+  | { type: 'batch'; epoch: number; batch: number; batches: number; dLoss: number; gLoss: number }
+  | ({ type: 'epoch-end'; epochs: number } & GanEpochRecord);
+
+/** What {@link trainGan} did. */
+export interface GanTrainResult {
+  history: GanEpochRecord[];
+  resumedFromEpoch: number;
+  secondsPerEpoch: number;
+}
+
+interface GanCheckpointState {
+  epoch: number;
+  rngState: number[];
+  history: GanEpochRecord[];
+  generatorSpecs: TensorSpec[];
+  discriminatorSpecs: TensorSpec[];
+  generatorOptimizer: OptimizerState;
+  discriminatorOptimizer: OptimizerState;
+  topology: string;
+}
+
+/** The defaults that depend on the loss (see {@link GanTrainOptions}). */
+export function ganOptimizerDefaults(loss: GanLoss): { learningRate: number; beta1: number; beta2: number; criticSteps: number } {
+  return loss === 'wgan-gp' ? { learningRate: 1e-4, beta1: 0, beta2: 0.9, criticSteps: 5 } : { learningRate: 2e-4, beta1: 0.5, beta2: 0.999, criticSteps: 1 };
+}
+
+/** Trains a GAN (see the module comment). */
+export async function trainGan(models: GanModels, train: ImageSet, options: GanTrainOptions): Promise<GanTrainResult> {
+  validate(models, train, options);
+  const defaults = ganOptimizerDefaults(options.loss);
+  const lr = options.learningRate ?? defaults.learningRate;
+  const beta1 = options.beta1 ?? defaults.beta1;
+  const beta2 = options.beta2 ?? defaults.beta2;
+  const criticSteps = options.criticSteps ?? defaults.criticSteps;
+  const { generator: G, discriminator: D } = models;
+  const gOpt = tf.train.adam(lr, beta1, beta2);
+  const dOpt = tf.train.adam(lr, beta1, beta2);
+  const gVars = G.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
+  const dVars = D.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
+  let rng = new Rng(deriveSeed(options.seed, 'gan'));
+  let history: GanEpochRecord[] = [];
+  let startEpoch = 0;
+  const store = options.checkpointDir ? new CheckpointStore(options.checkpointDir) : undefined;
+  const topology = `${topologyHash(G)}:${topologyHash(D)}`;
+  const k = models.numClasses;
+  const probabilities = options.loss === 'ns' || options.loss === 'minimax';
+
+  try {
+    if (store && options.resume) {
+      const ck = store.load<GanCheckpointState>();
+      if (ck) {
+        if (ck.state.topology !== topology) throw new InputError('resume', `the checkpoint in ${options.checkpointDir} was written for a different GAN (architecture, latent size or width differ); delete it or drop --resume`);
+        restoreModelWeights(G, ck.state.generatorSpecs, ck.read('generator.bin'), ck.path('generator.bin'));
+        restoreModelWeights(D, ck.state.discriminatorSpecs, ck.read('discriminator.bin'), ck.path('discriminator.bin'));
+        await restoreOptimizer(gOpt, ck.state.generatorOptimizer, ck.read('generator-optimizer.bin'), ck.path('generator-optimizer.bin'));
+        await restoreOptimizer(dOpt, ck.state.discriminatorOptimizer, ck.read('discriminator-optimizer.bin'), ck.path('discriminator-optimizer.bin'));
+        rng = Rng.fromState(ck.state.rngState);
+        history = ck.state.history;
+        startEpoch = ck.state.epoch;
+        options.onProgress?.({ type: 'resumed', epoch: startEpoch });
+      }
+    }
+
+    const latent = (n: number): tf.Tensor2D => {
+      const z = new Float32Array(n * models.latentDim);
+      for (let i = 0; i < z.length; i++) z[i] = rng.normal();
+      return tf.tensor2d(z, [n, models.latentDim]);
+    };
+    const oneHot = (labels: Int32Array): tf.Tensor2D => tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(labels, 'int32'), k), 'float32') as tf.Tensor2D);
+    const gInputs = (z: tf.Tensor2D, c?: tf.Tensor2D) => (c ? [z, c] : z);
+    const dInputs = (x: tf.Tensor, c?: tf.Tensor2D) => (c ? [x, c] : x);
+
+    const lastEpoch = Math.min(options.epochs, startEpoch + (options.stopAfterEpochs ?? Infinity));
+    for (let epoch = startEpoch + 1; epoch <= lastEpoch; epoch++) {
+      const t0 = performance.now();
+      const order = batchOrder(train.count, options.batchSize, rng);
+      options.onProgress?.({ type: 'epoch-start', epoch, epochs: options.epochs, batches: order.length });
+      const sums = { d: 0, g: 0, real: 0, fake: 0 };
+      for (let b = 0; b < order.length; b++) {
+        const batch = makeBatch(train, order[b]);
+        const n = order[b].length;
+        const realClass = models.conditional ? oneHot(batch.y.dataSync() as Int32Array) : undefined;
+        try {
+          for (let s = 0; s < criticSteps; s++) {
+            const z = latent(n);
+            const fake = tf.tidy(() => G.apply(gInputs(z, realClass), { training: true }) as tf.Tensor4D);
+            const step = ((epoch - 1) * order.length + b) * criticSteps + s;
+            let realMean: tf.Scalar | undefined;
+            let fakeMean: tf.Scalar | undefined;
+            const dLoss = dOpt.minimize(
+              () => {
+                const r = D.apply(dInputs(batch.x, realClass)) as tf.Tensor;
+                const f = D.apply(dInputs(fake, realClass)) as tf.Tensor;
+                realMean = tf.keep(tf.mean(probabilities ? tf.sigmoid(r) : r)) as tf.Scalar;
+                fakeMean = tf.keep(tf.mean(probabilities ? tf.sigmoid(f) : f)) as tf.Scalar;
+                const loss = discriminatorLoss(options.loss, r, f, options.labelSmoothing !== undefined ? { labelSmoothing: options.labelSmoothing } : {});
+                if (options.loss !== 'wgan-gp') return loss;
+                const critic = (x: tf.Tensor) => D.apply(dInputs(x, realClass)) as tf.Tensor;
+                return tf.add(loss, gradientPenalty(critic, batch.x, fake, deriveSeed(options.seed, `gp:${step}`), options.gpLambda ?? DEFAULT_GP_LAMBDA)) as tf.Scalar;
+              },
+              true,
+              dVars,
+            ) as tf.Scalar;
+            if (s === criticSteps - 1) {
+              sums.d += dLoss.dataSync()[0] * n;
+              sums.real += realMean!.dataSync()[0] * n;
+              sums.fake += fakeMean!.dataSync()[0] * n;
+            }
+            tf.dispose([z, fake, dLoss, realMean as tf.Tensor, fakeMean as tf.Tensor]);
+          }
+          const z = latent(n);
+          const fakeLabels = models.conditional ? Int32Array.from({ length: n }, () => rng.int(k)) : undefined;
+          const fakeClass = fakeLabels ? oneHot(fakeLabels) : undefined;
+          const gLoss = gOpt.minimize(
+            () => {
+              const fake = G.apply(gInputs(z, fakeClass), { training: true }) as tf.Tensor4D;
+              return generatorLoss(options.loss, D.apply(dInputs(fake, fakeClass)) as tf.Tensor);
+            },
+            true,
+            gVars,
+          ) as tf.Scalar;
+          sums.g += gLoss.dataSync()[0] * n;
+          tf.dispose([z, gLoss, fakeClass as tf.Tensor].filter(Boolean));
+        } finally {
+          tf.dispose([batch.x, batch.y, realClass as tf.Tensor].filter(Boolean));
+        }
+        const seen = order.slice(0, b + 1).reduce((a, o) => a + o.length, 0);
+        options.onProgress?.({ type: 'batch', epoch, batch: b + 1, batches: order.length, dLoss: sums.d / seen, gLoss: sums.g / seen });
+        // Let timers (progress bars) run between steps.
+        await new Promise((r) => setImmediate(r));
+      }
+      const record: GanEpochRecord = {
+        epoch,
+        dLoss: sums.d / train.count,
+        gLoss: sums.g / train.count,
+        dReal: sums.real / train.count,
+        dFake: sums.fake / train.count,
+        seconds: (performance.now() - t0) / 1000,
+      };
+      if (options.monitor) record.monitor = await options.monitor(models, epoch);
+      history.push(record);
+      if (store) await saveCheckpoint(store, models, gOpt, dOpt, rng, history, epoch, topology);
+      options.onProgress?.({ type: 'epoch-end', epochs: options.epochs, ...record });
+    }
+    return {
+      history,
+      resumedFromEpoch: startEpoch,
+      secondsPerEpoch: history.length ? history.reduce((a, h) => a + h.seconds, 0) / history.length : 0,
+    };
+  } finally {
+    gOpt.dispose();
+    dOpt.dispose();
+  }
+}
+
+async function saveCheckpoint(store: CheckpointStore, models: GanModels, gOpt: tf.AdamOptimizer, dOpt: tf.AdamOptimizer, rng: Rng, history: GanEpochRecord[], epoch: number, topology: string): Promise<void> {
+  const g = packModelWeights(models.generator);
+  const d = packModelWeights(models.discriminator);
+  const go = await packOptimizer(gOpt);
+  const dO = await packOptimizer(dOpt);
+  const state: GanCheckpointState = {
+    epoch,
+    rngState: rng.getState(),
+    history,
+    generatorSpecs: g.specs,
+    discriminatorSpecs: d.specs,
+    generatorOptimizer: go.state,
+    discriminatorOptimizer: dO.state,
+    topology,
+  };
+  store.save(`epoch-${epoch}`, state, {
+    'generator.bin': g.data,
+    'discriminator.bin': d.data,
+    'generator-optimizer.bin': go.data,
+    'discriminator-optimizer.bin': dO.data,
+  });
+}
+
+function validate(models: GanModels, train: ImageSet, o: GanTrainOptions): void {
+  if (!(GAN_LOSSES as readonly string[]).includes(o.loss)) throw new InputError('loss', `unknown GAN loss "${o.loss}"; expected one of ${GAN_LOSSES.join(', ')}`);
+  if (!Number.isInteger(o.epochs) || o.epochs < 1) throw new InputError('epochs', `expected a positive integer, got ${o.epochs}`);
+  if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new InputError('batchSize', `expected a positive integer, got ${o.batchSize}`);
+  if (o.learningRate !== undefined && !(o.learningRate > 0 && Number.isFinite(o.learningRate))) throw new InputError('learningRate', `expected a positive number, got ${o.learningRate}`);
+  for (const key of ['beta1', 'beta2'] as const) {
+    const v = o[key];
+    if (v !== undefined && !(v >= 0 && v < 1)) throw new InputError(key, `expected a number in [0, 1), got ${v}`);
+  }
+  if (o.criticSteps !== undefined && (!Number.isInteger(o.criticSteps) || o.criticSteps < 1)) throw new InputError('criticSteps', `expected a positive integer, got ${o.criticSteps}`);
+  if (o.resume && !o.checkpointDir) throw new InputError('resume', 'needs a checkpoint folder (checkpointDir)');
+  if (train.count === 0) throw new InputError('train', 'the training set is empty');
+  const [h, w, c] = models.imageShape;
+  if (train.imageShape.join() !== [h, w, c].join()) throw new InputError('train', `the GAN generates images of shape [${h}, ${w}, ${c}] but the data has [${train.imageShape.join(', ')}]`);
+  if (models.conditional && train.labels.some((l) => l < 0 || l >= models.numClasses)) throw new InputError('train', `labels must be in [0, ${models.numClasses - 1}] for the conditional GAN`);
+}

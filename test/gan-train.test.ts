@@ -1,0 +1,86 @@
+/**
+ * The GAN architectures and training loop (src/generative/gan): shapes and
+ * output ranges, seeded initial weights, a few steps that move both players,
+ * memory hygiene, and a kill-and-resume that ends bit-identical.
+ */
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { tf } from '../src/engine/tf.js';
+import { initBackend } from '../src/engine/backend.js';
+import { loadBuiltinDataset } from '../src/data/builtin.js';
+import { balancedSubset } from '../src/data/subset.js';
+import type { ImageSet } from '../src/data/types.js';
+import { InputError } from '../src/errors.js';
+import { buildGan, GAN_ARCHS } from '../src/generative/gan/architectures.js';
+import { trainGan } from '../src/generative/gan/train-gan.js';
+
+let train: ImageSet;
+
+before(async () => {
+  await initBackend({ backend: 'wasm' });
+  train = balancedSubset(loadBuiltinDataset('mnist').train, 10, 128, 'n', 'train');
+});
+
+const weightsOf = (m: { getWeights(): tf.Tensor[] }) => m.getWeights().map((w) => Array.from(w.dataSync()));
+
+test('every architecture: G maps z (and a class) to images in [0, 1], D maps images (and a class) to one logit; same seed, same weights', () => {
+  for (const arch of GAN_ARCHS) {
+    const a = buildGan(arch, { imageShape: [28, 28, 1], numClasses: 10, seed: 3, latentDim: 16 });
+    const b = buildGan(arch, { imageShape: [28, 28, 1], numClasses: 10, seed: 3, latentDim: 16 });
+    const before = tf.memory().numTensors;
+    tf.tidy(() => {
+      const z = tf.randomNormal([5, 16], 0, 1, 'float32', 1);
+      const c = tf.cast(tf.oneHot(tf.tensor1d([0, 1, 2, 3, 4], 'int32'), 10), 'float32');
+      const img = a.generator.predict(a.conditional ? [z, c] : z) as tf.Tensor;
+      assert.deepEqual(img.shape, [5, 28, 28, 1], arch);
+      assert.ok(tf.min(img).dataSync()[0] >= 0 && tf.max(img).dataSync()[0] <= 1, arch);
+      const logit = a.discriminator.predict(a.conditional ? [img, c] : img) as tf.Tensor;
+      assert.deepEqual(logit.shape, [5, 1], arch);
+    });
+    assert.equal(tf.memory().numTensors, before);
+    assert.deepEqual(weightsOf(a.generator), weightsOf(b.generator), arch);
+    assert.deepEqual(weightsOf(a.discriminator), weightsOf(b.discriminator), arch);
+    for (const m of [a, b]) {
+      m.generator.dispose();
+      m.discriminator.dispose();
+    }
+  }
+  assert.throws(() => buildGan('dcgan', { imageShape: [30, 30, 1], numClasses: 10, seed: 0 }), (e: unknown) => e instanceof InputError && e.argument === 'imageShape' && /divisible by 4/.test(e.message));
+  assert.throws(() => buildGan('vae', { imageShape: [28, 28, 1], numClasses: 10, seed: 0 }), (e: unknown) => e instanceof InputError && e.argument === 'arch');
+});
+
+test('training moves both players, keeps the tensor count, and a run stopped after epoch 1 resumes bit-identical', async () => {
+  for (const [arch, loss] of [['dcgan', 'ns'], ['cgan', 'hinge'], ['mlp', 'wgan-gp']] as const) {
+    const dir = mkdtempSync(join(tmpdir(), 'advlab-gan-'));
+    const opts = { epochs: 2, batchSize: 32, loss, seed: 5, criticSteps: loss === 'wgan-gp' ? 2 : undefined } as const;
+    const build = () => buildGan(arch, { imageShape: [28, 28, 1], numClasses: 10, seed: 5, latentDim: 16 });
+    const full = build();
+    const g0 = weightsOf(full.generator);
+    const d0 = weightsOf(full.discriminator);
+    const before = tf.memory().numTensors;
+    const r = await trainGan(full, train, { ...opts, checkpointDir: join(dir, 'a') });
+    assert.equal(tf.memory().numTensors, before, `${arch} ${loss}: tensors`);
+    assert.equal(r.history.length, 2);
+    for (const h of r.history) for (const v of [h.dLoss, h.gLoss, h.dReal, h.dFake]) assert.ok(Number.isFinite(v), `${arch} ${loss}: ${JSON.stringify(h)}`);
+    assert.notDeepEqual(weightsOf(full.generator), g0);
+    assert.notDeepEqual(weightsOf(full.discriminator), d0);
+
+    const part = build();
+    await trainGan(part, train, { ...opts, checkpointDir: join(dir, 'b'), stopAfterEpochs: 1 });
+    part.generator.dispose();
+    part.discriminator.dispose();
+    const resumed = build();
+    const r2 = await trainGan(resumed, train, { ...opts, checkpointDir: join(dir, 'b'), resume: true });
+    assert.equal(r2.resumedFromEpoch, 1);
+    assert.deepEqual(r2.history.map((h) => [h.dLoss, h.gLoss]), r.history.map((h) => [h.dLoss, h.gLoss]), `${arch} ${loss}`);
+    assert.deepEqual(weightsOf(resumed.generator), weightsOf(full.generator), `${arch} ${loss}: generator`);
+    assert.deepEqual(weightsOf(resumed.discriminator), weightsOf(full.discriminator), `${arch} ${loss}: discriminator`);
+    for (const m of [full, resumed]) {
+      m.generator.dispose();
+      m.discriminator.dispose();
+    }
+  }
+});
