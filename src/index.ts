@@ -52,3 +52,11 @@ export { pooledDefense } from './defenses/pooled.js';
 export { defenseRun, type DefenseRunOptions, type DefenseRunResult, type EvidenceEntry, type OverfittingVerdict } from './defenses/defense-run.js';
 export { DEFENSE_NAMES, type Defense, type DefenseConfig, type DefenseName } from './defenses/types.js';
 export type { TrainingDefense } from './models/train.js';
+
+// Generative models: GANs.
+export { GAN_LOSSES, DEFAULT_GAN_LOSS, DEFAULT_GP_LAMBDA, discriminatorLoss, generatorLoss, gradientPenalty, randomInterpolates, parseGanLoss, type GanLoss, type Critic, type DiscriminatorLossOptions } from './generative/losses.js';
+export * from './generative/metrics/index.js';
+export { buildGan, GAN_ARCHS, DEFAULT_LATENT_DIM, type GanArch, type GanArchOptions, type GanModels } from './generative/gan/architectures.js';
+export { trainGan, ganOptimizerDefaults, type GanTrainOptions, type GanTrainEvent, type GanTrainResult, type GanEpochRecord } from './generative/gan/train-gan.js';
+export { ganRun, GAN_RUN_DEFAULTS, HISTORY_COLUMNS as GAN_HISTORY_COLUMNS, type GanRunOptions, type GanRunEvent, type GanRunResult, type GanMetrics, type MetricsClassifier } from './generative/gan/gan-run.js';
+export { sampleGan, generateImages, latentCodes, type SampleGanOptions, type SampleGanResult, type GeneratorSpec } from './generative/gan/sample.js';

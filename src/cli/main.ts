@@ -5,13 +5,15 @@ import { ADVLAB_VERSION } from '../report/meta.js';
 import { trainCommand } from './train.js';
 import { attackCommand } from './attack.js';
 import { evalCommand } from './eval.js';
+import { ganCommand } from './gan.js';
 
 /** Builds the `advlab` program; exported for tests. */
 export function program(): Command {
   const root = new Command('advlab').description('adversarial machine learning for TensorFlow.js').version(ADVLAB_VERSION);
-  for (const sub of [trainCommand(), attackCommand(), evalCommand()]) root.addCommand(sub);
-  // Subcommands added with addCommand do not inherit settings: throw instead of exiting, everywhere.
-  for (const c of [root, ...root.commands]) c.showHelpAfterError().exitOverride();
+  for (const sub of [trainCommand(), attackCommand(), evalCommand(), ganCommand()]) root.addCommand(sub);
+  // Subcommands added with addCommand do not inherit settings: throw instead of exiting, everywhere (nested ones too: gan sample).
+  const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
+  for (const c of all(root)) c.showHelpAfterError().exitOverride();
   return root;
 }
 

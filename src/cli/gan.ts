@@ -1,0 +1,155 @@
+import { Command, Option } from 'commander';
+import { join } from 'node:path';
+import { ganRun, GAN_RUN_DEFAULTS, type GanRunEvent } from '../generative/gan/gan-run.js';
+import { sampleGan } from '../generative/gan/sample.js';
+import { GAN_ARCHS } from '../generative/gan/architectures.js';
+import { GAN_LOSSES } from '../generative/losses.js';
+import { BUILTIN_DATASETS } from '../data/builtin.js';
+import { createProgress } from './progress.js';
+import { finiteOption, intOption, pathTag, positiveOption, startBackend } from './common.js';
+import { InputError } from '../errors.js';
+
+/** Argument names of ganRun's and sampleGan's InputErrors → the options that set them. */
+const TRAIN_OPTIONS: Record<string, string> = {
+  dataset: '--dataset',
+  train: '--dataset',
+  imageShape: '--dataset',
+  out: '--out',
+  arch: '--arch',
+  loss: '--loss',
+  latentDim: '--latent',
+  width: '--width',
+  epochs: '--epochs',
+  batchSize: '--batch-size',
+  learningRate: '--lr',
+  beta1: '--beta1',
+  beta2: '--beta2',
+  criticSteps: '--critic-steps',
+  labelSmoothing: '--label-smoothing',
+  gpLambda: '--gp-lambda',
+  trainSize: '--train-n',
+  seed: '--seed',
+  resume: '--resume',
+  classifier: '--classifier',
+  metricSamples: '--metric-samples',
+};
+const SAMPLE_OPTIONS: Record<string, string> = { model: '--model', n: '--n', class: '--class', seed: '--seed', out: '--out' };
+
+/** Rethrows a library InputError under the command-line option's name. */
+function optionNamed(map: Record<string, string>) {
+  return (e: unknown): never => {
+    if (e instanceof InputError && map[e.argument]) throw new InputError(map[e.argument], e.message.slice(e.argument.length + 2));
+    throw e;
+  };
+}
+
+/** `advlab gan`: train (the default subcommand) and sample. */
+export function ganCommand(): Command {
+  return new Command('gan')
+    .description('train a GAN (mlp, dcgan, cgan) with per-epoch sample grids and quality metrics; draw images from a trained one')
+    .addHelpText('after', '\nWithout a subcommand, "advlab gan [options]" runs "advlab gan train [options]": see advlab gan train --help.')
+    .addCommand(ganTrainCommand(), { isDefault: true })
+    .addCommand(ganSampleCommand());
+}
+
+function ganTrainCommand(): Command {
+  return new Command('train')
+    .description('train a GAN on a dataset (seeded, checkpointed every epoch, resumable), writing sample grids, history.csv, metrics, report.html and result.json')
+    .option('--dataset <name|path>', `built-in (${BUILTIN_DATASETS.join(', ')}) or a path (IDX, CIFAR-10 binary, NPY, image folder)`, 'mnist')
+    .addOption(new Option('--arch <name>', 'architecture: mlp (Goodfellow et al. 2014), dcgan (Radford et al. 2016), cgan (class-conditional dcgan, projection discriminator)').choices(GAN_ARCHS).default(GAN_RUN_DEFAULTS.arch))
+    .addOption(new Option('--loss <name>', 'loss: minimax, ns (non-saturating), lsgan, hinge, wgan-gp').choices(GAN_LOSSES).default(GAN_RUN_DEFAULTS.loss))
+    .option('--out <dir>', 'output folder (default: runs/gan-<arch>-<dataset>)')
+    .option('--epochs <n>', 'epochs', intOption('--epochs', 1), GAN_RUN_DEFAULTS.epochs)
+    .option('--batch-size <n>', 'batch size', intOption('--batch-size', 1), GAN_RUN_DEFAULTS.batchSize)
+    .option('--lr <x>', 'Adam learning rate (default 2e-4; wgan-gp 1e-4)', positiveOption('--lr'))
+    .option('--beta1 <x>', "Adam's beta1 (default 0.5; wgan-gp 0)", finiteOption('--beta1'))
+    .option('--beta2 <x>', "Adam's beta2 (default 0.999; wgan-gp 0.9)", finiteOption('--beta2'))
+    .option('--critic-steps <n>', 'discriminator steps per generator step (default 1; wgan-gp 5)', intOption('--critic-steps', 1))
+    .option('--label-smoothing <x>', 'one-sided label smoothing: target of real images, e.g. 0.9 (minimax and ns only; default none)', finiteOption('--label-smoothing'))
+    .option('--gp-lambda <x>', 'gradient-penalty weight (wgan-gp only; default 10)', finiteOption('--gp-lambda'))
+    .option('--latent <n>', 'latent size', intOption('--latent', 1), 64)
+    .option('--width <n>', 'width multiplier of every hidden layer', intOption('--width', 1), 1)
+    .option('--train-n <count>', 'train on a class-balanced subset of this many train-split images (default: all)', intOption('--train-n', 1))
+    .option('--classifier <path>', 'a saved advlab classifier (model folder or advlab train run folder) for FID, Inception Score, class coverage and precision/recall (default: metrics skipped)')
+    .option('--metric-samples <n>', 'generated and real images per metric evaluation', intOption('--metric-samples'), GAN_RUN_DEFAULTS.metricSamples)
+    .option('--seed <n>', 'random seed', intOption('--seed'), GAN_RUN_DEFAULTS.seed)
+    .option('--backend <name>', 'auto, node, wasm or cpu; auto honours env ADVLAB_BACKEND', 'auto')
+    .option('--resume', 'continue from the last checkpoint in <out>/checkpoint', false)
+    .option('--no-progress', 'plain lines instead of a progress bar')
+    .action(async (o) => {
+      const progress = createProgress(process.stdout, o.progress);
+      const backend = await startBackend(o.backend, undefined, (l) => progress.log(l));
+      const out: string = o.out ?? join('runs', `gan-${o.arch}-${pathTag(String(o.dataset), 'data')}`);
+      const onProgress = (e: GanRunEvent) => {
+        if (e.type === 'dataset') {
+          const d = e.dataset;
+          progress.log(`dataset: ${d.name} (${d.train.count} train, ${d.test.count} test, ${d.skipped} malformed records skipped; training on ${e.trainSize})`);
+        } else if (e.type === 'classifier') progress.log(`metrics: classifier ${e.path}, features = input of its last Dense layer "${e.featureLayer}" (${e.featureDim} values), ${e.outputs}`);
+        else if (e.type === 'fid-floor') progress.log(`FID floor (real train vs real test, ${e.samples} each): ${e.fid.toFixed(3)}${e.cached ? ' (cached)' : ''}`);
+        else if (e.type === 'resumed') progress.log(`resumed after epoch ${e.epoch}`);
+        else if (e.type === 'epoch-start') progress.start(e.batches, `epoch ${e.epoch}/${e.epochs}`);
+        else if (e.type === 'batch') progress.update(e.batch, { D: e.dLoss.toFixed(4), G: e.gLoss.toFixed(4) });
+        else if (e.type === 'epoch-end') {
+          const m = e.monitor ?? {};
+          const metrics =
+            m.fid === undefined
+              ? ''
+              : ` | FID ${m.fid.toFixed(2)} IS ${m.inceptionScore.toFixed(3)} KL ${m.klFromUniform.toFixed(3)} min class ${(m.minClassFraction * 100).toFixed(1)}%${m.modeCollapse ? ' (mode collapse)' : ''} precision ${m.precision.toFixed(3)} recall ${m.recall.toFixed(3)} (${m.metricSeconds.toFixed(1)}s)`;
+          progress.stop(`epoch ${e.epoch}/${e.epochs}: D loss ${e.dLoss.toFixed(4)} G loss ${e.gLoss.toFixed(4)} D(x) ${e.dReal.toFixed(3)} D(G(z)) ${e.dFake.toFixed(3)} (${e.seconds.toFixed(1)}s)${metrics}`);
+        }
+      };
+      const result = await ganRun(
+        {
+          dataset: o.dataset,
+          out,
+          arch: o.arch,
+          loss: o.loss,
+          latentDim: o.latent,
+          width: o.width,
+          epochs: o.epochs,
+          batchSize: o.batchSize,
+          learningRate: o.lr,
+          beta1: o.beta1,
+          beta2: o.beta2,
+          criticSteps: o.criticSteps,
+          labelSmoothing: o.labelSmoothing,
+          gpLambda: o.gpLambda,
+          trainSize: o.trainN,
+          classifier: o.classifier,
+          metricSamples: o.metricSamples,
+          seed: o.seed,
+          resume: o.resume,
+          onProgress,
+        },
+        backend,
+      ).catch(optionNamed(TRAIN_OPTIONS));
+      if (result.metrics) {
+        const m = result.metrics;
+        progress.log(`final (epoch ${m.epoch}, ${m.samples} samples): FID ${m.fid.toFixed(2)} (floor ${result.fidFloor!.toFixed(2)}), Inception Score ${m.inceptionScore.toFixed(3)}, precision ${m.precision.toFixed(3)}, recall ${m.recall.toFixed(3)}${m.coverage.modeCollapse ? `, mode collapse (class ${m.coverage.minClass} at ${(m.coverage.minFraction * 100).toFixed(1)}%)` : ''}`);
+      } else progress.log(`metrics skipped: ${result.metricsSkipped}`);
+      progress.log(`samples: ${join(out, 'samples.png')}`);
+      progress.log(`report: ${join(out, 'report.html')}`);
+      progress.log(`result: ${join(out, 'result.json')}`);
+    });
+}
+
+function ganSampleCommand(): Command {
+  return new Command('sample')
+    .description('draw images from a trained GAN generator into a PNG grid or an NPY array')
+    .option('--model <path>', 'an advlab gan run folder (or its generator/ folder)')
+    .option('--n <count>', 'number of images', intOption('--n', 1), 64)
+    .option('--class <k>', 'conditional (cgan) generators only: every image of this class (default: classes in turn)', intOption('--class'))
+    .option('--seed <n>', 'seed of the latent codes', intOption('--seed'), 0)
+    .option('--out <file>', 'output file: .png (a grid) or .npy (float32 [n, h, w, c] in [0, 1])')
+    .option('--backend <name>', 'auto, node, wasm or cpu; auto honours env ADVLAB_BACKEND', 'auto')
+    .action(async (o) => {
+      if (!o.model) throw new InputError('--model', 'required: an advlab gan run folder (or its generator/ folder)');
+      if (!o.out) throw new InputError('--out', 'required: a .png or .npy file');
+      const log = (line: string) => process.stdout.write(line + '\n');
+      await startBackend(o.backend, undefined, log);
+      const r = await sampleGan({ model: o.model, n: o.n, class: o.class, seed: o.seed, out: o.out }).catch(optionNamed(SAMPLE_OPTIONS));
+      const [n, h, w, c] = r.shape;
+      log(`generated ${n} images of ${h}x${w}x${c}${o.class !== undefined ? ` of class ${o.class}` : r.conditional ? ', classes in turn' : ''} with seed ${r.seed} from ${r.generatorPath}`);
+      log(`samples: ${r.out}`);
+    });
+}

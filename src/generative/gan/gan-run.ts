@@ -1,0 +1,602 @@
+/**
+ * The `advlab gan` job: trains a GAN (architectures.ts, train-gan.ts) on a
+ * dataset, checkpointed and resumable, and watches it every epoch:
+ *
+ * - `grids/epoch-NNN.png`: G's images from one FIXED batch of latent codes
+ *   drawn once from the seed (64 codes in an 8 x 8 grid; for the conditional
+ *   GAN 8 codes, repeated in one row per class, so a column keeps its code
+ *   and a row its class), and `samples.png`, the latest of them;
+ * - `history.csv`: the epoch's losses, mean discriminator outputs, time and
+ *   metrics, the whole file rewritten atomically each epoch;
+ * - with a classifier (`classifier`, a saved advlab classifier): quality
+ *   metrics on `metricSamples` generated images (G in inference mode, the
+ *   same seeded codes every epoch) against as many class-balanced real test
+ *   images: FID on the classifier's penultimate features (the input of its
+ *   last Dense layer), Inception Score and class coverage from its softmax,
+ *   improved precision/recall (k = 3) on the same features; and once per run
+ *   (cached in `fid-floor.json`, so a resume does not redo it) the FID of real
+ *   train images against the real test images: the floor a perfect generator
+ *   would reach with this many samples (FID is biased upwards for finite n).
+ *
+ * At the end: `generator/`, `discriminator/` (Layers format), `report.html`
+ * and, last, `result.json`.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { tf, tfl } from '../../engine/tf.js';
+import type { BackendInfo } from '../../engine/backend.js';
+import { loadDataset } from '../../data/load.js';
+import type { Dataset } from '../../data/types.js';
+import { imageSize } from '../../data/types.js';
+import { balancedSubset } from '../../data/subset.js';
+import { checkInputShape, isGraphModel, loadClassifierModel, saveModel } from '../../models/io.js';
+import { CheckpointStore } from '../../models/checkpoint.js';
+import { packageVersions } from '../../models/train-run.js';
+import { runMeta, type RunMeta } from '../../report/meta.js';
+import { captionName, gridPng } from '../../report/png-grid.js';
+import { writeFileAtomic, writeJsonAtomic } from '../../util/atomic.js';
+import { Rng, deriveSeed } from '../../util/rng.js';
+import { FileFormatError, InputError } from '../../errors.js';
+import { DEFAULT_GAN_LOSS, DEFAULT_GP_LAMBDA, parseGanLoss, type GanLoss } from '../losses.js';
+import { classCoverage, frechetDistanceFromMoments, inceptionScore, meanAndCovariance, modeCollapse, precisionRecall, softmaxRows, type GaussianMoments, type SampleMatrix } from '../metrics/index.js';
+import { buildGan, DEFAULT_LATENT_DIM, GAN_ARCHS, type GanArch, type GanModels } from './architectures.js';
+import { ganOptimizerDefaults, trainGan, type GanEpochRecord, type GanTrainEvent } from './train-gan.js';
+import { generateImages, gridScale, latentCodes } from './sample.js';
+
+/** Options of {@link ganRun} (the `advlab gan` job). */
+export interface GanRunOptions {
+  /** Built-in dataset name or a path in a supported format. */
+  dataset: string;
+  /** Output folder. */
+  out: string;
+  /** One of {@link GAN_ARCHS} (default dcgan). */
+  arch?: string;
+  /** One of the GAN losses (default ns). */
+  loss?: string;
+  /** Latent size (default 64). */
+  latentDim?: number;
+  /** Width multiplier of every hidden layer (default 1). */
+  width?: number;
+  /** Default 20. */
+  epochs?: number;
+  /** Default 64. */
+  batchSize?: number;
+  /** Adam's rate, betas and the critic steps: defaults from {@link ganOptimizerDefaults} (they depend on the loss). */
+  learningRate?: number;
+  beta1?: number;
+  beta2?: number;
+  criticSteps?: number;
+  /** One-sided label smoothing of the real targets, in (0, 1] (minimax and ns only). */
+  labelSmoothing?: number;
+  /** Gradient-penalty weight (wgan-gp only; default 10). */
+  gpLambda?: number;
+  /** Train on a class-balanced subset of this many images of the train split (default: all of it). */
+  trainSize?: number;
+  /** Default 0. */
+  seed?: number;
+  resume?: boolean;
+  /** A saved advlab classifier (Layers model folder or `advlab train` run folder) for the metrics; without one they are skipped. */
+  classifier?: string;
+  /** Generated and real images per metric evaluation (default 2000). */
+  metricSamples?: number;
+  /** Stop after this many epochs in this call (simulates a kill, for tests). */
+  stopAfterEpochs?: number;
+  onProgress?: (event: GanRunEvent) => void;
+}
+
+export const GAN_RUN_DEFAULTS = { arch: 'dcgan', loss: DEFAULT_GAN_LOSS, epochs: 20, batchSize: 64, seed: 0, metricSamples: 2000 } as const;
+
+/** Latent codes of the per-epoch grid (unconditional), and codes per class row (conditional). */
+export const GRID_CODES = 64;
+export const GRID_CODES_PER_CLASS = 8;
+
+/** The neighbour of the precision/recall balls (Kynkäänniemi et al. 2019). */
+export const PRECISION_RECALL_K = 3;
+
+/** What {@link ganRun} reports while it runs. */
+export type GanRunEvent =
+  | GanTrainEvent
+  | { type: 'dataset'; dataset: Dataset; trainSize: number }
+  | { type: 'classifier'; path: string; featureLayer: string; featureDim: number; outputs: 'logits' | 'probabilities' }
+  | { type: 'fid-floor'; fid: number; samples: number; cached: boolean };
+
+/** The columns of history.csv, in order. */
+export const HISTORY_COLUMNS = ['epoch', 'dLoss', 'gLoss', 'dReal', 'dFake', 'seconds', 'fid', 'inceptionScore', 'klFromUniform', 'minClassFraction', 'modeCollapse', 'precision', 'recall', 'metricSeconds'] as const;
+
+/** The metrics of one evaluation of the generator. */
+export interface GanMetrics {
+  /** Epoch after which they were measured. */
+  epoch: number;
+  /** Generated images, and as many real test images. */
+  samples: number;
+  /** Fréchet distance of the classifier's penultimate features, generated vs real test images. */
+  fid: number;
+  /** exp(E KL(p(y|x) || p(y))) of the classifier's softmax on the generated images, one split over all of them. */
+  inceptionScore: number;
+  /** Classes the classifier assigns to the generated images. */
+  coverage: { counts: number[]; fractions: number[]; klFromUniform: number; minFraction: number; minClass: number; missing: number[]; modeCollapse: boolean };
+  /** Improved precision and recall (k-NN manifolds of the same features). */
+  precision: number;
+  recall: number;
+  k: number;
+}
+
+/** The classifier the metrics used. */
+export interface MetricsClassifier {
+  path: string;
+  /** The last Dense layer, whose INPUT gives the features. */
+  featureLayer: string;
+  featureDim: number;
+  /** Whether the classifier outputs logits (softmax applied here) or probabilities. */
+  outputs: 'logits' | 'probabilities';
+}
+
+/** The content of `result.json` for `advlab gan`. */
+export interface GanRunResult extends RunMeta {
+  options: {
+    dataset: string;
+    out: string;
+    arch: GanArch;
+    loss: GanLoss;
+    latentDim: number;
+    width: number;
+    epochs: number;
+    batchSize: number;
+    learningRate: number;
+    beta1: number;
+    beta2: number;
+    criticSteps: number;
+    labelSmoothing: number | null;
+    gpLambda: number | null;
+    trainSize: number | null;
+    seed: number;
+    resume: boolean;
+    classifier: string | null;
+    metricSamples: number;
+  };
+  dataset: { name: string; trainSize: number; testSize: number; skipped: number; numClasses: number; imageShape: number[]; classNames: string[] };
+  generator: { arch: GanArch; conditional: boolean; latentDim: number; numClasses: number; imageShape: number[]; parameters: number; path: string };
+  discriminator: { parameters: number; path: string };
+  epochs: number;
+  resumedFromEpoch: number;
+  /** Mean seconds of training per epoch (the metrics' time is in each record's monitor.metricSeconds). */
+  secondsPerEpoch: number;
+  history: GanEpochRecord[];
+  /** The last epoch's metrics, or null without a classifier. */
+  metrics: GanMetrics | null;
+  /** Why there are no metrics (null when there are). */
+  metricsSkipped: string | null;
+  /** FID of real train vs real test images (metricSamples each): the floor of the FID figures; null without a classifier. */
+  fidFloor: number | null;
+  metricsClassifier: MetricsClassifier | null;
+  /** Files of the run, relative to its folder. */
+  files: { grids: string[]; samples: string; history: string; report: string; checkpoint: string };
+  packages: Record<string, string>;
+}
+
+/** The settings that shape training: a resume must keep them. */
+interface TrainingSettings {
+  dataset: string;
+  arch: GanArch;
+  loss: GanLoss;
+  latentDim: number;
+  width: number;
+  batchSize: number;
+  learningRate: number;
+  beta1: number;
+  beta2: number;
+  criticSteps: number;
+  labelSmoothing: number | null;
+  gpLambda: number | null;
+  trainSize: number | null;
+  seed: number;
+}
+
+type Resolved = GanRunResult['options'];
+
+/** Checks every option up front (before any data is read) and fills in the defaults. */
+function resolveOptions(o: GanRunOptions): Resolved {
+  if (!o || typeof o.out !== 'string' || o.out === '') throw new InputError('out', 'an output folder is required');
+  if (typeof o.dataset !== 'string' || o.dataset === '') throw new InputError('dataset', 'required: a built-in dataset name or a path');
+  const arch = o.arch ?? GAN_RUN_DEFAULTS.arch;
+  if (!(GAN_ARCHS as readonly string[]).includes(arch)) throw new InputError('arch', `unknown GAN architecture "${arch}"; expected one of ${GAN_ARCHS.join(', ')}`);
+  const loss = parseGanLoss(o.loss ?? GAN_RUN_DEFAULTS.loss, 'loss');
+  const defaults = ganOptimizerDefaults(loss);
+  const int = (name: keyof GanRunOptions, value: unknown, min: number, max?: number): number => {
+    if (!Number.isSafeInteger(value) || (value as number) < min || (max !== undefined && (value as number) > max)) {
+      throw new InputError(name, max === undefined ? `expected an integer >= ${min}, got ${value}` : `expected an integer in [${min}, ${max}], got ${value}`);
+    }
+    return value as number;
+  };
+  const latentDim = int('latentDim', o.latentDim ?? DEFAULT_LATENT_DIM, 1, 4096);
+  const width = int('width', o.width ?? 1, 1, 16);
+  const epochs = int('epochs', o.epochs ?? GAN_RUN_DEFAULTS.epochs, 1);
+  const batchSize = int('batchSize', o.batchSize ?? GAN_RUN_DEFAULTS.batchSize, 1);
+  const criticSteps = int('criticSteps', o.criticSteps ?? defaults.criticSteps, 1, 100);
+  const seed = int('seed', o.seed ?? GAN_RUN_DEFAULTS.seed, 0, 0xffffffff);
+  const metricSamples = o.metricSamples ?? GAN_RUN_DEFAULTS.metricSamples;
+  if (!Number.isSafeInteger(metricSamples) || metricSamples < PRECISION_RECALL_K + 1) {
+    throw new InputError('metricSamples', `expected an integer >= ${PRECISION_RECALL_K + 1} (FID needs 2 samples, precision/recall with k = ${PRECISION_RECALL_K} needs ${PRECISION_RECALL_K + 1}), got ${metricSamples}`);
+  }
+  const learningRate = o.learningRate ?? defaults.learningRate;
+  if (!(Number.isFinite(learningRate) && learningRate > 0)) throw new InputError('learningRate', `expected a positive number, got ${learningRate}`);
+  const beta1 = o.beta1 ?? defaults.beta1;
+  const beta2 = o.beta2 ?? defaults.beta2;
+  for (const [name, v] of [['beta1', beta1], ['beta2', beta2]] as const) if (!(v >= 0 && v < 1)) throw new InputError(name, `expected a number in [0, 1), got ${v}`);
+  if (o.labelSmoothing !== undefined) {
+    if (loss !== 'minimax' && loss !== 'ns') throw new InputError('labelSmoothing', `applies to the minimax and ns losses only, not ${loss}`);
+    if (!(o.labelSmoothing > 0 && o.labelSmoothing <= 1)) throw new InputError('labelSmoothing', `expected a number in (0, 1], got ${o.labelSmoothing}`);
+  }
+  if (o.gpLambda !== undefined) {
+    if (loss !== 'wgan-gp') throw new InputError('gpLambda', `applies to the wgan-gp loss only, not ${loss}`);
+    if (!(Number.isFinite(o.gpLambda) && o.gpLambda >= 0)) throw new InputError('gpLambda', `expected a finite number >= 0, got ${o.gpLambda}`);
+  }
+  if (o.trainSize !== undefined) int('trainSize', o.trainSize, 1);
+  if (o.stopAfterEpochs !== undefined) int('stopAfterEpochs', o.stopAfterEpochs, 1);
+  if (o.classifier !== undefined) {
+    if (typeof o.classifier !== 'string' || o.classifier === '') throw new InputError('classifier', 'expected the path of a saved classifier');
+    if (!existsSync(o.classifier)) throw new InputError('classifier', `"${o.classifier}" does not exist; expected a saved advlab classifier (a model folder or an advlab train run folder)`);
+  }
+  return {
+    dataset: o.dataset,
+    out: o.out,
+    arch: arch as GanArch,
+    loss,
+    latentDim,
+    width,
+    epochs,
+    batchSize,
+    learningRate,
+    beta1,
+    beta2,
+    criticSteps,
+    labelSmoothing: o.labelSmoothing ?? null,
+    gpLambda: loss === 'wgan-gp' ? (o.gpLambda ?? DEFAULT_GP_LAMBDA) : null,
+    trainSize: o.trainSize ?? null,
+    seed,
+    resume: !!o.resume,
+    classifier: o.classifier ?? null,
+    metricSamples,
+  };
+}
+
+/**
+ * Trains a GAN with per-epoch sample grids, history and metrics (see the
+ * module comment); checkpoints each epoch into `out/checkpoint`; with
+ * `resume`, continues from the last finished epoch (bit-identical to an
+ * uninterrupted run on the same backend).
+ * @throws InputError naming the option at fault.
+ */
+export async function ganRun(options: GanRunOptions, backend: BackendInfo): Promise<GanRunResult> {
+  const startedAt = new Date();
+  const o = resolveOptions(options);
+  const out = o.out;
+  const data = loadDataset(o.dataset);
+  const K = data.numClasses;
+  const train = o.trainSize === null ? data.train : balancedSubset(data.train, K, o.trainSize, 'trainSize', 'train');
+  options.onProgress?.({ type: 'dataset', dataset: data, trainSize: train.count });
+
+  const checkpointDir = join(out, 'checkpoint');
+  const settings: TrainingSettings = {
+    dataset: o.dataset, arch: o.arch, loss: o.loss, latentDim: o.latentDim, width: o.width, batchSize: o.batchSize, learningRate: o.learningRate,
+    beta1: o.beta1, beta2: o.beta2, criticSteps: o.criticSteps, labelSmoothing: o.labelSmoothing, gpLambda: o.gpLambda, trainSize: o.trainSize, seed: o.seed,
+  };
+
+  const metrics = o.classifier !== null ? await openMetrics(o.classifier, data, o.metricSamples) : null;
+  let models: GanModels | undefined;
+  try {
+    // Built first: an image shape the architecture cannot take is refused before anything is written.
+    models = buildGan(o.arch, { imageShape: data.train.imageShape, numClasses: K, seed: deriveSeed(o.seed, 'gan-init'), latentDim: o.latentDim, width: o.width });
+    prepareFolder(out, checkpointDir, settings, o.resume);
+    if (metrics) options.onProgress?.({ type: 'classifier', path: o.classifier!, featureLayer: metrics.info.featureLayer, featureDim: metrics.info.featureDim, outputs: metrics.info.outputs });
+    const fidFloor = metrics ? realFidFloor(metrics, data, o, options.onProgress) : null;
+    const spec = { latentDim: models.latentDim, numClasses: K, conditional: models.conditional, imageShape: models.imageShape };
+
+    // The fixed codes of the per-epoch grid, and of the metrics (the same every epoch).
+    const grid = fixedGrid(models, data, o.seed);
+    const metricZ = latentCodes(new Rng(deriveSeed(o.seed, 'gan-metrics')), o.metricSamples, o.latentDim);
+    const metricClasses = models.conditional ? Int32Array.from({ length: o.metricSamples }, (_, i) => i % K) : undefined;
+
+    let lastMetrics: GanMetrics | null = null;
+    const measure = (m: GanModels, epoch: number): GanMetrics => {
+      const images = generateImages(m.generator, spec, metricZ, metricClasses);
+      return generatorMetrics(metrics!, images, o.metricSamples, epoch);
+    };
+    const monitor = async (m: GanModels, epoch: number): Promise<Record<string, number>> => {
+      const png = gridPng(generateImages(m.generator, spec, grid.z, grid.classes), grid.layout);
+      writeFileAtomic(join(out, gridFile(epoch)), png);
+      writeFileAtomic(join(out, 'samples.png'), png);
+      if (!metrics) return {};
+      const t0 = performance.now();
+      lastMetrics = measure(m, epoch);
+      return { ...monitorFigures(lastMetrics), metricSeconds: (performance.now() - t0) / 1000 };
+    };
+
+    // history.csv follows the checkpointed history: what a resume restores, then each finished epoch.
+    let csvHistory: GanEpochRecord[] = [];
+    const onProgress = (e: GanTrainEvent) => {
+      if (e.type === 'resumed') csvHistory = new CheckpointStore(checkpointDir).load<{ history: GanEpochRecord[] }>()?.state.history ?? [];
+      if (e.type === 'epoch-end') {
+        const { type: _t, epochs: _e, ...record } = e;
+        csvHistory = [...csvHistory.filter((h) => h.epoch < record.epoch), record];
+        writeHistoryCsv(out, csvHistory);
+      }
+      options.onProgress?.(e);
+    };
+
+    const trained = await trainGan(models, train, {
+      epochs: o.epochs,
+      batchSize: o.batchSize,
+      loss: o.loss,
+      learningRate: o.learningRate,
+      beta1: o.beta1,
+      beta2: o.beta2,
+      criticSteps: o.criticSteps,
+      ...(o.labelSmoothing !== null ? { labelSmoothing: o.labelSmoothing } : {}),
+      ...(o.gpLambda !== null ? { gpLambda: o.gpLambda } : {}),
+      seed: o.seed,
+      checkpointDir,
+      resume: o.resume,
+      stopAfterEpochs: options.stopAfterEpochs,
+      monitor,
+      onProgress,
+    });
+    const history = trained.history;
+    writeHistoryCsv(out, history);
+    const lastEpoch = history.length ? history[history.length - 1].epoch : 0;
+    // A resume with nothing left to train measures the restored generator here (deterministic: the same figures).
+    const final = metrics ? ((lastMetrics as GanMetrics | null)?.epoch === lastEpoch ? lastMetrics : measure(models, lastEpoch)) : null;
+
+    const generatorPath = join(out, 'generator');
+    const discriminatorPath = join(out, 'discriminator');
+    await saveModel(models.generator, generatorPath);
+    await saveModel(models.discriminator, discriminatorPath);
+    const grids = history.map((h) => gridFile(h.epoch)).filter((f) => existsSync(join(out, f)));
+    const result: GanRunResult = {
+      ...runMeta('gan', backend, o.seed, startedAt),
+      options: o,
+      dataset: { name: data.name, trainSize: train.count, testSize: data.test.count, skipped: data.skipped, numClasses: K, imageShape: [...data.train.imageShape], classNames: data.classNames },
+      generator: { arch: o.arch, conditional: models.conditional, latentDim: models.latentDim, numClasses: K, imageShape: [...models.imageShape], parameters: models.generator.countParams(), path: generatorPath },
+      discriminator: { parameters: models.discriminator.countParams(), path: discriminatorPath },
+      epochs: lastEpoch,
+      resumedFromEpoch: trained.resumedFromEpoch,
+      secondsPerEpoch: trained.secondsPerEpoch,
+      history,
+      metrics: final,
+      metricsSkipped: metrics ? null : 'no classifier given (the classifier option, --classifier): FID, Inception Score, class coverage and precision/recall need one',
+      fidFloor,
+      metricsClassifier: metrics ? metrics.info : null,
+      files: { grids, samples: 'samples.png', history: 'history.csv', report: 'report.html', checkpoint: 'checkpoint' },
+      packages: packageVersions(),
+    };
+    const { renderGanReport } = await import('../../report/gan-report.js');
+    const shown = pickGrids(grids).map((f) => ({ epoch: Number(/epoch-(\d+)\.png$/.exec(f)![1]), png: readFileSync(join(out, f)) }));
+    writeFileAtomic(join(out, 'report.html'), await renderGanReport(result, shown));
+    writeJsonAtomic(join(out, 'result.json'), result);
+    return result;
+  } finally {
+    models?.generator.dispose();
+    models?.discriminator.dispose();
+    metrics?.model.dispose();
+  }
+}
+
+/** `grids/epoch-NNN.png`. */
+export function gridFile(epoch: number): string {
+  return `grids/epoch-${String(epoch).padStart(3, '0')}.png`;
+}
+
+/** Grids shown in the report: all up to 5, else the first, three in between and the last. */
+export function pickGrids<T>(grids: readonly T[]): T[] {
+  if (grids.length <= 5) return [...grids];
+  const n = grids.length - 1;
+  const picks = [0, Math.round(n / 4), Math.round(n / 2), Math.round((3 * n) / 4), n];
+  return [...new Set(picks)].map((i) => grids[i]);
+}
+
+/**
+ * A fresh run owns its folder: the checkpoint and grids of an earlier run are
+ * removed. A resume keeps them, but only with the same training settings
+ * (saved next to the checkpoint; the architecture itself is also checked by
+ * the checkpoint's topology hash).
+ */
+function prepareFolder(out: string, checkpointDir: string, settings: TrainingSettings, resume: boolean): void {
+  const settingsFile = join(checkpointDir, 'settings.json');
+  const hasCheckpoint = existsSync(join(checkpointDir, 'latest.json'));
+  if (resume && hasCheckpoint) {
+    if (existsSync(settingsFile)) {
+      let saved: Partial<TrainingSettings>;
+      try {
+        saved = JSON.parse(readFileSync(settingsFile, 'utf8')) as Partial<TrainingSettings>;
+      } catch (e) {
+        throw new FileFormatError(settingsFile, `corrupt (${(e as Error).message})`);
+      }
+      const diff = (Object.keys(settings) as (keyof TrainingSettings)[]).filter((k) => JSON.stringify(saved[k] ?? null) !== JSON.stringify(settings[k]));
+      if (diff.length) {
+        const text = diff.map((k) => `${k} ${JSON.stringify(saved[k] ?? null)} (now ${JSON.stringify(settings[k])})`).join(', ');
+        throw new InputError('resume', `the checkpoint in ${checkpointDir} was trained with other settings: ${text}; use the same settings, or drop --resume to start over`);
+      }
+    }
+    return;
+  }
+  if (!resume) {
+    rmSync(checkpointDir, { recursive: true, force: true });
+    if (existsSync(join(out, 'grids'))) for (const f of readdirSync(join(out, 'grids'))) if (/^epoch-\d+\.png$/.test(f)) rmSync(join(out, 'grids', f), { force: true });
+  }
+  writeJsonAtomic(settingsFile, settings);
+}
+
+/** The fixed latent batch of the per-epoch grid and its layout. */
+function fixedGrid(models: GanModels, data: Dataset, seed: number): { z: Float32Array; classes?: Int32Array; layout: Parameters<typeof gridPng>[1] } {
+  const rng = new Rng(deriveSeed(seed, 'gan-grid'));
+  const scale = gridScale(models.imageShape);
+  const common = { imageShape: models.imageShape, scale, fontScale: scale, spacing: 2 };
+  if (!models.conditional) return { z: latentCodes(rng, GRID_CODES, models.latentDim), layout: { ...common, columns: 8 } };
+  const K = models.numClasses;
+  const codes = latentCodes(rng, GRID_CODES_PER_CLASS, models.latentDim);
+  const z = new Float32Array(K * codes.length);
+  for (let c = 0; c < K; c++) z.set(codes, c * codes.length);
+  const classes = Int32Array.from({ length: K * GRID_CODES_PER_CLASS }, (_, i) => Math.floor(i / GRID_CODES_PER_CLASS));
+  const name = captionName(data.classNames);
+  return { z, classes, layout: { ...common, columns: GRID_CODES_PER_CLASS, rowLabels: Array.from({ length: K }, (_, c) => name(c)) } };
+}
+
+/** Writes history.csv (header + one row per epoch; empty cells for figures not measured), atomically. */
+function writeHistoryCsv(out: string, history: readonly GanEpochRecord[]): void {
+  const rows = history.map((h) => {
+    const m: Record<string, number | undefined> = { ...h.monitor, epoch: h.epoch, dLoss: h.dLoss, gLoss: h.gLoss, dReal: h.dReal, dFake: h.dFake, seconds: h.seconds };
+    return HISTORY_COLUMNS.map((c) => (m[c] === undefined ? '' : String(m[c]))).join(',');
+  });
+  writeFileAtomic(join(out, 'history.csv'), [HISTORY_COLUMNS.join(','), ...rows].join('\n') + '\n');
+}
+
+// ---------------------------------------------------------------------------
+// Metrics
+
+interface MetricsContext {
+  /** The classifier as loaded (disposed at the end; the probe shares its layers and is not disposed separately). */
+  model: tfl.LayersModel;
+  /** Outputs [features, scores] in one pass. */
+  probe: tfl.LayersModel;
+  info: MetricsClassifier;
+  numClasses: number;
+  imageShape: [number, number, number];
+  /** Features of the real test images and their moments, computed once. */
+  real: SampleMatrix;
+  realMoments: GaussianMoments;
+  realHash: string;
+}
+
+/**
+ * Loads the classifier, checks it against the data, and builds the probe
+ * model with two outputs: the input of the last Dense layer (the features)
+ * and the classifier's output (logits or probabilities).
+ */
+async function openMetrics(path: string, data: Dataset, samples: number): Promise<MetricsContext> {
+  const loaded = await loadClassifierModel(path);
+  if (isGraphModel(loaded)) {
+    loaded.dispose();
+    throw new InputError('classifier', `${path} is a graph model; the metrics need a Layers model (advlab train output) to read its penultimate layer`);
+  }
+  const model = loaded;
+  try {
+    checkInputShape(model, data.train.imageShape, 'classifier');
+    const outShape = model.outputs.length === 1 ? model.outputs[0].shape : null;
+    if (!outShape || outShape.length !== 2 || outShape[1] !== data.numClasses) {
+      throw new InputError('classifier', `the model in ${path} outputs ${outShape ? `shape [${outShape.map((d) => d ?? 'batch').join(', ')}]` : `${model.outputs.length} tensors`}, but the dataset has ${data.numClasses} classes`);
+    }
+    const dense = [...model.layers].reverse().find((l) => l.getClassName() === 'Dense');
+    if (!dense) throw new InputError('classifier', `the model in ${path} has no Dense layer whose input could serve as features`);
+    let features: tfl.SymbolicTensor;
+    try {
+      const input = dense.input;
+      if (Array.isArray(input)) throw new Error('several inputs');
+      features = input;
+    } catch (e) {
+      throw new InputError('classifier', `the last Dense layer ("${dense.name}") of ${path} has no single input tensor: ${(e as Error).message}`);
+    }
+    const featureDim = features.shape.slice(1).reduce((a: number, d) => a * (d ?? NaN), 1);
+    if (!Number.isFinite(featureDim)) throw new InputError('classifier', `the features (input of "${dense.name}") have no fixed size: [${features.shape.join(', ')}]`);
+    const last = model.layers[model.layers.length - 1];
+    const activation = (last.getConfig() as { activation?: unknown }).activation;
+    const outputs = activation === 'softmax' || last.getClassName() === 'Softmax' ? 'probabilities' : 'logits';
+    const probe = tfl.model({ inputs: model.inputs, outputs: [features, model.outputs[0]], name: 'gan_metrics_probe' });
+    const ctx: Omitted<MetricsContext> = { model, probe, numClasses: data.numClasses, imageShape: data.train.imageShape, info: { path, featureLayer: dense.name, featureDim, outputs } };
+    const testSet = balancedSubset(data.test, data.numClasses, samples, 'metricSamples', 'test');
+    const real = embed(ctx, testSet.images, testSet.count).features;
+    return { ...ctx, real, realMoments: meanAndCovariance(real), realHash: createHash('sha256').update(new Uint8Array(real.data.buffer, real.data.byteOffset, real.data.byteLength)).digest('hex') };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
+type Omitted<T> = Omit<T, 'real' | 'realMoments' | 'realHash'>;
+
+/** Features and class scores of images (NHWC float32) through the probe, in batches. */
+function embed(ctx: Omitted<MetricsContext>, images: Float32Array, count: number, batchSize = 256): { features: SampleMatrix; scores: SampleMatrix } {
+  const size = imageSize(ctx.imageShape);
+  const d = ctx.info.featureDim;
+  const k = ctx.numClasses;
+  const features = new Float32Array(count * d);
+  const scores = new Float32Array(count * k);
+  for (let start = 0; start < count; start += batchSize) {
+    const m = Math.min(batchSize, count - start);
+    const [f, s] = tf.tidy(() => {
+      const x = tf.tensor4d(images.subarray(start * size, (start + m) * size), [m, ...ctx.imageShape]);
+      return ctx.probe.apply(x, { training: false }) as tf.Tensor[];
+    });
+    features.set(f.dataSync() as Float32Array, start * d);
+    scores.set(s.dataSync() as Float32Array, start * k);
+    tf.dispose([f, s]);
+  }
+  return { features: { data: features, n: count, d }, scores: { data: scores, n: count, d: k } };
+}
+
+/** Every metric of a batch of generated images against the real test features. */
+function generatorMetrics(ctx: MetricsContext, images: Float32Array, count: number, epoch: number): GanMetrics {
+  const { features, scores } = embed(ctx, images, count);
+  const probabilities = ctx.info.outputs === 'logits' ? softmaxRows(scores) : scores;
+  const coverage = classCoverage(probabilities);
+  const pr = precisionRecall(ctx.real, features, { k: PRECISION_RECALL_K });
+  return {
+    epoch,
+    samples: count,
+    fid: frechetDistanceFromMoments(ctx.realMoments, meanAndCovariance(features)),
+    inceptionScore: inceptionScore(probabilities).mean,
+    coverage: {
+      counts: coverage.counts,
+      fractions: coverage.fractions,
+      klFromUniform: coverage.klFromUniform,
+      minFraction: coverage.minFraction,
+      minClass: coverage.minClass,
+      missing: coverage.missing,
+      modeCollapse: modeCollapse(coverage),
+    },
+    precision: pr.precision,
+    recall: pr.recall,
+    k: pr.k,
+  };
+}
+
+/** The figures of {@link GanMetrics} kept in each epoch's record. */
+function monitorFigures(m: GanMetrics): Record<string, number> {
+  return {
+    fid: m.fid,
+    inceptionScore: m.inceptionScore,
+    klFromUniform: m.coverage.klFromUniform,
+    minClassFraction: m.coverage.minFraction,
+    modeCollapse: m.coverage.modeCollapse ? 1 : 0,
+    precision: m.precision,
+    recall: m.recall,
+  };
+}
+
+/**
+ * FID of real train images against the real test images (class-balanced,
+ * `metricSamples` each), cached in `out/fid-floor.json` under a key of the
+ * dataset, the classifier and a hash of the test features (so a changed
+ * classifier or dataset is recomputed).
+ */
+function realFidFloor(ctx: MetricsContext, data: Dataset, o: Resolved, onProgress?: (e: GanRunEvent) => void): number {
+  const file = join(o.out, 'fid-floor.json');
+  const key = { dataset: data.name, classifier: resolve(ctx.info.path), samples: o.metricSamples, realFeatures: ctx.realHash };
+  if (existsSync(file)) {
+    try {
+      const cached = JSON.parse(readFileSync(file, 'utf8')) as { key: unknown; fidFloor: number };
+      if (JSON.stringify(cached.key) === JSON.stringify(key) && Number.isFinite(cached.fidFloor)) {
+        onProgress?.({ type: 'fid-floor', fid: cached.fidFloor, samples: o.metricSamples, cached: true });
+        return cached.fidFloor;
+      }
+    } catch {
+      /* a corrupt cache is recomputed */
+    }
+  }
+  const trainSet = balancedSubset(data.train, data.numClasses, o.metricSamples, 'metricSamples', 'train');
+  const trainFeatures = embed(ctx, trainSet.images, trainSet.count).features;
+  const fid = frechetDistanceFromMoments(meanAndCovariance(trainFeatures), ctx.realMoments);
+  writeJsonAtomic(file, { key, fidFloor: fid });
+  onProgress?.({ type: 'fid-floor', fid, samples: o.metricSamples, cached: false });
+  return fid;
+}
