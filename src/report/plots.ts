@@ -32,8 +32,8 @@ const STAGE_COLORS = ['#4c78a8', '#f58518', '#54a24b', '#e45756', '#72b7b2', '#e
 const WIDTH = 600;
 const HEIGHT = 280;
 
-/** Shared look: readable labels, light grid, no frame around the plot area. */
-const CONFIG = {
+/** Shared look of every plot: readable labels, light grid, no frame around the plot area. */
+export const PLOT_CONFIG = {
   font: PLOT_FONT,
   background: 'white',
   padding: 8,
@@ -123,7 +123,7 @@ export async function robustAccuracyPlot(input: RobustAccuracyPlotInput, options
   layers.push({ transform: [only(WORST_CASE)], mark: { type: 'line', strokeWidth: 2.75, clip: true }, encoding: { x, y, color } });
   layers.push({ transform: [only(WORST_CASE, true)], mark: { type: 'point', filled: true, size: 48, opacity: 1, clip: true }, encoding: { x, y, color } });
 
-  const spec = { width: WIDTH, height: HEIGHT, config: CONFIG, data: { values: rows }, layer: layers } as unknown as TopLevelSpec;
+  const spec = { width: WIDTH, height: HEIGHT, config: PLOT_CONFIG, data: { values: rows }, layer: layers } as unknown as TopLevelSpec;
   return vegaLiteSvg(spec, 'eps-plot', options);
 }
 
@@ -184,7 +184,7 @@ export async function minimalHistogramPlot(minimal: MinimalPerturbations, eps: n
   const spec = {
     width: 440,
     height: 240,
-    config: CONFIG,
+    config: PLOT_CONFIG,
     layer: [
       {
         data: { values: bins },
@@ -214,7 +214,7 @@ export async function corruptionPlot(corruptions: CorruptionAccuracyResult, opti
   const spec = {
     width: WIDTH,
     height: HEIGHT,
-    config: CONFIG,
+    config: PLOT_CONFIG,
     layer: [
       {
         data: { values: [{ accuracy: corruptions.clean, label: `clean ${pctLabel(corruptions.clean)}` }] },
@@ -262,7 +262,7 @@ export async function comparisonPlot(series: ComparisonSeries[], norm: Norm, opt
   const spec = {
     width: WIDTH,
     height: HEIGHT,
-    config: CONFIG,
+    config: PLOT_CONFIG,
     data: { values: rows },
     layer: [
       { mark: { type: 'line', strokeWidth: 2.5 }, encoding: { x, y, color } },

@@ -176,22 +176,7 @@ export interface GanRunResult extends RunMeta {
 }
 
 /** The settings that shape training: a resume must keep them. */
-interface TrainingSettings {
-  dataset: string;
-  arch: GanArch;
-  loss: GanLoss;
-  latentDim: number;
-  width: number;
-  batchSize: number;
-  learningRate: number;
-  beta1: number;
-  beta2: number;
-  criticSteps: number;
-  labelSmoothing: number | null;
-  gpLambda: number | null;
-  trainSize: number | null;
-  seed: number;
-}
+type TrainingSettings = Omit<Resolved, 'out' | 'epochs' | 'resume' | 'classifier' | 'metricSamples'>;
 
 type Resolved = GanRunResult['options'];
 
