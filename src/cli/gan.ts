@@ -70,7 +70,7 @@ function ganTrainCommand(): Command {
     .option('--latent <n>', 'latent size', intOption('--latent', 1), 64)
     .option('--width <n>', 'width multiplier of every hidden layer', intOption('--width', 1), 1)
     .option('--train-n <count>', 'train on a class-balanced subset of this many train-split images (default: all)', intOption('--train-n', 1))
-    .option('--classifier <path>', 'a saved advlab classifier (model folder or advlab train run folder) for FID, Inception Score, class coverage and precision/recall (default: metrics skipped)')
+    .option('--classifier <path>', 'a saved advlab classifier (model folder or advlab train run folder) for FID, Inception Score, class coverage and precision/recall; default: the LeNet advlab ships for mnist and fashion-mnist; none: no metrics')
     .option('--metric-samples <n>', 'generated and real images per metric evaluation', intOption('--metric-samples'), GAN_RUN_DEFAULTS.metricSamples)
     .option('--seed <n>', 'random seed', intOption('--seed'), GAN_RUN_DEFAULTS.seed)
     .option('--backend <name>', 'auto, node, wasm or cpu; auto honours env ADVLAB_BACKEND', 'auto')

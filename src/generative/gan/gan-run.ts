@@ -40,6 +40,7 @@ import { Rng, deriveSeed } from '../../util/rng.js';
 import { FileFormatError, InputError } from '../../errors.js';
 import { DEFAULT_GAN_LOSS, DEFAULT_GP_LAMBDA, parseGanLoss, type GanLoss } from '../losses.js';
 import { classCoverage, frechetDistanceFromMoments, inceptionScore, meanAndCovariance, modeCollapse, precisionRecall, softmaxRows, type GaussianMoments, type SampleMatrix } from '../metrics/index.js';
+import { shippedMetricClassifier } from '../metric-classifier.js';
 import { buildGan, DEFAULT_LATENT_DIM, GAN_ARCHS, type GanArch, type GanModels } from './architectures.js';
 import { ganOptimizerDefaults, trainGan, type GanEpochRecord, type GanTrainEvent } from './train-gan.js';
 import { generateImages, gridScale, latentCodes } from './sample.js';
@@ -219,7 +220,7 @@ function resolveOptions(o: GanRunOptions): Resolved {
   }
   if (o.trainSize !== undefined) int('trainSize', o.trainSize, 1);
   if (o.stopAfterEpochs !== undefined) int('stopAfterEpochs', o.stopAfterEpochs, 1);
-  if (o.classifier !== undefined) {
+  if (o.classifier !== undefined && o.classifier !== 'none') {
     if (typeof o.classifier !== 'string' || o.classifier === '') throw new InputError('classifier', 'expected the path of a saved classifier');
     if (!existsSync(o.classifier)) throw new InputError('classifier', `"${o.classifier}" does not exist; expected a saved advlab classifier (a model folder or an advlab train run folder)`);
   }
@@ -268,13 +269,15 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
     beta1: o.beta1, beta2: o.beta2, criticSteps: o.criticSteps, labelSmoothing: o.labelSmoothing, gpLambda: o.gpLambda, trainSize: o.trainSize, seed: o.seed,
   };
 
-  const metrics = o.classifier !== null ? await openMetrics(o.classifier, data, o.metricSamples) : null;
+  // Default: the classifier advlab ships for a built-in dataset (metric-classifier.ts); 'none' skips the metrics.
+  const classifierPath = o.classifier === 'none' ? null : (o.classifier ?? shippedMetricClassifier(o.dataset)?.path ?? null);
+  const metrics = classifierPath !== null ? await openMetrics(classifierPath, data, o.metricSamples) : null;
   let models: GanModels | undefined;
   try {
     // Built first: an image shape the architecture cannot take is refused before anything is written.
     models = buildGan(o.arch, { imageShape: data.train.imageShape, numClasses: K, seed: deriveSeed(o.seed, 'gan-init'), latentDim: o.latentDim, width: o.width });
     prepareFolder(out, checkpointDir, settings, o.resume);
-    if (metrics) options.onProgress?.({ type: 'classifier', path: o.classifier!, featureLayer: metrics.info.featureLayer, featureDim: metrics.info.featureDim, outputs: metrics.info.outputs });
+    if (metrics) options.onProgress?.({ type: 'classifier', path: classifierPath!, featureLayer: metrics.info.featureLayer, featureDim: metrics.info.featureDim, outputs: metrics.info.outputs });
     const fidFloor = metrics ? realFidFloor(metrics, data, o, options.onProgress) : null;
     const spec = { latentDim: models.latentDim, numClasses: K, conditional: models.conditional, imageShape: models.imageShape };
 
@@ -349,7 +352,7 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
       secondsPerEpoch: trained.secondsPerEpoch,
       history,
       metrics: final,
-      metricsSkipped: metrics ? null : 'no classifier given (the classifier option, --classifier): FID, Inception Score, class coverage and precision/recall need one',
+      metricsSkipped: metrics ? null : o.classifier === 'none' ? 'metrics turned off (classifier none)' : 'no classifier: advlab ships one for the built-in datasets only; give one (the classifier option, --classifier) for FID, Inception Score, class coverage and precision/recall',
       fidFloor,
       metricsClassifier: metrics ? metrics.info : null,
       files: { grids, samples: 'samples.png', history: 'history.csv', report: 'report.html', checkpoint: 'checkpoint' },
