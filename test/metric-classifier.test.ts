@@ -43,6 +43,15 @@ test('the shipped mnist metric classifier: hash checked, recorded test accuracy 
   assert.equal(shippedMetricClassifier('no-such-dataset'), null);
 });
 
+test('the shipped fashion-mnist metric classifier: hash checked, recorded test accuracy reproduced', async () => {
+  const shipped = shippedMetricClassifier('fashion-mnist');
+  assert.ok(shipped, 'assets/metric-classifiers/fashion-mnist ships');
+  const model = await loadModel(shipped.path);
+  const test = loadBuiltinDataset('fashion-mnist').test;
+  assert.equal(accuracy(model, test), shipped.provenance.testAccuracy);
+  model.dispose();
+});
+
 test('corrupt shipped weights are refused, naming the file', () => {
   const root = mkdtempSync(join(tmpdir(), 'advlab-mc-'));
   cpSync(join(METRIC_CLASSIFIERS_DIR, 'mnist'), join(root, 'mnist'), { recursive: true });
