@@ -76,21 +76,27 @@ export interface EpochRecord {
   monitor?: Record<string, number>;
 }
 
-/** Progress events emitted while training. */
-export type TrainEvent =
+/** The progress events of an epoch loop (classifier or GAN): `B` is a batch's running figures, `R` the epoch record. */
+export type EpochLoopEvent<B, R> =
   | { type: 'resumed'; epoch: number }
   | { type: 'epoch-start'; epoch: number; epochs: number; batches: number }
-  | { type: 'batch'; epoch: number; batch: number; batches: number; loss: number; accuracy: number }
-  | ({ type: 'epoch-end'; epochs: number } & EpochRecord);
+  | ({ type: 'batch'; epoch: number; batch: number; batches: number } & B)
+  | ({ type: 'epoch-end'; epochs: number } & R);
 
-/** What {@link trainClassifier} did. */
-export interface TrainResult {
-  history: EpochRecord[];
+/** Progress events emitted while training. */
+export type TrainEvent = EpochLoopEvent<{ loss: number; accuracy: number }, EpochRecord>;
+
+/** What a training loop did, with its per-epoch records `R`. */
+export interface EpochLoopResult<R> {
+  history: R[];
   /** Epochs completed before this call (0 unless resumed). */
   resumedFromEpoch: number;
   /** Mean seconds per finished epoch (all epochs in the history). */
   secondsPerEpoch: number;
 }
+
+/** What {@link trainClassifier} did. */
+export type TrainResult = EpochLoopResult<EpochRecord>;
 
 interface CheckpointState {
   epoch: number;

@@ -42,11 +42,11 @@ import { DEFAULT_GAN_LOSS, DEFAULT_GP_LAMBDA, parseGanLoss, type GanLoss } from 
 import { classCoverage, frechetDistanceFromMoments, inceptionScore, meanAndCovariance, modeCollapse, precisionRecall, softmaxRows, type GaussianMoments, type SampleMatrix } from '../metrics/index.js';
 import { shippedMetricClassifier } from '../metric-classifier.js';
 import { buildGan, DEFAULT_LATENT_DIM, GAN_ARCHS, type GanArch, type GanModels } from './architectures.js';
-import { ganOptimizerDefaults, trainGan, type GanEpochRecord, type GanTrainEvent } from './train-gan.js';
+import { ganOptimizerDefaults, trainGan, type GanEpochRecord, type GanTrainEvent, type GanTrainOptions } from './train-gan.js';
 import { generateImages, gridScale, latentCodes } from './sample.js';
 
-/** Options of {@link ganRun} (the `advlab gan` job). */
-export interface GanRunOptions {
+/** Options of {@link ganRun} (the `advlab gan` job); the optimizer's as in {@link trainGan}, whose defaults depend on the loss. */
+export interface GanRunOptions extends Pick<GanTrainOptions, 'learningRate' | 'beta1' | 'beta2' | 'criticSteps' | 'labelSmoothing' | 'gpLambda'> {
   /** Built-in dataset name or a path in a supported format. */
   dataset: string;
   /** Output folder. */
@@ -63,15 +63,6 @@ export interface GanRunOptions {
   epochs?: number;
   /** Default 64. */
   batchSize?: number;
-  /** Adam's rate, betas and the critic steps: defaults from {@link ganOptimizerDefaults} (they depend on the loss). */
-  learningRate?: number;
-  beta1?: number;
-  beta2?: number;
-  criticSteps?: number;
-  /** One-sided label smoothing of the real targets, in (0, 1] (minimax and ns only). */
-  labelSmoothing?: number;
-  /** Gradient-penalty weight (wgan-gp only; default 10). */
-  gpLambda?: number;
   /** Train on a class-balanced subset of this many images of the train split (default: all of it). */
   trainSize?: number;
   /** Default 0. */

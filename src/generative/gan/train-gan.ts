@@ -23,6 +23,7 @@ import { CheckpointStore } from '../../models/checkpoint.js';
 import type { TensorSpec } from '../../engine/tensor-io.js';
 import { packModelWeights, packOptimizer, restoreModelWeights, restoreOptimizer, topologyHash, type OptimizerState } from '../../models/train-state.js';
 import { InputError } from '../../errors.js';
+import type { EpochLoopEvent, EpochLoopResult } from '../../models/train.js';
 import { discriminatorLoss, generatorLoss, gradientPenalty, DEFAULT_GP_LAMBDA, GAN_LOSSES, type GanLoss } from '../losses.js';
 import type { GanModels } from './architectures.js';
 
@@ -71,18 +72,10 @@ export interface GanEpochRecord {
   monitor?: Record<string, number>;
 }
 
-export type GanTrainEvent =
-  | { type: 'resumed'; epoch: number }
-  | { type: 'epoch-start'; epoch: number; epochs: number; batches: number }
-  | { type: 'batch'; epoch: number; batch: number; batches: number; dLoss: number; gLoss: number }
-  | ({ type: 'epoch-end'; epochs: number } & GanEpochRecord);
+export type GanTrainEvent = EpochLoopEvent<{ dLoss: number; gLoss: number }, GanEpochRecord>;
 
 /** What {@link trainGan} did. */
-export interface GanTrainResult {
-  history: GanEpochRecord[];
-  resumedFromEpoch: number;
-  secondsPerEpoch: number;
-}
+export type GanTrainResult = EpochLoopResult<GanEpochRecord>;
 
 interface GanCheckpointState {
   epoch: number;
