@@ -95,6 +95,11 @@ export interface EpochLoopResult<R> {
   secondsPerEpoch: number;
 }
 
+/** A loop's result from its history; the mean time is over every finished epoch, including those before a resume. */
+export function loopResult<R extends { seconds: number }>(history: R[], resumedFromEpoch: number): EpochLoopResult<R> {
+  return { history, resumedFromEpoch, secondsPerEpoch: history.length ? history.reduce((a, h) => a + h.seconds, 0) / history.length : 0 };
+}
+
 /** What {@link trainClassifier} did. */
 export type TrainResult = EpochLoopResult<EpochRecord>;
 
@@ -177,12 +182,7 @@ export async function trainClassifier(model: tfl.LayersModel, train: ImageSet, o
       if (store) await saveCheckpoint(store, model, optimizer, rng, history, epoch);
       options.onProgress?.({ type: 'epoch-end', epochs: options.epochs, ...record });
     }
-    return {
-      history,
-      resumedFromEpoch: startEpoch,
-      // Over every finished epoch, including those before a resume.
-      secondsPerEpoch: history.length ? history.reduce((a, h) => a + h.seconds, 0) / history.length : 0,
-    };
+    return loopResult(history, startEpoch);
   } finally {
     optimizer.dispose();
   }

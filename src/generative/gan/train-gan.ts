@@ -23,7 +23,7 @@ import { CheckpointStore } from '../../models/checkpoint.js';
 import type { TensorSpec } from '../../engine/tensor-io.js';
 import { packModelWeights, packOptimizer, restoreModelWeights, restoreOptimizer, topologyHash, type OptimizerState } from '../../models/train-state.js';
 import { InputError } from '../../errors.js';
-import type { EpochLoopEvent, EpochLoopResult } from '../../models/train.js';
+import { loopResult, type EpochLoopEvent, type EpochLoopResult } from '../../models/train.js';
 import { discriminatorLoss, generatorLoss, gradientPenalty, DEFAULT_GP_LAMBDA, GAN_LOSSES, type GanLoss } from '../losses.js';
 import type { GanModels } from './architectures.js';
 
@@ -145,6 +145,7 @@ export async function trainGan(models: GanModels, train: ImageSet, options: GanT
       const order = batchOrder(train.count, options.batchSize, rng);
       options.onProgress?.({ type: 'epoch-start', epoch, epochs: options.epochs, batches: order.length });
       const sums = { d: 0, g: 0, real: 0, fake: 0 };
+      let seen = 0;
       for (let b = 0; b < order.length; b++) {
         const batch = makeBatch(train, order[b]);
         const n = order[b].length;
@@ -193,7 +194,7 @@ export async function trainGan(models: GanModels, train: ImageSet, options: GanT
         } finally {
           tf.dispose([batch.x, batch.y, realClass as tf.Tensor].filter(Boolean));
         }
-        const seen = order.slice(0, b + 1).reduce((a, o) => a + o.length, 0);
+        seen += n;
         options.onProgress?.({ type: 'batch', epoch, batch: b + 1, batches: order.length, dLoss: sums.d / seen, gLoss: sums.g / seen });
         // Let timers (progress bars) run between steps.
         await new Promise((r) => setImmediate(r));
@@ -211,11 +212,7 @@ export async function trainGan(models: GanModels, train: ImageSet, options: GanT
       if (store) await saveCheckpoint(store, models, gOpt, dOpt, rng, history, epoch, topology);
       options.onProgress?.({ type: 'epoch-end', epochs: options.epochs, ...record });
     }
-    return {
-      history,
-      resumedFromEpoch: startEpoch,
-      secondsPerEpoch: history.length ? history.reduce((a, h) => a + h.seconds, 0) / history.length : 0,
-    };
+    return loopResult(history, startEpoch);
   } finally {
     gOpt.dispose();
     dOpt.dispose();
