@@ -58,5 +58,15 @@ export { GAN_LOSSES, DEFAULT_GAN_LOSS, DEFAULT_GP_LAMBDA, discriminatorLoss, gen
 export * from './generative/metrics/index.js';
 export { buildGan, GAN_ARCHS, DEFAULT_LATENT_DIM, type GanArch, type GanArchOptions, type GanModels } from './generative/gan/architectures.js';
 export { trainGan, ganOptimizerDefaults, type GanTrainOptions, type GanTrainEvent, type GanTrainResult, type GanEpochRecord } from './generative/gan/train-gan.js';
-export { ganRun, GAN_RUN_DEFAULTS, HISTORY_COLUMNS as GAN_HISTORY_COLUMNS, type GanRunOptions, type GanRunEvent, type GanRunResult, type GanMetrics, type MetricsClassifier } from './generative/gan/gan-run.js';
-export { sampleGan, generateImages, latentCodes, type SampleGanOptions, type SampleGanResult, type GeneratorSpec } from './generative/gan/sample.js';
+export { ganRun, GAN_RUN_DEFAULTS, HISTORY_COLUMNS as GAN_HISTORY_COLUMNS, type GanRunOptions, type GanRunEvent, type GanRunResult } from './generative/gan/gan-run.js';
+export { evaluateGan, type EvaluateGanOptions, type GanEvalResult } from './generative/gan/gan-eval.js';
+export { loadGenerator, sampleGan, generateImages, latentCodes, type LoadedGenerator, type GanRunInfo, type SampleGanOptions, type SampleGanResult, type GeneratorSpec } from './generative/gan/sample.js';
+export { openMetrics, closeMetrics, generatorMetrics, conditionalAccuracy, realFidFloor, PRECISION_RECALL_K, type GanMetrics, type MetricsClassifier, type MetricsContext } from './generative/gan/gan-metrics.js';
+
+// Generative models: adversarial autoencoders.
+export { PRIORS, DEFAULT_COMPONENTS, parsePrior, samplePrior, sampleCategorical, priorMoments, priorLogDensity, mixtureMeans, posteriorMatch, type PriorName, type PriorSample, type SamplePriorOptions, type CategoricalSample, type PosteriorMatch, type PosteriorMatchOptions } from './generative/aae/priors.js';
+export { RECONSTRUCTION_LOSSES, AAE_ADVERSARIAL_LOSSES, parseReconstructionLoss, reconstructionLoss, latentDiscriminatorLoss, encoderAdversarialLoss, classificationLoss, type ReconstructionLoss, type AaeAdversarialLoss } from './generative/aae/losses.js';
+export { buildAae, encodeImages, decodeImages, encodeCategorical, categoricalCodes, reconstructImages, AAE_ARCHS, DEFAULT_AAE_LATENT_DIM, MLP_HIDDEN_UNITS, CLASS_HEAD, type AaeArch, type AaeArchOptions, type AaeModels, type CategoricalCodes } from './generative/aae/architectures.js';
+export { argmaxRows, classificationError, clusteringError, type ClassificationFigures, type ClusteringFigures } from './generative/aae/clustering.js';
+export { trainAae, AAE_OPTIMIZER_DEFAULTS, type AaeTrainOptions, type AaeTrainEvent, type AaeTrainResult, type AaeEpochRecord } from './generative/aae/train-aae.js';
+export { aaeRun, labelledSubset, AAE_RUN_DEFAULTS, HISTORY_COLUMNS as AAE_HISTORY_COLUMNS, type AaeRunOptions, type AaeRunEvent, type AaeRunResult, type AaeTestFigures } from './generative/aae/aae-run.js';

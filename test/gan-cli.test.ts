@@ -21,6 +21,7 @@ import { saveModel } from '../src/models/io.js';
 import { InputError } from '../src/errors.js';
 import { ganRun, HISTORY_COLUMNS, type GanRunEvent, type GanRunOptions } from '../src/generative/gan/gan-run.js';
 import { sampleGan } from '../src/generative/gan/sample.js';
+import { evaluateGan } from '../src/generative/gan/gan-eval.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'advlab-gan-cli-'));
 const classifier = join(dir, 'classifier');
@@ -177,6 +178,34 @@ test('advlab gan sample writes a PNG grid and an NPY of shape [n, h, w, c] in [0
   assert.equal(refused.code, 2);
   assert.match(refused.stderr.trim(), /^advlab: --class: the generator in .* is unconditional \(arch dcgan\).*--arch cgan.*$/);
   assert.ok(!existsSync(join(dir, 'nope.png')));
+});
+
+test('advlab gan eval: the figures of a run (its dataset and classifier by default) to a JSON file that matches its schema; in-process, class accuracy of a conditional run', async () => {
+  const out = join(dir, 'eval.json');
+  const r = advlab(['gan', 'eval', '--model', full, '--n', '60', '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^FID [\d.]+ \(floor, real train vs real test: [\d.]+\)$/m);
+  assert.match(r.stdout, /^class coverage: KL from uniform [\d.]+, smallest class \d+ at [\d.]+%/m);
+  assert.equal(lastLine(r), `result: ${out}`);
+  const e = readJson(out);
+  assert.ok(compileSchema('schemas/gan-eval.result.schema.json')(e));
+  assert.deepEqual([e.command, e.options.dataset, e.options.classifier, e.options.n, e.options.realSamples, e.generator.epochs, e.metrics.samples], ['gan eval', 'mnist', classifier, 60, 60, 2, 60]);
+  assert.equal(e.metrics.coverage.counts.reduce((a: number, b: number) => a + b, 0), 60);
+  assert.equal(e.metrics.classAccuracy, null);
+  // Seeded: the same seed gives the same figures.
+  const again = advlab(['gan', 'eval', '--model', full, '--n', '60']);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(again.stdout.match(/^FID .*$/m)![0], r.stdout.match(/^FID .*$/m)![0]);
+
+  const before = tf.memory().numTensors;
+  const c = await evaluateGan({ model: conditional, n: 40 }, backend);
+  assert.equal(tf.memory().numTensors, before, 'tensors');
+  const acc = c.metrics.classAccuracy!;
+  assert.equal(acc.perClass.length, 10);
+  // Classes in turn: 4 samples per class, so the overall accuracy is the mean of the per-class ones.
+  assert.ok(Math.abs(acc.overall - acc.perClass.reduce((a, b) => a + b, 0) / 10) < 1e-12);
+  assert.ok(acc.perClass.every((a) => a * 4 === Math.round(a * 4)));
+  await assert.rejects(evaluateGan({ model: full, n: 2 }, backend), (err: unknown) => err instanceof InputError && err.argument === 'n');
 });
 
 test('bad input: exit 2 and one line naming the option, nothing written; the library names its arguments', async () => {

@@ -428,3 +428,14 @@ test('precision/recall refuses k >= n, mismatched dimensions and NaN', () => {
   assertInputError(() => precisionRecall(a, { data: new Float64Array(8), n: 4, d: 2 }), 'generated');
   assertInputError(() => precisionRecall({ data: Float64Array.from([0, NaN, 2, 3]), n: 4, d: 1 }, a), 'real');
 });
+
+test('conditional class accuracy by hand: 3 of 4 samples classified as asked; a class never asked is NaN', async () => {
+  const { conditionalAccuracy } = await import('../src/generative/gan/gan-metrics.js');
+  // Rows: argmax 0, 1, 1, 2; asked 0, 1, 0, 2 (class 3 never asked).
+  const p: SampleMatrix = { data: Float64Array.from([0.7, 0.1, 0.1, 0.1, 0.2, 0.5, 0.2, 0.1, 0.3, 0.4, 0.2, 0.1, 0.1, 0.1, 0.6, 0.2]), n: 4, d: 4 };
+  const r = conditionalAccuracy(p, Int32Array.from([0, 1, 0, 2]), 4);
+  assert.equal(r.overall, 0.75);
+  assert.deepEqual(r.perClass.slice(0, 3), [0.5, 1, 1]);
+  assert.ok(Number.isNaN(r.perClass[3]));
+  assert.throws(() => conditionalAccuracy(p, Int32Array.from([0, 1]), 4), InputError);
+});

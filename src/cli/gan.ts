@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { join } from 'node:path';
 import { ganRun, GAN_RUN_DEFAULTS, type GanRunEvent } from '../generative/gan/gan-run.js';
 import { sampleGan } from '../generative/gan/sample.js';
+import { evaluateGan, type GanEvalResult } from '../generative/gan/gan-eval.js';
 import { GAN_ARCHS } from '../generative/gan/architectures.js';
 import { GAN_LOSSES } from '../generative/losses.js';
 import { BUILTIN_DATASETS } from '../data/builtin.js';
@@ -34,6 +35,7 @@ const TRAIN_OPTIONS: Record<string, string> = {
   metricSamples: '--metric-samples',
 };
 const SAMPLE_OPTIONS: Record<string, string> = { model: '--model', n: '--n', class: '--class', seed: '--seed', out: '--out' };
+const EVAL_OPTIONS: Record<string, string> = { ...SAMPLE_OPTIONS, dataset: '--dataset', classifier: '--classifier', realSamples: '--real-n' };
 
 /** Rethrows a library InputError under the command-line option's name. */
 function optionNamed(map: Record<string, string>) {
@@ -46,10 +48,11 @@ function optionNamed(map: Record<string, string>) {
 /** `advlab gan`: train (the default subcommand) and sample. */
 export function ganCommand(): Command {
   return new Command('gan')
-    .description('train a GAN (mlp, dcgan, cgan) with per-epoch sample grids and quality metrics; draw images from a trained one')
+    .description('train a GAN (mlp, dcgan, cgan) with per-epoch sample grids and quality metrics; draw images from a trained one; measure it')
     .addHelpText('after', '\nWithout a subcommand, "advlab gan [options]" runs "advlab gan train [options]": see advlab gan train --help.')
     .addCommand(ganTrainCommand(), { isDefault: true })
-    .addCommand(ganSampleCommand());
+    .addCommand(ganSampleCommand())
+    .addCommand(ganEvalCommand());
 }
 
 function ganTrainCommand(): Command {
@@ -152,4 +155,42 @@ function ganSampleCommand(): Command {
       log(`generated ${n} images of ${h}x${w}x${c}${o.class !== undefined ? ` of class ${o.class}` : r.conditional ? ', classes in turn' : ''} with seed ${r.seed} from ${r.generatorPath}`);
       log(`samples: ${r.out}`);
     });
+}
+
+function ganEvalCommand(): Command {
+  return new Command('eval')
+    .description('measure a trained GAN: FID with its real-vs-real floor, Inception Score, class coverage and mode collapse, precision/recall, and class accuracy of a conditional one')
+    .option('--model <path>', 'an advlab gan run folder (or its generator/ folder)')
+    .option('--n <count>', 'generated images', intOption('--n', 4), 10_000)
+    .option('--real-n <count>', 'class-balanced real images (test split for the metrics, train split for the floor; default: min(n, test split))', intOption('--real-n', 4))
+    .option('--dataset <name|path>', "dataset of the real images (default: the run's)")
+    .option('--classifier <path>', "a saved advlab classifier (default: the run's, else the LeNet advlab ships for the dataset)")
+    .option('--seed <n>', 'seed of the latent codes', intOption('--seed'), 0)
+    .option('--out <file>', 'also write the figures to this JSON file')
+    .option('--backend <name>', 'auto, node, wasm or cpu; auto honours env ADVLAB_BACKEND', 'auto')
+    .action(async (o) => {
+      if (!o.model) throw new InputError('--model', 'required: an advlab gan run folder (or its generator/ folder)');
+      const log = (line: string) => process.stdout.write(line + '\n');
+      const backend = await startBackend(o.backend, undefined, log);
+      const r = await evaluateGan({ model: o.model, n: o.n, realSamples: o.realN, dataset: o.dataset, classifier: o.classifier, seed: o.seed, out: o.out }, backend).catch(optionNamed(EVAL_OPTIONS));
+      for (const line of ganEvalLines(r)) log(line);
+      if (o.out) log(`result: ${o.out}`);
+    });
+}
+
+/** The figures of `advlab gan eval`, one per line. */
+function ganEvalLines(r: GanEvalResult): string[] {
+  const m = r.metrics;
+  const c = m.coverage;
+  const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+  const lines = [
+    `generator: ${r.generator.path}${r.generator.arch ? ` (${r.generator.arch}${r.generator.epochs ? `, ${r.generator.epochs} epochs` : ''})` : ''}; ${m.samples} samples vs ${m.realSamples} real ${r.options.dataset} test images; classifier ${r.metricsClassifier.path}`,
+    `FID ${m.fid.toFixed(2)} (floor, real train vs real test: ${r.fidFloor.toFixed(2)})`,
+    `Inception Score ${m.inceptionScore.toFixed(3)} (at most ${c.counts.length})`,
+    `class coverage: KL from uniform ${c.klFromUniform.toFixed(4)}, smallest class ${c.minClass} at ${pct(c.minFraction)}${c.missing.length ? `, missing ${c.missing.join(' ')}` : ''}${c.modeCollapse ? ' (mode collapse)' : ''}`,
+    `class shares: ${c.fractions.map((f, k) => `${k}:${pct(f)}`).join(' ')}`,
+    `precision ${m.precision.toFixed(3)}, recall ${m.recall.toFixed(3)} (k = ${m.k})`,
+  ];
+  if (m.classAccuracy) lines.push(`class accuracy (samples of class c classified as c): ${pct(m.classAccuracy.overall)}; per class ${m.classAccuracy.perClass.map((a, k) => `${k}:${Number.isNaN(a) ? '-' : pct(a)}`).join(' ')}`);
+  return lines;
 }

@@ -6,11 +6,12 @@ import { trainCommand } from './train.js';
 import { attackCommand } from './attack.js';
 import { evalCommand } from './eval.js';
 import { ganCommand } from './gan.js';
+import { aaeCommand } from './aae.js';
 
 /** Builds the `advlab` program; exported for tests. */
 export function program(): Command {
   const root = new Command('advlab').description('adversarial machine learning for TensorFlow.js').version(ADVLAB_VERSION);
-  for (const sub of [trainCommand(), attackCommand(), evalCommand(), ganCommand()]) root.addCommand(sub);
+  for (const sub of [trainCommand(), attackCommand(), evalCommand(), ganCommand(), aaeCommand()]) root.addCommand(sub);
   // Subcommands added with addCommand do not inherit settings: throw instead of exiting, everywhere (nested ones too: gan sample).
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
   for (const c of all(root)) c.showHelpAfterError().exitOverride();

@@ -165,6 +165,39 @@ export function samplePrior(prior: PriorName, options: SamplePriorOptions): Prio
   return { z, n, d, component };
 }
 
+/** Samples of the categorical prior Cat(K), see {@link sampleCategorical}. */
+export interface CategoricalSample {
+  /** n one-hot rows of K values, row-major [n, K]. */
+  y: Float32Array;
+  /** The category of each row, in [0, K). */
+  category: Int32Array;
+}
+
+/**
+ * Draws n one-hot vectors from the uniform categorical prior Cat(K): the
+ * "real" samples of the category discriminator in the categorical + style
+ * mode (Makhzani et al. 2015, section 5: "the first adversarial network
+ * imposes a Categorical distribution on the label representation"). One
+ * draw of the Rng per sample.
+ *
+ * @param n samples, >= 1
+ * @param k categories, >= 2
+ * @param rng the generator (it advances)
+ */
+export function sampleCategorical(n: number, k: number, rng: Rng): CategoricalSample {
+  if (!Number.isSafeInteger(n) || n < 1) throw new InputError('n', `expected an integer >= 1, got ${n}`);
+  if (!Number.isSafeInteger(k) || k < 2) throw new InputError('k', `expected an integer >= 2 categories, got ${k}`);
+  if (!(rng instanceof Rng)) throw new InputError('rng', 'expected an advlab Rng');
+  const y = new Float32Array(n * k);
+  const category = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const c = rng.int(k);
+    category[i] = c;
+    y[i * k + c] = 1;
+  }
+  return { y, category };
+}
+
 /**
  * The exact mean and covariance (d*d, row-major, the population covariance)
  * of a prior in d dimensions, in closed form: the reference for tests and for
@@ -374,4 +407,97 @@ function checkLabels(prior: PriorName, labels: Int32Array, n: number, k: number)
   for (let i = 0; i < n; i++) {
     if (labels[i] < 0 || labels[i] >= k) throw new InputError('labels', `label ${labels[i]} at ${i} is outside [0, ${k}) (components = ${k})`);
   }
+}
+
+/** How far a set of codes (an aggregate posterior q(z)) is from a prior; see {@link posteriorMatch}. */
+export interface PosteriorMatch {
+  /** Codes compared, and their dimension. */
+  n: number;
+  d: number;
+  /** Per-dimension mean and (population) variance of the codes. */
+  mean: number[];
+  variance: number[];
+  /** The prior's, from {@link priorMoments}. */
+  priorMean: number[];
+  priorVariance: number[];
+  /** max over dimensions of |mean_i - priorMean_i| / priorSd_i: the worst mean offset in prior standard deviations. */
+  meanError: number;
+  /** max over dimensions of |ln(variance_i / priorVariance_i)|: 0.69 is a factor of 2 either way. */
+  logVarianceRatio: number;
+  /**
+   * The unbiased estimate of MMD^2 (Gretton et al. 2012, "A kernel two-sample
+   * test", JMLR) between up to `samples` codes and as many prior samples, with
+   * the Gaussian kernel exp(-|a - b|^2 / (2 s^2)), s^2 = trace of the prior's
+   * covariance (half the mean squared distance of two prior samples, so the
+   * kernel sees the prior's scale); near 0 (it can be slightly negative) when
+   * the codes follow the prior.
+   */
+  mmd: number;
+  /** Codes (and prior samples) in the MMD. */
+  mmdSamples: number;
+}
+
+/** Options of {@link posteriorMatch}. */
+export interface PosteriorMatchOptions {
+  /** Draws the prior samples of the MMD (it advances). */
+  rng: Rng;
+  /** K, as for {@link samplePrior}. */
+  components?: number;
+  /** At most this many codes (evenly spaced through the set) and prior samples in the MMD, which costs O(samples^2 d) (default 1000). */
+  samples?: number;
+}
+
+/**
+ * Compares codes with a prior: per-dimension moments against the prior's
+ * exact ones, and a kernel MMD against fresh prior samples (the moments miss
+ * shape, e.g. codes on a few clusters with the right mean and variance). The
+ * check of an adversarial autoencoder's regularization (Makhzani et al. 2015,
+ * section 2: the aggregate posterior q(z) should match p(z)).
+ *
+ * @param prior one of {@link PRIORS}
+ * @param codes n codes, row-major [n, d]
+ * @param d the code size
+ * @param options the Rng of the prior samples, components and the MMD's sample count
+ */
+export function posteriorMatch(prior: PriorName, codes: Float32Array, d: number, options: PosteriorMatchOptions): PosteriorMatch {
+  const moments = priorMoments(prior, d, options.components);
+  const n = codes.length / d;
+  if (!Number.isSafeInteger(n) || n < 2) throw new InputError('codes', `expected at least 2 codes of d = ${d} values, got ${codes.length} values`);
+  const maxSamples = options.samples ?? 1000;
+  if (!Number.isSafeInteger(maxSamples) || maxSamples < 2) throw new InputError('samples', `expected an integer >= 2, got ${maxSamples}`);
+  const mean = new Array<number>(d).fill(0);
+  const variance = new Array<number>(d).fill(0);
+  for (let r = 0; r < n; r++) for (let j = 0; j < d; j++) mean[j] += codes[r * d + j] / n;
+  for (let r = 0; r < n; r++) for (let j = 0; j < d; j++) variance[j] += (codes[r * d + j] - mean[j]) ** 2 / n;
+  const priorMean = Array.from(moments.mean);
+  const priorVariance = Array.from({ length: d }, (_, j) => moments.covariance[j * d + j]);
+  let meanError = 0;
+  let logVarianceRatio = 0;
+  for (let j = 0; j < d; j++) {
+    meanError = Math.max(meanError, Math.abs(mean[j] - priorMean[j]) / Math.sqrt(priorVariance[j]));
+    logVarianceRatio = Math.max(logVarianceRatio, Math.abs(Math.log(variance[j] / priorVariance[j])));
+  }
+
+  const m = Math.min(n, maxSamples);
+  const x = new Float64Array(m * d);
+  for (let i = 0; i < m; i++) {
+    const r = Math.floor((i * n) / m);
+    for (let j = 0; j < d; j++) x[i * d + j] = codes[r * d + j];
+  }
+  const y = samplePrior(prior, { n: m, d, rng: options.rng, components: prior === 'gaussian' ? undefined : options.components }).z;
+  const s2 = priorVariance.reduce((a, b) => a + b, 0);
+  const kernelMean = (a: ArrayLike<number>, b: ArrayLike<number>, same: boolean): number => {
+    let sum = 0;
+    for (let i = 0; i < m; i++) {
+      for (let k = same ? i + 1 : 0; k < m; k++) {
+        let dist = 0;
+        for (let j = 0; j < d; j++) dist += (a[i * d + j] - b[k * d + j]) ** 2;
+        sum += Math.exp(-dist / (2 * s2));
+      }
+    }
+    // Within a set, the pairs i < k stand for both orders; the diagonal is left out (the unbiased estimate).
+    return same ? (2 * sum) / (m * (m - 1)) : sum / (m * m);
+  };
+  const mmd = kernelMean(x, x, true) + kernelMean(y, y, true) - 2 * kernelMean(x, y, false);
+  return { n, d, mean, variance, priorMean, priorVariance, meanError, logVarianceRatio, mmd, mmdSamples: m };
 }

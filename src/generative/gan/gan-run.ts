@@ -21,16 +21,13 @@
  * At the end: `generator/`, `discriminator/` (Layers format), `report.html`
  * and, last, `result.json`.
  */
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { tf, tfl } from '../../engine/tf.js';
+import { join } from 'node:path';
 import type { BackendInfo } from '../../engine/backend.js';
 import { loadDataset } from '../../data/load.js';
 import type { Dataset } from '../../data/types.js';
-import { imageSize } from '../../data/types.js';
 import { balancedSubset } from '../../data/subset.js';
-import { checkInputShape, isGraphModel, loadClassifierModel, saveModel } from '../../models/io.js';
+import { saveModel } from '../../models/io.js';
 import { CheckpointStore } from '../../models/checkpoint.js';
 import { packageVersions } from '../../models/train-run.js';
 import { runMeta, type RunMeta } from '../../report/meta.js';
@@ -39,7 +36,7 @@ import { writeFileAtomic, writeJsonAtomic } from '../../util/atomic.js';
 import { Rng, deriveSeed } from '../../util/rng.js';
 import { FileFormatError, InputError } from '../../errors.js';
 import { DEFAULT_GAN_LOSS, DEFAULT_GP_LAMBDA, parseGanLoss, type GanLoss } from '../losses.js';
-import { classCoverage, frechetDistanceFromMoments, inceptionScore, meanAndCovariance, modeCollapse, precisionRecall, softmaxRows, type GaussianMoments, type SampleMatrix } from '../metrics/index.js';
+import { closeMetrics, generatorMetrics, monitorFigures, openMetrics, PRECISION_RECALL_K, realFidFloor, type GanMetrics, type MetricsClassifier } from './gan-metrics.js';
 import { shippedMetricClassifier } from '../metric-classifier.js';
 import { buildGan, DEFAULT_LATENT_DIM, GAN_ARCHS, type GanArch, type GanModels } from './architectures.js';
 import { ganOptimizerDefaults, trainGan, type GanEpochRecord, type GanTrainEvent, type GanTrainOptions } from './train-gan.js';
@@ -83,9 +80,6 @@ export const GAN_RUN_DEFAULTS = { arch: 'dcgan', loss: DEFAULT_GAN_LOSS, epochs:
 export const GRID_CODES = 64;
 export const GRID_CODES_PER_CLASS = 8;
 
-/** The neighbour of the precision/recall balls (Kynkäänniemi et al. 2019). */
-export const PRECISION_RECALL_K = 3;
-
 /** What {@link ganRun} reports while it runs. */
 export type GanRunEvent =
   | GanTrainEvent
@@ -94,35 +88,7 @@ export type GanRunEvent =
   | { type: 'fid-floor'; fid: number; samples: number; cached: boolean };
 
 /** The columns of history.csv, in order. */
-export const HISTORY_COLUMNS = ['epoch', 'dLoss', 'gLoss', 'dReal', 'dFake', 'seconds', 'fid', 'inceptionScore', 'klFromUniform', 'minClassFraction', 'modeCollapse', 'precision', 'recall', 'metricSeconds'] as const;
-
-/** The metrics of one evaluation of the generator. */
-export interface GanMetrics {
-  /** Epoch after which they were measured. */
-  epoch: number;
-  /** Generated images, and as many real test images. */
-  samples: number;
-  /** Fréchet distance of the classifier's penultimate features, generated vs real test images. */
-  fid: number;
-  /** exp(E KL(p(y|x) || p(y))) of the classifier's softmax on the generated images, one split over all of them. */
-  inceptionScore: number;
-  /** Classes the classifier assigns to the generated images. */
-  coverage: { counts: number[]; fractions: number[]; klFromUniform: number; minFraction: number; minClass: number; missing: number[]; modeCollapse: boolean };
-  /** Improved precision and recall (k-NN manifolds of the same features). */
-  precision: number;
-  recall: number;
-  k: number;
-}
-
-/** The classifier the metrics used. */
-export interface MetricsClassifier {
-  path: string;
-  /** The last Dense layer, whose INPUT gives the features. */
-  featureLayer: string;
-  featureDim: number;
-  /** Whether the classifier outputs logits (softmax applied here) or probabilities. */
-  outputs: 'logits' | 'probabilities';
-}
+export const HISTORY_COLUMNS = ['epoch', 'dLoss', 'gLoss', 'dReal', 'dFake', 'seconds', 'fid', 'inceptionScore', 'klFromUniform', 'minClassFraction', 'modeCollapse', 'precision', 'recall', 'classAccuracy', 'metricSeconds'] as const;
 
 /** The content of `result.json` for `advlab gan`. */
 export interface GanRunResult extends RunMeta {
@@ -262,14 +228,20 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
 
   // Default: the classifier advlab ships for a built-in dataset (metric-classifier.ts); 'none' skips the metrics.
   const classifierPath = o.classifier === 'none' ? null : (o.classifier ?? shippedMetricClassifier(o.dataset)?.path ?? null);
-  const metrics = classifierPath !== null ? await openMetrics(classifierPath, data, o.metricSamples) : null;
+  const metrics = classifierPath !== null ? await openMetrics(classifierPath, data, o.metricSamples, 'metricSamples') : null;
   let models: GanModels | undefined;
   try {
     // Built first: an image shape the architecture cannot take is refused before anything is written.
     models = buildGan(o.arch, { imageShape: data.train.imageShape, numClasses: K, seed: deriveSeed(o.seed, 'gan-init'), latentDim: o.latentDim, width: o.width });
     prepareFolder(out, checkpointDir, settings, o.resume);
     if (metrics) options.onProgress?.({ type: 'classifier', path: classifierPath!, featureLayer: metrics.info.featureLayer, featureDim: metrics.info.featureDim, outputs: metrics.info.outputs });
-    const fidFloor = metrics ? realFidFloor(metrics, data, o, options.onProgress) : null;
+    let fidFloor: number | null = null;
+    if (metrics) {
+      // Cached in the run folder, so a resume does not redo it.
+      const floor = realFidFloor(metrics, data, o.metricSamples, join(out, 'fid-floor.json'), 'metricSamples');
+      fidFloor = floor.fid;
+      options.onProgress?.({ type: 'fid-floor', fid: floor.fid, samples: o.metricSamples, cached: floor.cached });
+    }
     const spec = { latentDim: models.latentDim, numClasses: K, conditional: models.conditional, imageShape: models.imageShape };
 
     // The fixed codes of the per-epoch grid, and of the metrics (the same every epoch).
@@ -280,7 +252,7 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
     let lastMetrics: GanMetrics | null = null;
     const measure = (m: GanModels, epoch: number): GanMetrics => {
       const images = generateImages(m.generator, spec, metricZ, metricClasses);
-      return generatorMetrics(metrics!, images, o.metricSamples, epoch);
+      return generatorMetrics(metrics!, images, o.metricSamples, epoch, metricClasses);
     };
     const monitor = async (m: GanModels, epoch: number): Promise<Record<string, number>> => {
       const png = gridPng(generateImages(m.generator, spec, grid.z, grid.classes), grid.layout);
@@ -357,7 +329,7 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
   } finally {
     models?.generator.dispose();
     models?.discriminator.dispose();
-    metrics?.model.dispose();
+    closeMetrics(metrics);
   }
 }
 
@@ -430,152 +402,3 @@ function writeHistoryCsv(out: string, history: readonly GanEpochRecord[]): void 
   writeFileAtomic(join(out, 'history.csv'), [HISTORY_COLUMNS.join(','), ...rows].join('\n') + '\n');
 }
 
-// ---------------------------------------------------------------------------
-// Metrics
-
-interface MetricsContext {
-  /** The classifier as loaded (disposed at the end; the probe shares its layers and is not disposed separately). */
-  model: tfl.LayersModel;
-  /** Outputs [features, scores] in one pass. */
-  probe: tfl.LayersModel;
-  info: MetricsClassifier;
-  numClasses: number;
-  imageShape: [number, number, number];
-  /** Features of the real test images and their moments, computed once. */
-  real: SampleMatrix;
-  realMoments: GaussianMoments;
-  realHash: string;
-}
-
-/**
- * Loads the classifier, checks it against the data, and builds the probe
- * model with two outputs: the input of the last Dense layer (the features)
- * and the classifier's output (logits or probabilities).
- */
-async function openMetrics(path: string, data: Dataset, samples: number): Promise<MetricsContext> {
-  const loaded = await loadClassifierModel(path);
-  if (isGraphModel(loaded)) {
-    loaded.dispose();
-    throw new InputError('classifier', `${path} is a graph model; the metrics need a Layers model (advlab train output) to read its penultimate layer`);
-  }
-  const model = loaded;
-  try {
-    checkInputShape(model, data.train.imageShape, 'classifier');
-    const outShape = model.outputs.length === 1 ? model.outputs[0].shape : null;
-    if (!outShape || outShape.length !== 2 || outShape[1] !== data.numClasses) {
-      throw new InputError('classifier', `the model in ${path} outputs ${outShape ? `shape [${outShape.map((d) => d ?? 'batch').join(', ')}]` : `${model.outputs.length} tensors`}, but the dataset has ${data.numClasses} classes`);
-    }
-    const dense = [...model.layers].reverse().find((l) => l.getClassName() === 'Dense');
-    if (!dense) throw new InputError('classifier', `the model in ${path} has no Dense layer whose input could serve as features`);
-    let features: tfl.SymbolicTensor;
-    try {
-      const input = dense.input;
-      if (Array.isArray(input)) throw new Error('several inputs');
-      features = input;
-    } catch (e) {
-      throw new InputError('classifier', `the last Dense layer ("${dense.name}") of ${path} has no single input tensor: ${(e as Error).message}`);
-    }
-    const featureDim = features.shape.slice(1).reduce((a: number, d) => a * (d ?? NaN), 1);
-    if (!Number.isFinite(featureDim)) throw new InputError('classifier', `the features (input of "${dense.name}") have no fixed size: [${features.shape.join(', ')}]`);
-    const last = model.layers[model.layers.length - 1];
-    const activation = (last.getConfig() as { activation?: unknown }).activation;
-    const outputs = activation === 'softmax' || last.getClassName() === 'Softmax' ? 'probabilities' : 'logits';
-    const probe = tfl.model({ inputs: model.inputs, outputs: [features, model.outputs[0]], name: 'gan_metrics_probe' });
-    const ctx: Omitted<MetricsContext> = { model, probe, numClasses: data.numClasses, imageShape: data.train.imageShape, info: { path, featureLayer: dense.name, featureDim, outputs } };
-    const testSet = balancedSubset(data.test, data.numClasses, samples, 'metricSamples', 'test');
-    const real = embed(ctx, testSet.images, testSet.count).features;
-    return { ...ctx, real, realMoments: meanAndCovariance(real), realHash: createHash('sha256').update(new Uint8Array(real.data.buffer, real.data.byteOffset, real.data.byteLength)).digest('hex') };
-  } catch (e) {
-    model.dispose();
-    throw e;
-  }
-}
-
-type Omitted<T> = Omit<T, 'real' | 'realMoments' | 'realHash'>;
-
-/** Features and class scores of images (NHWC float32) through the probe, in batches. */
-function embed(ctx: Omitted<MetricsContext>, images: Float32Array, count: number, batchSize = 256): { features: SampleMatrix; scores: SampleMatrix } {
-  const size = imageSize(ctx.imageShape);
-  const d = ctx.info.featureDim;
-  const k = ctx.numClasses;
-  const features = new Float32Array(count * d);
-  const scores = new Float32Array(count * k);
-  for (let start = 0; start < count; start += batchSize) {
-    const m = Math.min(batchSize, count - start);
-    const [f, s] = tf.tidy(() => {
-      const x = tf.tensor4d(images.subarray(start * size, (start + m) * size), [m, ...ctx.imageShape]);
-      return ctx.probe.apply(x, { training: false }) as tf.Tensor[];
-    });
-    features.set(f.dataSync() as Float32Array, start * d);
-    scores.set(s.dataSync() as Float32Array, start * k);
-    tf.dispose([f, s]);
-  }
-  return { features: { data: features, n: count, d }, scores: { data: scores, n: count, d: k } };
-}
-
-/** Every metric of a batch of generated images against the real test features. */
-function generatorMetrics(ctx: MetricsContext, images: Float32Array, count: number, epoch: number): GanMetrics {
-  const { features, scores } = embed(ctx, images, count);
-  const probabilities = ctx.info.outputs === 'logits' ? softmaxRows(scores) : scores;
-  const coverage = classCoverage(probabilities);
-  const pr = precisionRecall(ctx.real, features, { k: PRECISION_RECALL_K });
-  return {
-    epoch,
-    samples: count,
-    fid: frechetDistanceFromMoments(ctx.realMoments, meanAndCovariance(features)),
-    inceptionScore: inceptionScore(probabilities).mean,
-    coverage: {
-      counts: coverage.counts,
-      fractions: coverage.fractions,
-      klFromUniform: coverage.klFromUniform,
-      minFraction: coverage.minFraction,
-      minClass: coverage.minClass,
-      missing: coverage.missing,
-      modeCollapse: modeCollapse(coverage),
-    },
-    precision: pr.precision,
-    recall: pr.recall,
-    k: pr.k,
-  };
-}
-
-/** The figures of {@link GanMetrics} kept in each epoch's record. */
-function monitorFigures(m: GanMetrics): Record<string, number> {
-  return {
-    fid: m.fid,
-    inceptionScore: m.inceptionScore,
-    klFromUniform: m.coverage.klFromUniform,
-    minClassFraction: m.coverage.minFraction,
-    modeCollapse: m.coverage.modeCollapse ? 1 : 0,
-    precision: m.precision,
-    recall: m.recall,
-  };
-}
-
-/**
- * FID of real train images against the real test images (class-balanced,
- * `metricSamples` each), cached in `out/fid-floor.json` under a key of the
- * dataset, the classifier and a hash of the test features (so a changed
- * classifier or dataset is recomputed).
- */
-function realFidFloor(ctx: MetricsContext, data: Dataset, o: Resolved, onProgress?: (e: GanRunEvent) => void): number {
-  const file = join(o.out, 'fid-floor.json');
-  const key = { dataset: data.name, classifier: resolve(ctx.info.path), samples: o.metricSamples, realFeatures: ctx.realHash };
-  if (existsSync(file)) {
-    try {
-      const cached = JSON.parse(readFileSync(file, 'utf8')) as { key: unknown; fidFloor: number };
-      if (JSON.stringify(cached.key) === JSON.stringify(key) && Number.isFinite(cached.fidFloor)) {
-        onProgress?.({ type: 'fid-floor', fid: cached.fidFloor, samples: o.metricSamples, cached: true });
-        return cached.fidFloor;
-      }
-    } catch {
-      /* a corrupt cache is recomputed */
-    }
-  }
-  const trainSet = balancedSubset(data.train, data.numClasses, o.metricSamples, 'metricSamples', 'train');
-  const trainFeatures = embed(ctx, trainSet.images, trainSet.count).features;
-  const fid = frechetDistanceFromMoments(meanAndCovariance(trainFeatures), ctx.realMoments);
-  writeJsonAtomic(file, { key, fidFloor: fid });
-  onProgress?.({ type: 'fid-floor', fid, samples: o.metricSamples, cached: false });
-  return fid;
-}

@@ -102,10 +102,8 @@ export async function sampleGan(options: SampleGanOptions): Promise<SampleGanRes
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new InputError('seed', `expected an integer in [0, 2^32), got ${seed}`);
   if (typeof out !== 'string' || !/\.(png|npy)$/i.test(out)) throw new InputError('out', `expected a file name ending in .png (a grid) or .npy (the raw images), got "${out}"`);
   const format = out.toLowerCase().endsWith('.png') ? 'png' : 'npy';
-  const { generatorPath, runResult } = locateGenerator(options.model);
-  const generator = await loadModel(generatorPath);
+  const { generator, spec, generatorPath, runResult } = await loadGenerator(options.model);
   try {
-    const spec = generatorSpec(generator, generatorPath, runResult);
     const cls = options.class;
     if (cls !== undefined) {
       if (!spec.conditional) throw new InputError('class', `the generator in ${generatorPath} is unconditional${runResult?.arch ? ` (arch ${runResult.arch})` : ''}: it cannot be asked for a class; train a conditional GAN (--arch cgan) for that`);
@@ -132,18 +130,48 @@ export async function sampleGan(options: SampleGanOptions): Promise<SampleGanRes
   }
 }
 
-/** The parts of an `advlab gan` result.json that {@link sampleGan} reads. */
-interface RunInfo {
+/** The parts of an `advlab gan` result.json that {@link loadGenerator} reads. */
+export interface GanRunInfo {
   arch?: string;
   latentDim?: number;
   numClasses?: number;
   conditional?: boolean;
   classNames?: string[];
+  /** The run's dataset and metric classifier options, and its last epoch. */
+  dataset?: string;
+  classifier?: string | null;
+  epochs?: number;
   file: string;
 }
 
+/** A trained generator, loaded; dispose `generator` when done. */
+export interface LoadedGenerator {
+  generator: tfl.LayersModel;
+  spec: GeneratorSpec;
+  generatorPath: string;
+  /** The run's result.json, when `model` is (or sits in) an advlab gan run folder. */
+  runResult: GanRunInfo | null;
+}
+
+/**
+ * Loads the generator of an `advlab gan` run folder (or a generator folder)
+ * and reads what it takes and makes off its inputs, checked against the
+ * run's result.json.
+ * @throws InputError naming `model`; FileFormatError for a file that is not a GAN generator.
+ */
+export async function loadGenerator(model: string): Promise<LoadedGenerator> {
+  const { generatorPath, runResult } = locateGenerator(model);
+  const generator = await loadModel(generatorPath);
+  try {
+    return { generator, spec: generatorSpec(generator, generatorPath, runResult), generatorPath, runResult };
+  } catch (e) {
+    generator.dispose();
+    throw e;
+  }
+}
+
 /** The generator folder, and the run's result.json when there is one. */
-function locateGenerator(model: string): { generatorPath: string; runResult: RunInfo | null } {
+function locateGenerator(model: string): { generatorPath: string; runResult: GanRunInfo | null } {
   if (typeof model !== 'string' || model === '') throw new InputError('model', 'required: an advlab gan run folder or a generator folder');
   if (!existsSync(model)) throw new InputError('model', `"${model}" does not exist; expected an advlab gan run folder or a generator folder`);
   let generatorPath: string;
@@ -160,7 +188,7 @@ function locateGenerator(model: string): { generatorPath: string; runResult: Run
   return { generatorPath, runResult: readRunInfo(join(runDir, 'result.json')) };
 }
 
-function readRunInfo(file: string): RunInfo | null {
+function readRunInfo(file: string): GanRunInfo | null {
   if (!existsSync(file)) return null;
   let json: Record<string, any>;
   try {
@@ -170,11 +198,11 @@ function readRunInfo(file: string): RunInfo | null {
   }
   if (json?.command !== 'gan') return null;
   const m = json.generator ?? {};
-  return { arch: m.arch, latentDim: m.latentDim, numClasses: m.numClasses, conditional: m.conditional, classNames: json.dataset?.classNames, file };
+  return { arch: m.arch, latentDim: m.latentDim, numClasses: m.numClasses, conditional: m.conditional, classNames: json.dataset?.classNames, dataset: json.options?.dataset, classifier: json.options?.classifier, epochs: json.epochs, file };
 }
 
 /** Reads latent size and conditioning off the model's inputs, checked against the run's result.json. */
-function generatorSpec(generator: tfl.LayersModel, path: string, run: RunInfo | null): GeneratorSpec {
+function generatorSpec(generator: tfl.LayersModel, path: string, run: GanRunInfo | null): GeneratorSpec {
   const inputs = generator.inputs;
   const zShape = inputs[0]?.shape;
   const outShape = generator.outputs[0]?.shape;

@@ -1,0 +1,63 @@
+import { initBackend } from '../src/engine/backend.js';
+import { loadBuiltinDataset } from '../src/data/builtin.js';
+import { take } from '../src/data/split.js';
+import { buildAae } from '../src/generative/aae/architectures.js';
+import { trainAae, type AaeTrainOptions } from '../src/generative/aae/train-aae.js';
+import { AAE_RUN_DEFAULTS, labelledSubset } from '../src/generative/aae/aae-run.js';
+import { machine, round } from './measure.js';
+
+const BATCH = AAE_RUN_DEFAULTS.batchSize;
+const LATENT = 8;
+/** Steps timed per configuration (after one warm-up step); seconds per epoch are extrapolated to mnist's split. */
+const STEPS = 8;
+
+/**
+ * Issue 9: seconds per epoch of `advlab aae` training on mnist's training
+ * split (7,996 images, batch 100, latent 8, mlp, one thread) for the plain
+ * AAE (gaussian prior: a reconstruction step, a discriminator step and an
+ * encoder step per batch), the semi-supervised mode (1,000 labels: a second
+ * discriminator step, the encoder against both, and a classification step)
+ * and the clustering mode (16 clusters: the same without the classification
+ * step). The per-epoch test figures (the monitor) are not included. Each
+ * configuration trains fresh models on the same images.
+ */
+export async function benchAae(log: (s: string) => void) {
+  const backend = await initBackend({ backend: 'wasm' });
+  const data = loadBuiltinDataset('mnist');
+  const batchesPerEpoch = Math.ceil(data.train.count / BATCH);
+  const subset = take(data.train, Int32Array.from({ length: (STEPS + 1) * BATCH }, (_, i) => i));
+  const labelled = labelledSubset(data.train, data.numClasses, 1000, 0);
+  const out: Record<string, unknown> = { machine: machine(), backend: backend.name, threads: backend.threads, kernels: backend.kernels, dataset: 'mnist', arch: 'mlp', latent: LATENT, batch: BATCH, trainImages: data.train.count, batchesPerEpoch, timedSteps: STEPS };
+  const configs: [string, number, Partial<AaeTrainOptions>][] = [
+    ['gaussian', 0, {}],
+    ['semi-supervised-1000', data.numClasses, { labelled }],
+    ['clusters-16', 16, {}],
+  ];
+  for (const [key, categories, extra] of configs) {
+    const models = buildAae('mlp', { imageShape: data.train.imageShape, latentDim: LATENT, seed: 0, categories });
+    const times: number[] = [];
+    let last = performance.now();
+    try {
+      await trainAae(models, subset, {
+        epochs: 1,
+        batchSize: BATCH,
+        prior: 'gaussian',
+        seed: 0,
+        ...extra,
+        onProgress: (e) => {
+          if (e.type !== 'batch') return;
+          const now = performance.now();
+          times.push(now - last);
+          last = now;
+        },
+      });
+    } finally {
+      for (const m of [models.encoder, models.decoder, models.discriminator, models.categoryDiscriminator]) m?.dispose();
+    }
+    const timed = times.slice(1);
+    const perStep = timed.reduce((a, b) => a + b, 0) / timed.length / 1000;
+    out[key] = { secondsPerStep: round(perStep, 3), secondsPerEpoch: round(perStep * batchesPerEpoch, 1) };
+    log(`${key}: ${round(perStep, 3)} s/step, ${round(perStep * batchesPerEpoch, 1)} s/epoch`);
+  }
+  return out;
+}

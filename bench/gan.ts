@@ -1,0 +1,79 @@
+import { initBackend } from '../src/engine/backend.js';
+import { loadBuiltinDataset } from '../src/data/builtin.js';
+import { take } from '../src/data/split.js';
+import { buildGan, type GanArch } from '../src/generative/gan/architectures.js';
+import { trainGan } from '../src/generative/gan/train-gan.js';
+import { GAN_RUN_DEFAULTS } from '../src/generative/gan/gan-run.js';
+import { closeMetrics, generatorMetrics, openMetrics } from '../src/generative/gan/gan-metrics.js';
+import { generateImages, latentCodes } from '../src/generative/gan/sample.js';
+import { shippedMetricClassifier } from '../src/generative/metric-classifier.js';
+import type { GanLoss } from '../src/generative/losses.js';
+import { Rng } from '../src/util/rng.js';
+import { machine, round } from './measure.js';
+
+const BATCH = GAN_RUN_DEFAULTS.batchSize;
+/** Steps timed per configuration (after one warm-up step); seconds per epoch are extrapolated to mnist's split. */
+const STEPS = 8;
+const METRIC_SAMPLES = GAN_RUN_DEFAULTS.metricSamples;
+
+/**
+ * Issue 8: seconds per epoch of `advlab gan` on mnist's training split (7,996
+ * images, batch 64, one thread) for each architecture with the default loss,
+ * and for wgan-gp (5 critic steps and a double backward pass per generator
+ * step); plus the seconds of one metric evaluation (2,000 samples, the
+ * per-epoch monitor's default). Each configuration trains fresh models on the
+ * same images.
+ */
+export async function benchGan(log: (s: string) => void) {
+  const backend = await initBackend({ backend: 'wasm' });
+  const data = loadBuiltinDataset('mnist');
+  const batchesPerEpoch = Math.ceil(data.train.count / BATCH);
+  const subset = take(data.train, Int32Array.from({ length: (STEPS + 1) * BATCH }, (_, i) => i));
+  const out: Record<string, unknown> = { machine: machine(), backend: backend.name, threads: backend.threads, kernels: backend.kernels, dataset: 'mnist', batch: BATCH, trainImages: data.train.count, batchesPerEpoch, timedSteps: STEPS };
+  const configs: [GanArch, GanLoss][] = [['mlp', 'ns'], ['dcgan', 'ns'], ['cgan', 'ns'], ['dcgan', 'wgan-gp']];
+  for (const [arch, loss] of configs) {
+    const models = buildGan(arch, { imageShape: [28, 28, 1], numClasses: 10, seed: 0 });
+    const times: number[] = [];
+    let last = performance.now();
+    try {
+      await trainGan(models, subset, {
+        epochs: 1,
+        batchSize: BATCH,
+        loss,
+        seed: 0,
+        onProgress: (e) => {
+          if (e.type !== 'batch') return;
+          const now = performance.now();
+          times.push(now - last);
+          last = now;
+        },
+      });
+    } finally {
+      models.generator.dispose();
+      models.discriminator.dispose();
+    }
+    const timed = times.slice(1);
+    const perStep = timed.reduce((a, b) => a + b, 0) / timed.length / 1000;
+    const key = `${arch}-${loss}`;
+    out[key] = { secondsPerStep: round(perStep, 3), secondsPerEpoch: round(perStep * batchesPerEpoch, 1) };
+    log(`${key}: ${round(perStep, 3)} s/step, ${round(perStep * batchesPerEpoch, 1)} s/epoch`);
+  }
+
+  // One metric evaluation as the per-epoch monitor runs it: generate, embed, FID, IS, coverage, precision/recall.
+  const models = buildGan('dcgan', { imageShape: [28, 28, 1], numClasses: 10, seed: 0 });
+  const ctx = await openMetrics(shippedMetricClassifier('mnist')!.path, data, METRIC_SAMPLES);
+  try {
+    const spec = { latentDim: models.latentDim, numClasses: 10, conditional: false, imageShape: models.imageShape };
+    const t0 = performance.now();
+    const images = generateImages(models.generator, spec, latentCodes(new Rng(0), METRIC_SAMPLES, models.latentDim));
+    generatorMetrics(ctx, images, METRIC_SAMPLES, 0);
+    const seconds = (performance.now() - t0) / 1000;
+    out.metrics = { samples: METRIC_SAMPLES, seconds: round(seconds, 2) };
+    log(`metrics on ${METRIC_SAMPLES} samples: ${round(seconds, 2)} s`);
+  } finally {
+    closeMetrics(ctx);
+    models.generator.dispose();
+    models.discriminator.dispose();
+  }
+  return out;
+}
