@@ -84,3 +84,42 @@ test('training moves both players, keeps the tensor count, and a run stopped aft
     }
   }
 });
+
+test("the generator's weight average: after one step it is decay w0 + (1 - decay) w1 (Yazici et al. 2019); it resumes bit-identical and leaves no tensor behind", async () => {
+  const small = balancedSubset(train, 10, 32, 'n', 'train');
+  const build = () => buildGan('dcgan', { imageShape: [28, 28, 1], numClasses: 10, seed: 2, latentDim: 8 });
+  const opts = { epochs: 1, batchSize: 32, loss: 'ns', seed: 2 } as const;
+  const start = build();
+  const w0 = weightsOf(start.generator);
+  const plain = build();
+  await trainGan(plain, small, opts);
+  const w1 = weightsOf(plain.generator);
+  const averaged = build();
+  const before = tf.memory().numTensors;
+  await trainGan(averaged, small, { ...opts, emaDecay: 0.75 });
+  assert.equal(tf.memory().numTensors, before, 'tensors');
+  const avg = weightsOf(averaged.generator);
+  let worst = 0;
+  avg.forEach((w, i) => w.forEach((v, j) => (worst = Math.max(worst, Math.abs(v - (0.75 * w0[i][j] + 0.25 * w1[i][j]))))));
+  assert.ok(worst < 1e-5, `largest difference from the hand average: ${worst}`);
+  assert.notDeepEqual(avg, w1);
+  // The discriminator trained the same: the average does not feed back into training.
+  assert.deepEqual(weightsOf(averaged.discriminator), weightsOf(plain.discriminator));
+
+  // Stopped after epoch 1 of 2 and resumed: the same average as the uninterrupted run.
+  const dir = mkdtempSync(join(tmpdir(), 'advlab-gan-ema-'));
+  const two = { ...opts, epochs: 2, emaDecay: 0.9 };
+  const full = build();
+  await trainGan(full, small, two);
+  const part = build();
+  await trainGan(part, small, { ...two, checkpointDir: dir, stopAfterEpochs: 1 });
+  const resumed = build();
+  await trainGan(resumed, small, { ...two, checkpointDir: dir, resume: true });
+  assert.deepEqual(weightsOf(resumed.generator), weightsOf(full.generator));
+  await assert.rejects(trainGan(build(), small, { ...two, epochs: 3, emaDecay: undefined, checkpointDir: dir, resume: true }), (e: unknown) => e instanceof InputError && e.argument === 'resume');
+  await assert.rejects(trainGan(build(), small, { ...two, emaDecay: 1 }), (e: unknown) => e instanceof InputError && e.argument === 'emaDecay');
+  for (const m of [start, plain, averaged, full, part, resumed]) {
+    m.generator.dispose();
+    m.discriminator.dispose();
+  }
+});

@@ -43,7 +43,7 @@ import { ganOptimizerDefaults, trainGan, type GanEpochRecord, type GanTrainEvent
 import { generateImages, gridScale, latentCodes } from './sample.js';
 
 /** Options of {@link ganRun} (the `advlab gan` job); the optimizer's as in {@link trainGan}, whose defaults depend on the loss. */
-export interface GanRunOptions extends Pick<GanTrainOptions, 'learningRate' | 'beta1' | 'beta2' | 'criticSteps' | 'labelSmoothing' | 'gpLambda'> {
+export interface GanRunOptions extends Pick<GanTrainOptions, 'learningRate' | 'beta1' | 'beta2' | 'criticSteps' | 'labelSmoothing' | 'gpLambda' | 'emaDecay'> {
   /** Built-in dataset name or a path in a supported format. */
   dataset: string;
   /** Output folder. */
@@ -74,7 +74,7 @@ export interface GanRunOptions extends Pick<GanTrainOptions, 'learningRate' | 'b
   onProgress?: (event: GanRunEvent) => void;
 }
 
-export const GAN_RUN_DEFAULTS = { arch: 'dcgan', loss: DEFAULT_GAN_LOSS, epochs: 20, batchSize: 64, seed: 0, metricSamples: 2000 } as const;
+export const GAN_RUN_DEFAULTS = { arch: 'dcgan', loss: DEFAULT_GAN_LOSS, epochs: 20, batchSize: 64, seed: 0, metricSamples: 2000, emaDecay: 0 } as const;
 
 /** Latent codes of the per-epoch grid (unconditional), and codes per class row (conditional). */
 export const GRID_CODES = 64;
@@ -107,6 +107,8 @@ export interface GanRunResult extends RunMeta {
     criticSteps: number;
     labelSmoothing: number | null;
     gpLambda: number | null;
+    /** Decay of the generator's weight average (0: none). */
+    emaDecay: number;
     trainSize: number | null;
     seed: number;
     resume: boolean;
@@ -175,6 +177,8 @@ function resolveOptions(o: GanRunOptions): Resolved {
     if (loss !== 'wgan-gp') throw new InputError('gpLambda', `applies to the wgan-gp loss only, not ${loss}`);
     if (!(Number.isFinite(o.gpLambda) && o.gpLambda >= 0)) throw new InputError('gpLambda', `expected a finite number >= 0, got ${o.gpLambda}`);
   }
+  const emaDecay = o.emaDecay ?? GAN_RUN_DEFAULTS.emaDecay;
+  if (!(emaDecay >= 0 && emaDecay < 1)) throw new InputError('emaDecay', `expected a number in [0, 1), got ${emaDecay}`);
   if (o.trainSize !== undefined) int('trainSize', o.trainSize, 1);
   if (o.stopAfterEpochs !== undefined) int('stopAfterEpochs', o.stopAfterEpochs, 1);
   if (o.classifier !== undefined && o.classifier !== 'none') {
@@ -196,6 +200,7 @@ function resolveOptions(o: GanRunOptions): Resolved {
     criticSteps,
     labelSmoothing: o.labelSmoothing ?? null,
     gpLambda: loss === 'wgan-gp' ? (o.gpLambda ?? DEFAULT_GP_LAMBDA) : null,
+    emaDecay,
     trainSize: o.trainSize ?? null,
     seed,
     resume: !!o.resume,
@@ -223,7 +228,7 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
   const checkpointDir = join(out, 'checkpoint');
   const settings: TrainingSettings = {
     dataset: o.dataset, arch: o.arch, loss: o.loss, latentDim: o.latentDim, width: o.width, batchSize: o.batchSize, learningRate: o.learningRate,
-    beta1: o.beta1, beta2: o.beta2, criticSteps: o.criticSteps, labelSmoothing: o.labelSmoothing, gpLambda: o.gpLambda, trainSize: o.trainSize, seed: o.seed,
+    beta1: o.beta1, beta2: o.beta2, criticSteps: o.criticSteps, labelSmoothing: o.labelSmoothing, gpLambda: o.gpLambda, emaDecay: o.emaDecay, trainSize: o.trainSize, seed: o.seed,
   };
 
   // Default: the classifier advlab ships for a built-in dataset (metric-classifier.ts); 'none' skips the metrics.
@@ -286,6 +291,7 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
       criticSteps: o.criticSteps,
       ...(o.labelSmoothing !== null ? { labelSmoothing: o.labelSmoothing } : {}),
       ...(o.gpLambda !== null ? { gpLambda: o.gpLambda } : {}),
+      ...(o.emaDecay ? { emaDecay: o.emaDecay } : {}),
       seed: o.seed,
       checkpointDir,
       resume: o.resume,

@@ -26,6 +26,7 @@ import { InputError } from '../../errors.js';
 import { loopResult, type EpochLoopEvent, type EpochLoopResult } from '../../models/train.js';
 import { discriminatorLoss, generatorLoss, gradientPenalty, DEFAULT_GP_LAMBDA, GAN_LOSSES, type GanLoss } from '../losses.js';
 import type { GanModels } from './architectures.js';
+import { WeightAverage } from './weight-average.js';
 
 /** Options of {@link trainGan}. */
 export interface GanTrainOptions {
@@ -44,6 +45,13 @@ export interface GanTrainOptions {
   labelSmoothing?: number;
   /** Gradient-penalty weight of wgan-gp (default 10). */
   gpLambda?: number;
+  /**
+   * Keep an exponential moving average of the generator's weights with this
+   * decay (Yazıcı et al. 2019), e.g. 0.999; 0 or omitted: none. The monitor
+   * sees the averaged generator, the checkpoint keeps both, and the
+   * generator ends training with the averaged weights.
+   */
+  emaDecay?: number;
   seed: number;
   checkpointDir?: string;
   resume?: boolean;
@@ -79,6 +87,8 @@ export type GanTrainResult = EpochLoopResult<GanEpochRecord>;
 
 interface GanCheckpointState {
   epoch: number;
+  /** Specs of the generator's weight average (null without one). */
+  averageSpecs?: TensorSpec[] | null;
   rngState: number[];
   history: GanEpochRecord[];
   generatorSpecs: TensorSpec[];
@@ -113,6 +123,7 @@ export async function trainGan(models: GanModels, train: ImageSet, options: GanT
   const topology = `${topologyHash(G)}:${topologyHash(D)}`;
   const k = models.numClasses;
   const probabilities = options.loss === 'ns' || options.loss === 'minimax';
+  const average = options.emaDecay ? new WeightAverage(G, options.emaDecay) : null;
 
   try {
     if (store && options.resume) {
@@ -123,6 +134,10 @@ export async function trainGan(models: GanModels, train: ImageSet, options: GanT
         restoreModelWeights(D, ck.state.discriminatorSpecs, ck.read('discriminator.bin'), ck.path('discriminator.bin'));
         await restoreOptimizer(gOpt, ck.state.generatorOptimizer, ck.read('generator-optimizer.bin'), ck.path('generator-optimizer.bin'));
         await restoreOptimizer(dOpt, ck.state.discriminatorOptimizer, ck.read('discriminator-optimizer.bin'), ck.path('discriminator-optimizer.bin'));
+        if (average) {
+          if (!ck.state.averageSpecs) throw new InputError('resume', `the checkpoint in ${options.checkpointDir} has no generator weight average; resume with the same emaDecay`);
+          average.restore(ck.state.averageSpecs, ck.read('generator-average.bin'), ck.path('generator-average.bin'));
+        } else if (ck.state.averageSpecs) throw new InputError('resume', `the checkpoint in ${options.checkpointDir} was trained with a generator weight average; resume with the same emaDecay`);
         rng = Rng.fromState(ck.state.rngState);
         history = ck.state.history;
         startEpoch = ck.state.epoch;
@@ -189,6 +204,7 @@ export async function trainGan(models: GanModels, train: ImageSet, options: GanT
             true,
             gVars,
           ) as tf.Scalar;
+          average?.update();
           sums.g += gLoss.dataSync()[0] * n;
           tf.dispose([z, gLoss, fakeClass as tf.Tensor].filter(Boolean));
         } finally {
@@ -207,25 +223,30 @@ export async function trainGan(models: GanModels, train: ImageSet, options: GanT
         dFake: sums.fake / train.count,
         seconds: (performance.now() - t0) / 1000,
       };
-      if (options.monitor) record.monitor = await options.monitor(models, epoch);
+      const monitor = options.monitor;
+      if (monitor) record.monitor = average ? await average.withAverage(() => monitor(models, epoch)) : await monitor(models, epoch);
       history.push(record);
-      if (store) await saveCheckpoint(store, models, gOpt, dOpt, rng, history, epoch, topology);
+      if (store) await saveCheckpoint(store, models, gOpt, dOpt, rng, history, epoch, topology, average);
       options.onProgress?.({ type: 'epoch-end', epochs: options.epochs, ...record });
     }
+    average?.apply();
     return loopResult(history, startEpoch);
   } finally {
     gOpt.dispose();
     dOpt.dispose();
+    average?.dispose();
   }
 }
 
-async function saveCheckpoint(store: CheckpointStore, models: GanModels, gOpt: tf.AdamOptimizer, dOpt: tf.AdamOptimizer, rng: Rng, history: GanEpochRecord[], epoch: number, topology: string): Promise<void> {
+async function saveCheckpoint(store: CheckpointStore, models: GanModels, gOpt: tf.AdamOptimizer, dOpt: tf.AdamOptimizer, rng: Rng, history: GanEpochRecord[], epoch: number, topology: string, average: WeightAverage | null): Promise<void> {
   const g = packModelWeights(models.generator);
+  const avg = average?.pack();
   const d = packModelWeights(models.discriminator);
   const go = await packOptimizer(gOpt);
   const dO = await packOptimizer(dOpt);
   const state: GanCheckpointState = {
     epoch,
+    averageSpecs: avg ? avg.specs : null,
     rngState: rng.getState(),
     history,
     generatorSpecs: g.specs,
@@ -239,6 +260,7 @@ async function saveCheckpoint(store: CheckpointStore, models: GanModels, gOpt: t
     'discriminator.bin': d.data,
     'generator-optimizer.bin': go.data,
     'discriminator-optimizer.bin': dO.data,
+    ...(avg ? { 'generator-average.bin': avg.data } : {}),
   });
 }
 
@@ -252,6 +274,7 @@ function validate(models: GanModels, train: ImageSet, o: GanTrainOptions): void 
     if (v !== undefined && !(v >= 0 && v < 1)) throw new InputError(key, `expected a number in [0, 1), got ${v}`);
   }
   if (o.criticSteps !== undefined && (!Number.isInteger(o.criticSteps) || o.criticSteps < 1)) throw new InputError('criticSteps', `expected a positive integer, got ${o.criticSteps}`);
+  if (o.emaDecay !== undefined && !(o.emaDecay >= 0 && o.emaDecay < 1)) throw new InputError('emaDecay', `expected a number in [0, 1), got ${o.emaDecay}`);
   if (o.resume && !o.checkpointDir) throw new InputError('resume', 'needs a checkpoint folder (checkpointDir)');
   if (train.count === 0) throw new InputError('train', 'the training set is empty');
   const [h, w, c] = models.imageShape;
