@@ -8,7 +8,7 @@ import { trainClassifier } from '../src/models/train.js';
 import { createDefense, defaultDefenseConfig } from '../src/defenses/defenses.js';
 import { pooledDefense } from '../src/defenses/pooled.js';
 import type { DefenseName } from '../src/defenses/types.js';
-import { machine, round } from './measure.js';
+import { machine, round, stepTimer } from './measure.js';
 
 const BATCH = 128;
 /** Batches timed per method (after one warm-up batch); seconds per epoch are extrapolated to mnist's split. */
@@ -35,24 +35,10 @@ export async function benchDefenses(log: (s: string) => void) {
     for (const name of methods) {
       const model = buildModel('small-cnn', { inputShape: [28, 28, 1], numClasses: 10, seed: 0 });
       const defense = name === 'none' ? undefined : pooledDefense(createDefense(defaultDefenseConfig(name, { eps: 0.3 })), pool);
-      const times: number[] = [];
-      let last = performance.now();
-      await trainClassifier(model, subset, {
-        epochs: 1,
-        batchSize: BATCH,
-        learningRate: 1e-3,
-        seed: 0,
-        defense,
-        onProgress: (e) => {
-          if (e.type !== 'batch') return;
-          const now = performance.now();
-          times.push(now - last);
-          last = now;
-        },
-      });
+      const timer = stepTimer();
+      await trainClassifier(model, subset, { epochs: 1, batchSize: BATCH, learningRate: 1e-3, seed: 0, defense, onProgress: (e) => e.type === 'batch' && timer.batch() });
       model.dispose();
-      const timed = times.slice(1);
-      perBatch[name] = timed.reduce((a, b) => a + b, 0) / timed.length / 1000;
+      perBatch[name] = timer.meanSeconds();
       const key = name === 'none' ? 'plain' : name;
       out[key] = { secondsPerBatch: round(perBatch[name], 3), secondsPerEpoch: round(perBatch[name] * batchesPerEpoch, 1), ratioToPlain: round(perBatch[name] / perBatch.none, 2) };
       log(`${key}: ${round(perBatch[name], 2)} s/batch, ${round(perBatch[name] * batchesPerEpoch, 0)} s/epoch, x${round(perBatch[name] / perBatch.none, 2)} plain`);

@@ -9,7 +9,7 @@ import { generateImages, latentCodes } from '../src/generative/gan/sample.js';
 import { shippedMetricClassifier } from '../src/generative/metric-classifier.js';
 import type { GanLoss } from '../src/generative/losses.js';
 import { Rng } from '../src/util/rng.js';
-import { machine, round } from './measure.js';
+import { machine, round, stepTimer } from './measure.js';
 
 const BATCH = GAN_RUN_DEFAULTS.batchSize;
 /** Steps timed per configuration (after one warm-up step); seconds per epoch are extrapolated to mnist's split. */
@@ -33,27 +33,14 @@ export async function benchGan(log: (s: string) => void) {
   const configs: [GanArch, GanLoss][] = [['mlp', 'ns'], ['dcgan', 'ns'], ['cgan', 'ns'], ['dcgan', 'wgan-gp']];
   for (const [arch, loss] of configs) {
     const models = buildGan(arch, { imageShape: [28, 28, 1], numClasses: 10, seed: 0 });
-    const times: number[] = [];
-    let last = performance.now();
+    const timer = stepTimer();
     try {
-      await trainGan(models, subset, {
-        epochs: 1,
-        batchSize: BATCH,
-        loss,
-        seed: 0,
-        onProgress: (e) => {
-          if (e.type !== 'batch') return;
-          const now = performance.now();
-          times.push(now - last);
-          last = now;
-        },
-      });
+      await trainGan(models, subset, { epochs: 1, batchSize: BATCH, loss, seed: 0, onProgress: (e) => e.type === 'batch' && timer.batch() });
     } finally {
       models.generator.dispose();
       models.discriminator.dispose();
     }
-    const timed = times.slice(1);
-    const perStep = timed.reduce((a, b) => a + b, 0) / timed.length / 1000;
+    const perStep = timer.meanSeconds();
     const key = `${arch}-${loss}`;
     out[key] = { secondsPerStep: round(perStep, 3), secondsPerEpoch: round(perStep * batchesPerEpoch, 1) };
     log(`${key}: ${round(perStep, 3)} s/step, ${round(perStep * batchesPerEpoch, 1)} s/epoch`);

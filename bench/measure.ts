@@ -42,3 +42,24 @@ export function round(x: number, digits = 1): number {
 export function machine() {
   return { cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.versions.node, date: new Date().toISOString() };
 }
+
+/**
+ * Times the steps of a training loop from its per-batch progress events:
+ * call `batch()` on each; `meanSeconds()` is the mean interval, the first
+ * (warm-up) step left out.
+ */
+export function stepTimer(): { batch(): void; meanSeconds(): number } {
+  const times: number[] = [];
+  let last = performance.now();
+  return {
+    batch() {
+      const now = performance.now();
+      times.push(now - last);
+      last = now;
+    },
+    meanSeconds() {
+      const timed = times.slice(1);
+      return timed.reduce((a, b) => a + b, 0) / timed.length / 1000;
+    },
+  };
+}

@@ -21,7 +21,7 @@
  * At the end: `generator/`, `discriminator/` (Layers format), `report.html`
  * and, last, `result.json`.
  */
-import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BackendInfo } from '../../engine/backend.js';
 import { loadDataset } from '../../data/load.js';
@@ -29,12 +29,13 @@ import type { Dataset } from '../../data/types.js';
 import { balancedSubset } from '../../data/subset.js';
 import { saveModel } from '../../models/io.js';
 import { CheckpointStore } from '../../models/checkpoint.js';
+import { prepareRunFolder, writeHistoryCsv } from '../../models/run-folder.js';
 import { packageVersions } from '../../models/train-run.js';
 import { runMeta, type RunMeta } from '../../report/meta.js';
 import { captionName, gridPng } from '../../report/png-grid.js';
 import { writeFileAtomic, writeJsonAtomic } from '../../util/atomic.js';
 import { Rng, deriveSeed } from '../../util/rng.js';
-import { FileFormatError, InputError } from '../../errors.js';
+import { InputError } from '../../errors.js';
 import { DEFAULT_GAN_LOSS, DEFAULT_GP_LAMBDA, parseGanLoss, type GanLoss } from '../losses.js';
 import { closeMetrics, generatorMetrics, monitorFigures, openMetrics, PRECISION_RECALL_K, realFidFloor, type GanMetrics, type MetricsClassifier } from './gan-metrics.js';
 import { shippedMetricClassifier } from '../metric-classifier.js';
@@ -238,7 +239,7 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
   try {
     // Built first: an image shape the architecture cannot take is refused before anything is written.
     models = buildGan(o.arch, { imageShape: data.train.imageShape, numClasses: K, seed: deriveSeed(o.seed, 'gan-init'), latentDim: o.latentDim, width: o.width });
-    prepareFolder(out, checkpointDir, settings, o.resume);
+    prepareRunFolder(out, checkpointDir, settings, o.resume, /^epoch-\d+\.png$/);
     if (metrics) options.onProgress?.({ type: 'classifier', path: classifierPath!, featureLayer: metrics.info.featureLayer, featureDim: metrics.info.featureDim, outputs: metrics.info.outputs });
     let fidFloor: number | null = null;
     if (metrics) {
@@ -276,7 +277,7 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
       if (e.type === 'epoch-end') {
         const { type: _t, epochs: _e, ...record } = e;
         csvHistory = [...csvHistory.filter((h) => h.epoch < record.epoch), record];
-        writeHistoryCsv(out, csvHistory);
+        writeHistory(out, csvHistory);
       }
       options.onProgress?.(e);
     };
@@ -300,7 +301,7 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
       onProgress,
     });
     const history = trained.history;
-    writeHistoryCsv(out, history);
+    writeHistory(out, history);
     const lastEpoch = history.length ? history[history.length - 1].epoch : 0;
     // A resume with nothing left to train measures the restored generator here (deterministic: the same figures).
     const final = metrics ? ((lastMetrics as GanMetrics | null)?.epoch === lastEpoch ? lastMetrics : measure(models, lastEpoch)) : null;
@@ -352,38 +353,6 @@ export function pickGrids<T>(grids: readonly T[]): T[] {
   return [...new Set(picks)].map((i) => grids[i]);
 }
 
-/**
- * A fresh run owns its folder: the checkpoint and grids of an earlier run are
- * removed. A resume keeps them, but only with the same training settings
- * (saved next to the checkpoint; the architecture itself is also checked by
- * the checkpoint's topology hash).
- */
-function prepareFolder(out: string, checkpointDir: string, settings: TrainingSettings, resume: boolean): void {
-  const settingsFile = join(checkpointDir, 'settings.json');
-  const hasCheckpoint = existsSync(join(checkpointDir, 'latest.json'));
-  if (resume && hasCheckpoint) {
-    if (existsSync(settingsFile)) {
-      let saved: Partial<TrainingSettings>;
-      try {
-        saved = JSON.parse(readFileSync(settingsFile, 'utf8')) as Partial<TrainingSettings>;
-      } catch (e) {
-        throw new FileFormatError(settingsFile, `corrupt (${(e as Error).message})`);
-      }
-      const diff = (Object.keys(settings) as (keyof TrainingSettings)[]).filter((k) => JSON.stringify(saved[k] ?? null) !== JSON.stringify(settings[k]));
-      if (diff.length) {
-        const text = diff.map((k) => `${k} ${JSON.stringify(saved[k] ?? null)} (now ${JSON.stringify(settings[k])})`).join(', ');
-        throw new InputError('resume', `the checkpoint in ${checkpointDir} was trained with other settings: ${text}; use the same settings, or drop --resume to start over`);
-      }
-    }
-    return;
-  }
-  if (!resume) {
-    rmSync(checkpointDir, { recursive: true, force: true });
-    if (existsSync(join(out, 'grids'))) for (const f of readdirSync(join(out, 'grids'))) if (/^epoch-\d+\.png$/.test(f)) rmSync(join(out, 'grids', f), { force: true });
-  }
-  writeJsonAtomic(settingsFile, settings);
-}
-
 /** The fixed latent batch of the per-epoch grid and its layout. */
 function fixedGrid(models: GanModels, data: Dataset, seed: number): { z: Float32Array; classes?: Int32Array; layout: Parameters<typeof gridPng>[1] } {
   const rng = new Rng(deriveSeed(seed, 'gan-grid'));
@@ -399,12 +368,8 @@ function fixedGrid(models: GanModels, data: Dataset, seed: number): { z: Float32
   return { z, classes, layout: { ...common, columns: GRID_CODES_PER_CLASS, rowLabels: Array.from({ length: K }, (_, c) => name(c)) } };
 }
 
-/** Writes history.csv (header + one row per epoch; empty cells for figures not measured), atomically. */
-function writeHistoryCsv(out: string, history: readonly GanEpochRecord[]): void {
-  const rows = history.map((h) => {
-    const m: Record<string, number | undefined> = { ...h.monitor, epoch: h.epoch, dLoss: h.dLoss, gLoss: h.gLoss, dReal: h.dReal, dFake: h.dFake, seconds: h.seconds };
-    return HISTORY_COLUMNS.map((c) => (m[c] === undefined ? '' : String(m[c]))).join(',');
-  });
-  writeFileAtomic(join(out, 'history.csv'), [HISTORY_COLUMNS.join(','), ...rows].join('\n') + '\n');
+/** Writes history.csv: one row per epoch. */
+function writeHistory(out: string, history: readonly GanEpochRecord[]): void {
+  writeHistoryCsv(out, HISTORY_COLUMNS, history.map(({ monitor, ...h }) => ({ ...monitor, ...h })));
 }
 
