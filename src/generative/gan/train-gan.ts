@@ -87,8 +87,9 @@ export type GanTrainResult = EpochLoopResult<GanEpochRecord>;
 
 interface GanCheckpointState {
   epoch: number;
-  /** Specs of the generator's weight average (null without one). */
+  /** Specs of the generator's weight average (null without one) and its update count. */
   averageSpecs?: TensorSpec[] | null;
+  averageUpdates?: number;
   rngState: number[];
   history: GanEpochRecord[];
   generatorSpecs: TensorSpec[];
@@ -136,7 +137,7 @@ export async function trainGan(models: GanModels, train: ImageSet, options: GanT
         await restoreOptimizer(dOpt, ck.state.discriminatorOptimizer, ck.read('discriminator-optimizer.bin'), ck.path('discriminator-optimizer.bin'));
         if (average) {
           if (!ck.state.averageSpecs) throw new InputError('resume', `the checkpoint in ${options.checkpointDir} has no generator weight average; resume with the same emaDecay`);
-          average.restore(ck.state.averageSpecs, ck.read('generator-average.bin'), ck.path('generator-average.bin'));
+          average.restore(ck.state.averageSpecs, ck.read('generator-average.bin'), ck.path('generator-average.bin'), ck.state.averageUpdates ?? 0);
         } else if (ck.state.averageSpecs) throw new InputError('resume', `the checkpoint in ${options.checkpointDir} was trained with a generator weight average; resume with the same emaDecay`);
         rng = Rng.fromState(ck.state.rngState);
         history = ck.state.history;
@@ -247,6 +248,7 @@ async function saveCheckpoint(store: CheckpointStore, models: GanModels, gOpt: t
   const state: GanCheckpointState = {
     epoch,
     averageSpecs: avg ? avg.specs : null,
+    averageUpdates: average?.updates ?? 0,
     rngState: rng.getState(),
     history,
     generatorSpecs: g.specs,

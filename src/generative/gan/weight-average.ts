@@ -6,6 +6,13 @@
  * nearer the middle of the oscillation, so its samples are better than the
  * last iterate's at no training cost. Batch-norm statistics are averaged
  * with the rest of the weights.
+ *
+ * The decay ramps up as min(decay, (1 + t) / (10 + t)) after t updates (the
+ * num_updates rule of TensorFlow's ExponentialMovingAverage): early on the
+ * weights move far, and a plain 0.999 average still held a third of the
+ * random initial weights after 1,000 steps, with batch-norm statistics that
+ * matched neither (measured on mnist: Inception Score 1.0 and FID rising to
+ * 451 after 9 epochs, where the last iterate had 3.9 and 80).
  */
 import { tf, type tfl } from '../../engine/tf.js';
 import { packTensors, unpackTensors, type TensorSpec } from '../../engine/tensor-io.js';
@@ -14,6 +21,8 @@ import { InputError } from '../../errors.js';
 /** A moving average of a model's weights; dispose it when done. */
 export class WeightAverage {
   private readonly shadow: tf.Variable[];
+  /** Updates so far (the decay's ramp). */
+  updates = 0;
 
   /**
    * @param model the model whose weights are averaged (its current weights are the start)
@@ -33,12 +42,19 @@ export class WeightAverage {
     });
   }
 
+  /** The decay of the next update: min(decay, (1 + t) / (10 + t)). */
+  currentDecay(): number {
+    return Math.min(this.decay, (1 + this.updates) / (10 + this.updates));
+  }
+
   /** Moves the average toward the model's current weights. */
   update(): void {
     const weights = this.model.weights;
+    const d = this.currentDecay();
     tf.tidy(() => {
-      this.shadow.forEach((s, i) => s.assign(tf.add(tf.mul(s, this.decay), tf.mul(weights[i].read(), 1 - this.decay))));
+      this.shadow.forEach((s, i) => s.assign(tf.add(tf.mul(s, d), tf.mul(weights[i].read(), 1 - d))));
     });
+    this.updates++;
   }
 
   /** Runs `fn` with the averaged weights in the model, then puts the model's own weights back. */
@@ -63,8 +79,9 @@ export class WeightAverage {
     return packTensors(this.shadow.map((tensor, i) => ({ name: this.model.weights[i].originalName, tensor })));
   }
 
-  /** Restores the average from {@link pack}'s output; a different model is refused naming `resume`. */
-  restore(specs: TensorSpec[], data: Uint8Array, file: string): void {
+  /** Restores the average (and its update count) from {@link pack}'s output; a different model is refused naming `resume`. */
+  restore(specs: TensorSpec[], data: Uint8Array, file: string, updates: number): void {
+    this.updates = updates;
     const tensors = unpackTensors(specs, data, file);
     try {
       if (tensors.length !== this.shadow.length || tensors.some((t, i) => t.tensor.shape.join() !== this.shadow[i].shape.join())) {
