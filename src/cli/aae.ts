@@ -1,13 +1,13 @@
 import { Command, Option } from 'commander';
 import { join } from 'node:path';
-import { aaeRun, AAE_RUN_DEFAULTS, type AaeRunEvent } from '../generative/aae/aae-run.js';
+import { aaeRun, AAE_RUN_DEFAULTS, DEFAULT_CLUSTER_BALANCE, type AaeRunEvent } from '../generative/aae/aae-run.js';
 import { AAE_ARCHS } from '../generative/aae/architectures.js';
 import { AAE_OPTIMIZER_DEFAULTS } from '../generative/aae/train-aae.js';
 import { PRIORS } from '../generative/aae/priors.js';
 import { RECONSTRUCTION_LOSSES } from '../generative/aae/losses.js';
 import { BUILTIN_DATASETS } from '../data/builtin.js';
 import { createProgress } from './progress.js';
-import { intOption, pathTag, positiveOption, startBackend } from './common.js';
+import { finiteOption, intOption, pathTag, positiveOption, startBackend } from './common.js';
 import { InputError } from '../errors.js';
 
 /** Argument names of aaeRun's InputErrors → the options that set them. */
@@ -31,6 +31,9 @@ const OPTIONS: Record<string, string> = {
   labelled: '--labels',
   clusters: '--clusters',
   classificationLearningRate: '--classification-lr',
+  categoryBalance: '--category-balance',
+  categoryNoise: '--category-noise',
+  decayEpoch: '--decay-epoch',
   augment: '--augment',
   labelledAugment: '--augment',
   seed: '--seed',
@@ -73,6 +76,9 @@ export function aaeCommand(): Command {
     .option('--clusters <k>', 'unsupervised clustering (the paper\'s section 6): a class head of k >= 2 categories trained without labels; reports the clustering error (majority training label per cluster) and the cluster sizes', intOption('--clusters', 1))
     .option('--augment <spec>', 'with --labels: augmentation of the labelled batches only, as for advlab train: a comma list of shift[:N], noise:SIGMA, cutout:N (default none, the paper\'s setting)')
     .option('--classification-lr <x>', `Adam learning rate of the semi-supervised classification phase (default ${AAE_OPTIMIZER_DEFAULTS.classificationLearningRate}; with --labels)`, positiveOption('--classification-lr'))
+    .option('--category-balance <w>', `with --clusters or --labels: weight of the batch-level term KL(mean q(y|x) || uniform) in the encoder's adversarial step, against the collapse onto a few categories (default ${DEFAULT_CLUSTER_BALANCE} with --clusters, 0 with --labels)`, finiteOption('--category-balance'))
+    .option('--category-noise <sd>', 'with --clusters or --labels: sd of Gaussian noise on the category discriminator\'s inputs (default 0)', finiteOption('--category-noise'))
+    .option('--decay-epoch <n>', 'from this epoch on, cut every Adam rate tenfold (the paper\'s step decay; default: no decay)', intOption('--decay-epoch', 1))
     .option('--seed <n>', 'random seed', intOption('--seed'), AAE_RUN_DEFAULTS.seed)
     .option('--backend <name>', 'auto, node, wasm or cpu; auto honours env ADVLAB_BACKEND', 'auto')
     .option('--resume', 'continue from the last checkpoint in <out>/checkpoint', false)
@@ -118,6 +124,9 @@ export function aaeCommand(): Command {
           clusters: o.clusters,
           classificationLearningRate: o.classificationLr,
           augment: o.augment,
+          categoryBalance: o.categoryBalance,
+          categoryNoise: o.categoryNoise,
+          decayEpoch: o.decayEpoch,
           seed: o.seed,
           resume: o.resume,
           onProgress,

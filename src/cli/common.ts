@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from 'commander';
+import { InputError } from '../errors.js';
 import { initBackend, parseBackendName, type BackendInfo } from '../engine/backend.js';
 import type { KernelMode } from '../engine/kernels/index.js';
 
@@ -63,4 +64,16 @@ export async function startBackend(backend: string | undefined, kernels: KernelM
 /** The last part of a name or path (`runs/cnn/` -> `cnn`), for default output folder names. */
 export function pathTag(value: string, fallback: string): string {
   return value.split(/[\\/]/).filter(Boolean).pop() ?? fallback;
+}
+
+/**
+ * A catch handler that rethrows a library InputError under the command-line
+ * option that set the argument (`map`: argument name → option), so the user
+ * reads `--lr: ...` rather than `learningRate: ...`; other errors pass through.
+ */
+export function optionNamed(map: Record<string, string>) {
+  return (e: unknown): never => {
+    if (e instanceof InputError && map[e.argument]) throw new InputError(map[e.argument], e.message.slice(e.argument.length + 2));
+    throw e;
+  };
 }

@@ -7,7 +7,7 @@ import { GAN_ARCHS } from '../generative/gan/architectures.js';
 import { GAN_LOSSES } from '../generative/losses.js';
 import { BUILTIN_DATASETS } from '../data/builtin.js';
 import { createProgress } from './progress.js';
-import { finiteOption, intOption, pathTag, positiveOption, startBackend } from './common.js';
+import { finiteOption, intOption, optionNamed, pathTag, positiveOption, startBackend } from './common.js';
 import { InputError } from '../errors.js';
 
 /** Argument names of ganRun's and sampleGan's InputErrors → the options that set them. */
@@ -37,14 +37,6 @@ const TRAIN_OPTIONS: Record<string, string> = {
 };
 const SAMPLE_OPTIONS: Record<string, string> = { model: '--model', n: '--n', class: '--class', seed: '--seed', out: '--out' };
 const EVAL_OPTIONS: Record<string, string> = { ...SAMPLE_OPTIONS, dataset: '--dataset', classifier: '--classifier', realSamples: '--real-n' };
-
-/** Rethrows a library InputError under the command-line option's name. */
-function optionNamed(map: Record<string, string>) {
-  return (e: unknown): never => {
-    if (e instanceof InputError && map[e.argument]) throw new InputError(map[e.argument], e.message.slice(e.argument.length + 2));
-    throw e;
-  };
-}
 
 /** `advlab gan`: train (the default subcommand) and sample. */
 export function ganCommand(): Command {

@@ -4,7 +4,7 @@ import { trainRun, TRAIN_DEFAULTS, type TrainRunEvent } from '../models/train-ru
 import { describeZoo, ZOO_ACTIVATIONS } from '../models/zoo.js';
 import { BUILTIN_DATASETS } from '../data/builtin.js';
 import { createProgress } from './progress.js';
-import { intOption, positiveOption, startBackend, pathTag, workersOption, listOption, finiteOption } from './common.js';
+import { intOption, positiveOption, startBackend, pathTag, workersOption, listOption, finiteOption, optionNamed } from './common.js';
 import { Option } from 'commander';
 import { defenseRun, type DefenseRunResult } from '../defenses/defense-run.js';
 import { DEFENSE_NAMES } from '../defenses/types.js';
@@ -27,12 +27,6 @@ const DEFENSE_OPTIONS: Record<string, string> = {
   activation: '--activation',
   trainSize: '--train-n',
 };
-
-/** Rethrows a library InputError under the command-line option's name. */
-function optionNamed(e: unknown): never {
-  if (e instanceof InputError && DEFENSE_OPTIONS[e.argument]) throw new InputError(DEFENSE_OPTIONS[e.argument], e.message.slice(e.argument.length + 2));
-  throw e;
-}
 
 /** `advlab train`: a thin shell over {@link trainRun}. */
 export function trainCommand(): Command {
@@ -110,7 +104,7 @@ export function trainCommand(): Command {
       }
       const result =
         o.defense === 'none'
-          ? await trainRun(common, backend).catch(optionNamed)
+          ? await trainRun(common, backend).catch(optionNamed(DEFENSE_OPTIONS))
           : await defenseRun(
               {
                 ...common,
@@ -127,7 +121,7 @@ export function trainCommand(): Command {
                 evidence: o.eval === false ? false : { suite: o.evalSuite, n: o.evalN, eps: o.evalEps },
               },
               backend,
-            ).catch(optionNamed);
+            ).catch(optionNamed(DEFENSE_OPTIONS));
       const evidence = 'evidence' in result ? (result as DefenseRunResult).evidence : null;
       if (evidence) {
         const e = evidence;
