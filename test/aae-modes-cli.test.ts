@@ -19,7 +19,7 @@ import { tf } from '../src/engine/tf.js';
 import { initBackend, type BackendInfo } from '../src/engine/backend.js';
 import { readNpy } from '../src/data/formats/npy.js';
 import { InputError } from '../src/errors.js';
-import { aaeRun, HISTORY_COLUMNS, type AaeRunOptions } from '../src/generative/aae/aae-run.js';
+import { aaeRun, HISTORY_COLUMNS, type AaeRunOptions, DEFAULT_CLUSTER_BALANCE } from '../src/generative/aae/aae-run.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'advlab-aae-modes-'));
 const validate = compileSchema('schemas/aae.result.schema.json');
@@ -36,7 +36,8 @@ const figures = (history: Json[]) => history.map(({ seconds: _s, monitor, ...res
 
 test('advlab aae --labels: the semi-supervised mode\'s options and test error in result.json (schema-valid), history.csv and the report; a resume ends bit-identical', () => {
   const semi = join(dir, 'semi');
-  const args = [...tiny, '--labels', '100', '--augment', 'shift:1'];
+  // The step decay from epoch 2: the resumed run must cut the rates again (it starts at epoch 2).
+  const args = [...tiny, '--labels', '100', '--augment', 'shift:1', '--decay-epoch', '2'];
   const r = advlab([...args, '--epochs', '2', '--out', semi]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^dataset: mnist \(.*training on 200, 100 of them labelled\)$/m);
@@ -45,7 +46,7 @@ test('advlab aae --labels: the semi-supervised mode\'s options and test error in
   const result = readJson(join(semi, 'result.json'));
   assert.ok(validate(result), JSON.stringify(validate.errors));
   const o = result.options;
-  assert.deepEqual([o.labels, o.clusters, o.classificationLearningRate, o.augment, o.prior], [100, null, 0.001, 'shift:1', 'gaussian']);
+  assert.deepEqual([o.labels, o.clusters, o.classificationLearningRate, o.augment, o.prior, o.decayEpoch, o.categoryBalance, o.categoryNoise], [100, null, 0.001, 'shift:1', 'gaussian', 2, 0, 0]);
   assert.deepEqual([result.models.categories, result.models.labelClasses, result.test.clustering], [10, 0, null]);
   assert.ok(result.models.categoryDiscriminator.parameters > 0 && existsSync(join(semi, 'category-discriminator', 'model.json')));
   const c = result.test.classification;
@@ -86,6 +87,8 @@ test('advlab aae --clusters 16: the clustering error, each cluster\'s majority l
   const result = readJson(join(out, 'result.json'));
   assert.ok(validate(result), JSON.stringify(validate.errors));
   assert.deepEqual([result.options.clusters, result.options.labels, result.options.classificationLearningRate, result.models.categories, result.test.classification], [16, null, null, 16, null]);
+  // The clustering mode's balance term is on by default (aae-run.ts DEFAULT_CLUSTER_BALANCE: without it the class head collapses).
+  assert.deepEqual([result.options.categoryBalance, result.options.categoryNoise], [DEFAULT_CLUSTER_BALANCE, 0]);
   const c = result.test.clustering;
   assert.equal(c.clusters, 16);
   assert.equal(c.trainSizes.reduce((a: number, b: number) => a + b, 0), 200);
@@ -110,6 +113,8 @@ test('bad values of --labels, --clusters and their companions: exit 2 and one li
     [['aae', '--labels', '100', '--prior', 'mixture', '--out', out], /^advlab: --prior: semi-supervised classification puts a gaussian prior on the style code/],
     [['aae', '--classification-lr', '0.01', '--out', out], /^advlab: --classification-lr: only the semi-supervised mode \(labels\) has a classification phase$/],
     [['aae', '--augment', 'shift:2', '--out', out], /^advlab: --augment: augments the labelled batches of the semi-supervised mode/],
+    [['aae', '--category-balance', '1', '--out', out], /^advlab: --category-balance: acts on the class head: only with labels or clusters$/],
+    [['aae', '--clusters', '16', '--category-noise=-0.5', '--out', out], /^advlab: --category-noise: expected a number >= 0, got -0.5$/],
     [['aae', '--labels', '100', '--augment', 'warp', '--out', out], /^advlab: --augment: unknown augmentation "warp"/],
   ];
   for (const [args, pattern] of cases) {
@@ -129,6 +134,10 @@ test('bad values of --labels, --clusters and their companions: exit 2 and one li
     [{ clusters: 16, prior: 'mixture' }, 'prior'],
     [{ classificationLearningRate: 1e-3 }, 'classificationLearningRate'],
     [{ augment: 'shift:1' }, 'augment'],
+    [{ categoryBalance: 1 }, 'categoryBalance'],
+    [{ categoryNoise: 0.3 }, 'categoryNoise'],
+    [{ clusters: 16, categoryBalance: -1 }, 'categoryBalance'],
+    [{ decayEpoch: 0 }, 'decayEpoch'],
   ];
   const tensors = tf.memory().numTensors;
   for (const [options, argument] of bad) {

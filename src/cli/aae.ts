@@ -7,8 +7,7 @@ import { PRIORS } from '../generative/aae/priors.js';
 import { RECONSTRUCTION_LOSSES } from '../generative/aae/losses.js';
 import { BUILTIN_DATASETS } from '../data/builtin.js';
 import { createProgress } from './progress.js';
-import { finiteOption, intOption, pathTag, positiveOption, startBackend } from './common.js';
-import { InputError } from '../errors.js';
+import { finiteOption, intOption, pathTag, optionNamed, positiveOption, startBackend } from './common.js';
 
 /** Argument names of aaeRun's InputErrors → the options that set them. */
 const OPTIONS: Record<string, string> = {
@@ -39,12 +38,6 @@ const OPTIONS: Record<string, string> = {
   seed: '--seed',
   resume: '--resume',
 };
-
-/** Rethrows a library InputError under the command-line option's name. */
-function optionNamed(e: unknown): never {
-  if (e instanceof InputError && OPTIONS[e.argument]) throw new InputError(OPTIONS[e.argument], e.message.slice(e.argument.length + 2));
-  throw e;
-}
 
 const fixed = (x: number | null, digits = 4) => (x === null ? '—' : x.toFixed(digits));
 const percent = (x: number) => `${(100 * x).toFixed(2)}%`;
@@ -132,7 +125,7 @@ export function aaeCommand(): Command {
           onProgress,
         },
         backend,
-      ).catch(optionNamed);
+      ).catch(optionNamed(OPTIONS));
       const t = result.test;
       progress.log(`test (${t.images} images): reconstruction MSE ${t.reconstructionMse.toFixed(4)}; codes vs prior: MMD² ${t.posterior.mmd.toFixed(4)}, worst mean offset ${t.posterior.meanError.toFixed(2)} sd, worst variance factor ${Math.exp(t.posterior.logVarianceRatio).toFixed(2)}`);
       if (t.classification) progress.log(`test classification error (argmax q(y|x)): ${percent(t.classification.error)} (${t.classification.errors} of ${t.classification.images})`);

@@ -284,6 +284,13 @@ function historyTable(r: AaeRunResult): SafeHtml {
   return html`<table class="data"><thead><tr><th class="num">epoch</th><th class="num">reconstruction</th><th class="num">D loss</th><th class="num">encoder loss</th><th class="num">D(prior)</th><th class="num">D(code)</th>${extraHead}<th class="num">test MSE</th><th class="num">mean offset (sd)</th><th class="num">|ln var ratio|</th><th class="num">MMD²</th><th class="num">time</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 
+/** The balance weight and discriminator noise of the categorical modes, for the settings table (older results lack them). */
+function categoryTerms(o: AaeRunResult['options']): string {
+  const balance = o.categoryBalance ?? 0;
+  const noise = o.categoryNoise ?? 0;
+  return `, balance term weight ${balance}${noise > 0 ? `, category discriminator input noise sd ${noise}` : ''}`;
+}
+
 function settingsSection(r: AaeRunResult): SafeHtml {
   const o = r.options;
   const m = r.models;
@@ -291,13 +298,13 @@ function settingsSection(r: AaeRunResult): SafeHtml {
     ['dataset', `${r.dataset.name} (${int(r.dataset.trainSize)} training images${o.trainSize !== null ? ', class-balanced subset' : ''}, ${int(r.dataset.testSize)} test, ${r.dataset.numClasses} classes, ${r.dataset.imageShape.join('x')})`],
     ['architecture', `${o.arch}, width x${o.width}, latent size ${o.latentDim}, deterministic encoder`],
     ['parameters', `encoder ${int(m.encoder.parameters)}, decoder ${int(m.decoder.parameters)}, discriminator ${int(m.discriminator.parameters)}${m.categoryDiscriminator ? `, category discriminator ${int(m.categoryDiscriminator.parameters)}` : ''}`],
-    ['mode', o.labels !== null ? `semi-supervised: class head over ${m.categories} classes, ${int(o.labels)} labelled training images, classification Adam rate ${num(o.classificationLearningRate)}, labelled batches augmented: ${o.augment ?? 'no'}` : o.clusters !== null ? `clustering: class head over ${o.clusters} categories, no labels` : 'a single code z'],
+    ['mode', o.labels !== null ? `semi-supervised: class head over ${m.categories} classes, ${int(o.labels)} labelled training images, classification Adam rate ${num(o.classificationLearningRate)}, labelled batches augmented: ${o.augment ?? 'no'}${categoryTerms(o)}` : o.clusters !== null ? `clustering: class head over ${o.clusters} categories, no labels${categoryTerms(o)}` : 'a single code z'],
     ['prior', `${o.prior}${o.components !== null ? `, ${o.components} ${o.prior === 'mixture' ? 'components' : 'segments'}` : ''}${o.supervisedPrior ? ', chosen by the labels (the discriminator sees them one-hot)' : ''}`],
     ['regularization', o.regularization ? 'on (discriminator step, then encoder step, per batch)' : 'off: a plain autoencoder'],
     ['reconstruction loss', o.reconstructionLoss],
     ['epochs', `${r.epochs}${r.resumedFromEpoch ? ` (resumed after epoch ${r.resumedFromEpoch})` : ''}`],
     ['batch size', String(o.batchSize)],
-    ['Adam', `reconstruction: rate ${num(o.learningRate)}, beta1 ${num(o.beta1)}; discriminator and encoder (adversarial): rate ${num(o.adversarialLearningRate)}, beta1 ${num(o.adversarialBeta1)}`],
+    ['Adam', `reconstruction: rate ${num(o.learningRate)}, beta1 ${num(o.beta1)}; discriminator and encoder (adversarial): rate ${num(o.adversarialLearningRate)}, beta1 ${num(o.adversarialBeta1)}${o.decayEpoch ? `; every rate cut tenfold from epoch ${o.decayEpoch}` : ''}`],
     ['training time per epoch', duration(r.secondsPerEpoch)],
     ['backend', `${r.backend} (${r.threads} thread${r.threads === 1 ? '' : 's'}, ${r.kernels} kernels)`],
     ['seed', String(r.seed)],

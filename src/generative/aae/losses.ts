@@ -140,6 +140,32 @@ export function classificationLoss(logits: tf.Tensor, labels: tf.Tensor): tf.Sca
   return tf.tidy(() => tf.neg(tf.mean(tf.sum(tf.mul(tf.logSoftmax(logits), tf.oneHot(labels, k)), 1))) as tf.Scalar);
 }
 
+/**
+ * The clustering mode's batch-level balance term (an addition to the paper's
+ * section 6, not in it): KL(mean_x q(y | x) || Cat(K)) over a batch,
+ * log K + sum_k m_k log m_k with m the batch mean of the softmax rows; 0 when
+ * the batch uses the K categories equally, log K when it puts everything in
+ * one. The category discriminator judges one code at a time, so it sees a
+ * collapse onto few categories only through how often each one-hot vertex
+ * comes up, and its gradient reaches the encoder through a saturated softmax
+ * (near zero); this term sees the whole batch's marginal and its gradient
+ * does not vanish at a one-hot row. It is the marginal-entropy term of
+ * CatGAN (Springenberg 2016) and IMSAT (Hu et al. 2017). m_k is clipped at
+ * 1e-12 inside the log so an empty category adds 0, not NaN.
+ *
+ * @param probabilities softmax rows [n, K], K >= 2, float32
+ * @returns the loss, a new scalar the caller disposes
+ */
+export function categoryBalanceLoss(probabilities: tf.Tensor): tf.Scalar {
+  checkBatch(probabilities, 'probabilities');
+  const k = probabilities.shape[1] ?? 0;
+  if (probabilities.rank !== 2 || k < 2) throw new InputError('probabilities', `expected [n, K] with K >= 2 categories, got [${probabilities.shape.join(', ')}]`);
+  return tf.tidy(() => {
+    const m = tf.mean(probabilities, 0);
+    return tf.add(Math.log(k), tf.sum(tf.mul(m, tf.log(tf.maximum(m, 1e-12))))) as tf.Scalar;
+  });
+}
+
 function checkBatch(t: tf.Tensor, argument: string): void {
   if (!(t instanceof tf.Tensor)) throw new InputError(argument, 'expected a tensor');
   if (t.rank < 1 || t.shape[0] === 0) throw new InputError(argument, `expected a batch [n, ...] with n >= 1, got [${t.shape.join(', ')}]`);

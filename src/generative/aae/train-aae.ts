@@ -39,7 +39,12 @@
  *   checkpointed Rng state reproduces them);
  * - unsupervised clustering (no `labelled`, section 6): the K categories are
  *   the clusters, and phase 3 does not exist.
- * The style prior is the gaussian one.
+ * The style prior is the gaussian one. Two additions to the paper's game,
+ * both off by default here: `categoryBalance`, a batch-level term in the
+ * encoder's adversarial step that keeps the clustering mode from collapsing
+ * onto one category (aae-run.ts turns it on for clustering, with the
+ * measurements), and `categoryNoise`, noise on the category discriminator's
+ * inputs. `decayEpoch` is the paper's step decay of the learning rates.
  *
  * All losses are from logits (losses.ts). The nets have no batch norm
  * (architectures.ts), so training and inference mode compute the same.
@@ -54,7 +59,7 @@ import type { TensorSpec } from '../../engine/tensor-io.js';
 import { packModelWeights, packOptimizer, restoreModelWeights, restoreOptimizer, topologyHash, type OptimizerState } from '../../models/train-state.js';
 import { InputError } from '../../errors.js';
 import { loopResult, type EpochLoopEvent, type EpochLoopResult } from '../../models/train.js';
-import { AAE_ADVERSARIAL_LOSSES, classificationLoss, encoderAdversarialLoss, latentDiscriminatorLoss, parseReconstructionLoss, reconstructionLoss, type AaeAdversarialLoss, type ReconstructionLoss } from './losses.js';
+import { AAE_ADVERSARIAL_LOSSES, categoryBalanceLoss, classificationLoss, encoderAdversarialLoss, latentDiscriminatorLoss, parseReconstructionLoss, reconstructionLoss, type AaeAdversarialLoss, type ReconstructionLoss } from './losses.js';
 import { DEFAULT_COMPONENTS, parsePrior, sampleCategorical, samplePrior, type PriorName } from './priors.js';
 import { CLASS_HEAD, type AaeModels } from './architectures.js';
 
@@ -91,6 +96,29 @@ export interface AaeTrainOptions {
   /** Adam's rate of the semi-supervised phase (default 1e-3; beta1 0.9). */
   classificationLearningRate?: number;
   /**
+   * Categorical mode: weight of {@link categoryBalanceLoss} (the batch's mean
+   * q(y | x) against Cat(K)) added to the encoder's adversarial step (default
+   * 0: the paper's game as written). Without it the clustering mode collapses
+   * onto one or two categories within the first epoch; see aae-run.ts, which
+   * turns it on for clustering.
+   */
+  categoryBalance?: number;
+  /**
+   * Categorical mode: sd of Gaussian noise added to the category
+   * discriminator's inputs, prior samples and q(y | x) alike, in both of its
+   * uses (default 0). The noise hides how close to one-hot a row is, so the
+   * encoder is not pushed to saturate its softmax (whose gradient then
+   * vanishes); musyoku's reimplementation of section 6 uses 0.3.
+   */
+  categoryNoise?: number;
+  /**
+   * From this epoch on (1-based, inclusive) every optimizer's rate is
+   * multiplied by {@link LEARNING_RATE_DECAY}: the paper's step schedule
+   * (its appendix lowers each phase's rate tenfold after a number of
+   * epochs). Default: no decay.
+   */
+  decayEpoch?: number;
+  /**
    * Augmentations (../../data/augment.ts) of the labelled batches of phase 3
    * only, drawn from the run's Rng so a resume reproduces them (default none:
    * the paper's setting).
@@ -108,6 +136,9 @@ export interface AaeTrainOptions {
 
 /** The optimizer defaults of {@link AaeTrainOptions}. */
 export const AAE_OPTIMIZER_DEFAULTS = { learningRate: 1e-3, adversarialLearningRate: 3e-4, classificationLearningRate: 1e-3, beta1: 0.9, adversarialBeta1: 0.5, beta2: 0.999 } as const;
+
+/** The factor of the step decay ({@link AaeTrainOptions.decayEpoch}): the paper's tenfold steps. */
+export const LEARNING_RATE_DECAY = 0.1;
 
 /** One epoch's figures (means over the epoch's images). */
 export interface AaeEpochRecord {
@@ -247,6 +278,16 @@ export async function trainAae(models: AaeModels, train: ImageSet, options: AaeT
     }
 
     const dInputs = (z: tf.Tensor, label?: tf.Tensor2D) => (label ? [z, label] : z);
+    const catNoise = options.categoryNoise ?? 0;
+    const balance = options.categoryBalance ?? 0;
+    // The category discriminator's input, with noise drawn from the run's Rng (so a resume reproduces it).
+    const noisy = (y: tf.Tensor2D): tf.Tensor2D => {
+      if (!(catNoise > 0)) return y;
+      const [rows, cols] = y.shape;
+      const e = new Float32Array(rows * cols);
+      for (let i = 0; i < e.length; i++) e[i] = catNoise * rng.normal();
+      return tf.add(y, tf.tensor2d(e, [rows, cols]));
+    };
     // The encoder's outputs: z, and the class logits in the categorical mode.
     const encode = (x: tf.Tensor): { z: tf.Tensor2D; logits?: tf.Tensor2D } => {
       const out = E.apply(x, { training: true }) as tf.Tensor2D | tf.Tensor2D[];
@@ -255,8 +296,12 @@ export async function trainAae(models: AaeModels, train: ImageSet, options: AaeT
     // The decoder's input: z, or [softmax(logits), z] (the paper's Figure 8: the decoder sees y and z).
     const decoderInput = (c: { z: tf.Tensor2D; logits?: tf.Tensor2D }) => (c.logits ? tf.concat([tf.softmax(c.logits), c.z], 1) : c.z);
     const lastEpoch = Math.min(options.epochs, startEpoch + (options.stopAfterEpochs ?? Infinity));
+    // Each optimizer's rate as built; the decay is a function of the epoch, so a resume sets it again.
+    const baseRates = new Map(Object.values(opt).map((o: tf.AdamOptimizer) => [o, (o as unknown as { learningRate: number }).learningRate]));
     for (let epoch = startEpoch + 1; epoch <= lastEpoch; epoch++) {
       const t0 = performance.now();
+      const decay = options.decayEpoch !== undefined && epoch >= options.decayEpoch ? LEARNING_RATE_DECAY : 1;
+      for (const [o, rate] of baseRates) (o as unknown as { learningRate: number }).learningRate = rate * decay;
       const order = batchOrder(train.count, options.batchSize, rng);
       const labelledOrder = labelled ? labelledBatches(labelled.count, Math.min(options.batchSize, labelled.count), order.length, rng) : [];
       options.onProgress?.({ type: 'epoch-start', epoch, epochs: options.epochs, batches: order.length });
@@ -312,8 +357,8 @@ export async function trainAae(models: AaeModels, train: ImageSet, options: AaeT
               const catFigures: tf.Tensor[] = [];
               const cLoss = opt.category!.minimize(
                 () => {
-                  const r = C.apply(yPrior, { training: true }) as tf.Tensor;
-                  const f = C.apply(codes.y!, { training: true }) as tf.Tensor;
+                  const r = C.apply(noisy(yPrior), { training: true }) as tf.Tensor;
+                  const f = C.apply(noisy(codes.y!), { training: true }) as tf.Tensor;
                   catFigures.push(tf.keep(tf.mean(tf.sigmoid(r))), tf.keep(tf.mean(tf.sigmoid(f))));
                   return latentDiscriminatorLoss(r, f);
                 },
@@ -333,8 +378,11 @@ export async function trainAae(models: AaeModels, train: ImageSet, options: AaeT
                 const c = encode(batch.x);
                 const style = encoderAdversarialLoss(D.apply(dInputs(c.z, label), { training: true }) as tf.Tensor, advLoss);
                 if (!C || !c.logits) return style;
-                const category = encoderAdversarialLoss(C.apply(tf.softmax(c.logits), { training: true }) as tf.Tensor, advLoss);
+                const q = tf.softmax(c.logits) as tf.Tensor2D;
+                let category = encoderAdversarialLoss(C.apply(noisy(q), { training: true }) as tf.Tensor, advLoss);
                 parts.push(tf.keep(style), tf.keep(category));
+                // The batch-level balance term (losses.ts): the encoder's own push toward using every category.
+                if (balance > 0) category = tf.add(category, tf.mul(balance, categoryBalanceLoss(q))) as tf.Scalar;
                 return tf.add(style, category) as tf.Scalar;
               },
               true,
@@ -494,6 +542,13 @@ function validate(models: AaeModels, train: ImageSet, o: AaeTrainOptions): { com
     if (bad >= 0) throw new InputError('labelled', `label ${l.labels[bad]} at ${bad} is outside [0, ${K}) (the class head's categories)`);
   }
   if (o.labelledAugment?.length && o.labelled === undefined) throw new InputError('labelledAugment', 'augments the labelled batches of the semi-supervised phase: needs labelled');
+  if (o.decayEpoch !== undefined && !(Number.isSafeInteger(o.decayEpoch) && o.decayEpoch >= 1)) throw new InputError('decayEpoch', `expected an epoch >= 1, got ${o.decayEpoch}`);
+  for (const key of ['categoryBalance', 'categoryNoise'] as const) {
+    const v = o[key];
+    if (v === undefined) continue;
+    if (!(v >= 0 && Number.isFinite(v))) throw new InputError(key, `expected a number >= 0, got ${v}`);
+    if (v > 0 && K === 0) throw new InputError(key, 'acts on the class head q(y | x): build the AAE with categories');
+  }
   const clr = o.classificationLearningRate;
   if (clr !== undefined && !(clr > 0 && Number.isFinite(clr))) throw new InputError('classificationLearningRate', `expected a positive number, got ${clr}`);
   if (supervised && models.labelClasses < 1) throw new InputError('supervisedPrior', 'the discriminator has no label input: build the AAE with labelClasses');
