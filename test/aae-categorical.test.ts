@@ -19,7 +19,7 @@ import type { Dataset, ImageSet } from '../src/data/types.js';
 import { InputError } from '../src/errors.js';
 import { Rng } from '../src/util/rng.js';
 import { CLASS_HEAD, buildAae, categoricalCodes, encodeCategorical, encodeImages, reconstructImages, type AaeModels } from '../src/generative/aae/architectures.js';
-import { argmaxRows, classificationError, clusteringError } from '../src/generative/aae/clustering.js';
+import { predictedCategories, classificationError, clusteringError } from '../src/generative/aae/clustering.js';
 import { sampleCategorical } from '../src/generative/aae/priors.js';
 import { categoryBalanceLoss } from '../src/generative/aae/losses.js';
 import { trainAae, type AaeTrainOptions } from '../src/generative/aae/train-aae.js';
@@ -78,12 +78,12 @@ test('semi-supervised error by hand: argmax of the class logits (ties to the low
     [-5.0, -4.0, -3.0],
     [0.0, 0.0, 0.0],
   ].flat());
-  const predicted = argmaxRows(logits, 3);
+  const predicted = predictedCategories(logits, 3);
   assert.deepEqual(Array.from(predicted), [1, 0, 0, 2, 0]);
   const r = classificationError(predicted, Int32Array.from([1, 1, 2, 2, 0]));
   // Wrong: row 1 (0 for 1) and row 2 (0 for 2).
   assert.deepEqual(r, { images: 5, errors: 2, error: 0.4 });
-  assert.throws(() => argmaxRows(logits, 4), isInputError('values'));
+  assert.throws(() => predictedCategories(logits, 4), isInputError('values'));
   assert.throws(() => classificationError([0, 1], [0]), isInputError('predicted'));
 });
 
@@ -282,7 +282,7 @@ test('clustering: the balance term keeps the class head from collapsing onto a f
   for (const categoryBalance of [0, DEFAULT_CLUSTER_BALANCE]) {
     const m = buildAae('mlp', { imageShape: [28, 28, 1], latentDim: 8, seed: 0, categories: 16 });
     await trainAae(m, train, { epochs: 2, batchSize: 100, prior: 'gaussian', seed: 0, categoryBalance });
-    const clusters = argmaxRows(encodeCategorical(m.encoder, train.images, [28, 28, 1]).logits, 16);
+    const clusters = predictedCategories(encodeCategorical(m.encoder, train.images, [28, 28, 1]).logits, 16);
     used.push(new Set(clusters).size);
     dispose(m);
   }

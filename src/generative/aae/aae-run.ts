@@ -38,7 +38,7 @@
  * coordinates over the prior's density, and, last, `result.json`
  * (schemas/aae.result.schema.json).
  */
-import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BackendInfo } from '../../engine/backend.js';
 import { loadDataset } from '../../data/load.js';
@@ -47,6 +47,7 @@ import { balancedSubset } from '../../data/subset.js';
 import { writeNpy } from '../../data/formats/npy.js';
 import { saveModel } from '../../models/io.js';
 import { CheckpointStore } from '../../models/checkpoint.js';
+import { prepareRunFolder, writeHistoryCsv } from '../../models/run-folder.js';
 import { packageVersions } from '../../models/train-run.js';
 import { runMeta, type RunMeta } from '../../report/meta.js';
 import { captionName, gridPng } from '../../report/png-grid.js';
@@ -55,9 +56,9 @@ import { parseAugmentations } from '../../data/augment.js';
 import type { ImageSet } from '../../data/types.js';
 import { writeFileAtomic, writeJsonAtomic } from '../../util/atomic.js';
 import { Rng, deriveSeed } from '../../util/rng.js';
-import { FileFormatError, InputError } from '../../errors.js';
+import { InputError } from '../../errors.js';
 import { AAE_ARCHS, DEFAULT_AAE_LATENT_DIM, buildAae, categoricalCodes, decodeImages, encodeCategorical, encodeImages, reconstructImages, type AaeArch, type AaeModels } from './architectures.js';
-import { argmaxRows, classificationError, clusteringError, type ClassificationFigures, type ClusteringFigures } from './clustering.js';
+import { predictedCategories, classificationError, clusteringError, type ClassificationFigures, type ClusteringFigures } from './clustering.js';
 import { AAE_OPTIMIZER_DEFAULTS, trainAae, type AaeEpochRecord, type AaeTrainEvent } from './train-aae.js';
 import { parseReconstructionLoss, type ReconstructionLoss } from './losses.js';
 import { DEFAULT_COMPONENTS, MIXTURE_RADIUS, parsePrior, posteriorMatch, priorLogDensity, samplePrior, type PosteriorMatch, type PriorName } from './priors.js';
@@ -394,7 +395,7 @@ export async function aaeRun(options: AaeRunOptions, backend: BackendInfo): Prom
   try {
     // Built first: an image shape the architecture cannot take is refused before anything is written.
     models = buildAae(o.arch, { imageShape: data.train.imageShape, latentDim: o.latentDim, seed: deriveSeed(o.seed, 'aae-init'), width: o.width, labelClasses: o.supervisedPrior ? K : 0, categories });
-    prepareFolder(out, checkpointDir, settings, o.resume);
+    prepareRunFolder(out, checkpointDir, settings, o.resume, /^(reconstruction|samples)-\d+\.png$/);
     const components = o.components ?? undefined;
     const shape = models.imageShape;
     const recInputs = balancedSubset(data.test, K, Math.min(RECONSTRUCTION_IMAGES, data.test.count), 'dataset', 'test');
@@ -417,10 +418,10 @@ export async function aaeRun(options: AaeRunOptions, backend: BackendInfo): Prom
         images = decodeImages(m.decoder, input, categories + m.latentDim);
         probabilities = new Float32Array(data.test.count * categories);
         for (let i = 0; i < data.test.count; i++) probabilities.set(input.subarray(i * (categories + m.latentDim), i * (categories + m.latentDim) + categories), i * categories);
-        const predicted = argmaxRows(c.logits, categories);
+        const predicted = predictedCategories(c.logits, categories);
         // Section 5: the class is argmax q(y | x). Section 6: clusters labelled by the majority of their training images.
         if (o.labels !== null) classification = classificationError(predicted, data.test.labels);
-        else clustering = clusteringError(argmaxRows(encodeCategorical(m.encoder, train.images, shape).logits, categories), train.labels, predicted, data.test.labels, categories, K);
+        else clustering = clusteringError(predictedCategories(encodeCategorical(m.encoder, train.images, shape).logits, categories), train.labels, predicted, data.test.labels, categories, K);
       }
       let sum = 0;
       for (let i = 0; i < images.length; i++) sum += (images[i] - data.test.images[i]) ** 2;
@@ -456,7 +457,7 @@ export async function aaeRun(options: AaeRunOptions, backend: BackendInfo): Prom
       if (e.type === 'epoch-end') {
         const { type: _t, epochs: _n, ...record } = e;
         csvHistory = [...csvHistory.filter((h) => h.epoch < record.epoch), record];
-        writeHistoryCsv(out, csvHistory);
+        writeHistory(out, csvHistory);
       }
       options.onProgress?.(e);
     };
@@ -484,7 +485,7 @@ export async function aaeRun(options: AaeRunOptions, backend: BackendInfo): Prom
       onProgress,
     });
     const history = trained.history;
-    writeHistoryCsv(out, history);
+    writeHistory(out, history);
     const lastEpoch = history.length ? history[history.length - 1].epoch : 0;
     // Measured again on the final models (deterministic: the last epoch's figures; also after a resume with nothing left to train).
     const final = evaluate(models);
@@ -638,44 +639,7 @@ function fixedSamples(o: Resolved, d: number, categories: number, data: Dataset)
   return { z: samplePrior(o.prior, { n: labels.length, d, rng, components: k, labels }).z, width: d, rowLabels: Array.from({ length: k }, (_, c) => (o.supervisedPrior ? name(c) : String(c))) };
 }
 
-/**
- * A fresh run owns its folder: the checkpoint and grids of an earlier run are
- * removed. A resume keeps them, but only with the same training settings
- * (saved next to the checkpoint; the architecture itself is also checked by
- * the checkpoint's topology hash).
- */
-function prepareFolder(out: string, checkpointDir: string, settings: TrainingSettings, resume: boolean): void {
-  const settingsFile = join(checkpointDir, 'settings.json');
-  const hasCheckpoint = existsSync(join(checkpointDir, 'latest.json'));
-  if (resume && hasCheckpoint) {
-    if (existsSync(settingsFile)) {
-      let saved: Partial<TrainingSettings>;
-      try {
-        saved = JSON.parse(readFileSync(settingsFile, 'utf8')) as Partial<TrainingSettings>;
-      } catch (e) {
-        throw new FileFormatError(settingsFile, `corrupt (${(e as Error).message})`);
-      }
-      const diff = (Object.keys(settings) as (keyof TrainingSettings)[]).filter((k) => JSON.stringify(saved[k] ?? null) !== JSON.stringify(settings[k]));
-      if (diff.length) {
-        const text = diff.map((k) => `${k} ${JSON.stringify(saved[k] ?? null)} (now ${JSON.stringify(settings[k])})`).join(', ');
-        throw new InputError('resume', `the checkpoint in ${checkpointDir} was trained with other settings: ${text}; use the same settings, or drop --resume to start over`);
-      }
-    }
-    return;
-  }
-  if (!resume) {
-    rmSync(checkpointDir, { recursive: true, force: true });
-    if (existsSync(join(out, 'grids'))) for (const f of readdirSync(join(out, 'grids'))) if (/^(reconstruction|samples)-\d+\.png$/.test(f)) rmSync(join(out, 'grids', f), { force: true });
-  }
-  writeJsonAtomic(settingsFile, settings);
-}
-
-/** Writes history.csv (header + one row per epoch; empty cells for figures not measured), atomically. */
-function writeHistoryCsv(out: string, history: readonly AaeEpochRecord[]): void {
-  const rows = history.map((h) => {
-    const { monitor, ...figures } = h;
-    const m: Record<string, number | null | undefined> = { ...monitor, ...figures };
-    return HISTORY_COLUMNS.map((c) => (m[c] === undefined || m[c] === null ? '' : String(m[c]))).join(',');
-  });
-  writeFileAtomic(join(out, 'history.csv'), [HISTORY_COLUMNS.join(','), ...rows].join('\n') + '\n');
+/** Writes history.csv: one row per epoch. */
+function writeHistory(out: string, history: readonly AaeEpochRecord[]): void {
+  writeHistoryCsv(out, HISTORY_COLUMNS, history.map(({ monitor, ...h }) => ({ ...monitor, ...h })));
 }

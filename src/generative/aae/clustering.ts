@@ -10,27 +10,22 @@
  *   cluster label to each of the training points ... then evaluate the test
  *   error based on the assigned class labels".
  */
+import { argmaxRows } from '../metrics/index.js';
 import { InputError } from '../../errors.js';
 
 /**
- * The argmax of each row of an [n, k] row-major array (ties go to the lowest
- * index): the predicted category of each image from its class logits (the
- * softmax keeps the order).
+ * The predicted category of each image from its class logits, [n, k]
+ * row-major (the argmax; the softmax keeps the order; ties go to the lowest
+ * index).
  *
- * @param values n rows of k values
+ * @param logits n rows of k values
  * @param k values per row, >= 1
  */
-export function argmaxRows(values: ArrayLike<number>, k: number): Int32Array {
+export function predictedCategories(logits: Float32Array | Float64Array, k: number): Int32Array {
   if (!Number.isSafeInteger(k) || k < 1) throw new InputError('k', `expected an integer >= 1, got ${k}`);
-  const n = values.length / k;
-  if (!Number.isInteger(n)) throw new InputError('values', `expected a multiple of k = ${k} values, got ${values.length}`);
-  const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    let best = 0;
-    for (let j = 1; j < k; j++) if (values[i * k + j] > values[i * k + best]) best = j;
-    out[i] = best;
-  }
-  return out;
+  const n = logits.length / k;
+  if (!Number.isInteger(n)) throw new InputError('values', `expected a multiple of k = ${k} values, got ${logits.length}`);
+  return argmaxRows({ data: logits, n, d: k });
 }
 
 /** A classifier's error on a labelled set. */
