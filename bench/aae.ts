@@ -4,7 +4,7 @@ import { take } from '../src/data/split.js';
 import { buildAae } from '../src/generative/aae/architectures.js';
 import { trainAae, type AaeTrainOptions } from '../src/generative/aae/train-aae.js';
 import { AAE_RUN_DEFAULTS, DEFAULT_CLUSTER_BALANCE, labelledSubset } from '../src/generative/aae/aae-run.js';
-import { machine, round } from './measure.js';
+import { machine, round, stepTimer } from './measure.js';
 
 const BATCH = AAE_RUN_DEFAULTS.batchSize;
 const LATENT = 8;
@@ -36,27 +36,13 @@ export async function benchAae(log: (s: string) => void) {
   ];
   for (const [key, categories, extra] of configs) {
     const models = buildAae('mlp', { imageShape: data.train.imageShape, latentDim: LATENT, seed: 0, categories });
-    const times: number[] = [];
-    let last = performance.now();
+    const timer = stepTimer();
     try {
-      await trainAae(models, subset, {
-        epochs: 1,
-        batchSize: BATCH,
-        prior: 'gaussian',
-        seed: 0,
-        ...extra,
-        onProgress: (e) => {
-          if (e.type !== 'batch') return;
-          const now = performance.now();
-          times.push(now - last);
-          last = now;
-        },
-      });
+      await trainAae(models, subset, { epochs: 1, batchSize: BATCH, prior: 'gaussian', seed: 0, ...extra, onProgress: (e) => e.type === 'batch' && timer.batch() });
     } finally {
       for (const m of [models.encoder, models.decoder, models.discriminator, models.categoryDiscriminator]) m?.dispose();
     }
-    const timed = times.slice(1);
-    const perStep = timed.reduce((a, b) => a + b, 0) / timed.length / 1000;
+    const perStep = timer.meanSeconds();
     out[key] = { secondsPerStep: round(perStep, 3), secondsPerEpoch: round(perStep * batchesPerEpoch, 1) };
     log(`${key}: ${round(perStep, 3)} s/step, ${round(perStep * batchesPerEpoch, 1)} s/epoch`);
   }

@@ -6,6 +6,8 @@ import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { FileFormatError, InputError } from '../errors.js';
+import { CheckpointStore } from './checkpoint.js';
+import type { EpochLoopEvent } from './train.js';
 
 /**
  * A fresh run owns its folder: the checkpoint and the per-epoch grids of an
@@ -46,4 +48,31 @@ export function prepareRunFolder<S extends object>(out: string, checkpointDir: s
 export function writeHistoryCsv(out: string, columns: readonly string[], rows: readonly Record<string, number | boolean | null | undefined>[]): void {
   const lines = rows.map((r) => columns.map((c) => (r[c] === undefined || r[c] === null ? '' : String(r[c]))).join(','));
   writeFileAtomic(join(out, 'history.csv'), [columns.join(','), ...lines].join('\n') + '\n');
+}
+
+/**
+ * Keeps `out/history.csv` in step with a training loop's checkpointed
+ * history: on `resumed`, the history the checkpoint restores; on each
+ * `epoch-end`, that epoch's record (replacing any later ones). Returns the
+ * handler to call with every event of the loop.
+ */
+export function followHistory<R extends { epoch: number; monitor?: Record<string, number | boolean | null | undefined> }>(
+  out: string,
+  checkpointDir: string,
+  columns: readonly string[],
+): (e: EpochLoopEvent<unknown, R>) => void {
+  let history: R[] = [];
+  return (e) => {
+    if (e.type === 'resumed') history = new CheckpointStore(checkpointDir).load<{ history: R[] }>()?.state.history ?? [];
+    if (e.type === 'epoch-end') {
+      const { type: _t, epochs: _e, ...record } = e;
+      history = [...history.filter((h) => h.epoch < record.epoch), record as unknown as R];
+      writeHistory(out, columns, history);
+    }
+  };
+}
+
+/** Writes `out/history.csv` from epoch records: their figures, with the monitor's next to them. */
+export function writeHistory<R extends { monitor?: Record<string, number | boolean | null | undefined> }>(out: string, columns: readonly string[], history: readonly R[]): void {
+  writeHistoryCsv(out, columns, history.map(({ monitor, ...h }) => ({ ...monitor, ...(h as Record<string, number | boolean | null | undefined>) })));
 }

@@ -46,8 +46,7 @@ import type { Dataset } from '../../data/types.js';
 import { balancedSubset } from '../../data/subset.js';
 import { writeNpy } from '../../data/formats/npy.js';
 import { saveModel } from '../../models/io.js';
-import { CheckpointStore } from '../../models/checkpoint.js';
-import { prepareRunFolder, writeHistoryCsv } from '../../models/run-folder.js';
+import { followHistory, prepareRunFolder, writeHistory } from '../../models/run-folder.js';
 import { packageVersions } from '../../models/train-run.js';
 import { runMeta, type RunMeta } from '../../report/meta.js';
 import { captionName, gridPng } from '../../report/png-grid.js';
@@ -450,15 +449,9 @@ export async function aaeRun(options: AaeRunOptions, backend: BackendInfo): Prom
       };
     };
 
-    // history.csv follows the checkpointed history: what a resume restores, then each finished epoch.
-    let csvHistory: AaeEpochRecord[] = [];
+    const followCsv = followHistory<AaeEpochRecord>(out, checkpointDir, HISTORY_COLUMNS);
     const onProgress = (e: AaeTrainEvent) => {
-      if (e.type === 'resumed') csvHistory = new CheckpointStore(checkpointDir).load<{ history: AaeEpochRecord[] }>()?.state.history ?? [];
-      if (e.type === 'epoch-end') {
-        const { type: _t, epochs: _n, ...record } = e;
-        csvHistory = [...csvHistory.filter((h) => h.epoch < record.epoch), record];
-        writeHistory(out, csvHistory);
-      }
+      followCsv(e);
       options.onProgress?.(e);
     };
 
@@ -485,7 +478,7 @@ export async function aaeRun(options: AaeRunOptions, backend: BackendInfo): Prom
       onProgress,
     });
     const history = trained.history;
-    writeHistory(out, history);
+    writeHistory(out, HISTORY_COLUMNS, history);
     const lastEpoch = history.length ? history[history.length - 1].epoch : 0;
     // Measured again on the final models (deterministic: the last epoch's figures; also after a resume with nothing left to train).
     const final = evaluate(models);
@@ -639,7 +632,3 @@ function fixedSamples(o: Resolved, d: number, categories: number, data: Dataset)
   return { z: samplePrior(o.prior, { n: labels.length, d, rng, components: k, labels }).z, width: d, rowLabels: Array.from({ length: k }, (_, c) => (o.supervisedPrior ? name(c) : String(c))) };
 }
 
-/** Writes history.csv: one row per epoch. */
-function writeHistory(out: string, history: readonly AaeEpochRecord[]): void {
-  writeHistoryCsv(out, HISTORY_COLUMNS, history.map(({ monitor, ...h }) => ({ ...monitor, ...h })));
-}

@@ -28,8 +28,7 @@ import { loadDataset } from '../../data/load.js';
 import type { Dataset } from '../../data/types.js';
 import { balancedSubset } from '../../data/subset.js';
 import { saveModel } from '../../models/io.js';
-import { CheckpointStore } from '../../models/checkpoint.js';
-import { prepareRunFolder, writeHistoryCsv } from '../../models/run-folder.js';
+import { followHistory, prepareRunFolder, writeHistory } from '../../models/run-folder.js';
 import { packageVersions } from '../../models/train-run.js';
 import { runMeta, type RunMeta } from '../../report/meta.js';
 import { captionName, gridPng } from '../../report/png-grid.js';
@@ -270,15 +269,9 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
       return { ...monitorFigures(lastMetrics), metricSeconds: (performance.now() - t0) / 1000 };
     };
 
-    // history.csv follows the checkpointed history: what a resume restores, then each finished epoch.
-    let csvHistory: GanEpochRecord[] = [];
+    const followCsv = followHistory<GanEpochRecord>(out, checkpointDir, HISTORY_COLUMNS);
     const onProgress = (e: GanTrainEvent) => {
-      if (e.type === 'resumed') csvHistory = new CheckpointStore(checkpointDir).load<{ history: GanEpochRecord[] }>()?.state.history ?? [];
-      if (e.type === 'epoch-end') {
-        const { type: _t, epochs: _e, ...record } = e;
-        csvHistory = [...csvHistory.filter((h) => h.epoch < record.epoch), record];
-        writeHistory(out, csvHistory);
-      }
+      followCsv(e);
       options.onProgress?.(e);
     };
 
@@ -301,7 +294,7 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
       onProgress,
     });
     const history = trained.history;
-    writeHistory(out, history);
+    writeHistory(out, HISTORY_COLUMNS, history);
     const lastEpoch = history.length ? history[history.length - 1].epoch : 0;
     // A resume with nothing left to train measures the restored generator here (deterministic: the same figures).
     const final = metrics ? ((lastMetrics as GanMetrics | null)?.epoch === lastEpoch ? lastMetrics : measure(models, lastEpoch)) : null;
@@ -366,10 +359,5 @@ function fixedGrid(models: GanModels, data: Dataset, seed: number): { z: Float32
   const classes = Int32Array.from({ length: K * GRID_CODES_PER_CLASS }, (_, i) => Math.floor(i / GRID_CODES_PER_CLASS));
   const name = captionName(data.classNames);
   return { z, classes, layout: { ...common, columns: GRID_CODES_PER_CLASS, rowLabels: Array.from({ length: K }, (_, c) => name(c)) } };
-}
-
-/** Writes history.csv: one row per epoch. */
-function writeHistory(out: string, history: readonly GanEpochRecord[]): void {
-  writeHistoryCsv(out, HISTORY_COLUMNS, history.map(({ monitor, ...h }) => ({ ...monitor, ...h })));
 }
 
