@@ -12,7 +12,7 @@
  */
 import type { TopLevelSpec } from 'vega-lite';
 import type { AaeRunResult } from '../generative/aae/aae-run.js';
-import { duration, html, int, num, pct, raw, reportPage, type SafeHtml } from './eval-report.js';
+import { duration, html, int, num, pct, raw, kvTable, provenanceRows, reportPage, type SafeHtml } from './eval-report.js';
 import { PLOT_CONFIG, vegaLiteSvg, type PlotOptions } from './plots.js';
 
 /** One per-epoch grid shown in the report. */
@@ -305,13 +305,7 @@ function settingsSection(r: AaeRunResult): SafeHtml {
     ['epochs', `${r.epochs}${r.resumedFromEpoch ? ` (resumed after epoch ${r.resumedFromEpoch})` : ''}`],
     ['batch size', String(o.batchSize)],
     ['Adam', `reconstruction: rate ${num(o.learningRate)}, beta1 ${num(o.beta1)}; discriminator and encoder (adversarial): rate ${num(o.adversarialLearningRate)}, beta1 ${num(o.adversarialBeta1)}${o.decayEpoch ? `; every rate cut tenfold from epoch ${o.decayEpoch}` : ''}`],
-    ['training time per epoch', duration(r.secondsPerEpoch)],
-    ['backend', `${r.backend} (${r.threads} thread${r.threads === 1 ? '' : 's'}, ${r.kernels} kernels)`],
-    ['seed', String(r.seed)],
-    ['advlab', r.advlabVersion],
-    ['tfjs', r.tfjsVersion],
-    ['node', r.nodeVersion],
-    ...Object.entries(r.packages).map(([k, v]) => [k, v] as [string, string]),
+    ...provenanceRows(r),
   ];
-  return html`<section id="settings"><h2>Settings</h2><table class="kv">${rows.map(([k, v]) => html`<tr><th>${k}</th><td>${v}</td></tr>`)}</table></section>`;
+  return html`<section id="settings"><h2>Settings</h2>${kvTable(rows)}</section>`;
 }

@@ -7,6 +7,7 @@
  * only markup built here (the plots' SVG) is inserted raw.
  */
 import { InputError } from '../errors.js';
+import type { RunMeta } from './meta.js';
 import type { Norm } from '../attacks/types.js';
 import type { EvalRunResult, EpsilonResult, MinimalPerturbations, SanityCheck, StageSummary } from '../robustness/types.js';
 import type { CorruptionAccuracyResult } from '../robustness/corruption-accuracy.js';
@@ -483,8 +484,22 @@ function paramsText(params: Record<string, unknown>): string {
   return entries.length ? entries.map(([k, v]) => `${k}=${valueText(v)}`).join(', ') : '(defaults)';
 }
 
-function kvTable(rows: [string, string][]): SafeHtml {
+/** A two-column table of settings: name, value. */
+export function kvTable(rows: [string, string][]): SafeHtml {
   return html`<table class="kv"><tbody>${rows.map(([k, v]) => html`<tr><th>${k}</th><td>${v}</td></tr>`)}</tbody></table>`;
+}
+
+/** The settings rows every training report ends with: time per epoch, backend, seed, versions and packages. */
+export function provenanceRows(r: RunMeta & { secondsPerEpoch: number; packages: Record<string, string> }): [string, string][] {
+  return [
+    ['training time per epoch', duration(r.secondsPerEpoch)],
+    ['backend', `${r.backend} (${r.threads} thread${r.threads === 1 ? '' : 's'}, ${r.kernels} kernels)`],
+    ['seed', String(r.seed)],
+    ['advlab', r.advlabVersion],
+    ['tfjs', r.tfjsVersion],
+    ['node', r.nodeVersion],
+    ...Object.entries(r.packages),
+  ];
 }
 
 // ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@
  */
 import type { TopLevelSpec } from 'vega-lite';
 import type { GanRunResult } from '../generative/gan/gan-run.js';
-import { duration, escapeHtml, html, int, num, pct, raw, reportPage, type SafeHtml } from './eval-report.js';
+import { duration, escapeHtml, html, int, num, pct, raw, kvTable, provenanceRows, reportPage, type SafeHtml } from './eval-report.js';
 import { PLOT_CONFIG, vegaLiteSvg, type PlotOptions } from './plots.js';
 
 /** One per-epoch sample grid shown in the report. */
@@ -184,13 +184,7 @@ function settingsSection(r: GanRunResult): SafeHtml {
     ['label smoothing', o.labelSmoothing === null ? 'none' : num(o.labelSmoothing)],
     ['gradient penalty', o.gpLambda === null ? '—' : `lambda ${num(o.gpLambda)}`],
     ['metrics', r.metricsClassifier ? `${o.classifier}, ${int(o.metricSamples)} samples` : 'skipped'],
-    ['training time per epoch', duration(r.secondsPerEpoch)],
-    ['backend', `${r.backend} (${r.threads} thread${r.threads === 1 ? '' : 's'}, ${r.kernels} kernels)`],
-    ['seed', String(r.seed)],
-    ['advlab', r.advlabVersion],
-    ['tfjs', r.tfjsVersion],
-    ['node', r.nodeVersion],
-    ...Object.entries(r.packages).map(([k, v]) => [k, v] as [string, string]),
+    ...provenanceRows(r),
   ];
-  return html`<section id="settings"><h2>Settings</h2><table class="kv">${rows.map(([k, v]) => html`<tr><th>${k}</th><td>${v}</td></tr>`)}</table></section>`;
+  return html`<section id="settings"><h2>Settings</h2>${kvTable(rows)}</section>`;
 }
