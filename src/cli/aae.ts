@@ -7,7 +7,7 @@ import { PRIORS } from '../generative/aae/priors.js';
 import { RECONSTRUCTION_LOSSES } from '../generative/aae/losses.js';
 import { BUILTIN_DATASETS } from '../data/builtin.js';
 import { createProgress } from './progress.js';
-import { finiteOption, intOption, pathTag, optionNamed, positiveOption, startBackend } from './common.js';
+import { finiteOption, intOption, pathTag, optionNamed, positiveOption, startBackend, backendOption, resumeOption } from './common.js';
 
 /** Argument names of aaeRun's InputErrors → the options that set them. */
 const OPTIONS: Record<string, string> = {
@@ -73,8 +73,8 @@ export function aaeCommand(): Command {
     .option('--category-noise <sd>', 'with --clusters or --labels: sd of Gaussian noise on the category discriminator\'s inputs (default 0)', finiteOption('--category-noise'))
     .option('--decay-epoch <n>', 'from this epoch on, cut every Adam rate tenfold (the paper\'s step decay; default: no decay)', intOption('--decay-epoch', 1))
     .option('--seed <n>', 'random seed', intOption('--seed'), AAE_RUN_DEFAULTS.seed)
-    .option('--backend <name>', 'auto, node, wasm or cpu; auto honours env ADVLAB_BACKEND', 'auto')
-    .option('--resume', 'continue from the last checkpoint in <out>/checkpoint', false)
+    .addOption(backendOption())
+    .addOption(resumeOption())
     .option('--no-progress', 'plain lines instead of a progress bar')
     .action(async (o) => {
       const progress = createProgress(process.stdout, o.progress);

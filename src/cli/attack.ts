@@ -6,7 +6,7 @@ import { NORMS, type Attack, type ParamSpec } from '../attacks/types.js';
 import { BUILTIN_DATASETS } from '../data/builtin.js';
 import { InputError } from '../errors.js';
 import { createProgress } from './progress.js';
-import { intOption, startBackend, pathTag, workersOption, finiteOption, listOption, boundsOption } from './common.js';
+import { intOption, startBackend, pathTag, workersOption, finiteOption, listOption, boundsOption, backendOption } from './common.js';
 
 /** `stepSize` → `step-size`. */
 function kebab(name: string): string {
@@ -92,7 +92,7 @@ export function attackCommand(): Command {
     .option('--mean <values>', 'normalization inside the classifier: per-channel mean (comma-separated), applied as (x - mean) / std', listOption('--mean'))
     .option('--std <values>', 'per-channel std for --mean (default 1)', listOption('--std'))
     .option('--out <dir>', 'output folder (default: runs/<model>-<attack>)')
-    .option('--backend <name>', 'auto, node, wasm or cpu; auto honours env ADVLAB_BACKEND', 'auto')
+    .addOption(backendOption())
     .option('--no-progress', 'plain lines instead of a progress bar');
 
   const union = paramUnion();

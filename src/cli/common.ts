@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import { InputError } from '../errors.js';
 import { initBackend, parseBackendName, type BackendInfo } from '../engine/backend.js';
 import type { KernelMode } from '../engine/kernels/index.js';
@@ -76,4 +76,14 @@ export function optionNamed(map: Record<string, string>) {
     if (e instanceof InputError && map[e.argument]) throw new InputError(map[e.argument], e.message.slice(e.argument.length + 2));
     throw e;
   };
+}
+
+/** `--backend <name>`, shared by every command that computes. */
+export function backendOption(): Option {
+  return new Option('--backend <name>', 'auto, node, wasm or cpu; auto honours env ADVLAB_BACKEND').default('auto');
+}
+
+/** `--resume`, shared by the commands that checkpoint every epoch. */
+export function resumeOption(): Option {
+  return new Option('--resume', 'continue from the last checkpoint in <out>/checkpoint').default(false);
 }

@@ -7,7 +7,7 @@ import { MINIMAL_ATTACKS } from '../robustness/minimal.js';
 import { BUILTIN_DATASETS } from '../data/builtin.js';
 import { InputError } from '../errors.js';
 import { createProgress } from './progress.js';
-import { intOption, startBackend, pathTag, workersOption, listOption, boundsOption } from './common.js';
+import { intOption, startBackend, pathTag, workersOption, listOption, boundsOption, backendOption } from './common.js';
 
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
 
@@ -34,7 +34,7 @@ export function evalCommand(): Command {
     .option('--workers <n|auto>', 'worker threads evaluating batches in parallel; auto: one per core on wasm/cpu (results do not depend on it)', workersOption, 'auto')
     .option('--out <dir>', 'output folder (default: runs/<model>-eval)')
     .option('--resume', 'continue from the checkpoint in <out>/checkpoint: finished batches are not redone', false)
-    .option('--backend <name>', 'auto, node, wasm or cpu; auto honours env ADVLAB_BACKEND', 'auto')
+    .addOption(backendOption())
     .option('--no-progress', 'plain lines instead of a progress bar')
     .action(async (o) => {
       if (!o.model) throw new InputError('--model', 'required: a trained model (a saved model folder or an advlab train run folder)');

@@ -7,7 +7,7 @@ import { GAN_ARCHS } from '../generative/gan/architectures.js';
 import { GAN_LOSSES } from '../generative/losses.js';
 import { BUILTIN_DATASETS } from '../data/builtin.js';
 import { createProgress } from './progress.js';
-import { finiteOption, intOption, optionNamed, pathTag, positiveOption, startBackend } from './common.js';
+import { finiteOption, intOption, optionNamed, pathTag, positiveOption, startBackend, backendOption, resumeOption } from './common.js';
 import { InputError } from '../errors.js';
 
 /** Argument names of ganRun's and sampleGan's InputErrors → the options that set them. */
@@ -70,8 +70,8 @@ function ganTrainCommand(): Command {
     .option('--classifier <path>', 'a saved advlab classifier (model folder or advlab train run folder) for FID, Inception Score, class coverage and precision/recall; default: the LeNet advlab ships for mnist and fashion-mnist; none: no metrics')
     .option('--metric-samples <n>', 'generated and real images per metric evaluation', intOption('--metric-samples'), GAN_RUN_DEFAULTS.metricSamples)
     .option('--seed <n>', 'random seed', intOption('--seed'), GAN_RUN_DEFAULTS.seed)
-    .option('--backend <name>', 'auto, node, wasm or cpu; auto honours env ADVLAB_BACKEND', 'auto')
-    .option('--resume', 'continue from the last checkpoint in <out>/checkpoint', false)
+    .addOption(backendOption())
+    .addOption(resumeOption())
     .option('--no-progress', 'plain lines instead of a progress bar')
     .action(async (o) => {
       const progress = createProgress(process.stdout, o.progress);
@@ -139,7 +139,7 @@ function ganSampleCommand(): Command {
     .option('--class <k>', 'conditional (cgan) generators only: every image of this class (default: classes in turn)', intOption('--class'))
     .option('--seed <n>', 'seed of the latent codes', intOption('--seed'), 0)
     .option('--out <file>', 'output file: .png (a grid) or .npy (float32 [n, h, w, c] in [0, 1])')
-    .option('--backend <name>', 'auto, node, wasm or cpu; auto honours env ADVLAB_BACKEND', 'auto')
+    .addOption(backendOption())
     .action(async (o) => {
       if (!o.model) throw new InputError('--model', 'required: an advlab gan run folder (or its generator/ folder)');
       if (!o.out) throw new InputError('--out', 'required: a .png or .npy file');
@@ -162,7 +162,7 @@ function ganEvalCommand(): Command {
     .option('--classifier <path>', "a saved advlab classifier (default: the run's, else the LeNet advlab ships for the dataset)")
     .option('--seed <n>', 'seed of the latent codes', intOption('--seed'), 0)
     .option('--out <file>', 'also write the figures to this JSON file')
-    .option('--backend <name>', 'auto, node, wasm or cpu; auto honours env ADVLAB_BACKEND', 'auto')
+    .addOption(backendOption())
     .action(async (o) => {
       if (!o.model) throw new InputError('--model', 'required: an advlab gan run folder (or its generator/ folder)');
       const log = (line: string) => process.stdout.write(line + '\n');

@@ -4,7 +4,7 @@ import { trainRun, TRAIN_DEFAULTS, type TrainRunEvent } from '../models/train-ru
 import { describeZoo, ZOO_ACTIVATIONS } from '../models/zoo.js';
 import { BUILTIN_DATASETS } from '../data/builtin.js';
 import { createProgress } from './progress.js';
-import { intOption, positiveOption, startBackend, pathTag, workersOption, listOption, finiteOption, optionNamed } from './common.js';
+import { intOption, positiveOption, startBackend, pathTag, workersOption, listOption, finiteOption, optionNamed, backendOption, resumeOption } from './common.js';
 import { Option } from 'commander';
 import { defenseRun, type DefenseRunResult } from '../defenses/defense-run.js';
 import { DEFENSE_NAMES } from '../defenses/types.js';
@@ -58,8 +58,8 @@ export function trainCommand(): Command {
     .option('--eval-eps <list>', 'eps values of that evaluation, headline first (default: eps, eps/4, eps/2, 3eps/4)', listOption('--eval-eps'))
     .option('--no-eval', 'skip the evaluation after defended training')
     .option('--workers <n|auto>', 'worker threads for the inner attack and the evaluation', workersOption, 'auto')
-    .option('--backend <name>', 'auto, node, wasm or cpu; auto honours env ADVLAB_BACKEND', 'auto')
-    .option('--resume', 'continue from the last checkpoint in <out>/checkpoint', false)
+    .addOption(backendOption())
+    .addOption(resumeOption())
     .option('--no-progress', 'plain lines instead of a progress bar')
     .action(async (o) => {
       const progress = createProgress(process.stdout, o.progress);
