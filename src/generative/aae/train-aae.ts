@@ -49,7 +49,7 @@
  * All losses are from logits (losses.ts). The nets have no batch norm
  * (architectures.ts), so training and inference mode compute the same.
  */
-import { tf } from '../../engine/tf.js';
+import { tf, type tfl } from '../../engine/tf.js';
 import type { ImageSet } from '../../data/types.js';
 import type { Augmentation } from '../../data/augment.js';
 import { batchOrder, makeBatch } from '../../data/batches.js';
@@ -335,40 +335,39 @@ export async function trainAae(models: AaeModels, train: ImageSet, options: AaeT
               const c = encode(batch.x);
               return { z: c.z, y: c.logits ? (tf.softmax(c.logits) as tf.Tensor2D) : undefined };
             });
-            const figures: tf.Tensor[] = [];
-            const dLoss = opt.discriminator.minimize(
-              () => {
-                const r = D.apply(dInputs(zPrior, label), { training: true }) as tf.Tensor;
-                const f = D.apply(dInputs(codes.z, label), { training: true }) as tf.Tensor;
-                figures.push(tf.keep(tf.mean(tf.sigmoid(r))), tf.keep(tf.mean(tf.sigmoid(f))));
-                return latentDiscriminatorLoss(r, f);
-              },
-              true,
-              dVars,
-            ) as tf.Scalar;
-            sums.d += read(dLoss);
-            sums.prior += read(figures[0]);
-            sums.code += read(figures[1]);
-            tf.dispose([zPrior, codes.z, dLoss, ...figures]);
+            /** One Adam step of a discriminator: prior samples against codes; returns its loss and mean outputs, times n. */
+            const discriminatorStep = (optimizer: tf.Optimizer, net: tfl.LayersModel, prior: tf.Tensor | tf.Tensor[], code: tf.Tensor | tf.Tensor[], vars: tf.Variable[]) => {
+              const figures: tf.Tensor[] = [];
+              const loss = optimizer.minimize(
+                () => {
+                  const r = net.apply(prior, { training: true }) as tf.Tensor;
+                  const f = net.apply(code, { training: true }) as tf.Tensor;
+                  figures.push(tf.keep(tf.mean(tf.sigmoid(r))), tf.keep(tf.mean(tf.sigmoid(f))));
+                  return latentDiscriminatorLoss(r, f);
+                },
+                true,
+                vars,
+              ) as tf.Scalar;
+              const out = { loss: read(loss), prior: read(figures[0]), code: read(figures[1]) };
+              tf.dispose([loss, ...figures]);
+              return out;
+            };
+            const style = discriminatorStep(opt.discriminator, D, dInputs(zPrior, label), dInputs(codes.z, label), dVars);
+            sums.d += style.loss;
+            sums.prior += style.prior;
+            sums.code += style.code;
+            tf.dispose([zPrior, codes.z]);
 
             if (C && codes.y) {
               // The category discriminator (section 5): one-hot y' ~ Cat(K) against q(y | x).
               const yPrior = tf.tensor2d(sampleCategorical(n, K, rng).y, [n, K]);
-              const catFigures: tf.Tensor[] = [];
-              const cLoss = opt.category!.minimize(
-                () => {
-                  const r = C.apply(noisy(yPrior), { training: true }) as tf.Tensor;
-                  const f = C.apply(noisy(codes.y!), { training: true }) as tf.Tensor;
-                  catFigures.push(tf.keep(tf.mean(tf.sigmoid(r))), tf.keep(tf.mean(tf.sigmoid(f))));
-                  return latentDiscriminatorLoss(r, f);
-                },
-                true,
-                cVars,
-              ) as tf.Scalar;
-              sums.catD += read(cLoss);
-              sums.catPrior += read(catFigures[0]);
-              sums.catCode += read(catFigures[1]);
-              tf.dispose([yPrior, codes.y, cLoss, ...catFigures]);
+              // Inputs, with the noise drawn in the same order as ever (prior first); tidy frees the noise itself.
+              const [yIn, codeIn] = tf.tidy(() => [noisy(yPrior), noisy(codes.y!)]);
+              const category = discriminatorStep(opt.category!, C, yIn, codeIn, cVars);
+              sums.catD += category.loss;
+              sums.catPrior += category.prior;
+              sums.catCode += category.code;
+              tf.dispose([yPrior, codes.y, yIn, codeIn].filter((t, i, all) => all.indexOf(t) === i));
             }
 
             // Phase 2b, the encoder as the generator of the latent GAN(s): the discriminators held fixed; against both at once in the categorical mode.
