@@ -12,7 +12,7 @@
  */
 import type { TopLevelSpec } from 'vega-lite';
 import type { AaeRunResult } from '../generative/aae/aae-run.js';
-import { duration, html, int, num, pct, raw, kvTable, provenanceRows, reportPage, type SafeHtml } from './eval-report.js';
+import { duration, html, int, num, pct, raw, kvTable, pngImg, provenanceRows, reportPage, type SafeHtml } from './eval-report.js';
 import { PLOT_CONFIG, vegaLiteSvg, type PlotOptions } from './plots.js';
 
 /** One per-epoch grid shown in the report. */
@@ -107,16 +107,6 @@ async function latentPlot(result: AaeRunResult, codes: Float32Array, labels: Int
   return vegaLiteSvg(spec, 'aae-latent', options);
 }
 
-/** Width and height of a PNG from its IHDR chunk. */
-function pngSize(png: Uint8Array): { width: number; height: number } {
-  const v = new DataView(png.buffer, png.byteOffset, png.byteLength);
-  return png.byteLength >= 24 ? { width: v.getUint32(16), height: v.getUint32(20) } : { width: 0, height: 0 };
-}
-
-function pngImg(png: Uint8Array, alt: string): SafeHtml {
-  const { width, height } = pngSize(png);
-  return html`<img src="data:image/png;base64,${Buffer.from(png.buffer, png.byteOffset, png.byteLength).toString('base64')}" width="${width}" height="${height}" alt="${alt}">`;
-}
 
 /**
  * Renders the report of an `advlab aae` run (async: vega renders

@@ -484,6 +484,18 @@ function paramsText(params: Record<string, unknown>): string {
   return entries.length ? entries.map(([k, v]) => `${k}=${valueText(v)}`).join(', ') : '(defaults)';
 }
 
+/** Width and height of a PNG from its IHDR chunk. */
+function pngSize(png: Uint8Array): { width: number; height: number } {
+  const v = new DataView(png.buffer, png.byteOffset, png.byteLength);
+  return png.byteLength >= 24 ? { width: v.getUint32(16), height: v.getUint32(20) } : { width: 0, height: 0 };
+}
+
+/** A PNG inlined as an <img> of its own size (the report stays one self-contained file). */
+export function pngImg(png: Uint8Array, alt: string): SafeHtml {
+  const { width, height } = pngSize(png);
+  return html`<img src="data:image/png;base64,${Buffer.from(png.buffer, png.byteOffset, png.byteLength).toString('base64')}" width="${width}" height="${height}" alt="${alt}">`;
+}
+
 /** A two-column table of settings: name, value. */
 export function kvTable(rows: [string, string][]): SafeHtml {
   return html`<table class="kv"><tbody>${rows.map(([k, v]) => html`<tr><th>${k}</th><td>${v}</td></tr>`)}</tbody></table>`;

@@ -8,7 +8,7 @@
  */
 import type { TopLevelSpec } from 'vega-lite';
 import type { GanRunResult } from '../generative/gan/gan-run.js';
-import { duration, escapeHtml, html, int, num, pct, raw, kvTable, provenanceRows, reportPage, type SafeHtml } from './eval-report.js';
+import { duration, escapeHtml, html, int, num, pct, raw, kvTable, pngImg, provenanceRows, reportPage, type SafeHtml } from './eval-report.js';
 import { PLOT_CONFIG, vegaLiteSvg, type PlotOptions } from './plots.js';
 
 /** One per-epoch sample grid shown in the report. */
@@ -51,16 +51,6 @@ async function epochPlot(rows: Row[], series: { name: string; color: string }[],
   return vegaLiteSvg(spec, id, options);
 }
 
-/** Width and height of a PNG from its IHDR chunk. */
-function pngSize(png: Uint8Array): { width: number; height: number } {
-  const v = new DataView(png.buffer, png.byteOffset, png.byteLength);
-  return png.byteLength >= 24 ? { width: v.getUint32(16), height: v.getUint32(20) } : { width: 0, height: 0 };
-}
-
-function pngImg(png: Uint8Array, alt: string): SafeHtml {
-  const { width, height } = pngSize(png);
-  return html`<img src="data:image/png;base64,${Buffer.from(png.buffer, png.byteOffset, png.byteLength).toString('base64')}" width="${width}" height="${height}" alt="${alt}">`;
-}
 
 /** Renders the report of an `advlab gan` run (async: vega renders asynchronously). */
 export async function renderGanReport(result: GanRunResult, grids: readonly GanReportGrid[], options: PlotOptions = {}): Promise<string> {
