@@ -33,6 +33,7 @@ export function evalCommand(): Command {
     .option('--std <values>', 'per-channel std for --mean (default 1)', listOption('--std'))
     .option('--workers <n|auto>', 'worker threads evaluating batches in parallel; auto: one per core on wasm/cpu (results do not depend on it)', workersOption, 'auto')
     .option('--out <dir>', 'output folder (default: runs/<model>-eval)')
+    .option('--defense <spec>', 'evaluate the model behind an input purifier: aae:<folder of an advlab aae run> (MagNet-style); the suite runs with the purifier as deployed and with BPDA, the headline is the worst case, and the AAE is scored as a detector')
     .option('--resume', 'continue from the checkpoint in <out>/checkpoint: finished batches are not redone', false)
     .addOption(backendOption())
     .option('--no-progress', 'plain lines instead of a progress bar')
@@ -67,6 +68,7 @@ export function evalCommand(): Command {
             bounds: o.bounds,
             preprocess: o.mean ? { mean: o.mean, std: o.std ?? 1 } : undefined,
             workers: o.workers,
+            defense: o.defense,
             resume: o.resume,
             onProgress: (e) => {
               if (e.type === 'dataset') progress.log(`dataset: ${e.dataset.name} (${e.count} of ${e.dataset.test.count} test images, class-balanced)`);
@@ -93,6 +95,14 @@ export function evalCommand(): Command {
         `${result.suite.name} suite, ${result.norm} eps ${result.eps}: clean accuracy ${pct(result.cleanAccuracy)}, robust accuracy ${pct(result.robustAccuracy)} ` +
           `(95% CI ${pct(result.confidenceInterval[0])}-${pct(result.confidenceInterval[1])}) on ${result.count} images`,
       );
+      if (result.defense) {
+        for (const t of result.defense.threatModels) progress.log(`  ${t.name}: robust accuracy ${pct(t.robustAccuracy)} (${t.description})`);
+        const d = result.defense.detector;
+        progress.log(
+          `detector (reconstruction error): ROC AUC ${d.againstPgd.rocAuc?.toFixed(3) ?? 'n/a'} against ${d.againstPgd.adversarial} PGD-${d.attack.steps} examples on the bare model, ` +
+            `${d.againstPgd.detectionRate === null ? "n/a" : pct(d.againstPgd.detectionRate)} flagged at ${pct(d.falsePositiveRate)} false positives; purified accuracy on them ${pct(d.purifiedAccuracyUnderPgd)} (bare ${pct(d.bareAccuracyUnderPgd)})`,
+        );
+      }
       if (result.minimal) progress.log(`minimal perturbations (${result.minimal.attack}): median ${result.minimal.median?.toPrecision(3) ?? 'n/a'} (${result.minimal.found}/${result.minimal.attacked} found)`);
       if (result.corruptions) progress.log(`corruptions: mean accuracy ${pct(result.corruptions.overallMeanAccuracy)} (clean ${pct(result.corruptions.clean)})`);
       const warned = result.sanity.checks.filter((c) => c.verdict === 'warn');

@@ -18,6 +18,8 @@ import { tf, tfl, tfc } from '../engine/tf.js';
 import { AdvlabError, FileFormatError, InputError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { concatArrays } from '../util/arrays.js';
+// Registers the custom layer of purified models, so they load wherever models do (worker threads included).
+import './gradient-gate.js';
 
 /** File names written by {@link saveModel}. */
 export const MODEL_JSON = 'model.json';

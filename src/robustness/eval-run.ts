@@ -38,6 +38,9 @@ import { corruptionAccuracy, type CorruptionAccuracyResult } from './corruption-
 import { CORRUPTION_NAMES, type CorruptionName } from './corruptions.js';
 import { runSanityChecks, overallVerdict } from './sanity.js';
 import type { EpsilonResult, EvalRunResult, SanityCheck, Suite } from './types.js';
+import { loadAaePurifier, parseDefenseSpec, purifiedModel, PURIFIER_GRADIENT_DESCRIPTIONS, type AaePurifier, type PurifierGradients } from '../defenses/aae-purifier.js';
+import { evaluateDetector, threatModelSuite, worstOverThreatModels, type DetectorResult } from './defense-eval.js';
+import type { tfl } from '../engine/tf.js';
 
 /** Options of {@link evalRun}. */
 export interface EvalRunOptions extends ModelJobOptions {
@@ -57,6 +60,12 @@ export interface EvalRunOptions extends ModelJobOptions {
   sanitySample?: number;
   /** Run every stage on every point (slow; measures each stage alone). */
   allPoints?: boolean;
+  /**
+   * An input-purifying defense in front of the model: `aae:<folder of an
+   * advlab aae run>`. The suite then runs under each threat model of
+   * {@link DEFENSE_THREAT_MODELS} and the headline is the per-example worst case.
+   */
+  defense?: string;
   /** Continue from the checkpoint in `out` (batches are also the unit of checkpoints). */
   resume?: boolean;
   /** Write report.html (default true). */
@@ -71,6 +80,9 @@ export type EvalRunEvent =
   | { type: 'phase'; phase: string; total: number; workers: number }
   | { type: 'batch'; phase: string; done: number; total: number; robust?: number; evaluated?: number }
   | { type: 'sweep'; result: EpsilonResult };
+
+/** Threat models a purifying defense is evaluated under (see defenses/aae-purifier.ts): what a naive evaluation sees, and BPDA. */
+export const DEFENSE_THREAT_MODELS: readonly PurifierGradients[] = ['plain', 'bpda'];
 
 export const EVAL_DEFAULTS = { dataset: 'mnist', suite: 'standard', norm: 'linf' as Norm, n: 1000, batchSize: 128, seed: 0, sanitySample: 100 } as const;
 
@@ -97,19 +109,34 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
   const corruptions = options.corruptions ?? [...CORRUPTION_NAMES];
   const minimal = options.minimal ?? (epsList.length > 1 ? ['deepfool'] : []);
   for (const m of minimal) if (!(MINIMAL_ATTACKS as readonly string[]).includes(m)) throw new InputError('minimal', `unknown minimal-perturbation attack "${m}"; expected ${MINIMAL_ATTACKS.join(', ')}`);
+  const defenseSpec = options.defense === undefined ? undefined : parseDefenseSpec(options.defense);
+  if (defenseSpec && options.preprocess) throw new InputError('defense', 'a purifier works on the images themselves: not together with --mean/--std');
   const { modelPath, datasetSpec, data, n, subset, bounds, model } = await loadModelJob(options, EVAL_DEFAULTS, options.onProgress);
   let classifier: Classifier | undefined;
   let pool: WorkerPool | undefined;
+  let purifier: AaePurifier | undefined;
+  const purified: { name: PurifierGradients; model: tfl.LayersModel; classifier: Classifier }[] = [];
   try {
     const suite = buildSuite({ suite: options.suite, attacks: options.attacks, norm, numClasses: data.numClasses });
     classifier = Classifier.fromModel(model, { bounds, preprocess: options.preprocess });
+    if (defenseSpec) {
+      if (bounds[0] !== 0 || bounds[1] !== 1) throw new InputError('defense', `an AAE reconstructs images in [0, 1]; the model's bounds are [${bounds.join(', ')}]`);
+      purifier = await loadAaePurifier(defenseSpec.path);
+      for (const name of DEFENSE_THREAT_MODELS) {
+        const m = purifiedModel(model, purifier, name);
+        purified.push({ name, model: m, classifier: Classifier.fromModel(m, { bounds }) });
+      }
+    }
+    // The classifiers the suite attacks: the model, or the purified one under each threat model.
+    const attacked = purified.length ? purified.map((p) => p.classifier) : [classifier];
     for (const e of epsList) validateEps(e, norm, classifier, true);
     const batches = Math.ceil(n / batchSize);
     const workers = classifier.rebuildSpec ? workerCount(options.workers, backend, batches) : 1;
     pool = await startJobPool(workers, backend);
 
     const fingerprint = {
-      model: modelFingerprint(classifier, subset.images, Math.min(n, 16)),
+      model: modelFingerprint(attacked[0], subset.images, Math.min(n, 16)),
+      defense: options.defense ?? null,
       dataset: datasetSpec,
       n,
       suite,
@@ -132,36 +159,62 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
     // 1. The suite at every eps.
     const sweep: EpsilonResult[] = [];
     let main: Evaluation | undefined;
+    // Under a defense, one evaluation per threat model (checkpoint slot k * T + t), then the per-example worst case.
+    const reportedSuite = purified.length ? threatModelSuite(suite, DEFENSE_THREAT_MODELS) : suite;
+    const threatSweeps: EpsilonResult[][] = attacked.map(() => []);
+    let plainHead: Evaluation | undefined;
     for (let k = 0; k < epsList.length; k++) {
       const eps = epsList[k];
-      const done = resumed ? checkpoint.loadBatches(k) : new Map();
-      if (done.size) options.onProgress?.({ type: 'resumed', batches: done.size });
-      const phase = `eps ${eps}`;
-      options.onProgress?.({ type: 'phase', phase, total: batches, workers });
-      let evaluated = 0;
-      let robust = 0;
-      const evaluation = await evaluateRobustness(classifier, subset, {
-        suite,
-        eps,
-        seed,
-        batchSize,
-        allPoints: options.allPoints,
-        keepImages: eps === headline,
-        pool,
-        classNames: data.classNames,
-        done,
-        onBatch: ({ index, batches: total, result, fromCheckpoint }) => {
-          if (!fromCheckpoint) checkpoint.saveBatch(k, index, result);
-          evaluated += result.count;
-          robust += result.brokenBy.filter((b) => b === ROBUST).length;
-          options.onProgress?.({ type: 'batch', phase, done: index + 1, total, robust, evaluated });
-        },
-      });
+      const perThreat: Evaluation[] = [];
+      for (let t = 0; t < attacked.length; t++) {
+        const slot = k * attacked.length + t;
+        const done = resumed ? checkpoint.loadBatches(slot) : new Map();
+        if (done.size) options.onProgress?.({ type: 'resumed', batches: done.size });
+        const phase = purified.length ? `eps ${eps} ${purified[t].name}` : `eps ${eps}`;
+        options.onProgress?.({ type: 'phase', phase, total: batches, workers });
+        let evaluated = 0;
+        let robust = 0;
+        const evaluation = await evaluateRobustness(attacked[t], subset, {
+          suite,
+          eps,
+          seed,
+          batchSize,
+          allPoints: options.allPoints,
+          keepImages: eps === headline,
+          pool,
+          classNames: data.classNames,
+          done,
+          onBatch: ({ index, batches: total, result, fromCheckpoint }) => {
+            if (!fromCheckpoint) checkpoint.saveBatch(slot, index, result);
+            evaluated += result.count;
+            robust += result.brokenBy.filter((b) => b === ROBUST).length;
+            options.onProgress?.({ type: 'batch', phase, done: index + 1, total, robust, evaluated });
+          },
+        });
+        perThreat.push(evaluation);
+        threatSweeps[t].push(evaluation.summary);
+      }
+      const evaluation = perThreat.length > 1 ? worstOverThreatModels(perThreat, reportedSuite, subset.labels, { eps, classNames: data.classNames }) : perThreat[0];
       sweep.push(evaluation.summary);
       options.onProgress?.({ type: 'sweep', result: evaluation.summary });
-      if (eps === headline) main = evaluation;
+      if (eps === headline) {
+        main = evaluation;
+        plainHead = perThreat[0];
+      }
     }
     const head = main!;
+
+    // The AAE as a detector, against PGD on the bare classifier.
+    let detector: DetectorResult | null = null;
+    if (purifier) {
+      detector = (resumed && checkpoint.load<DetectorResult>('detector')) || null;
+      if (!detector) {
+        options.onProgress?.({ type: 'phase', phase: 'detector', total: 1, workers });
+        detector = await evaluateDetector(classifier, attacked[0], purifier, subset, { eps: headline, norm, seed, pool });
+        checkpoint.save('detector', detector);
+        options.onProgress?.({ type: 'batch', phase: 'detector', done: 1, total: 1 });
+      }
+    }
 
     // 2. Minimal perturbations.
     let minimalSummary = null;
@@ -176,7 +229,7 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
       options.onProgress?.({ type: 'phase', phase: 'minimal perturbations', total: 1, workers });
       let norms = loadMinimal(checkpoint, resumed);
       if (!norms) {
-        norms = await minimalNorms(classifier, subset, { attacks: minimal, norm, seed, batchSize, pool });
+        norms = await minimalNorms(attacked[attacked.length - 1], subset, { attacks: minimal, norm, seed, batchSize, pool });
         checkpoint.save('minimal', { norms: encodeArray(norms.norms), gradients: norms.gradients, seconds: norms.seconds });
       }
       const top = Math.max(...epsList) * 1.25;
@@ -192,7 +245,7 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
       corruptionResult = (resumed && checkpoint.load<CorruptionAccuracyResult>('corruptions')) || null;
       if (!corruptionResult) {
         options.onProgress?.({ type: 'phase', phase: 'corruptions', total: corruptions.length * 5, workers: 1 });
-        corruptionResult = await corruptionAccuracy(classifier, subset.images, subset.labels, subset.imageShape, {
+        corruptionResult = await corruptionAccuracy(attacked[0], subset.images, subset.labels, subset.imageShape, {
           corruptions,
           seed,
           batchSize: 256,
@@ -208,7 +261,7 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
     let checks = (resumed && checkpoint.load<SanityCheck[]>('sanity')) || null;
     if (!checks) {
       options.onProgress?.({ type: 'phase', phase: 'sanity checks', total: 6, workers });
-      checks = await sanity(classifier, subset, suite, head, sweep, epsList, headline, Math.min(sanitySample, n), seed, pool, (done) =>
+      checks = await sanity(attacked[0], subset, suite, plainHead ?? head, purified.length ? threatSweeps[0] : sweep, epsList, headline, Math.min(sanitySample, n), seed, pool, (done) =>
         options.onProgress?.({ type: 'batch', phase: 'sanity checks', done, total: 6 }),
       );
       checkpoint.save('sanity', checks);
@@ -229,11 +282,11 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
 
     const headSummary = sweep[epsList.indexOf(headline)];
     const brokenBy: Record<string, number> = { misclassified: 0, robust: 0 };
-    for (const s of suite.stages) brokenBy[s.name] = 0;
+    for (const s of reportedSuite.stages) brokenBy[s.name] = 0;
     for (const b of head.brokenBy) {
       if (b === MISCLASSIFIED) brokenBy.misclassified++;
       else if (b === ROBUST) brokenBy.robust++;
-      else brokenBy[suite.stages[b].name]++;
+      else brokenBy[reportedSuite.stages[b].name]++;
     }
     const cleanCorrect = n - brokenBy.misclassified;
     const seconds = (performance.now() - t0) / 1000;
@@ -255,12 +308,13 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
         preprocess: options.preprocess ? { mean: toJson(options.preprocess.mean), std: toJson(options.preprocess.std) } : null,
         workers: options.workers ?? 'auto',
         allPoints: !!options.allPoints,
+        defense: options.defense ?? null,
         out,
       },
       dataset: { name: data.name, testSize: data.test.count, numClasses: data.numClasses, imageShape: [...data.test.imageShape], classNames: [...data.classNames] },
       model: options.model,
       modelPath,
-      suite,
+      suite: reportedSuite,
       norm,
       count: n,
       cleanAccuracy: cleanCorrect / n,
@@ -272,6 +326,14 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
       minimal: minimalSummary,
       corruptions: corruptionResult,
       sanity: { verdict: overallVerdict(checks), checks },
+      defense: purifier
+        ? {
+            kind: 'aae',
+            path: purifier.path,
+            threatModels: DEFENSE_THREAT_MODELS.map((name, t) => ({ name, description: PURIFIER_GRADIENT_DESCRIPTIONS[name], robustAccuracy: threatSweeps[t][epsList.indexOf(headline)].robustAccuracy, sweep: threatSweeps[t] })),
+            detector: detector!,
+          }
+        : null,
       workers,
       seconds,
       gradientsPerImage: sweep.reduce((a, s) => a + s.gradients, 0) / n,
@@ -300,6 +362,9 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
     await pool?.close();
     await clearWorkerModels();
     classifier?.dispose();
+    // The purified models add no weights of their own: disposing the parts frees them.
+    for (const p of purified) p.classifier.dispose();
+    purifier?.dispose();
     model.dispose();
   }
 }

@@ -5,6 +5,7 @@
 import type { Norm } from '../attacks/types.js';
 import type { RunMeta } from '../report/meta.js';
 import type { CorruptionAccuracyResult } from './corruption-accuracy.js';
+import type { DetectorResult } from './defense-eval.js';
 
 /** One attack of a suite, run on the points still robust when its turn comes. */
 export interface SuiteStage {
@@ -129,6 +130,8 @@ export interface EvalRunResult extends RunMeta {
     preprocess: { mean: number | number[]; std: number | number[] } | null;
     workers: number | 'auto';
     allPoints: boolean;
+    /** `--defense`, e.g. `aae:runs/aae`; null without. */
+    defense: string | null;
     out: string;
   };
   dataset: { name: string; testSize: number; numClasses: number; imageShape: number[]; classNames: string[] };
@@ -148,7 +151,23 @@ export interface EvalRunResult extends RunMeta {
   brokenBy: Record<string, number>;
   minimal: MinimalPerturbations | null;
   corruptions: CorruptionAccuracyResult | null;
+  /**
+   * Sanity checks; under a defense they run on the defended model as deployed
+   * (threat model `plain`), where gradient masking shows.
+   */
   sanity: { verdict: 'pass' | 'warn'; checks: SanityCheck[] };
+  /**
+   * An input-purifying defense (`--defense`): the suite under each threat model
+   * alone (the headline figures above are the per-example worst case over
+   * them), and the AAE as a detector. Null without a defense.
+   */
+  defense: {
+    kind: 'aae';
+    /** The AAE run folder. */
+    path: string;
+    threatModels: { name: string; description: string; robustAccuracy: number; sweep: EpsilonResult[] }[];
+    detector: DetectorResult;
+  } | null;
   /** Worker threads that evaluated batches. */
   workers: number;
   /** Wall time of this session after loading (all phases; a resumed run counts only its own session). */

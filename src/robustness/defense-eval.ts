@@ -1,0 +1,130 @@
+/**
+ * Evaluating an input-purifying defense (`advlab eval --defense aae:<run>`):
+ * the suite runs once per threat model (what gradients the attacker gets, see
+ * defenses/aae-purifier.ts), and an example counts as robust only if it
+ * survives every one of them: the honest number is the per-example worst case
+ * (Athalye, Carlini & Wagner 2018; Tramèr et al. 2020). Beside it, the AAE as
+ * a detector: ROC AUC of its reconstruction error on clean images against PGD
+ * examples made on the bare classifier (MagNet's setting, Meng & Chen 2017).
+ */
+import { tf } from '../engine/tf.js';
+import { findAttack, runAttack } from '../attacks/index.js';
+import type { AttackInput } from '../attacks/validate.js';
+import type { Norm } from '../attacks/types.js';
+import type { Classifier } from '../models/classifier.js';
+import type { WorkerPool } from '../engine/pool.js';
+import { deriveSeed } from '../util/rng.js';
+import { reconstructionErrors, type AaePurifier } from '../defenses/aae-purifier.js';
+import { MISCLASSIFIED, ROBUST, type EnsembleBatchResult } from './ensemble.js';
+import { summarizeEvaluation, type Evaluation } from './evaluate.js';
+import { cleanThreshold, detectionFigures, type DetectionFigures } from './detection.js';
+import type { Suite } from './types.js';
+
+/** The suite of a worst case over threat models: every stage of each, named `<threat model>/<stage>`. */
+export function threatModelSuite(suite: Suite, threatModels: readonly string[]): Suite {
+  return { name: suite.name, norm: suite.norm, stages: threatModels.flatMap((t) => suite.stages.map((s) => ({ ...s, name: `${t}/${s.name}` }))) };
+}
+
+/**
+ * Per-example worst case of the same suite run under several threat models on
+ * the same images: broken if any threat model broke it (the first one's
+ * adversarial image kept), robust only if none did. `suite` is the
+ * {@link threatModelSuite} of the evaluations' suite.
+ */
+export function worstOverThreatModels(evaluations: readonly Evaluation[], suite: Suite, labels: Int32Array, options: { eps: number; classNames?: readonly string[] }): Evaluation {
+  const n = labels.length;
+  const k = suite.stages.length / evaluations.length;
+  const first = evaluations[0];
+  const brokenBy = new Int8Array(n).fill(ROBUST);
+  const finalPredictions = Int32Array.from(first.cleanPredictions);
+  const keep = evaluations.every((e) => e.adversarial);
+  const size = keep ? first.adversarial!.length / n : 0;
+  const adversarial = keep ? Float32Array.from(first.adversarial!) : null;
+  for (let i = 0; i < n; i++) {
+    if (first.brokenBy[i] === MISCLASSIFIED) {
+      brokenBy[i] = MISCLASSIFIED;
+      continue;
+    }
+    const t = evaluations.findIndex((e) => e.brokenBy[i] >= 0);
+    if (t < 0) continue;
+    const e = evaluations[t];
+    brokenBy[i] = t * k + e.brokenBy[i];
+    finalPredictions[i] = e.finalPredictions[i];
+    if (adversarial) adversarial.set(e.adversarial!.subarray(i * size, (i + 1) * size), i * size);
+  }
+  // One pseudo-batch: each stage's cost is its threat model's, its "broken" what it added to the worst case.
+  const stages = evaluations.flatMap((e, t) =>
+    e.summary.stages.map((s, j) => ({ broken: brokenBy.filter((b) => b === t * k + j).length, attacked: s.attacked, gradients: s.gradients, queries: s.queries, seconds: s.seconds })),
+  );
+  const merged: EnsembleBatchResult = { count: n, cleanPredictions: first.cleanPredictions, finalPredictions, brokenBy, stages };
+  const summary = summarizeEvaluation([merged], labels, { suite, eps: options.eps, classNames: options.classNames });
+  return { summary, cleanPredictions: first.cleanPredictions, finalPredictions, brokenBy, adversarial };
+}
+
+/** Clean images flagged by the detector's threshold. */
+export const DETECTOR_FALSE_POSITIVE_RATE = 0.05;
+/** PGD steps of the detector's adversarial examples (made on the bare classifier). */
+export const DETECTOR_PGD_STEPS = 40;
+
+/** The AAE as a detector, and the purifier against an attacker who ignores it. */
+export interface DetectorResult {
+  /** How the adversarial examples were made. */
+  attack: { name: string; steps: number; eps: number; norm: Norm; on: string };
+  /** Mean squared reconstruction error per pixel above which an input is flagged. */
+  threshold: number;
+  falsePositiveRate: number;
+  cleanMedianError: number;
+  /** Against the PGD examples that fooled the bare classifier. */
+  againstPgd: DetectionFigures & { medianError: number | null };
+  /** Accuracy of the bare classifier on the PGD examples (all images). */
+  bareAccuracyUnderPgd: number;
+  /** Accuracy of the purified classifier on the same PGD examples: the "oblivious attacker" figure, an upper bound. */
+  purifiedAccuracyUnderPgd: number;
+}
+
+/**
+ * Runs PGD on the bare classifier, then scores clean and adversarial images by
+ * reconstruction error and classifies the adversarial ones through the purifier.
+ */
+export async function evaluateDetector(
+  bare: Classifier,
+  purified: Classifier,
+  purifier: AaePurifier,
+  input: AttackInput,
+  options: { eps: number; norm: Norm; seed: number; pool?: WorkerPool },
+): Promise<DetectorResult> {
+  const pgd = findAttack('pgd')!;
+  const attack = await runAttack(pgd, bare, input, { norm: options.norm, eps: options.eps, params: { steps: DETECTOR_PGD_STEPS }, seed: deriveSeed(options.seed, 'defense:detector'), ...(options.pool && bare.rebuildSpec ? { pool: options.pool } : {}) });
+  const clean = reconstructionErrors(purifier, input.images);
+  const adv = reconstructionErrors(purifier, attack.adversarial);
+  const threshold = cleanThreshold(clean, DETECTOR_FALSE_POSITIVE_RATE);
+  const fooled = Array.from(attack.success.keys()).filter((i) => attack.success[i]);
+  const advScores = Float64Array.from(fooled, (i) => adv[i]);
+  const median = (v: ArrayLike<number>) => (v.length ? Float64Array.from(v).sort()[Math.floor((v.length - 1) / 2)] : null);
+  let bareCorrect = 0;
+  for (let i = 0; i < input.count; i++) if (attack.adversarialPredictions[i] === input.labels[i]) bareCorrect++;
+  const purifiedCorrect = accuracyOn(purified, attack.adversarial, input);
+  return {
+    attack: { name: 'pgd', steps: DETECTOR_PGD_STEPS, eps: options.eps, norm: options.norm, on: 'the bare classifier' },
+    threshold,
+    falsePositiveRate: DETECTOR_FALSE_POSITIVE_RATE,
+    cleanMedianError: median(clean)!,
+    againstPgd: { ...detectionFigures(clean, advScores, threshold), medianError: median(advScores) },
+    bareAccuracyUnderPgd: bareCorrect / input.count,
+    purifiedAccuracyUnderPgd: purifiedCorrect / input.count,
+  };
+}
+
+function accuracyOn(classifier: Classifier, images: Float32Array, input: AttackInput): number {
+  const shape = input.imageShape;
+  const size = shape[0] * shape[1] * shape[2];
+  let correct = 0;
+  for (let start = 0; start < input.count; start += 256) {
+    const m = Math.min(256, input.count - start);
+    const pred = tf.tidy(() => classifier.predict(tf.tensor4d(images.subarray(start * size, (start + m) * size), [m, ...shape])));
+    const p = pred.dataSync();
+    pred.dispose();
+    for (let i = 0; i < m; i++) if (p[i] === input.labels[start + i]) correct++;
+  }
+  return correct;
+}
