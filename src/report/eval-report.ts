@@ -154,6 +154,7 @@ export async function renderEvalReport(result: EvalRunResult, examples: EvalRepo
   const body = html`<main>
 ${headerSection(result)}
 ${tocNav(result)}
+${defenseSection(result)}
 ${epsSection(result, epsPlot)}
 ${stagesSection(result, headline)}
 ${classesSection(result, headline)}
@@ -240,6 +241,7 @@ function headerSection(r: EvalRunResult): SafeHtml {
 
 function tocNav(r: EvalRunResult): SafeHtml {
   const items: [string, string][] = [
+    ...(r.defense ? [['defense', 'Defense'] as [string, string]] : []),
     ['eps', 'Robust accuracy vs ε'],
     ['stages', 'Stages'],
     ['classes', 'Per class'],
@@ -414,6 +416,30 @@ function corruptionSection(cr: CorruptionAccuracyResult | null, svg: string | nu
 <tbody>${rows}</tbody>
 </table>
 ${svg ? html`<figure class="plot">${raw(svg)}<figcaption>Accuracy under each corruption by severity; gray dashed: clean accuracy.</figcaption></figure>` : ''}
+</section>`;
+}
+
+/** The purifier under each threat model beside the worst case, and the AAE as a detector. */
+function defenseSection(r: EvalRunResult): SafeHtml {
+  const d = r.defense;
+  if (!d) return html``;
+  const rows = d.threatModels.map((t) => html`<tr><td><code>${t.name}</code></td><td>${t.description}</td><td class="num">${pct(t.robustAccuracy)}</td></tr>`);
+  const det = d.detector;
+  return html`<section id="defense">
+<h2>Defense: AAE purifier <code>${d.path}</code></h2>
+<p class="note">The model classifies sigmoid(decoder(encoder(x))) of an adversarial autoencoder trained on clean data (MagNet-style, Meng &amp; Chen 2017). The suite ran under each threat model; an image counts as robust only if it survived all of them, so the headline is the per-example worst case. A purifier that only blocks gradients looks robust under <code>plain</code> and falls under BPDA (Athalye et al. 2018).</p>
+<table class="data">
+<thead><tr><th>threat model</th><th>what the attacker's gradients see</th><th class="num">robust accuracy at ε = ${epsText(r.eps, r.norm, r.options.bounds)}</th></tr></thead>
+<tbody>${rows}<tr><td><strong>worst case</strong></td><td>per example over the threat models</td><td class="num"><strong>${pct(r.robustAccuracy)}</strong></td></tr></tbody>
+</table>
+<h3>As a detector</h3>
+${kvTable([
+  ['adversarial examples', `${det.attack.name.toUpperCase()}-${det.attack.steps}, ε = ${epsText(det.attack.eps, det.attack.norm, r.options.bounds)}, on ${det.attack.on}: ${int(det.againstPgd.adversarial)} fooled it`],
+  ['ROC AUC (reconstruction error)', det.againstPgd.rocAuc === null ? '—' : det.againstPgd.rocAuc.toFixed(3)],
+  [`flagged at ${pct(det.falsePositiveRate)} false positives`, det.againstPgd.detectionRate === null ? '—' : pct(det.againstPgd.detectionRate)],
+  ['median reconstruction MSE, clean / adversarial', `${sig(det.cleanMedianError)} / ${sig(det.againstPgd.medianError)}`],
+  ['accuracy on those examples, bare / purified', `${pct(det.bareAccuracyUnderPgd)} / ${pct(det.purifiedAccuracyUnderPgd)} (an attacker who ignores the purifier)`],
+])}
 </section>`;
 }
 
