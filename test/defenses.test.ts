@@ -26,7 +26,7 @@ import { findAttack } from '../src/attacks/index.js';
 import { InputError } from '../src/errors.js';
 import { attackStart, createDefense, defaultDefenseConfig, epsAt, klFromLogits, validateDefense } from '../src/defenses/defenses.js';
 import { pooledDefense } from '../src/defenses/pooled.js';
-import { defenseRun, isCatastrophicOverfitting } from '../src/defenses/defense-run.js';
+import { defenseRun, isCatastrophicOverfitting, overfittingFlag } from '../src/defenses/defense-run.js';
 import { writeNpy } from '../src/data/formats/npy.js';
 import { loadModel } from '../src/models/io.js';
 import type { DefenseConfig } from '../src/defenses/types.js';
@@ -454,6 +454,16 @@ test('without a random start the inner attack starts at the clean image (plain F
   tf.dispose([start, random]);
   assert.equal(tf.memory().numTensors, before);
   x.dispose();
+});
+
+test('overfittingFlag: no flag during the eps warm-up, where FGSM far above PGD is expected', () => {
+  // Epoch 1 of a 3-epoch warm-up on mnist (trained at eps <= 0.1, watched at 0.3): PGD-10 1.2%, FGSM 41.8%.
+  const warming = { pgdAccuracy: 0.0117, fgsmAccuracy: 0.418 };
+  assert.equal(isCatastrophicOverfitting(warming, 0.0117), true);
+  assert.equal(overfittingFlag(1, 3, warming, 0.0117), false);
+  assert.equal(overfittingFlag(3, 3, warming, 0.0117), false);
+  assert.equal(overfittingFlag(4, 3, warming, 0.0117), true);
+  assert.equal(overfittingFlag(1, 0, warming, 0.0117), true);
 });
 
 test('isCatastrophicOverfitting: a PGD collapse from the best epoch, or FGSM far above PGD; not a sound robust model', () => {

@@ -180,6 +180,15 @@ export function isCatastrophicOverfitting(figures: { pgdAccuracy: number; fgsmAc
   return figures.pgdAccuracy < bestPgdAccuracy - COLLAPSE_DROP || figures.fgsmAccuracy > figures.pgdAccuracy + FGSM_PGD_GAP;
 }
 
+/**
+ * The watch's flag for an epoch: never while eps is still warming up (epochs
+ * 1..warmupEpochs trained at a smaller eps than the watch attacks with, so
+ * FGSM far above PGD is expected there, not a sign of overfitting).
+ */
+export function overfittingFlag(epoch: number, warmupEpochs: number, figures: { pgdAccuracy: number; fgsmAccuracy: number }, bestPgdAccuracy: number): boolean {
+  return epoch > warmupEpochs && isCatastrophicOverfitting(figures, bestPgdAccuracy);
+}
+
 /** What the per-epoch watch concluded. */
 export interface OverfittingVerdict {
   /** Catastrophic overfitting at the last epoch (see {@link isCatastrophicOverfitting}). */
@@ -215,7 +224,7 @@ function overfittingWatch(config: DefenseConfig, out: string, pool: WorkerPool |
       const pgd = await runAttack(findAttack('pgd')!, classifier, validation, { ...common, params: { steps: 10, stepSize: (2.5 * config.eps) / 10 } });
       const fgsm = await runAttack(findAttack('fgsm')!, classifier, validation, common);
       const figures = { pgdAccuracy: pgd.summary.robustAccuracy, fgsmAccuracy: fgsm.summary.robustAccuracy, validationAccuracy: pgd.summary.cleanAccuracy };
-      last = { ...figures, catastrophicOverfitting: isCatastrophicOverfitting(figures, Math.max(best.pgd, figures.pgdAccuracy)) ? 1 : 0 };
+      last = { ...figures, catastrophicOverfitting: overfittingFlag(epoch, config.epsWarmupEpochs, figures, Math.max(best.pgd, figures.pgdAccuracy)) ? 1 : 0 };
       if (figures.pgdAccuracy > best.pgd) {
         best = { epoch, pgd: figures.pgdAccuracy };
         await saveModel(model, bestDir);
@@ -230,7 +239,8 @@ function overfittingWatch(config: DefenseConfig, out: string, pool: WorkerPool |
     for (const h of history) if (h.monitor && h.monitor.pgdAccuracy > best.pgd) best = { epoch: h.epoch, pgd: h.monitor.pgdAccuracy };
     const final = history[history.length - 1]?.monitor ?? last;
     if (!final) return;
-    const detected = isCatastrophicOverfitting(final as { pgdAccuracy: number; fgsmAccuracy: number }, best.pgd);
+    const finalEpoch = history[history.length - 1]?.epoch ?? 0;
+    const detected = overfittingFlag(finalEpoch, config.epsWarmupEpochs, final as { pgdAccuracy: number; fgsmAccuracy: number }, best.pgd);
     let restored = false;
     if (detected && best.epoch !== history[history.length - 1]?.epoch && existsSync(join(bestDir, 'model.json'))) {
       const bestModel = await loadModel(bestDir);
