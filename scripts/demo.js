@@ -4,8 +4,10 @@
 // (L-inf, eps 0.3) on 500 balanced test images (result.json, NPY, a PNG grid),
 // trains a DCGAN (non-saturating loss, generator weight average) and an
 // adversarial autoencoder (Gaussian prior) on the same digits, each with its
-// report, then evaluates the CNN's robustness with the standard suite over an
-// eps sweep: runs/demo-eval/report.html.
+// report, evaluates the CNN behind the AAE as an input purifier (plain and
+// BPDA gradients, and the AAE as a detector): runs/demo-aae-defense, then
+// evaluates the bare CNN's robustness with the standard suite over an eps
+// sweep: runs/demo-eval/report.html.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -16,6 +18,7 @@ const steps = [
   ['attack', '--model', 'runs/demo-cnn', '--dataset', 'mnist', '--attack', 'pgd', '--norm', 'linf', '--eps', '0.3', '--steps', '40', '--step-size', '0.01', '--n', '500', '--out', 'runs/demo-pgd'],
   ['gan', '--dataset', 'mnist', '--arch', 'dcgan', '--loss', 'ns', '--ema', '0.999', '--epochs', '10', '--out', 'runs/demo-gan', '--resume'],
   ['aae', '--dataset', 'mnist', '--prior', 'gaussian', '--latent', '8', '--epochs', '10', '--out', 'runs/demo-aae', '--resume'],
+  ['eval', '--model', 'runs/demo-cnn', '--dataset', 'mnist', '--defense', 'aae:runs/demo-aae', '--attacks', 'pgd', '--eps', '0.3', '--n', '200', '--corruptions', 'none', '--minimal', 'none', '--out', 'runs/demo-aae-defense'],
   ['eval', '--model', 'runs/demo-cnn', '--dataset', 'mnist', '--suite', 'standard', '--norm', 'linf', '--eps', '0.3,0.15,0.2,0.25', '--n', '500', '--out', 'runs/demo-eval'],
 ];
 for (const args of steps) {
