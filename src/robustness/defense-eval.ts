@@ -7,7 +7,8 @@
  * a detector: ROC AUC of its reconstruction error on clean images against PGD
  * examples made on the bare classifier (MagNet's setting, Meng & Chen 2017).
  */
-import { tf } from '../engine/tf.js';
+import type { tfl } from '../engine/tf.js';
+import { accuracy } from '../models/evaluate.js';
 import { findAttack, runAttack } from '../attacks/index.js';
 import type { AttackInput } from '../attacks/validate.js';
 import type { Norm } from '../attacks/types.js';
@@ -17,7 +18,7 @@ import { deriveSeed } from '../util/rng.js';
 import { reconstructionErrors, type AaePurifier } from '../defenses/aae-purifier.js';
 import { MISCLASSIFIED, ROBUST, type EnsembleBatchResult } from './ensemble.js';
 import { summarizeEvaluation, type Evaluation } from './evaluate.js';
-import { cleanThreshold, detectionFigures, type DetectionFigures } from './detection.js';
+import { cleanThreshold, detectionFigures, quantile, type DetectionFigures } from './detection.js';
 import type { Suite } from './types.js';
 
 /** The suite of a worst case over threat models: every stage of each, named `<threat model>/<stage>`. */
@@ -88,7 +89,7 @@ export interface DetectorResult {
  */
 export async function evaluateDetector(
   bare: Classifier,
-  purified: Classifier,
+  purified: tfl.LayersModel,
   purifier: AaePurifier,
   input: AttackInput,
   options: { eps: number; norm: Norm; seed: number; pool?: WorkerPool },
@@ -100,31 +101,15 @@ export async function evaluateDetector(
   const threshold = cleanThreshold(clean, DETECTOR_FALSE_POSITIVE_RATE);
   const fooled = Array.from(attack.success.keys()).filter((i) => attack.success[i]);
   const advScores = Float64Array.from(fooled, (i) => adv[i]);
-  const median = (v: ArrayLike<number>) => (v.length ? Float64Array.from(v).sort()[Math.floor((v.length - 1) / 2)] : null);
   let bareCorrect = 0;
   for (let i = 0; i < input.count; i++) if (attack.adversarialPredictions[i] === input.labels[i]) bareCorrect++;
-  const purifiedCorrect = accuracyOn(purified, attack.adversarial, input);
   return {
     attack: { name: 'pgd', steps: DETECTOR_PGD_STEPS, eps: options.eps, norm: options.norm, on: 'the bare classifier' },
     threshold,
     falsePositiveRate: DETECTOR_FALSE_POSITIVE_RATE,
-    cleanMedianError: median(clean)!,
-    againstPgd: { ...detectionFigures(clean, advScores, threshold), medianError: median(advScores) },
+    cleanMedianError: quantile(clean, 0.5),
+    againstPgd: { ...detectionFigures(clean, advScores, threshold), medianError: advScores.length ? quantile(advScores, 0.5) : null },
     bareAccuracyUnderPgd: bareCorrect / input.count,
-    purifiedAccuracyUnderPgd: purifiedCorrect / input.count,
+    purifiedAccuracyUnderPgd: accuracy(purified, { images: attack.adversarial, labels: input.labels, count: input.count, imageShape: [...input.imageShape] as [number, number, number] }),
   };
-}
-
-function accuracyOn(classifier: Classifier, images: Float32Array, input: AttackInput): number {
-  const shape = input.imageShape;
-  const size = shape[0] * shape[1] * shape[2];
-  let correct = 0;
-  for (let start = 0; start < input.count; start += 256) {
-    const m = Math.min(256, input.count - start);
-    const pred = tf.tidy(() => classifier.predict(tf.tensor4d(images.subarray(start * size, (start + m) * size), [m, ...shape])));
-    const p = pred.dataSync();
-    pred.dispose();
-    for (let i = 0; i < m; i++) if (p[i] === input.labels[start + i]) correct++;
-  }
-  return correct;
 }

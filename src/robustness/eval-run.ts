@@ -210,7 +210,7 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
       detector = (resumed && checkpoint.load<DetectorResult>('detector')) || null;
       if (!detector) {
         options.onProgress?.({ type: 'phase', phase: 'detector', total: 1, workers });
-        detector = await evaluateDetector(classifier, attacked[0], purifier, subset, { eps: headline, norm, seed, pool });
+        detector = await evaluateDetector(classifier, purified[0].model, purifier, subset, { eps: headline, norm, seed, pool });
         checkpoint.save('detector', detector);
         options.onProgress?.({ type: 'batch', phase: 'detector', done: 1, total: 1 });
       }
