@@ -15,10 +15,11 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { tf, tfl } from '../engine/tf.js';
+import { tfl } from '../engine/tf.js';
 import { InputError } from '../errors.js';
 import { isGraphModel, loadModel, type ClassifierModel } from '../models/io.js';
 import { GradientGate } from '../models/gradient-gate.js';
+import { decodeImages, encodeImages } from '../generative/aae/architectures.js';
 
 /** How a purified classifier's gradients flow (see the module comment). */
 export const PURIFIER_GRADIENTS = ['plain', 'bpda', 'full'] as const;
@@ -106,21 +107,17 @@ export function purifiedModel(classifier: ClassifierModel, purifier: AaePurifier
  * The detector's score: mean squared error per pixel between each image and
  * its reconstruction sigmoid(decoder(encoder(x))). No tensor outlives the call.
  */
-export function reconstructionErrors(purifier: AaePurifier, images: Float32Array, batchSize = 256): Float32Array {
+export function reconstructionErrors(purifier: AaePurifier, images: Float32Array): Float32Array {
   const shape = purifier.imageShape;
   const size = shape[0] * shape[1] * shape[2];
-  const n = images.length / size;
-  if (!Number.isInteger(n)) throw new InputError('images', `expected a multiple of ${size} values (images of [${shape.join(', ')}]), got ${images.length}`);
-  const out = new Float32Array(n);
-  for (let start = 0; start < n; start += batchSize) {
-    const m = Math.min(batchSize, n - start);
-    const errors = tf.tidy(() => {
-      const x = tf.tensor4d(images.subarray(start * size, (start + m) * size), [m, ...shape]);
-      const rec = tf.sigmoid(purifier.decoder.apply(purifier.encoder.apply(x, { training: false }) as tf.Tensor, { training: false }) as tf.Tensor);
-      return tf.mean(tf.square(tf.sub(rec, x)), [1, 2, 3]);
-    });
-    out.set(errors.dataSync() as Float32Array, start);
-    errors.dispose();
+  // encodeImages checks that `images` holds whole images.
+  const codes = encodeImages(purifier.encoder, images, shape);
+  const reconstructed = decodeImages(purifier.decoder, codes, purifier.encoder.outputs[0].shape[1] as number);
+  const out = new Float32Array(images.length / size);
+  for (let i = 0; i < out.length; i++) {
+    let sum = 0;
+    for (let j = i * size; j < (i + 1) * size; j++) sum += (reconstructed[j] - images[j]) ** 2;
+    out[i] = sum / size;
   }
   return out;
 }

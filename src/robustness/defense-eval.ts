@@ -101,15 +101,13 @@ export async function evaluateDetector(
   const threshold = cleanThreshold(clean, DETECTOR_FALSE_POSITIVE_RATE);
   const fooled = Array.from(attack.success.keys()).filter((i) => attack.success[i]);
   const advScores = Float64Array.from(fooled, (i) => adv[i]);
-  let bareCorrect = 0;
-  for (let i = 0; i < input.count; i++) if (attack.adversarialPredictions[i] === input.labels[i]) bareCorrect++;
   return {
     attack: { name: 'pgd', steps: DETECTOR_PGD_STEPS, eps: options.eps, norm: options.norm, on: 'the bare classifier' },
     threshold,
     falsePositiveRate: DETECTOR_FALSE_POSITIVE_RATE,
     cleanMedianError: quantile(clean, 0.5),
     againstPgd: { ...detectionFigures(clean, advScores, threshold), medianError: advScores.length ? quantile(advScores, 0.5) : null },
-    bareAccuracyUnderPgd: bareCorrect / input.count,
+    bareAccuracyUnderPgd: attack.summary.robustAccuracy,
     purifiedAccuracyUnderPgd: accuracy(purified, { images: attack.adversarial, labels: input.labels, count: input.count, imageShape: [...input.imageShape] as [number, number, number] }),
   };
 }
