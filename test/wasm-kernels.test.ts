@@ -347,6 +347,33 @@ test('gather (UnsortedSegmentSum) and tile gradients match the CPU backend', asy
   });
 });
 
+test('Tile matches the CPU backend exactly for ranks 0-5, every dtype and reps of 0 and 1', async () => {
+  const cases: [number[], number[]][] = [
+    [[], []],
+    [[5], [3]],
+    [[2, 3], [1, 4]],
+    [[1, 1, 1, 32], [4, 6, 6, 1]], // batch norm's gradient shape
+    [[2, 1, 3, 1, 2], [1, 3, 2, 2, 1]],
+    [[3, 2], [0, 2]],
+  ];
+  for (const [shape, reps] of cases) {
+    for (const dtype of ['float32', 'int32', 'bool'] as const) {
+      const data = Array.from(values(size(shape), 160 + shape.length), (v) => (dtype === 'float32' ? v : dtype === 'int32' ? Math.round(v * 100) : v > 0 ? 1 : 0));
+      const run = async (backend: 'cpu' | 'wasm') => {
+        await tf.setBackend(backend);
+        const t = tf.tensor(data, shape, dtype);
+        const out = tf.tile(t, reps);
+        const result = { shape: out.shape, values: Array.from(out.dataSync()) };
+        tf.dispose([t, out]);
+        return result;
+      };
+      const cpu = await run('cpu');
+      const wasm = await run('wasm');
+      assert.deepEqual(wasm, cpu, `tile ${dtype} [${shape}] x [${reps}]`);
+    }
+  }
+});
+
 test('matMul with transposes, batches and broadcasting, and dense-layer gradients, match the CPU backend', async () => {
   const cases: [number[], number[], boolean, boolean][] = [
     [[5, 7], [7, 3], false, false],

@@ -7,6 +7,7 @@ import { depthwiseConv2dNativeBackpropFilterConfig } from './depthwise-conv2d-ba
 import { depthwiseConv2dNativeBackpropInputConfig } from './depthwise-conv2d-backprop-input.js';
 import { maxPoolGradConfig } from './max-pool-grad.js';
 import { signConfig } from './sign.js';
+import { tileConfig } from './tile.js';
 import { unsortedSegmentSumConfig } from './unsorted-segment-sum.js';
 
 /** advlab's kernels for the wasm backend (see ../index.ts for how they are switched on). */
@@ -20,4 +21,5 @@ export const wasmKernels: tf.KernelConfig[] = [
   avgPoolGradConfig,
   unsortedSegmentSumConfig,
   batchMatMulConfig,
+  tileConfig,
 ];
