@@ -30,7 +30,7 @@ export async function benchGan(log: (s: string) => void) {
   const batchesPerEpoch = Math.ceil(data.train.count / BATCH);
   const subset = take(data.train, Int32Array.from({ length: (STEPS + 1) * BATCH }, (_, i) => i));
   const out: Record<string, unknown> = { machine: machine(), backend: backend.name, threads: backend.threads, kernels: backend.kernels, dataset: 'mnist', batch: BATCH, trainImages: data.train.count, batchesPerEpoch, timedSteps: STEPS };
-  const configs: [GanArch, GanLoss][] = [['mlp', 'ns'], ['dcgan', 'ns'], ['cgan', 'ns'], ['dcgan', 'wgan-gp']];
+  const configs: [GanArch, GanLoss][] = [['mlp', 'ns'], ['dcgan', 'ns'], ['cgan', 'ns'], ['acgan', 'ns'], ['infogan', 'ns'], ['dcgan', 'wgan-gp']];
   for (const [arch, loss] of configs) {
     const models = buildGan(arch, { imageShape: [28, 28, 1], numClasses: 10, seed: 0 });
     const timer = stepTimer();

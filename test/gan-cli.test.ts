@@ -211,7 +211,7 @@ test('advlab gan eval: the figures of a run (its dataset and classifier by defau
 test('bad input: exit 2 and one line naming the option, nothing written; the library names its arguments', async () => {
   const out = join(dir, 'bad');
   const cases: [string[], RegExp][] = [
-    [['gan', '--arch', 'vae', '--out', out], /^error: option '--arch <name>' argument 'vae' is invalid\. Allowed choices are mlp, dcgan, cgan\.$/],
+    [['gan', '--arch', 'vae', '--out', out], /^error: option '--arch <name>' argument 'vae' is invalid\. Allowed choices are mlp, dcgan, cgan, acgan, infogan\.$/],
     [[...tiny, '--metric-samples', '1', '--out', out], /^advlab: --metric-samples: expected an integer >= 4 .*got 1$/],
     [[...tiny, '--loss', 'hinge', '--label-smoothing', '0.9', '--out', out], /^advlab: --label-smoothing: applies to the minimax and ns losses only, not hinge$/],
     [['gan', '--classifier', join(dir, 'no-such-model'), '--out', out], /^advlab: --classifier: ".*no-such-model" does not exist/],

@@ -13,6 +13,7 @@ import { initBackend } from '../src/engine/backend.js';
 import { InputError } from '../src/errors.js';
 import {
   GAN_LOSSES,
+  auxiliaryClassifierLoss,
   discriminatorLoss,
   generatorLoss,
   gradientPenalty,
@@ -100,6 +101,34 @@ test('real and fake batches of different sizes: each expectation is its own mean
   const f = tf.tensor1d(F);
   close(value(() => discriminatorLoss('hinge', r, f)), handLosses('hinge', R.slice(0, 2), F)[0], 'hinge D');
   tf.dispose([r, f]);
+});
+
+test('auxiliary classifier loss: mean of logsumexp(l) - l[y], finite at logits of +-100, and InputErrors', () => {
+  const logits = [
+    [2, -1, 0.5],
+    [100, -100, 0],
+    [-3, 0, 3],
+  ];
+  const labels = [0, 1, 2];
+  // By hand, in float64: -log softmax(l)[y] per row.
+  const hand =
+    logits
+      .map((row, i) => {
+        const m = Math.max(...row);
+        return m + Math.log(row.reduce((a, v) => a + Math.exp(v - m), 0)) - row[labels[i]];
+      })
+      .reduce((a, b) => a + b, 0) / logits.length;
+  const before = tf.memory().numTensors;
+  const l = tf.tensor2d(logits);
+  const y = tf.tensor1d(labels, 'int32');
+  close(value(() => auxiliaryClassifierLoss(l, y)), hand, 'aux CE');
+  assert.ok(hand > 66 && hand < 67, 'row 2 alone costs 200 / 3');
+  const short = tf.tensor1d([0, 1], 'int32');
+  const flat = tf.tensor1d([1, 2, 3]);
+  assert.throws(() => auxiliaryClassifierLoss(l, short), (e: unknown) => e instanceof InputError && e.argument === 'labels');
+  assert.throws(() => auxiliaryClassifierLoss(flat, y), (e: unknown) => e instanceof InputError && e.argument === 'classLogits');
+  tf.dispose([l, y, short, flat]);
+  assert.equal(tf.memory().numTensors, before);
 });
 
 test('one-sided label smoothing: -[t log s(r) + (1 - t) log(1 - s(r))] on reals, fakes untouched', () => {

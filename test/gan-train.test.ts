@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { tf } from '../src/engine/tf.js';
+import { tf, type tfl } from '../src/engine/tf.js';
 import { initBackend } from '../src/engine/backend.js';
 import { loadBuiltinDataset } from '../src/data/builtin.js';
 import { balancedSubset } from '../src/data/subset.js';
@@ -26,7 +26,7 @@ before(async () => {
 
 const weightsOf = (m: { getWeights(): tf.Tensor[] }) => m.getWeights().map((w) => Array.from(w.dataSync()));
 
-test('every architecture: G maps z (and a class) to images in [0, 1], D maps images (and a class) to one logit; same seed, same weights', () => {
+test('every architecture: G maps z (and a class) to images in [0, 1], D maps images (and a class) to one logit (and class logits); same seed, same weights', () => {
   for (const arch of GAN_ARCHS) {
     const a = buildGan(arch, { imageShape: [28, 28, 1], numClasses: 10, seed: 3, latentDim: 16 });
     const b = buildGan(arch, { imageShape: [28, 28, 1], numClasses: 10, seed: 3, latentDim: 16 });
@@ -37,8 +37,11 @@ test('every architecture: G maps z (and a class) to images in [0, 1], D maps ima
       const img = a.generator.predict(a.conditional ? [z, c] : z) as tf.Tensor;
       assert.deepEqual(img.shape, [5, 28, 28, 1], arch);
       assert.ok(tf.min(img).dataSync()[0] >= 0 && tf.max(img).dataSync()[0] <= 1, arch);
-      const logit = a.discriminator.predict(a.conditional ? [img, c] : img) as tf.Tensor;
-      assert.deepEqual(logit.shape, [5, 1], arch);
+      const out = a.discriminator.predict(a.discriminatorTakesClass ? [img, c] : img) as tf.Tensor | tf.Tensor[];
+      if (a.auxiliaryClassifier) {
+        assert.ok(Array.isArray(out), arch);
+        assert.deepEqual(out.map((t) => t.shape), [[5, 1], [5, 10]], arch);
+      } else assert.deepEqual((out as tf.Tensor).shape, [5, 1], arch);
     });
     assert.equal(tf.memory().numTensors, before);
     assert.deepEqual(weightsOf(a.generator), weightsOf(b.generator), arch);
@@ -53,7 +56,7 @@ test('every architecture: G maps z (and a class) to images in [0, 1], D maps ima
 });
 
 test('training moves both players, keeps the tensor count, and a run stopped after epoch 1 resumes bit-identical', async () => {
-  for (const [arch, loss] of [['dcgan', 'ns'], ['cgan', 'hinge'], ['mlp', 'wgan-gp']] as const) {
+  for (const [arch, loss] of [['dcgan', 'ns'], ['cgan', 'hinge'], ['acgan', 'ns'], ['infogan', 'lsgan'], ['mlp', 'wgan-gp']] as const) {
     const dir = mkdtempSync(join(tmpdir(), 'advlab-gan-'));
     const opts = { epochs: 2, batchSize: 32, loss, seed: 5, criticSteps: loss === 'wgan-gp' ? 2 : undefined } as const;
     const build = () => buildGan(arch, { imageShape: [28, 28, 1], numClasses: 10, seed: 5, latentDim: 16 });
@@ -82,6 +85,44 @@ test('training moves both players, keeps the tensor count, and a run stopped aft
       m.generator.dispose();
       m.discriminator.dispose();
     }
+  }
+});
+
+/** Accuracy of D's class head on images x for the classes y. */
+function headAccuracy(D: tfl.LayersModel, x: tf.Tensor, y: Int32Array): number {
+  return tf.tidy(() => {
+    const out = D.apply(x) as tf.Tensor[];
+    const predicted = Array.from(tf.argMax(out[1], 1).dataSync());
+    return predicted.reduce((a, p, i) => a + (p === y[i] ? 1 : 0), 0) / y.length;
+  });
+}
+
+test('the class head learns: acgan the labels of real images, infogan the codes of its samples without reading a label', async () => {
+  // A high rate, so a few steps show the head learning.
+  const opts = { epochs: 4, batchSize: 32, loss: 'ns', seed: 4, learningRate: 1e-3 } as const;
+  const acgan = buildGan('acgan', { imageShape: [28, 28, 1], numClasses: 10, seed: 4, latentDim: 16 });
+  const realX = tf.tensor4d(train.images, [train.count, 28, 28, 1]);
+  const realY = Int32Array.from(train.labels);
+  const before = headAccuracy(acgan.discriminator, realX, realY);
+  await trainGan(acgan, train, opts);
+  const after = headAccuracy(acgan.discriminator, realX, realY);
+  assert.ok(after >= 0.5 && after > before + 0.3, `acgan head on the real images: ${before} -> ${after}`);
+
+  // InfoGAN on the same images with every label corrupted: labels are never read.
+  const unlabelled: ImageSet = { ...train, labels: new Int32Array(train.count).fill(99) };
+  await assert.rejects(trainGan(buildGan('acgan', { imageShape: [28, 28, 1], numClasses: 10, seed: 4, latentDim: 16 }), unlabelled, opts), (e: unknown) => e instanceof InputError && e.argument === 'train');
+  const infogan = buildGan('infogan', { imageShape: [28, 28, 1], numClasses: 10, seed: 4, latentDim: 16 });
+  const codes = Int32Array.from({ length: 200 }, (_, i) => i % 10);
+  const fakes = () => infogan.generator.predict([tf.randomNormal([200, 16], 0, 1, 'float32', 9), tf.cast(tf.oneHot(tf.tensor1d(codes, 'int32'), 10), 'float32')]) as tf.Tensor;
+  const q0 = tf.tidy(() => headAccuracy(infogan.discriminator, fakes(), codes));
+  // The codes take longer: the generator must first make them distinguishable.
+  await trainGan(infogan, unlabelled, { ...opts, epochs: 8 });
+  const q1 = tf.tidy(() => headAccuracy(infogan.discriminator, fakes(), codes));
+  assert.ok(q1 >= 0.5 && q1 > q0 + 0.3, `infogan code head on its samples: ${q0} -> ${q1}`);
+  realX.dispose();
+  for (const m of [acgan, infogan]) {
+    m.generator.dispose();
+    m.discriminator.dispose();
   }
 });
 

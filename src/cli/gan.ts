@@ -41,7 +41,7 @@ const EVAL_OPTIONS: Record<string, string> = { ...SAMPLE_OPTIONS, dataset: '--da
 /** `advlab gan`: train (the default subcommand) and sample. */
 export function ganCommand(): Command {
   return new Command('gan')
-    .description('train a GAN (mlp, dcgan, cgan) with per-epoch sample grids and quality metrics; draw images from a trained one; measure it')
+    .description('train a GAN (mlp, dcgan, cgan, acgan, infogan) with per-epoch sample grids and quality metrics; draw images from a trained one; measure it')
     .addHelpText('after', '\nWithout a subcommand, "advlab gan [options]" runs "advlab gan train [options]": see advlab gan train --help.')
     .addCommand(ganTrainCommand(), { isDefault: true })
     .addCommand(ganSampleCommand())
@@ -52,7 +52,7 @@ function ganTrainCommand(): Command {
   return new Command('train')
     .description('train a GAN on a dataset (seeded, checkpointed every epoch, resumable), writing sample grids, history.csv, metrics, report.html and result.json')
     .option('--dataset <name|path>', `built-in (${BUILTIN_DATASETS.join(', ')}) or a path (IDX, CIFAR-10 binary, NPY, image folder)`, 'mnist')
-    .addOption(new Option('--arch <name>', 'architecture: mlp (Goodfellow et al. 2014), dcgan (Radford et al. 2016), cgan (class-conditional dcgan, projection discriminator)').choices(GAN_ARCHS).default(GAN_RUN_DEFAULTS.arch))
+    .addOption(new Option('--arch <name>', 'architecture: mlp (Goodfellow et al. 2014), dcgan (Radford et al. 2016), cgan (class-conditional dcgan, projection discriminator), acgan (class-conditional dcgan, auxiliary-classifier discriminator, Odena et al. 2017), infogan (unsupervised categorical code, Chen et al. 2016)').choices(GAN_ARCHS).default(GAN_RUN_DEFAULTS.arch))
     .addOption(new Option('--loss <name>', 'loss: minimax, ns (non-saturating), lsgan, hinge, wgan-gp').choices(GAN_LOSSES).default(GAN_RUN_DEFAULTS.loss))
     .option('--out <dir>', 'output folder (default: runs/gan-<arch>-<dataset>)')
     .option('--epochs <n>', 'epochs', intOption('--epochs', 1), GAN_RUN_DEFAULTS.epochs)
@@ -136,7 +136,7 @@ function ganSampleCommand(): Command {
     .description('draw images from a trained GAN generator into a PNG grid or an NPY array')
     .option('--model <path>', 'an advlab gan run folder (or its generator/ folder)')
     .option('--n <count>', 'number of images', intOption('--n', 1), 64)
-    .option('--class <k>', 'conditional (cgan) generators only: every image of this class (default: classes in turn)', intOption('--class'))
+    .option('--class <k>', 'conditional (cgan, acgan) generators only: every image of this class (infogan: of this code) (default: classes in turn)', intOption('--class'))
     .option('--seed <n>', 'seed of the latent codes', intOption('--seed'), 0)
     .option('--out <file>', 'output file: .png (a grid) or .npy (float32 [n, h, w, c] in [0, 1])')
     .addOption(backendOption())

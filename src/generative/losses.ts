@@ -155,6 +155,29 @@ export function generatorLoss(loss: GanLoss, fakeLogits: tf.Tensor): tf.Scalar {
 }
 
 /**
+ * The auxiliary classifier's loss of an AC-GAN (Odena et al., "Conditional
+ * image synthesis with auxiliary classifier GANs", ICML 2017): the softmax
+ * cross-entropy -E[log softmax(classLogits)[y]], computed as
+ * logsumexp(l) - l[y] so it stays finite for any logits. The discriminator
+ * minimises it on real images with their labels, the generator on its samples
+ * with the classes it was asked for.
+ *
+ * @param classLogits the discriminator's class head, [n, K], float32
+ * @param labels the classes, int32 [n] with values in [0, K)
+ * @returns the loss, a new scalar the caller disposes
+ */
+export function auxiliaryClassifierLoss(classLogits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
+  if (classLogits.rank !== 2 || classLogits.dtype !== 'float32') throw new InputError('classLogits', `expected float32 [n, K], got ${classLogits.dtype} [${classLogits.shape.join(', ')}]`);
+  if (labels.rank !== 1 || labels.dtype !== 'int32' || labels.shape[0] !== classLogits.shape[0]) {
+    throw new InputError('labels', `expected int32 [${classLogits.shape[0]}], got ${labels.dtype} [${labels.shape.join(', ')}]`);
+  }
+  return tf.tidy(() => {
+    const picked = tf.sum(tf.mul(classLogits, tf.cast(tf.oneHot(labels, classLogits.shape[1]!), 'float32')), 1);
+    return tf.mean(tf.sub(tf.logSumExp(classLogits, 1), picked)) as tf.Scalar;
+  });
+}
+
+/**
  * The random points on which {@link gradientPenalty} evaluates the critic's
  * gradient: xhat = eps x + (1 - eps) fake, one eps ~ U[0, 1) per example,
  * drawn with `tf.randomUniform` and `seed`. Exposed so that a caller (or a

@@ -18,6 +18,22 @@
  *   adversarial nets"), the discriminator scores (x, y) with a projection
  *   (Miyato & Koyama 2018, "cGANs with projection discriminator", ICLR):
  *   logit = psi(phi(x)) + embed(y) . phi(x).
+ * - `acgan`: the cgan generator with an auxiliary-classifier discriminator
+ *   (Odena et al. 2017, "Conditional image synthesis with auxiliary
+ *   classifier GANs", ICML): the discriminator sees the image only and has
+ *   two heads, the real/fake logit and K class logits. Training adds a
+ *   cross-entropy on the class head (train-gan.ts), which pushes the
+ *   generator toward samples a classifier assigns to the class asked for:
+ *   measured on mnist, the projection cgan's samples were classified as
+ *   their class only 78-86% of the time.
+ * - `infogan`: the acgan pair, unsupervised (Chen et al. 2016, "InfoGAN:
+ *   interpretable representation learning by information maximizing GANs",
+ *   NeurIPS): the generator's one-hot input is a categorical code drawn
+ *   uniformly, not a label, and the class head Q learns to read the code back
+ *   from the generator's samples (the mutual-information term). No label is
+ *   used: it is an unconditional model of p(x) = sum_c p(c) p(x | c). The term
+ *   makes every code a distinct, recognisable mode; on mnist the codes mostly
+ *   become digits (the paper: 5% error).
  *
  * Choices that hold for every architecture:
  * - The generator ends in a sigmoid, so samples are in advlab's [0, 1] image
@@ -42,7 +58,7 @@ import { Rng } from '../../util/rng.js';
 type SymbolicTensor = tfl.SymbolicTensor;
 
 /** The architectures {@link buildGan} knows. */
-export const GAN_ARCHS = ['mlp', 'dcgan', 'cgan'] as const;
+export const GAN_ARCHS = ['mlp', 'dcgan', 'cgan', 'acgan', 'infogan'] as const;
 
 /** One of {@link GAN_ARCHS}. */
 export type GanArch = (typeof GAN_ARCHS)[number];
@@ -53,7 +69,7 @@ export interface GanArchOptions {
   imageShape: readonly [number, number, number];
   /** Size of the latent code z ~ N(0, I) (default 64). */
   latentDim?: number;
-  /** Classes (the conditional architecture's one-hot input size). */
+  /** Classes (the one-hot input size of the conditional architectures and infogan's number of codes). */
   numClasses: number;
   /** Seed of the weight initializers. */
   seed: number;
@@ -66,9 +82,20 @@ export interface GanModels {
   arch: GanArch;
   /** Inputs `[z]`, or `[z, oneHotClass]` when conditional; output images `[n, h, w, c]` in [0, 1]. */
   generator: tfl.LayersModel;
-  /** Inputs `[x]`, or `[x, oneHotClass]` when conditional; output logits `[n, 1]`. */
+  /**
+   * Inputs `[x]`, or `[x, oneHotClass]` when it takes the class
+   * ({@link GanModels.discriminatorTakesClass}); output logits `[n, 1]`, or
+   * `[logits [n, 1], classLogits [n, K]]` with an auxiliary classifier.
+   */
   discriminator: tfl.LayersModel;
+  /** The generator takes a one-hot input: a class (cgan, acgan) or, with {@link GanModels.categoricalCode}, a latent code. */
   conditional: boolean;
+  /** The one-hot input is InfoGAN's unsupervised categorical code, drawn uniformly; labels are never used. */
+  categoricalCode: boolean;
+  /** The discriminator takes the class as a second input (cgan's projection). */
+  discriminatorTakesClass: boolean;
+  /** The discriminator has a second head of class (acgan) or code (infogan) logits. */
+  auxiliaryClassifier: boolean;
   latentDim: number;
   numClasses: number;
   imageShape: [number, number, number];
@@ -109,17 +136,21 @@ export function buildGan(arch: string, options: GanArchOptions): GanModels {
   if (arch !== 'mlp' && (h % 4 !== 0 || w % 4 !== 0)) throw new InputError('imageShape', `the ${arch} architecture upsamples twice by 2: image sides must be divisible by 4, got ${h}x${w}`);
   const init = new Init(new Rng(options.seed));
   const k = options.numClasses;
-  const conditional = arch === 'cgan';
+  const categoricalCode = arch === 'infogan';
+  const conditional = arch === 'cgan' || arch === 'acgan' || categoricalCode;
+  const discriminatorTakesClass = arch === 'cgan';
+  const auxiliaryClassifier = arch === 'acgan' || categoricalCode;
   const imageShape: [number, number, number] = [h, w, c];
 
   const z = tfl.input({ shape: [latentDim], name: 'z' });
   const gClass = conditional ? tfl.input({ shape: [k], name: 'class' }) : undefined;
   const gIn = gClass ? (tfl.layers.concatenate({ name: 'z_class' }).apply([z, gClass]) as SymbolicTensor) : z;
   const x = tfl.input({ shape: [h, w, c], name: 'image' });
-  const dClass = conditional ? tfl.input({ shape: [k], name: 'class' }) : undefined;
+  const dClass = discriminatorTakesClass ? tfl.input({ shape: [k], name: 'class' }) : undefined;
 
   let image: SymbolicTensor;
   let logit: SymbolicTensor;
+  let classLogits: SymbolicTensor | undefined;
   if (arch === 'mlp') {
     image = mlpGenerator(gIn, imageShape, init, width);
     logit = mlpDiscriminator(x, init, width);
@@ -133,10 +164,11 @@ export function buildGan(arch: string, options: GanArchOptions): GanModels {
       const projection = tfl.layers.dot({ axes: -1, name: 'd_projection' }).apply([embed, features]) as SymbolicTensor;
       logit = tfl.layers.add({ name: 'd_logit_cond' }).apply([logit, projection]) as SymbolicTensor;
     }
+    if (auxiliaryClassifier) classLogits = dense('d_class_logits', k, init).apply(features) as SymbolicTensor;
   }
   const generator = tfl.model({ inputs: gClass ? [z, gClass] : z, outputs: image, name: `${arch}_generator` });
-  const discriminator = tfl.model({ inputs: dClass ? [x, dClass] : x, outputs: logit, name: `${arch}_discriminator` });
-  return { arch: arch as GanArch, generator, discriminator, conditional, latentDim, numClasses: k, imageShape };
+  const discriminator = tfl.model({ inputs: dClass ? [x, dClass] : x, outputs: classLogits ? [logit, classLogits] : logit, name: `${arch}_discriminator` });
+  return { arch: arch as GanArch, generator, discriminator, conditional, categoricalCode, discriminatorTakesClass, auxiliaryClassifier, latentDim, numClasses: k, imageShape };
 }
 
 /** A dense layer not followed by batch norm. */

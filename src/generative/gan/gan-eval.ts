@@ -78,7 +78,8 @@ export async function evaluateGan(options: EvaluateGanOptions, backend: BackendI
     const z = latentCodes(new Rng(deriveSeed(seed, 'gan-eval')), n, spec.latentDim);
     const classes = spec.conditional ? Int32Array.from({ length: n }, (_, i) => i % spec.numClasses) : undefined;
     const images = generateImages(generator, spec, z, classes);
-    const measured = generatorMetrics(metrics, images, n, runResult?.epochs ?? 0, classes);
+    // InfoGAN's codes are drawn in turn too, but they are not labels: no class accuracy.
+    const measured = generatorMetrics(metrics, images, n, runResult?.epochs ?? 0, runResult?.arch === 'infogan' ? undefined : classes);
     const result: GanEvalResult = {
       ...runMeta('gan eval', backend, seed, startedAt),
       options: { model: options.model, dataset, classifier, n, realSamples, seed },

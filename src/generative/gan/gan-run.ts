@@ -257,7 +257,8 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
     let lastMetrics: GanMetrics | null = null;
     const measure = (m: GanModels, epoch: number): GanMetrics => {
       const images = generateImages(m.generator, spec, metricZ, metricClasses);
-      return generatorMetrics(metrics!, images, o.metricSamples, epoch, metricClasses);
+      // InfoGAN's codes are not labels: no class accuracy for them.
+      return generatorMetrics(metrics!, images, o.metricSamples, epoch, m.categoricalCode ? undefined : metricClasses);
     };
     const monitor = async (m: GanModels, epoch: number): Promise<Record<string, number>> => {
       const png = gridPng(generateImages(m.generator, spec, grid.z, grid.classes), grid.layout);
@@ -357,7 +358,7 @@ function fixedGrid(models: GanModels, data: Dataset, seed: number): { z: Float32
   const z = new Float32Array(K * codes.length);
   for (let c = 0; c < K; c++) z.set(codes, c * codes.length);
   const classes = Int32Array.from({ length: K * GRID_CODES_PER_CLASS }, (_, i) => Math.floor(i / GRID_CODES_PER_CLASS));
-  const name = captionName(data.classNames);
+  const name = models.categoricalCode ? (c: number) => `code ${c}` : captionName(data.classNames);
   return { z, classes, layout: { ...common, columns: GRID_CODES_PER_CLASS, rowLabels: Array.from({ length: K }, (_, c) => name(c)) } };
 }
 

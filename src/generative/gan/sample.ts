@@ -106,7 +106,7 @@ export async function sampleGan(options: SampleGanOptions): Promise<SampleGanRes
   try {
     const cls = options.class;
     if (cls !== undefined) {
-      if (!spec.conditional) throw new InputError('class', `the generator in ${generatorPath} is unconditional${runResult?.arch ? ` (arch ${runResult.arch})` : ''}: it cannot be asked for a class; train a conditional GAN (--arch cgan) for that`);
+      if (!spec.conditional) throw new InputError('class', `the generator in ${generatorPath} is unconditional${runResult?.arch ? ` (arch ${runResult.arch})` : ''}: it cannot be asked for a class; train a conditional GAN (--arch cgan or acgan) for that`);
       if (!Number.isInteger(cls) || cls < 0 || cls >= spec.numClasses) throw new InputError('class', `expected a class in [0, ${spec.numClasses - 1}], got ${cls}`);
     }
     const classes = spec.conditional ? Int32Array.from({ length: n }, (_, i) => cls ?? i % spec.numClasses) : undefined;
@@ -117,7 +117,8 @@ export async function sampleGan(options: SampleGanOptions): Promise<SampleGanRes
       writeNpy(out, images, [n, h, w, c]);
     } else {
       if (c !== 1 && c !== 3) throw new InputError('out', `images with ${c} channels cannot be drawn as PNG (1 or 3 expected); write .npy instead`);
-      const names = captionName(runResult?.classNames ?? Array.from({ length: spec.numClasses }, (_, i) => String(i)));
+      // InfoGAN's one-hot input is a code, not a class: label it as one.
+      const names = runResult?.arch === 'infogan' ? (k: number) => `code ${k}` : captionName(runResult?.classNames ?? Array.from({ length: spec.numClasses }, (_, i) => String(i)));
       // Classes in turn: one column per class, so each column holds one class.
       const columns = spec.conditional && cls === undefined ? Math.min(n, spec.numClasses) : Math.ceil(Math.sqrt(n));
       const labels = spec.conditional ? Array.from(classes!, (y) => names(y)) : undefined;

@@ -14,6 +14,20 @@
  *    fresh codes (and uniformly drawn classes).
  * The generator runs in training mode (batch-norm batch statistics), the
  * discriminator has no batch norm (see architectures.ts).
+ *
+ * With an auxiliary-classifier discriminator (acgan), both losses add the
+ * class head's cross-entropy: the discriminator's on the real batch with its
+ * labels, the generator's on its samples with the classes asked for. Unlike
+ * Odena et al. 2017, the discriminator's classifier is not also trained on
+ * the fakes: that term rewards it for learning the generator's artefacts as
+ * class cues, and the generator then satisfies the classifier with them
+ * instead of with the class's shape.
+ *
+ * InfoGAN (infogan) draws the generator's code uniformly in both steps and
+ * never reads a label; its code head Q is trained on the fakes with the codes
+ * they were drawn with (in the discriminator step, through D's weights) and
+ * the generator on the same cross-entropy (in its step): the mutual-information
+ * lower bound of Chen et al. 2016 with lambda = 1, their value for discrete codes.
  */
 import { tf, type tfl } from '../../engine/tf.js';
 import type { ImageSet } from '../../data/types.js';
@@ -24,7 +38,7 @@ import type { TensorSpec } from '../../engine/tensor-io.js';
 import { packModelWeights, packOptimizer, restoreModelWeights, restoreOptimizer, topologyHash, type OptimizerState } from '../../models/train-state.js';
 import { InputError } from '../../errors.js';
 import { loopResult, type EpochLoopEvent, type EpochLoopResult } from '../../models/train.js';
-import { discriminatorLoss, generatorLoss, gradientPenalty, DEFAULT_GP_LAMBDA, GAN_LOSSES, type GanLoss } from '../losses.js';
+import { auxiliaryClassifierLoss, discriminatorLoss, generatorLoss, gradientPenalty, DEFAULT_GP_LAMBDA, GAN_LOSSES, type GanLoss } from '../losses.js';
 import type { GanModels } from './architectures.js';
 import { WeightAverage } from './weight-average.js';
 
@@ -153,7 +167,12 @@ export async function trainGan(models: GanModels, train: ImageSet, options: GanT
     };
     const oneHot = (labels: Int32Array): tf.Tensor2D => tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(labels, 'int32'), k), 'float32') as tf.Tensor2D);
     const gInputs = (z: tf.Tensor2D, c?: tf.Tensor2D) => (c ? [z, c] : z);
-    const dInputs = (x: tf.Tensor, c?: tf.Tensor2D) => (c ? [x, c] : x);
+    const dInputs = (x: tf.Tensor, c?: tf.Tensor2D) => (c && models.discriminatorTakesClass ? [x, c] : x);
+    /** D's real/fake logits, and its class logits when it has an auxiliary classifier. */
+    const discriminate = (x: tf.Tensor, c?: tf.Tensor2D): { logits: tf.Tensor; classLogits?: tf.Tensor } => {
+      const out = D.apply(dInputs(x, c)) as tf.Tensor | tf.Tensor[];
+      return Array.isArray(out) ? { logits: out[0], classLogits: out[1] } : { logits: out };
+    };
 
     const lastEpoch = Math.min(options.epochs, startEpoch + (options.stopAfterEpochs ?? Infinity));
     for (let epoch = startEpoch + 1; epoch <= lastEpoch; epoch++) {
@@ -165,23 +184,31 @@ export async function trainGan(models: GanModels, train: ImageSet, options: GanT
       for (let b = 0; b < order.length; b++) {
         const batch = makeBatch(train, order[b]);
         const n = order[b].length;
-        const realClass = models.conditional ? oneHot(batch.y.dataSync() as Int32Array) : undefined;
+        const labelled = models.conditional && !models.categoricalCode;
+        const realClass = labelled ? oneHot(batch.y.dataSync() as Int32Array) : undefined;
+        const realLabels = labelled && models.auxiliaryClassifier ? tf.cast(batch.y, 'int32') : undefined;
         try {
           for (let s = 0; s < criticSteps; s++) {
             const z = latent(n);
-            const fake = tf.tidy(() => G.apply(gInputs(z, realClass), { training: true }) as tf.Tensor4D);
+            const codes = models.categoricalCode ? Int32Array.from({ length: n }, () => rng.int(k)) : undefined;
+            const fakeClass = codes ? oneHot(codes) : realClass;
+            const fake = tf.tidy(() => G.apply(gInputs(z, fakeClass), { training: true }) as tf.Tensor4D);
             const step = ((epoch - 1) * order.length + b) * criticSteps + s;
             let realMean: tf.Scalar | undefined;
             let fakeMean: tf.Scalar | undefined;
             const dLoss = dOpt.minimize(
               () => {
-                const r = D.apply(dInputs(batch.x, realClass)) as tf.Tensor;
-                const f = D.apply(dInputs(fake, realClass)) as tf.Tensor;
+                const real = discriminate(batch.x, realClass);
+                const r = real.logits;
+                const judged = discriminate(fake, fakeClass);
+                const f = judged.logits;
                 realMean = tf.keep(tf.mean(probabilities ? tf.sigmoid(r) : r)) as tf.Scalar;
                 fakeMean = tf.keep(tf.mean(probabilities ? tf.sigmoid(f) : f)) as tf.Scalar;
-                const loss = discriminatorLoss(options.loss, r, f, options.labelSmoothing !== undefined ? { labelSmoothing: options.labelSmoothing } : {});
+                let loss = discriminatorLoss(options.loss, r, f, options.labelSmoothing !== undefined ? { labelSmoothing: options.labelSmoothing } : {});
+                if (realLabels) loss = tf.add(loss, auxiliaryClassifierLoss(real.classLogits!, realLabels)) as tf.Scalar;
+                if (codes) loss = tf.add(loss, auxiliaryClassifierLoss(judged.classLogits!, tf.tensor1d(codes, 'int32'))) as tf.Scalar;
                 if (options.loss !== 'wgan-gp') return loss;
-                const critic = (x: tf.Tensor) => D.apply(dInputs(x, realClass)) as tf.Tensor;
+                const critic = (x: tf.Tensor) => discriminate(x, realClass).logits;
                 return tf.add(loss, gradientPenalty(critic, batch.x, fake, deriveSeed(options.seed, `gp:${step}`), options.gpLambda ?? DEFAULT_GP_LAMBDA)) as tf.Scalar;
               },
               true,
@@ -193,6 +220,7 @@ export async function trainGan(models: GanModels, train: ImageSet, options: GanT
               sums.fake += fakeMean!.dataSync()[0] * n;
             }
             tf.dispose([z, fake, dLoss, realMean as tf.Tensor, fakeMean as tf.Tensor]);
+            if (codes) fakeClass!.dispose();
           }
           const z = latent(n);
           const fakeLabels = models.conditional ? Int32Array.from({ length: n }, () => rng.int(k)) : undefined;
@@ -200,7 +228,9 @@ export async function trainGan(models: GanModels, train: ImageSet, options: GanT
           const gLoss = gOpt.minimize(
             () => {
               const fake = G.apply(gInputs(z, fakeClass), { training: true }) as tf.Tensor4D;
-              return generatorLoss(options.loss, D.apply(dInputs(fake, fakeClass)) as tf.Tensor);
+              const judged = discriminate(fake, fakeClass);
+              const loss = generatorLoss(options.loss, judged.logits);
+              return judged.classLogits ? (tf.add(loss, auxiliaryClassifierLoss(judged.classLogits, tf.tensor1d(fakeLabels!, 'int32'))) as tf.Scalar) : loss;
             },
             true,
             gVars,
@@ -209,7 +239,7 @@ export async function trainGan(models: GanModels, train: ImageSet, options: GanT
           sums.g += gLoss.dataSync()[0] * n;
           tf.dispose([z, gLoss, fakeClass as tf.Tensor].filter(Boolean));
         } finally {
-          tf.dispose([batch.x, batch.y, realClass as tf.Tensor].filter(Boolean));
+          tf.dispose([batch.x, batch.y, realClass as tf.Tensor, realLabels as tf.Tensor].filter(Boolean));
         }
         seen += n;
         options.onProgress?.({ type: 'batch', epoch, batch: b + 1, batches: order.length, dLoss: sums.d / seen, gLoss: sums.g / seen });
@@ -281,5 +311,5 @@ function validate(models: GanModels, train: ImageSet, o: GanTrainOptions): void 
   if (train.count === 0) throw new InputError('train', 'the training set is empty');
   const [h, w, c] = models.imageShape;
   if (train.imageShape.join() !== [h, w, c].join()) throw new InputError('train', `the GAN generates images of shape [${h}, ${w}, ${c}] but the data has [${train.imageShape.join(', ')}]`);
-  if (models.conditional && train.labels.some((l) => l < 0 || l >= models.numClasses)) throw new InputError('train', `labels must be in [0, ${models.numClasses - 1}] for the conditional GAN`);
+  if (models.conditional && !models.categoricalCode && train.labels.some((l) => l < 0 || l >= models.numClasses)) throw new InputError('train', `labels must be in [0, ${models.numClasses - 1}] for the conditional GAN`);
 }
