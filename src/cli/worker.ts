@@ -1,8 +1,6 @@
 import { Command, Option } from 'commander';
 import { InputError } from '../errors.js';
 import { workerCount } from '../engine/workers.js';
-import { startQueueWorker } from '../distributed/queue-worker.js';
-import { redactUrl } from '../distributed/connection.js';
 import { backendOption, positiveOption, startBackend, workersOption } from './common.js';
 
 /** `advlab worker`: takes attack and evaluation batches from a queue until stopped (SIGTERM or Ctrl-C). */
@@ -17,6 +15,8 @@ export function workerCommand(): Command {
     .action(async (o) => {
       if (!o.queue) throw new InputError('--queue', 'required: the Redis URL the coordinator uses (redis://host:6379)');
       const log = (line: string) => process.stdout.write(line + '\n');
+      // Imported here: the other commands should not load BullMQ.
+      const [{ startQueueWorker }, { redactUrl }] = await Promise.all([import('../distributed/queue-worker.js'), import('../distributed/connection.js')]);
       const backend = await startBackend(o.backend, undefined, log);
       const threads = workerCount(o.threads, backend, Number.MAX_SAFE_INTEGER);
       const worker = await startQueueWorker({
