@@ -1,27 +1,25 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { initBackend } from '../src/engine/backend.js';
 import { WorkerPool } from '../src/engine/pool.js';
 import { clearWorkerModels } from '../src/models/pool-model.js';
 import { buildSuite } from '../src/robustness/suites.js';
 import { evaluateRobustness } from '../src/robustness/evaluate.js';
 import { ROBUST } from '../src/robustness/ensemble.js';
-import { checkRedis } from '../src/distributed/connection.js';
+import { startRedisServer } from '../test/fixtures/redis.js';
 import { QueuePool } from '../src/distributed/queue-pool.js';
 import { referenceSetup } from './reference-model.js';
 import { machine, round } from './measure.js';
 
-const N = 256;
-const BATCH = 32;
+const N = 128;
+const BATCH = 16;
 const EPS = 0.1;
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 /**
- * Issue 10: the quick suite (Linf eps 0.1, 256 mnist test images, batches of
- * 32: 8 jobs) on the reference small-cnn through a local redis-server and 1
+ * Issue 10: the quick suite (Linf eps 0.1, 128 mnist test images, batches of
+ * 16: 8 jobs) on the reference small-cnn through a local redis-server and 1
  * or 2 `advlab worker` processes of one thread each, next to the same
  * evaluation on a local 2-thread pool; images per second, the speedup of the
  * second worker, and the coordinator's overhead per job: its own time spent
@@ -35,23 +33,24 @@ export async function benchDistributed(log: (s: string) => void) {
     return { skipped: 'redis-server not installed' };
   }
   const backend = await initBackend({ backend: 'wasm' });
-  const port = await freePort();
-  const url = `redis://127.0.0.1:${port}`;
-  const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const redis = await startRedisServer();
+  const url = redis.url;
   const workers: ChildProcess[] = [];
   const { model, classifier, images } = await referenceSetup(backend, N, log);
   const suite = buildSuite({ suite: 'quick', norm: 'linf', numClasses: 10 });
+  // Warm-up (wasm compilation, each worker building the model) on the first batches only.
+  const warmUp = (pool: QueuePool | WorkerPool, batches: number) =>
+    evaluateRobustness(classifier, { ...images, images: images.images.slice(0, batches * BATCH * 784), labels: images.labels.slice(0, batches * BATCH), count: batches * BATCH }, { suite, eps: EPS, seed: 1, batchSize: BATCH, keepImages: false, pool });
   const evaluate = async (pool?: QueuePool | WorkerPool) => {
     const t0 = performance.now();
     const e = await evaluateRobustness(classifier, images, { suite, eps: EPS, seed: 0, batchSize: BATCH, keepImages: false, ...(pool ? { pool } : {}) });
     return { seconds: (performance.now() - t0) / 1000, robust: Array.from(e.brokenBy).filter((b) => b === ROBUST).length, brokenBy: e.brokenBy };
   };
   try {
-    await waitForRedis(url);
     const local = await WorkerPool.start({ size: 2, backend: 'wasm' });
     let reference;
     try {
-      await evaluate(local); // warm-up: wasm compile, model build
+      await warmUp(local, 2);
       reference = await evaluate(local);
     } finally {
       await local.close();
@@ -63,7 +62,7 @@ export async function benchDistributed(log: (s: string) => void) {
       while (workers.length < k) workers.push(await startWorker(url));
       const pool = await QueuePool.connect({ url, runId: `bench-${k}-${Date.now()}` });
       try {
-        await evaluate(pool); // warm-up: each worker fetches and builds the model
+        await warmUp(pool, k);
         const before = pool.stats();
         const r = await evaluate(pool);
         const s = pool.stats();
@@ -100,29 +99,7 @@ export async function benchDistributed(log: (s: string) => void) {
     await Promise.all(workers.map(stopWorker));
     classifier.dispose();
     model.dispose();
-    redis.kill('SIGTERM');
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForRedis(url: string): Promise<void> {
-  for (let i = 0; ; i++) {
-    try {
-      return await checkRedis(url, 'queue', 1000);
-    } catch (e) {
-      if (i > 50) throw e;
-      await sleep(100);
-    }
+    redis.stop();
   }
 }
 

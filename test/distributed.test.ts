@@ -5,14 +5,13 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { advlabAsync, advlabSpawnArgs, compileSchema, readJson, type Json, type Run } from './fixtures/cli.js';
 import { QUEUE_TASKS_URL } from './fixtures/queue-tasks.js';
-import { checkRedis } from '../src/distributed/connection.js';
+import { freePort, startRedisServer } from './fixtures/redis.js';
 import { QueuePool } from '../src/distributed/queue-pool.js';
 import { startQueueWorker, type QueueWorker } from '../src/distributed/queue-worker.js';
 import { ModelFetcher, ModelPublisher, modelKey } from '../src/distributed/wire.js';
@@ -23,7 +22,7 @@ import { tf } from '../src/engine/tf.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'advlab-dist-'));
 const modelDir = join(dir, 'mlp');
-let redis: ChildProcess | undefined;
+let redis: { url: string; stop(): void } | undefined;
 let url = '';
 const children = new Set<ChildProcess>();
 
@@ -55,17 +54,6 @@ function sameAsLocal(out: string, reference: string, files: string[]): void {
   // Every robust flag, accuracy, interval, per-class and per-stage figure.
   assert.deepEqual(findings(dist), findings(local));
   for (const f of files) assert.ok(readFileSync(join(out, f)).equals(readFileSync(join(reference, f))), `${f} differs from the local run's`);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** An `advlab worker` process whose output lines the test can wait for. */
@@ -128,18 +116,8 @@ function assertEachJobOnce(workers: WorkerProcess[]): number {
 }
 
 before(async () => {
-  const port = await freePort();
-  url = `redis://127.0.0.1:${port}`;
-  redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  for (let i = 0; ; i++) {
-    try {
-      await checkRedis(url, 'queue', 1000);
-      break;
-    } catch (e) {
-      if (i > 50) throw e;
-      await sleep(100);
-    }
-  }
+  redis = await startRedisServer();
+  url = redis.url;
   const trained = await advlabAsync(['train', '--model', 'mlp', '--dataset', 'mnist', '--epochs', '1', '--out', modelDir, '--no-progress']);
   assert.equal(trained.code, 0, trained.stderr);
   const local = await advlabAsync(EVAL(join(dir, 'local')));
@@ -148,7 +126,7 @@ before(async () => {
 
 after(async () => {
   for (const c of children) c.kill('SIGKILL');
-  redis?.kill('SIGTERM');
+  redis?.stop();
 });
 
 const NPY = ['adversarial.npy', 'labels.npy', 'predictions.npy', 'broken-by.npy'];
@@ -255,6 +233,10 @@ test('a wrong or unreachable Redis URL fails within seconds with exit code 2', a
   assert.equal(w.code, 2);
   assert.match(w.stderr, /--queue: cannot reach Redis/);
   assert.ok(Date.now() - t0 < 15_000);
+  // A local attack has nothing to resume from.
+  const a = await advlabAsync(['attack', '--model', modelDir, '--attack', 'fgsm', '--eps', '0.1', '--resume', '--out', join(dir, 'attack-resume')]);
+  assert.equal(a.code, 2);
+  assert.match(a.stderr, /--resume: an attack run resumes only as a distributed run/);
 });
 
 test('a batch that fails on every attempt stops the run with that batch named', async () => {
