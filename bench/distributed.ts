@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { initBackend } from '../src/engine/backend.js';
 import { WorkerPool } from '../src/engine/pool.js';
@@ -33,6 +34,8 @@ export async function benchDistributed(log: (s: string) => void) {
     return { skipped: 'redis-server not installed' };
   }
   const backend = await initBackend({ backend: 'wasm' });
+  // Other processes on the machine change the figures (a second worker cannot help when the cores are busy elsewhere): record the load.
+  const loadBefore = loadavg()[0];
   const redis = await startRedisServer();
   const url = redis.url;
   const workers: ChildProcess[] = [];
@@ -93,7 +96,8 @@ export async function benchDistributed(log: (s: string) => void) {
       local2Threads: { wallSeconds: round(reference.seconds, 2), imagesPerSecond: round(N / reference.seconds, 2) },
       ...runs,
       speedup2Workers: round(two.imagesPerSecond / one.imagesPerSecond, 2),
-      note: 'worker processes of 1 thread each on the same 2-core machine as the coordinator and Redis',
+      loadAverage1m: { before: round(loadBefore, 2), after: round(loadavg()[0], 2) },
+      note: 'worker processes of 1 thread each on the same 2-core machine as the coordinator and Redis; a load average above the core count means other processes took CPU time',
     };
   } finally {
     await Promise.all(workers.map(stopWorker));

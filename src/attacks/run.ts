@@ -13,9 +13,10 @@ import { ATTACK_TASK_URL, type AttackBatchOutput, type AttackBatchPayload } from
 export type RunAttackOptions = CommonAttackOptions & {
   params?: Record<string, unknown>;
   /**
-   * Spreads the batches over these workers (each attacks whole batches, so
-   * results are identical to a run without a pool). Needs a classifier from a
-   * LayersModel. Ignored with one worker or one batch.
+   * Spreads the batches over these workers: threads, or processes behind a
+   * queue (each attacks whole batches, so results are identical to a run
+   * without a pool). Needs a classifier from a LayersModel. A local pool is
+   * ignored with one worker or one batch (see poolFor).
    */
   pool?: TaskPool;
 };

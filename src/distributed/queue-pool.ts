@@ -79,7 +79,7 @@ export interface QueuePoolStats {
   workers: string[];
   /** Milliseconds the workers spent on them, summed. */
   workerMs: number;
-  /** Milliseconds this process spent encoding, queueing and decoding, summed (the coordinator's own overhead). */
+  /** Milliseconds this process spent encoding, queueing (Redis round trips included) and decoding, summed: the coordinator's own overhead. */
   coordinatorMs: number;
 }
 
