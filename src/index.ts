@@ -7,7 +7,7 @@
 export { tf, tfl } from './engine/tf.js';
 export { initBackend, backendInfo, wasmDir, BACKEND_NAMES, type BackendName, type BackendInfo, type InitBackendOptions } from './engine/backend.js';
 export { setAdvlabKernels, kernelMode, type KernelMode } from './engine/kernels/index.js';
-export { WorkerPool, splitRanges, type TaskRef, type PoolOptions, type PoolWorkerInfo } from './engine/pool.js';
+export { WorkerPool, splitRanges, poolFor, type TaskPool, type TaskRef, type PoolOptions, type PoolWorkerInfo } from './engine/pool.js';
 
 export type { Dataset, ImageSet } from './data/types.js';
 export { loadDataset } from './data/load.js';
@@ -70,3 +70,6 @@ export { buildAae, encodeImages, decodeImages, encodeCategorical, categoricalCod
 export { predictedCategories, classificationError, clusteringError, type ClassificationFigures, type ClusteringFigures } from './generative/aae/clustering.js';
 export { trainAae, AAE_OPTIMIZER_DEFAULTS, type AaeTrainOptions, type AaeTrainEvent, type AaeTrainResult, type AaeEpochRecord } from './generative/aae/train-aae.js';
 export { aaeRun, labelledSubset, AAE_RUN_DEFAULTS, HISTORY_COLUMNS as AAE_HISTORY_COLUMNS, type AaeRunOptions, type AaeRunEvent, type AaeRunResult, type AaeTestFigures } from './generative/aae/aae-run.js';
+
+// Distributed runs on Redis (BullMQ).
+export * from './distributed/index.js';

@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import type { BackendInfo } from '../engine/backend.js';
-import type { WorkerPool } from '../engine/pool.js';
 import { clearWorkerModels } from '../models/pool-model.js';
-import { startJobPool, workerCount, type WorkersSpec } from '../engine/workers.js';
+import type { WorkersSpec } from '../engine/workers.js';
+import { startRunPool, type QueueRunInfo, type RunPool } from '../distributed/run-pool.js';
 import { loadModelJob, type ModelJobOptions } from './job-options.js';
 import { writeNpy } from '../data/formats/npy.js';
 import type { Dataset } from '../data/types.js';
@@ -31,12 +31,15 @@ export interface AttackRunOptions extends ModelJobOptions {
   params?: Record<string, unknown>;
   /** Examples shown in grid.png (default 10). */
   gridExamples?: number;
+  /** With `queue`: reattach to the distributed run recorded in `out` and collect the jobs it finished (see distributed/run-id.ts). */
+  resume?: boolean;
   onProgress?: (event: AttackRunEvent) => void;
 }
 
 export type AttackRunEvent =
   | { type: 'dataset'; dataset: Dataset; count: number }
   | { type: 'model'; path: string; parameters: number }
+  | { type: 'queue'; queue: QueueRunInfo }
   | { type: 'start'; attack: string; total: number; batches: number; workers: number }
   | { type: 'batch'; done: number; total: number; batch: number; batches: number };
 
@@ -64,8 +67,10 @@ export interface AttackRunResult extends RunMeta {
     preprocess: Preprocessing | null;
     out: string;
     workers: WorkersSpec;
+    /** Redis URL (password hidden) of a distributed run's queue; absent for a local run. */
+    queue?: string;
   };
-  /** Worker threads that attacked batches (1: all in the main thread). */
+  /** Worker threads that attacked batches (1: all in the main thread), or for a distributed run the queue worker processes that did. */
   workers: number;
   dataset: { name: string; testSize: number; numClasses: number; imageShape: number[] };
   model: string;
@@ -136,19 +141,20 @@ export async function attackRun(options: AttackRunOptions, backend: BackendInfo)
   validateCommon({ seed, batchSize });
   const gridExamples = options.gridExamples ?? ATTACK_DEFAULTS.gridExamples;
   if (!Number.isInteger(gridExamples) || gridExamples < 0) throw new InputError('gridExamples', `expected an integer >= 0, got ${gridExamples}`);
+  if (options.resume && options.queue === undefined) throw new InputError('resume', 'an attack run resumes only as a distributed run (with queue): a local one has no checkpoint');
+  // A wrong or unreachable Redis fails here, in seconds, before any data is loaded.
+  if (options.queue !== undefined) await (await import('../distributed/connection.js')).checkRedis(options.queue);
   const { modelPath, datasetSpec, data, n, subset, bounds, model } = await loadModelJob(options, ATTACK_DEFAULTS, options.onProgress);
   let classifier: Classifier | undefined;
-  let pool: WorkerPool | undefined;
-  let workers = 1;
+  let runPool: RunPool | undefined;
   try {
     classifier = Classifier.fromModel(model, { bounds, preprocess: options.preprocess });
     const batches = Math.ceil(n / batchSize);
-    // Graph models and functions cannot be rebuilt in a worker: they run here.
-    workers = classifier.rebuildSpec ? workerCount(options.workers, backend, batches) : 1;
-    pool = await startJobPool(workers, backend);
-    options.onProgress?.({ type: 'start', attack: attack.name, total: n, batches, workers });
+    runPool = await startRunPool({ queue: options.queue, workers: options.workers, out: options.out, resume: options.resume }, backend, classifier, batches);
+    if (runPool.queue) options.onProgress?.({ type: 'queue', queue: runPool.queue });
+    options.onProgress?.({ type: 'start', attack: attack.name, total: n, batches, workers: runPool.workers() });
     const result = await runAttack(attack, classifier, subset, {
-      pool,
+      pool: runPool.pool,
       norm,
       eps: options.eps,
       targeted: options.targeted,
@@ -199,8 +205,9 @@ export async function attackRun(options: AttackRunOptions, backend: BackendInfo)
         preprocess: options.preprocess ?? null,
         out,
         workers: options.workers ?? 'auto',
+        ...(runPool.queue ? { queue: runPool.queue.url } : {}),
       },
-      workers,
+      workers: runPool.workers(),
       dataset: { name: data.name, testSize: data.test.count, numClasses: data.numClasses, imageShape: [...data.test.imageShape] },
       model: options.model,
       modelPath,
@@ -235,7 +242,7 @@ export async function attackRun(options: AttackRunOptions, backend: BackendInfo)
     writeJsonAtomic(join(out, 'result.json'), runResult);
     return runResult;
   } finally {
-    await pool?.close();
+    await runPool?.close();
     await clearWorkerModels();
     classifier?.dispose();
     model.dispose();

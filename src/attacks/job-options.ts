@@ -33,6 +33,12 @@ export interface ModelJobOptions {
    * do not depend on it.
    */
   workers?: WorkersSpec;
+  /**
+   * Redis URL of a BullMQ queue (`redis://host:6379`): batches become jobs for
+   * `advlab worker` processes instead of running on this machine's threads
+   * (`workers` is then ignored). Results do not depend on it.
+   */
+  queue?: string;
 }
 
 /** Progress events every model job emits while loading. */

@@ -5,7 +5,7 @@ import { validateInput, validateEps, resolveParams, validateCommon, type AttackI
 import { verifyBatch } from './verify.js';
 import { Rng, deriveSeed } from '../util/rng.js';
 import { InputError } from '../errors.js';
-import type { WorkerPool, TaskRef } from '../engine/pool.js';
+import { poolFor, type TaskPool, type TaskRef } from '../engine/pool.js';
 import { shareClassifier } from '../models/pool-model.js';
 import { ATTACK_TASK_URL, type AttackBatchOutput, type AttackBatchPayload } from './pool-task.js';
 
@@ -13,15 +13,16 @@ import { ATTACK_TASK_URL, type AttackBatchOutput, type AttackBatchPayload } from
 export type RunAttackOptions = CommonAttackOptions & {
   params?: Record<string, unknown>;
   /**
-   * Spreads the batches over these workers (each attacks whole batches, so
-   * results are identical to a run without a pool). Needs a classifier from a
-   * LayersModel. Ignored with one worker or one batch.
+   * Spreads the batches over these workers: threads, or processes behind a
+   * queue (each attacks whole batches, so results are identical to a run
+   * without a pool). Needs a classifier from a LayersModel. A local pool is
+   * ignored with one worker or one batch (see poolFor).
    */
-  pool?: WorkerPool;
+  pool?: TaskPool;
 };
 
 // Built when used: pool-task.ts imports the attack registry, which imports this module (a cycle).
-const attackBatchTask = (): TaskRef => ({ module: ATTACK_TASK_URL, name: 'attackBatchTask' });
+const attackBatchTask = (label: string): TaskRef => ({ module: ATTACK_TASK_URL, name: 'attackBatchTask', label });
 
 /**
  * Runs `attack` on a set of images, batch by batch, and returns re-verified
@@ -41,7 +42,7 @@ export async function runAttack(attack: Attack, classifier: Classifier, input: A
   if (targeted && attack.targeted === 'untargeted') throw new InputError('targeted', `${attack.name} has no targeted version`);
   if (!targeted && attack.targeted === 'targeted') throw new InputError('targeted', `${attack.name} is targeted only: give targets (an array, "random" or "least-likely")`);
   if (attack.access === 'gradient' && !classifier.hasGradients) throw new InputError('attack', `${attack.name} needs gradients, which this classifier does not give; use square, simba or hopskipjump`);
-  if (options.pool && options.pool.size > 1 && !classifier.rebuildSpec) {
+  if (options.pool && (options.pool.size > 1 || options.pool.remote) && !classifier.rebuildSpec) {
     throw new InputError('pool', 'a worker pool needs a classifier made with Classifier.fromModel from a LayersModel (a function or GraphModel cannot be sent to workers)');
   }
   const params = resolveParams(attack, options.params ?? {});
@@ -114,7 +115,7 @@ export async function runAttack(attack: Attack, classifier: Classifier, input: A
     options.onProgress?.({ done: end, total: n });
   };
 
-  const pool = options.pool && options.pool.size > 1 && ranges.length > 1 ? options.pool : undefined;
+  const pool = poolFor(options.pool, ranges.length);
   if (pool) {
     // Every batch is queued at once; the pool runs them on its workers while
     // this thread verifies finished batches in order.
@@ -133,7 +134,7 @@ export async function runAttack(attack: Attack, classifier: Classifier, input: A
         eps,
         seed: batchSeed(start),
       };
-      const out = pool.run<AttackBatchOutput, AttackBatchPayload>(attackBatchTask(), [payload], (p) => [p.x.buffer]).then((r) => r[0]);
+      const out = pool.run<AttackBatchOutput, AttackBatchPayload>(attackBatchTask(`${attack.name} batch ${i} (images ${start}-${end - 1})`), [payload], (p) => [p.x.buffer]).then((r) => r[0]);
       // Failures surface when their batch is awaited below; this only stops an early
       // failure of a later batch from being reported as unhandled meanwhile.
       out.catch(() => {});

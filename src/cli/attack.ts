@@ -6,7 +6,7 @@ import { NORMS, type Attack, type ParamSpec } from '../attacks/types.js';
 import { BUILTIN_DATASETS } from '../data/builtin.js';
 import { InputError } from '../errors.js';
 import { createProgress } from './progress.js';
-import { intOption, startBackend, pathTag, workersOption, finiteOption, listOption, boundsOption, backendOption } from './common.js';
+import { intOption, startBackend, pathTag, workersOption, finiteOption, listOption, boundsOption, backendOption, queueOption, queueLine } from './common.js';
 
 /** `stepSize` → `step-size`. */
 function kebab(name: string): string {
@@ -14,7 +14,7 @@ function kebab(name: string): string {
 }
 
 /** Attribute names of the command's own options; an attack parameter of the same name gets no option of its own. */
-const COMMON_OPTIONS = ['model', 'dataset', 'attack', 'list', 'norm', 'eps', 'targeted', 'n', 'batchSize', 'seed', 'backend', 'bounds', 'mean', 'std', 'out', 'progress', 'help'];
+const COMMON_OPTIONS = ['model', 'dataset', 'attack', 'list', 'norm', 'eps', 'targeted', 'n', 'batchSize', 'seed', 'backend', 'bounds', 'mean', 'std', 'out', 'queue', 'resume', 'progress', 'help'];
 
 /** Every attack parameter by name, with the attacks that take it (the CLI accepts the union). */
 function paramUnion(): Map<string, { attack: Attack; spec: ParamSpec }[]> {
@@ -92,6 +92,8 @@ export function attackCommand(): Command {
     .option('--mean <values>', 'normalization inside the classifier: per-channel mean (comma-separated), applied as (x - mean) / std', listOption('--mean'))
     .option('--std <values>', 'per-channel std for --mean (default 1)', listOption('--std'))
     .option('--out <dir>', 'output folder (default: runs/<model>-<attack>)')
+    .addOption(queueOption())
+    .option('--resume', 'with --queue: reattach to the distributed run in <out> and collect the jobs its workers finished', false)
     .addOption(backendOption())
     .option('--no-progress', 'plain lines instead of a progress bar');
 
@@ -146,6 +148,8 @@ export function attackCommand(): Command {
           batchSize: o.batchSize,
           seed: o.seed,
           workers: o.workers,
+          queue: o.queue,
+          resume: o.resume,
           params,
           bounds: o.bounds,
           preprocess: o.mean ? { mean: o.mean, std: o.std ?? 1 } : undefined,
@@ -154,8 +158,9 @@ export function attackCommand(): Command {
               const d = e.dataset;
               progress.log(`dataset: ${d.name} (${e.count} of ${d.test.count} test images, class-balanced)`);
             } else if (e.type === 'model') progress.log(`model: ${e.path} (${e.parameters} parameters)`);
+            else if (e.type === 'queue') progress.log(queueLine(e.queue));
             else if (e.type === 'start') {
-              if (e.workers > 1) progress.log(`workers: ${e.workers} threads attack batches in parallel`);
+              if (e.workers > 1 && !o.queue) progress.log(`workers: ${e.workers} threads attack batches in parallel`);
               progress.start(e.batches, `${e.attack} (batches)`);
             }
             else if (e.type === 'batch') progress.update(e.batch, { images: `${e.done}/${e.total}` });

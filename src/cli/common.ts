@@ -83,6 +83,16 @@ export function backendOption(): Option {
   return new Option('--backend <name>', 'auto, node, wasm or cpu; auto honours env ADVLAB_BACKEND').default('auto');
 }
 
+/** `--queue <url>`, shared by the commands whose batches can run on queue workers (`advlab attack`, `advlab eval`). */
+export function queueOption(): Option {
+  return new Option('--queue <url>', 'distribute batches as jobs on a BullMQ queue in Redis (redis://host:6379) to `advlab worker` processes on any machine; results are identical to a local run');
+}
+
+/** The line saying where a distributed run's jobs go. */
+export function queueLine(q: { url: string; runId: string; reattached: boolean }): string {
+  return `queue: ${q.url}, run ${q.runId}${q.reattached ? ' (reattached: finished jobs are collected, not redone)' : ''}`;
+}
+
 /** `--resume`, shared by the commands that checkpoint every epoch. */
 export function resumeOption(): Option {
   return new Option('--resume', 'continue from the last checkpoint in <out>/checkpoint').default(false);

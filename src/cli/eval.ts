@@ -7,7 +7,7 @@ import { MINIMAL_ATTACKS } from '../robustness/minimal.js';
 import { BUILTIN_DATASETS } from '../data/builtin.js';
 import { InputError } from '../errors.js';
 import { createProgress } from './progress.js';
-import { intOption, startBackend, pathTag, workersOption, listOption, boundsOption, backendOption } from './common.js';
+import { intOption, startBackend, pathTag, workersOption, listOption, boundsOption, backendOption, queueOption, queueLine } from './common.js';
 
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
 
@@ -34,7 +34,8 @@ export function evalCommand(): Command {
     .option('--workers <n|auto>', 'worker threads evaluating batches in parallel; auto: one per core on wasm/cpu (results do not depend on it)', workersOption, 'auto')
     .option('--out <dir>', 'output folder (default: runs/<model>-eval)')
     .option('--defense <spec>', 'evaluate the model behind an input purifier: aae:<folder of an advlab aae run> (MagNet-style); the suite runs with the purifier as deployed and with BPDA, the headline is the worst case, and the AAE is scored as a detector')
-    .option('--resume', 'continue from the checkpoint in <out>/checkpoint: finished batches are not redone', false)
+    .addOption(queueOption())
+    .option('--resume', 'continue from the checkpoint in <out>/checkpoint: finished batches are not redone (with --queue: also collect the jobs the queue workers finished meanwhile)', false)
     .addOption(backendOption())
     .option('--no-progress', 'plain lines instead of a progress bar')
     .action(async (o) => {
@@ -68,11 +69,13 @@ export function evalCommand(): Command {
             bounds: o.bounds,
             preprocess: o.mean ? { mean: o.mean, std: o.std ?? 1 } : undefined,
             workers: o.workers,
+            queue: o.queue,
             defense: o.defense,
             resume: o.resume,
             onProgress: (e) => {
               if (e.type === 'dataset') progress.log(`dataset: ${e.dataset.name} (${e.count} of ${e.dataset.test.count} test images, class-balanced)`);
               else if (e.type === 'model') progress.log(`model: ${e.path} (${e.parameters} parameters)`);
+              else if (e.type === 'queue') progress.log(queueLine(e.queue));
               else if (e.type === 'resumed') progress.log(`resumed: ${e.batches} finished batches loaded from the checkpoint`);
               else if (e.type === 'phase') progress.start(e.total, `${e.phase}${e.workers > 1 ? ` (${e.workers} workers)` : ''}`);
               else if (e.type === 'batch') progress.update(e.done, e.evaluated ? { robust: `${e.robust}/${e.evaluated}` } : {});

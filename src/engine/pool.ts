@@ -31,6 +31,11 @@ export interface TaskRef {
   module: string;
   /** Name of the exported task function. */
   name: string;
+  /**
+   * What this call computes, e.g. `eps 0.3 batch 2 (images 256-383)`: pools
+   * name it when the task fails, so the user knows which part of a run broke.
+   */
+  label?: string;
 }
 
 /**
@@ -39,6 +44,42 @@ export interface TaskRef {
  * shared, never copied.
  */
 export type Transfer = TransferListItem | SharedArrayBuffer;
+
+/**
+ * What the batch code of attacks and evaluations needs from a pool: run a task
+ * once per payload somewhere else and get the results back in payload order.
+ * {@link WorkerPool} runs them on threads of this process; the distributed
+ * `QueuePool` (src/distributed) on worker processes reached through Redis.
+ */
+export interface TaskPool {
+  /**
+   * Tasks the pool runs at once (its workers). A pool whose workers are
+   * elsewhere ({@link TaskPool.remote}) may report `Infinity`: jobs wait there
+   * for whichever workers are connected.
+   */
+  readonly size: number;
+  /**
+   * True when tasks run outside this process: then even a single batch goes
+   * to the pool (its workers, not this process, are meant to do the work, and
+   * a resumed run collects the result they already computed).
+   */
+  readonly remote?: boolean;
+  /** See {@link WorkerPool.run}; `transfer` is a hint a remote pool ignores. */
+  run<R, P = unknown>(task: TaskRef, payloads: readonly P[], transfer?: (payload: P, index: number) => Transfer[]): Promise<R[]>;
+  /** Frees the pool's workers or connections. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * The pool to hand `units` batches to, or undefined to run them in this
+ * thread: a local pool pays off with several workers and several batches, a
+ * remote one always.
+ */
+export function poolFor(pool: TaskPool | undefined, units: number): TaskPool | undefined {
+  if (!pool || units < 1) return undefined;
+  if (pool.remote) return pool;
+  return pool.size > 1 && units > 1 ? pool : undefined;
+}
 
 /** Backends a pool worker can run. tfjs-node is left out: it already uses every core by itself. */
 export type PoolBackend = 'wasm' | 'cpu' | 'auto';
@@ -175,7 +216,7 @@ interface Slot {
  * Idle workers do not keep the process alive (they are `unref`ed), but call
  * {@link WorkerPool.close} to free their memory.
  */
-export class WorkerPool {
+export class WorkerPool implements TaskPool {
   /** Number of workers. */
   readonly size: number;
   private readonly slots: Slot[] = [];
@@ -245,7 +286,7 @@ export class WorkerPool {
     if (payloads.length === 0) return Promise.resolve([]);
     return new Promise<R[]>((resolve, reject) => {
       const run: RunState = {
-        task: { module: task.module, name: task.name },
+        task: { module: task.module, name: task.name, ...(task.label ? { label: task.label } : {}) },
         results: new Array(payloads.length),
         remaining: payloads.length,
         settled: false,
@@ -459,7 +500,7 @@ function reviveError(s: SerializedError, where: { worker: number; job?: Job }): 
   Object.assign(error, s.props);
   // Keep the worker's stack (where the task threw), headed by the pool's context.
   const frames = (s.stack ?? '').split('\n').filter((l) => /^\s+at /.test(l));
-  const task = where.job ? `${where.job.run.task.module}#${where.job.run.task.name}, payload ${where.job.index}` : 'backend start';
+  const task = where.job ? `${where.job.run.task.module}#${where.job.run.task.name}, payload ${where.job.index}${where.job.run.task.label ? `, ${where.job.run.task.label}` : ''}` : 'backend start';
   error.stack = [`${s.name}: ${s.message}`, `    in pool worker ${where.worker} (${task})`, ...frames].join('\n');
   return where.job ? withContext(error, where.worker, where.job) : Object.assign(error, { worker: where.worker });
 }

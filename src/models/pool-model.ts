@@ -22,6 +22,13 @@ export interface SharedModel {
   artifacts: tf.io.ModelArtifacts;
 }
 
+/** True for a {@link SharedModel} snapshot (e.g. to find the models inside a task payload). */
+export function isSharedModel(value: unknown): value is SharedModel {
+  if (value == null || typeof value !== 'object') return false;
+  const v = value as Partial<SharedModel>;
+  return typeof v.key === 'string' && v.artifacts != null && typeof v.artifacts === 'object' && 'modelTopology' in v.artifacts;
+}
+
 /** Models a thread keeps built at once; the least recently used one beyond this is disposed. */
 export const MODEL_CACHE_CAPACITY = 4;
 

@@ -13,7 +13,7 @@ import { findAttack, runAttack } from '../attacks/index.js';
 import type { AttackInput } from '../attacks/validate.js';
 import type { Norm } from '../attacks/types.js';
 import type { Classifier } from '../models/classifier.js';
-import type { WorkerPool } from '../engine/pool.js';
+import type { TaskPool } from '../engine/pool.js';
 import { deriveSeed } from '../util/rng.js';
 import { reconstructionErrors, type AaePurifier } from '../defenses/aae-purifier.js';
 import { MISCLASSIFIED, ROBUST, type EnsembleBatchResult } from './ensemble.js';
@@ -92,7 +92,7 @@ export async function evaluateDetector(
   purified: tfl.LayersModel,
   purifier: AaePurifier,
   input: AttackInput,
-  options: { eps: number; norm: Norm; seed: number; pool?: WorkerPool },
+  options: { eps: number; norm: Norm; seed: number; pool?: TaskPool },
 ): Promise<DetectorResult> {
   const pgd = findAttack('pgd')!;
   const attack = await runAttack(pgd, bare, input, { norm: options.norm, eps: options.eps, params: { steps: DETECTOR_PGD_STEPS }, seed: deriveSeed(options.seed, 'defense:detector'), ...(options.pool && bare.rebuildSpec ? { pool: options.pool } : {}) });

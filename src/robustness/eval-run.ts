@@ -11,10 +11,10 @@
  * Then NPY arrays, report.html and, last, result.json.
  */
 import { join } from 'node:path';
+import type { TaskPool } from '../engine/pool.js';
 import { createHash } from 'node:crypto';
 import type { BackendInfo } from '../engine/backend.js';
-import type { WorkerPool } from '../engine/pool.js';
-import { startJobPool, workerCount } from '../engine/workers.js';
+import { startRunPool, type QueueRunInfo, type RunPool } from '../distributed/run-pool.js';
 import { loadModelJob, type ModelJobOptions } from '../attacks/job-options.js';
 import { tf } from '../engine/tf.js';
 import { balancedSubset } from '../data/subset.js';
@@ -77,6 +77,7 @@ export type EvalRunEvent =
   | { type: 'dataset'; dataset: Dataset; count: number }
   | { type: 'model'; path: string; parameters: number }
   | { type: 'resumed'; batches: number }
+  | { type: 'queue'; queue: QueueRunInfo }
   | { type: 'phase'; phase: string; total: number; workers: number }
   | { type: 'batch'; phase: string; done: number; total: number; robust?: number; evaluated?: number }
   | { type: 'sweep'; result: EpsilonResult };
@@ -111,9 +112,11 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
   for (const m of minimal) if (!(MINIMAL_ATTACKS as readonly string[]).includes(m)) throw new InputError('minimal', `unknown minimal-perturbation attack "${m}"; expected ${MINIMAL_ATTACKS.join(', ')}`);
   const defenseSpec = options.defense === undefined ? undefined : parseDefenseSpec(options.defense);
   if (defenseSpec && options.preprocess) throw new InputError('defense', 'a purifier works on the images themselves: not together with --mean/--std');
+  // A wrong or unreachable Redis fails here, in seconds, before any data is loaded.
+  if (options.queue !== undefined) await (await import('../distributed/connection.js')).checkRedis(options.queue);
   const { modelPath, datasetSpec, data, n, subset, bounds, model } = await loadModelJob(options, EVAL_DEFAULTS, options.onProgress);
   let classifier: Classifier | undefined;
-  let pool: WorkerPool | undefined;
+  let runPool: RunPool | undefined;
   let purifier: AaePurifier | undefined;
   const purified: { name: PurifierGradients; model: tfl.LayersModel; classifier: Classifier }[] = [];
   try {
@@ -131,8 +134,10 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
     const attacked = purified.length ? purified.map((p) => p.classifier) : [classifier];
     for (const e of epsList) validateEps(e, norm, classifier, true);
     const batches = Math.ceil(n / batchSize);
-    const workers = classifier.rebuildSpec ? workerCount(options.workers, backend, batches) : 1;
-    pool = await startJobPool(workers, backend);
+    runPool = await startRunPool({ queue: options.queue, workers: options.workers, out: options.out, resume: options.resume }, backend, classifier, batches);
+    const pool = runPool.pool;
+    if (runPool.queue) options.onProgress?.({ type: 'queue', queue: runPool.queue });
+    const workers = runPool.workers();
 
     const fingerprint = {
       model: modelFingerprint(attacked[0], subset.images, Math.min(n, 16)),
@@ -307,6 +312,7 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
         bounds,
         preprocess: options.preprocess ? { mean: toJson(options.preprocess.mean), std: toJson(options.preprocess.std) } : null,
         workers: options.workers ?? 'auto',
+        ...(runPool.queue ? { queue: runPool.queue.url } : {}),
         allPoints: !!options.allPoints,
         defense: options.defense ?? null,
         out,
@@ -334,7 +340,7 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
             detector: detector!,
           }
         : null,
-      workers,
+      workers: runPool.workers(),
       seconds,
       gradientsPerImage: sweep.reduce((a, s) => a + s.gradients, 0) / n,
       queriesPerImage: sweep.reduce((a, s) => a + s.queries, 0) / n,
@@ -359,7 +365,7 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
     writeJsonAtomic(join(out, 'result.json'), result);
     return result;
   } finally {
-    await pool?.close();
+    await runPool?.close();
     await clearWorkerModels();
     classifier?.dispose();
     // The purified models add no weights of their own: disposing the parts frees them.
@@ -379,7 +385,7 @@ async function sanity(
   headline: number,
   m: number,
   seed: number,
-  pool: WorkerPool | undefined,
+  pool: TaskPool | undefined,
   onDone: (done: number) => void,
 ): Promise<SanityCheck[]> {
   const size = subset.imageShape[0] * subset.imageShape[1] * subset.imageShape[2];

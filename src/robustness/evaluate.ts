@@ -5,7 +5,7 @@
  */
 import type { Classifier } from '../models/classifier.js';
 import { shareClassifier } from '../models/pool-model.js';
-import type { WorkerPool, TaskRef } from '../engine/pool.js';
+import { poolFor, type TaskPool, type TaskRef } from '../engine/pool.js';
 import { validateInput, validateEps, type AttackInput } from '../attacks/validate.js';
 import { deriveSeed } from '../util/rng.js';
 import { InputError } from '../errors.js';
@@ -25,8 +25,8 @@ export interface EvaluateOptions {
   allPoints?: boolean;
   /** Keep the adversarial images (default true). */
   keepImages?: boolean;
-  /** Spreads batches over these workers (a classifier from a LayersModel only). */
-  pool?: WorkerPool;
+  /** Spreads batches over these workers (a classifier from a LayersModel only): threads, or processes behind a queue. */
+  pool?: TaskPool;
   /** Class names for the per-class table (default: the class numbers). */
   classNames?: readonly string[];
   /** Results of batches finished before (resume), by batch index; they are not recomputed. */
@@ -45,7 +45,7 @@ export interface Evaluation {
 }
 
 // Built when used: the task module imports the ensemble, which imports the attack registry.
-const evalTask = (): TaskRef => ({ module: EVAL_TASK_URL, name: 'evalBatchTask' });
+const evalTask = (label: string): TaskRef => ({ module: EVAL_TASK_URL, name: 'evalBatchTask', label });
 
 /**
  * Evaluates `classifier` on `input` with a suite at `options.eps` (see
@@ -73,13 +73,13 @@ export async function evaluateRobustness(classifier: Classifier, input: AttackIn
 
   const todo = ranges.map((_, i) => i).filter((i) => !options.done?.has(i));
   const pending = new Map<number, Promise<EnsembleBatchResult>>();
-  const pool = options.pool && options.pool.size > 1 && todo.length > 1 ? options.pool : undefined;
+  const pool = poolFor(options.pool, todo.length);
   if (pool) {
     const shared = await shareClassifier(classifier);
     for (const i of todo) {
       const [start, end] = ranges[i];
       const payload: EvalBatchPayload = { classifier: shared, input: slice(start, end), options: batchOptions(start) };
-      const p = pool.run<EnsembleBatchResult, EvalBatchPayload>(evalTask(), [payload], (q) => [q.input.images.buffer]).then((r) => r[0]);
+      const p = pool.run<EnsembleBatchResult, EvalBatchPayload>(evalTask(`eps ${options.eps} batch ${i} (images ${start}-${end - 1})`), [payload], (q) => [q.input.images.buffer]).then((r) => r[0]);
       p.catch(() => {}); // reported when its turn comes below
       pending.set(i, p);
     }

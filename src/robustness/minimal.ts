@@ -7,7 +7,7 @@
  * et al. 2016; FAB: Croce & Hein 2020).
  */
 import type { Classifier } from '../models/classifier.js';
-import type { WorkerPool } from '../engine/pool.js';
+import type { TaskPool } from '../engine/pool.js';
 import { findAttack } from '../attacks/index.js';
 import { runAttack } from '../attacks/run.js';
 import type { AttackInput } from '../attacks/validate.js';
@@ -29,7 +29,7 @@ export interface MinimalOptions {
   batchSize?: number;
   /** Target classes (by clean-logit rank) for targeted-only attacks such as FAB. Default 3. */
   targetClasses?: number;
-  pool?: WorkerPool;
+  pool?: TaskPool;
 }
 
 /** Per-example minimal norms: Infinity where no attack succeeded, NaN where the clean image is misclassified. */

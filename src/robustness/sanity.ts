@@ -11,7 +11,7 @@
  */
 import { tf } from '../engine/tf.js';
 import type { Classifier } from '../models/classifier.js';
-import type { WorkerPool } from '../engine/pool.js';
+import type { TaskPool } from '../engine/pool.js';
 import { findAttack } from '../attacks/index.js';
 import { runAttack } from '../attacks/run.js';
 import { validateInput, validateEps, resolveParams, type AttackInput } from '../attacks/validate.js';
@@ -39,7 +39,7 @@ export interface SanityInput {
   /** The suite's first white-box attack and its params, e.g. `{ attack: 'apgd', params: { steps: 100, loss: 'ce' } }`. */
   reference: { attack: string; params: Record<string, unknown> };
   /** Passed through to runAttack (used only with a classifier made from a LayersModel). */
-  pool?: WorkerPool;
+  pool?: TaskPool;
   /** Called as each check starts; the library never prints. */
   onProgress?: (e: { check: string }) => void;
 }

@@ -129,6 +129,8 @@ export interface EvalRunResult extends RunMeta {
     bounds: [number, number];
     preprocess: { mean: number | number[]; std: number | number[] } | null;
     workers: number | 'auto';
+    /** Redis URL (password hidden) of a distributed run's queue; absent for a local run. */
+    queue?: string;
     allPoints: boolean;
     /** `--defense`, e.g. `aae:runs/aae`; null without. */
     defense: string | null;
@@ -168,7 +170,7 @@ export interface EvalRunResult extends RunMeta {
     threatModels: { name: string; description: string; robustAccuracy: number; sweep: EpsilonResult[] }[];
     detector: DetectorResult;
   } | null;
-  /** Worker threads that evaluated batches. */
+  /** Worker threads that evaluated batches, or for a distributed run the queue worker processes that did. */
   workers: number;
   /** Wall time of this session after loading (all phases; a resumed run counts only its own session). */
   seconds: number;
