@@ -32,7 +32,7 @@ export async function benchGan(log: (s: string) => void) {
   const out: Record<string, unknown> = { machine: machine(), backend: backend.name, threads: backend.threads, kernels: backend.kernels, dataset: 'mnist', batch: BATCH, trainImages: data.train.count, batchesPerEpoch, timedSteps: STEPS };
   const configs: [GanArch, GanLoss][] = [['mlp', 'ns'], ['dcgan', 'ns'], ['cgan', 'ns'], ['acgan', 'ns'], ['infogan', 'ns'], ['dcgan', 'wgan-gp']];
   for (const [arch, loss] of configs) {
-    const models = buildGan(arch, { imageShape: [28, 28, 1], numClasses: 10, seed: 0 });
+    const models = buildGan(arch, { imageShape: [28, 28, 1], numClasses: 10, seed: 0, discriminatorNorm: loss === 'wgan-gp' ? 'none' : 'batch' });
     const timer = stepTimer();
     try {
       await trainGan(models, subset, { epochs: 1, batchSize: BATCH, loss, seed: 0, onProgress: (e) => e.type === 'batch' && timer.batch() });

@@ -56,7 +56,7 @@ export type { TrainingDefense } from './models/train.js';
 // Generative models: GANs.
 export { GAN_LOSSES, DEFAULT_GAN_LOSS, DEFAULT_GP_LAMBDA, discriminatorLoss, generatorLoss, gradientPenalty, randomInterpolates, parseGanLoss, type GanLoss, type Critic, type DiscriminatorLossOptions } from './generative/losses.js';
 export * from './generative/metrics/index.js';
-export { buildGan, GAN_ARCHS, DEFAULT_LATENT_DIM, type GanArch, type GanArchOptions, type GanModels } from './generative/gan/architectures.js';
+export { buildGan, GAN_ARCHS, DEFAULT_LATENT_DIM, type GanArch, type GanArchOptions, type GanModels, type DiscriminatorNorm } from './generative/gan/architectures.js';
 export { trainGan, ganOptimizerDefaults, type GanTrainOptions, type GanTrainEvent, type GanTrainResult, type GanEpochRecord } from './generative/gan/train-gan.js';
 export { ganRun, GAN_RUN_DEFAULTS, HISTORY_COLUMNS as GAN_HISTORY_COLUMNS, type GanRunOptions, type GanRunEvent, type GanRunResult } from './generative/gan/gan-run.js';
 export { evaluateGan, type EvaluateGanOptions, type GanEvalResult } from './generative/gan/gan-eval.js';

@@ -55,6 +55,22 @@ test('every architecture: G maps z (and a class) to images in [0, 1], D maps ima
   assert.throws(() => buildGan('vae', { imageShape: [28, 28, 1], numClasses: 10, seed: 0 }), (e: unknown) => e instanceof InputError && e.argument === 'arch');
 });
 
+test("batch norm in the conv discriminators by default, none on request; wgan-gp's per-example penalty refuses it", async () => {
+  const names = (m: tfl.LayersModel) => m.layers.filter((l) => l.getClassName() === 'BatchNormalization').map((l) => l.name);
+  const normed = buildGan('dcgan', { imageShape: [28, 28, 1], numClasses: 10, seed: 1, latentDim: 8 });
+  const plain = buildGan('dcgan', { imageShape: [28, 28, 1], numClasses: 10, seed: 1, latentDim: 8, discriminatorNorm: 'none' });
+  const mlp = buildGan('mlp', { imageShape: [28, 28, 1], numClasses: 10, seed: 1, latentDim: 8 });
+  assert.deepEqual([names(normed.discriminator), normed.discriminatorNorm], [['d_bn2'], 'batch']);
+  assert.deepEqual([names(plain.discriminator), plain.discriminatorNorm], [[], 'none']);
+  assert.deepEqual([names(mlp.discriminator), mlp.discriminatorNorm], [[], 'none']);
+  await assert.rejects(trainGan(normed, train, { epochs: 1, batchSize: 32, loss: 'wgan-gp', seed: 0 }), (e: unknown) => e instanceof InputError && e.argument === 'loss' && /per example/.test(e.message));
+  assert.throws(() => buildGan('dcgan', { imageShape: [28, 28, 1], numClasses: 10, seed: 1, discriminatorNorm: 'layer' as never }), (e: unknown) => e instanceof InputError && e.argument === 'discriminatorNorm');
+  for (const m of [normed, plain, mlp]) {
+    m.generator.dispose();
+    m.discriminator.dispose();
+  }
+});
+
 test('training moves both players, keeps the tensor count, and a run stopped after epoch 1 resumes bit-identical', async () => {
   for (const [arch, loss] of [['dcgan', 'ns'], ['cgan', 'hinge'], ['acgan', 'ns'], ['infogan', 'lsgan'], ['mlp', 'wgan-gp']] as const) {
     const dir = mkdtempSync(join(tmpdir(), 'advlab-gan-'));

@@ -39,9 +39,16 @@
  * - The generator ends in a sigmoid, so samples are in advlab's [0, 1] image
  *   scale (DCGAN's tanh on [-1, 1] data is the same family: sigmoid(2t) =
  *   (tanh(t) + 1) / 2).
- * - The discriminators have no batch norm: a WGAN-GP critic must treat each
- *   example on its own (the penalty is per example, Gulrajani et al. 2017),
- *   and batch statistics would also leak between the real and fake batches.
+ * - The convolutional discriminators batch-normalise their second layer (not
+ *   the first, as in DCGAN), computed on the real and the fake batch apart.
+ *   Without it the discriminator fell behind the generator (whose batch norm
+ *   lets it adapt fast): measured on mnist, D(x) and D(G(z)) met at 0.5 by
+ *   epoch 8 while the samples were still speckled blobs, and the dcgan
+ *   plateaued at FID 32, Inception Score 5. With it: FID 114 instead of 280
+ *   after 3 epochs. A WGAN-GP critic must treat each example on its own (the
+ *   penalty is per example, Gulrajani et al. 2017), so `discriminatorNorm:
+ *   'none'` removes it; `advlab gan` does so for the wgan-gp loss. The mlp
+ *   discriminator (Goodfellow et al. 2014) has none.
  * - Initial weights are seeded from one Rng in a fixed order, so the same
  *   seed gives the same weights anywhere. Layers followed by a batch norm
  *   start from N(0, 0.02) (DCGAN, Radford et al. 2016, sec. 4); the others
@@ -75,7 +82,16 @@ export interface GanArchOptions {
   seed: number;
   /** Multiplies every hidden layer's channels or units (default 1). */
   width?: number;
+  /**
+   * Normalisation of the convolutional discriminators' second layer: `batch`
+   * (default, as in DCGAN) or `none`, which the wgan-gp loss needs (its
+   * penalty is per example; trainGan refuses wgan-gp with batch norm).
+   */
+  discriminatorNorm?: DiscriminatorNorm;
 }
+
+/** See {@link GanArchOptions.discriminatorNorm}. */
+export type DiscriminatorNorm = 'batch' | 'none';
 
 /** A generator and a discriminator, and how to call them. */
 export interface GanModels {
@@ -96,6 +112,8 @@ export interface GanModels {
   discriminatorTakesClass: boolean;
   /** The discriminator has a second head of class (acgan) or code (infogan) logits. */
   auxiliaryClassifier: boolean;
+  /** The discriminator has batch norm (then it must run in training mode, on real and fake batches apart). */
+  discriminatorNorm: DiscriminatorNorm;
   latentDim: number;
   numClasses: number;
   imageShape: [number, number, number];
@@ -132,6 +150,8 @@ export function buildGan(arch: string, options: GanArchOptions): GanModels {
   if (!Number.isInteger(options.numClasses) || options.numClasses < 1) throw new InputError('numClasses', `expected a positive integer, got ${options.numClasses}`);
   const width = options.width ?? 1;
   if (!Number.isInteger(width) || width < 1 || width > 16) throw new InputError('width', `expected an integer in [1, 16], got ${width}`);
+  const discriminatorNorm = options.discriminatorNorm ?? 'batch';
+  if (discriminatorNorm !== 'batch' && discriminatorNorm !== 'none') throw new InputError('discriminatorNorm', `expected batch or none, got ${JSON.stringify(discriminatorNorm)}`);
   const [h, w, c] = shape;
   if (arch !== 'mlp' && (h % 4 !== 0 || w % 4 !== 0)) throw new InputError('imageShape', `the ${arch} architecture upsamples twice by 2: image sides must be divisible by 4, got ${h}x${w}`);
   const init = new Init(new Rng(options.seed));
@@ -156,7 +176,7 @@ export function buildGan(arch: string, options: GanArchOptions): GanModels {
     logit = mlpDiscriminator(x, init, width);
   } else {
     image = convGenerator(gIn, imageShape, init, width);
-    const features = convFeatures(x, init, width);
+    const features = convFeatures(x, init, width, discriminatorNorm);
     logit = dense('d_logit', 1, init).apply(features) as SymbolicTensor;
     if (dClass) {
       // Projection: the class embedding's inner product with the features, added to the logit.
@@ -168,7 +188,7 @@ export function buildGan(arch: string, options: GanArchOptions): GanModels {
   }
   const generator = tfl.model({ inputs: gClass ? [z, gClass] : z, outputs: image, name: `${arch}_generator` });
   const discriminator = tfl.model({ inputs: dClass ? [x, dClass] : x, outputs: classLogits ? [logit, classLogits] : logit, name: `${arch}_discriminator` });
-  return { arch: arch as GanArch, generator, discriminator, conditional, categoricalCode, discriminatorTakesClass, auxiliaryClassifier, latentDim, numClasses: k, imageShape };
+  return { arch: arch as GanArch, generator, discriminator, conditional, categoricalCode, discriminatorTakesClass, auxiliaryClassifier, discriminatorNorm: arch === 'mlp' ? 'none' : discriminatorNorm, latentDim, numClasses: k, imageShape };
 }
 
 /** A dense layer not followed by batch norm. */
@@ -226,12 +246,13 @@ function convGenerator(zIn: SymbolicTensor, [h, w, c]: [number, number, number],
     .apply(t) as SymbolicTensor;
 }
 
-/** Two stride-2 convolutions (C, 2C channels) with LeakyReLU 0.2, flattened. */
-function convFeatures(x: SymbolicTensor, init: Init, width: number): SymbolicTensor {
+/** Two stride-2 convolutions (C, 2C channels) with LeakyReLU 0.2, the second one batch-normalised unless `norm` is 'none', flattened. */
+function convFeatures(x: SymbolicTensor, init: Init, width: number, norm: DiscriminatorNorm): SymbolicTensor {
   const base = 32 * width;
   let t = tfl.layers.conv2d({ filters: base, kernelSize: 4, strides: 2, padding: 'same', kernelInitializer: init.glorot(), biasInitializer: 'zeros', name: 'd_conv1' }).apply(x) as SymbolicTensor;
   t = leaky('d_act1').apply(t) as SymbolicTensor;
   t = tfl.layers.conv2d({ filters: 2 * base, kernelSize: 4, strides: 2, padding: 'same', kernelInitializer: init.glorot(), biasInitializer: 'zeros', name: 'd_conv2' }).apply(t) as SymbolicTensor;
+  if (norm === 'batch') t = bn('d_bn2').apply(t) as SymbolicTensor;
   t = leaky('d_act2').apply(t) as SymbolicTensor;
   return tfl.layers.flatten({ name: 'd_flatten' }).apply(t) as SymbolicTensor;
 }

@@ -237,7 +237,7 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
   let models: GanModels | undefined;
   try {
     // Built first: an image shape the architecture cannot take is refused before anything is written.
-    models = buildGan(o.arch, { imageShape: data.train.imageShape, numClasses: K, seed: deriveSeed(o.seed, 'gan-init'), latentDim: o.latentDim, width: o.width });
+    models = buildGan(o.arch, { imageShape: data.train.imageShape, numClasses: K, seed: deriveSeed(o.seed, 'gan-init'), latentDim: o.latentDim, width: o.width, discriminatorNorm: o.loss === 'wgan-gp' ? 'none' : 'batch' });
     prepareRunFolder(out, checkpointDir, settings, o.resume, /^epoch-\d+\.png$/);
     if (metrics) options.onProgress?.({ type: 'classifier', path: classifierPath!, featureLayer: metrics.info.featureLayer, featureDim: metrics.info.featureDim, outputs: metrics.info.outputs });
     let fidFloor: number | null = null;

@@ -12,8 +12,9 @@
  *    the discriminator step needs no gradient through G.
  * 2. One Adam step on the generator loss over the generator's weights, with
  *    fresh codes (and uniformly drawn classes).
- * The generator runs in training mode (batch-norm batch statistics), the
- * discriminator has no batch norm (see architectures.ts).
+ * Both networks run in training mode (batch-norm batch statistics); the
+ * discriminator sees the real and the fake batch in separate calls, so each
+ * is normalised with its own statistics (see architectures.ts).
  *
  * With an auxiliary-classifier discriminator (acgan), both losses add the
  * class head's cross-entropy: the discriminator's on the real batch with its
@@ -170,7 +171,7 @@ export async function trainGan(models: GanModels, train: ImageSet, options: GanT
     const dInputs = (x: tf.Tensor, c?: tf.Tensor2D) => (c && models.discriminatorTakesClass ? [x, c] : x);
     /** D's real/fake logits, and its class logits when it has an auxiliary classifier. */
     const discriminate = (x: tf.Tensor, c?: tf.Tensor2D): { logits: tf.Tensor; classLogits?: tf.Tensor } => {
-      const out = D.apply(dInputs(x, c)) as tf.Tensor | tf.Tensor[];
+      const out = D.apply(dInputs(x, c), { training: true }) as tf.Tensor | tf.Tensor[];
       return Array.isArray(out) ? { logits: out[0], classLogits: out[1] } : { logits: out };
     };
 
@@ -298,6 +299,7 @@ async function saveCheckpoint(store: CheckpointStore, models: GanModels, gOpt: t
 
 function validate(models: GanModels, train: ImageSet, o: GanTrainOptions): void {
   if (!(GAN_LOSSES as readonly string[]).includes(o.loss)) throw new InputError('loss', `unknown GAN loss "${o.loss}"; expected one of ${GAN_LOSSES.join(', ')}`);
+  if (o.loss === 'wgan-gp' && models.discriminatorNorm !== 'none') throw new InputError('loss', "wgan-gp's gradient penalty is per example: build the discriminator with discriminatorNorm 'none' (no batch norm)");
   if (!Number.isInteger(o.epochs) || o.epochs < 1) throw new InputError('epochs', `expected a positive integer, got ${o.epochs}`);
   if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new InputError('batchSize', `expected a positive integer, got ${o.batchSize}`);
   if (o.learningRate !== undefined && !(o.learningRate > 0 && Number.isFinite(o.learningRate))) throw new InputError('learningRate', `expected a positive number, got ${o.learningRate}`);
