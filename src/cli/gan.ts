@@ -63,7 +63,7 @@ function ganTrainCommand(): Command {
     .option('--critic-steps <n>', 'discriminator steps per generator step (default 1; wgan-gp 5)', intOption('--critic-steps', 1))
     .option('--label-smoothing <x>', 'one-sided label smoothing: target of real images, e.g. 0.9 (minimax and ns only; default none)', finiteOption('--label-smoothing'))
     .option('--gp-lambda <x>', 'gradient-penalty weight (wgan-gp only; default 10)', finiteOption('--gp-lambda'))
-    .option('--ema <decay>', "exponential moving average of the generator's weights (Yazici et al. 2019), e.g. 0.999; 0: none; samples, metrics and the saved generator use the average", finiteOption('--ema'))
+    .option('--ema <decay>', "exponential moving average of the generator's weights (Yazici et al. 2019) with this decay (default 0.999); 0: none; samples, metrics and the saved generator use the average", finiteOption('--ema'))
     .option('--latent <n>', 'latent size', intOption('--latent', 1), 64)
     .option('--width <n>', 'width multiplier of every hidden layer', intOption('--width', 1), 1)
     .option('--train-n <count>', 'train on a class-balanced subset of this many train-split images (default: all)', intOption('--train-n', 1))

@@ -74,7 +74,7 @@ export interface GanRunOptions extends Pick<GanTrainOptions, 'learningRate' | 'b
   onProgress?: (event: GanRunEvent) => void;
 }
 
-export const GAN_RUN_DEFAULTS = { arch: 'dcgan', loss: DEFAULT_GAN_LOSS, epochs: 20, batchSize: 64, seed: 0, metricSamples: 2000, emaDecay: 0 } as const;
+export const GAN_RUN_DEFAULTS = { arch: 'dcgan', loss: DEFAULT_GAN_LOSS, epochs: 20, batchSize: 64, seed: 0, metricSamples: 2000, emaDecay: 0.999 } as const;
 
 /** Latent codes of the per-epoch grid (unconditional), and codes per class row (conditional). */
 export const GRID_CODES = 64;
