@@ -53,7 +53,10 @@ test('advlab gan: result.json matches its schema; grids, history.csv, samples, m
 
   const result = readJson(join(full, 'result.json'));
   assert.ok(validate(result), JSON.stringify(validate.errors));
-  assert.deepEqual([result.command, result.backend, result.options.arch, result.options.loss, result.options.trainSize, result.dataset.trainSize, result.epochs], ['gan', 'wasm', 'dcgan', 'ns', 128, 128, 2]);
+  assert.deepEqual([result.command, result.backend, result.options.arch, result.options.loss, result.options.trainSize, result.dataset.trainSize, result.epochs], ['gan', 'wasm', 'scgan', 'ns', 128, 128, 2]);
+  // The default scgan: 100 k-means clusters of the 128 images.
+  assert.deepEqual([result.options.clusters, result.clustering.k, result.clustering.sizes.reduce((a: number, b: number) => a + b, 0), result.generator.conditional], [100, 100, 128, false]);
+  assert.match(r.stdout, /^clusters: k-means on pixels, k = 100, sizes \d+-\d+, \d+ iterations.*label purity [\d.]+% \(labels not used\)$/m);
   assert.deepEqual(result.history.map((h: Json) => h.epoch), [1, 2]);
   for (const h of result.history) {
     for (const key of ['dLoss', 'gLoss', 'dReal', 'dFake', 'fid', 'inceptionScore', 'klFromUniform', 'precision', 'recall']) {
@@ -153,6 +156,35 @@ test('in-process: a conditional run keeps the tensor count, reports its events, 
   assert.notDeepEqual(read('a.npy'), read('c.npy'));
 });
 
+test('in-process: a self-conditioned (scgan) run clusters its images, keeps the cluster prior in the generator, and samples like an unconditional one', async () => {
+  const out = join(dir, 'scgan');
+  const events: GanRunEvent[] = [];
+  const before = tf.memory().numTensors;
+  const r = await ganRun({ dataset: 'mnist', out, arch: 'scgan', clusters: 4, trainSize: 64, epochs: 1, batchSize: 32, latentDim: 8, classifier, metricSamples: 20, onProgress: (e) => events.push(e) }, backend);
+  assert.equal(tf.memory().numTensors, before, 'tensors');
+  assert.ok(validate(JSON.parse(readFileSync(join(out, 'result.json'), 'utf8'))), JSON.stringify(validate.errors));
+  const c = r.clustering!;
+  assert.deepEqual([c.k, c.sizes.length, c.sizes.reduce((a, b) => a + b, 0), r.options.clusters, r.generator.numClasses, r.generator.conditional], [4, 4, 64, 4, 4, false]);
+  assert.ok(c.sizes.every((n, i) => n > 0 && Math.abs(c.prior[i] - n / 64) < 1e-12));
+  assert.ok(c.labelPurity >= 0.1 && c.labelPurity <= 1);
+  assert.ok(events.some((e) => e.type === 'clustering' && e.clustering.k === 4));
+  // The prior travels with the generator, so its folder alone samples right.
+  const meta = JSON.parse(readFileSync(join(out, 'generator', 'model.json'), 'utf8')).userDefinedMetadata;
+  assert.deepEqual(meta.advlabGenerator.clusterPrior, c.prior);
+  // An unconditional grid: 8 x 8, no row labels.
+  const grid = png(join(out, 'samples.png'));
+  assert.deepEqual([grid.width, grid.height], [2 + 8 * 58, 2 + 8 * 58]);
+  assert.equal(r.metrics!.classAccuracy, null);
+
+  const s = await sampleGan({ model: join(out, 'generator'), n: 5, out: join(dir, 'sc.npy') });
+  assert.deepEqual([s.conditional, s.classes, s.shape], [false, null, [5, 28, 28, 1]]);
+  await assert.rejects(sampleGan({ model: out, n: 2, class: 1, out: join(dir, 'sc.png') }), (e: unknown) => e instanceof InputError && e.argument === 'class' && /self-conditioned/.test(e.message));
+  const e = await evaluateGan({ model: out, n: 20 }, backend);
+  assert.deepEqual([e.generator.conditional, e.generator.numClasses, e.metrics.classAccuracy], [false, 10, null]);
+  assert.equal(tf.memory().numTensors, before, 'tensors after sampling');
+  await assert.rejects(ganRun({ dataset: 'mnist', out: join(dir, 'no'), arch: 'dcgan', clusters: 4, epochs: 1 }, backend), (err: unknown) => err instanceof InputError && err.argument === 'clusters' && /scgan/.test(err.message));
+});
+
 test('advlab gan sample writes a PNG grid and an NPY of shape [n, h, w, c] in [0, 1]; --class only for conditional runs', () => {
   const grid = join(dir, 'samples.png');
   const r = advlab(['gan', 'sample', '--model', full, '--n', '12', '--out', grid]);
@@ -176,7 +208,7 @@ test('advlab gan sample writes a PNG grid and an NPY of shape [n, h, w, c] in [0
 
   const refused = advlab(['gan', 'sample', '--model', full, '--n', '4', '--class', '3', '--out', join(dir, 'nope.png')]);
   assert.equal(refused.code, 2);
-  assert.match(refused.stderr.trim(), /^advlab: --class: the generator in .* is unconditional \(arch dcgan\).*--arch cgan.*$/);
+  assert.match(refused.stderr.trim(), /^advlab: --class: the generator in .* is self-conditioned \(scgan\).*not a class.*--arch cgan or acgan.*$/);
   assert.ok(!existsSync(join(dir, 'nope.png')));
 });
 
@@ -211,7 +243,7 @@ test('advlab gan eval: the figures of a run (its dataset and classifier by defau
 test('bad input: exit 2 and one line naming the option, nothing written; the library names its arguments', async () => {
   const out = join(dir, 'bad');
   const cases: [string[], RegExp][] = [
-    [['gan', '--arch', 'vae', '--out', out], /^error: option '--arch <name>' argument 'vae' is invalid\. Allowed choices are mlp, dcgan, cgan, acgan, infogan\.$/],
+    [['gan', '--arch', 'vae', '--out', out], /^error: option '--arch <name>' argument 'vae' is invalid\. Allowed choices are mlp, dcgan, cgan, acgan, infogan, scgan\.$/],
     [[...tiny, '--metric-samples', '1', '--out', out], /^advlab: --metric-samples: expected an integer >= 4 .*got 1$/],
     [[...tiny, '--loss', 'hinge', '--label-smoothing', '0.9', '--out', out], /^advlab: --label-smoothing: applies to the minimax and ns losses only, not hinge$/],
     [['gan', '--classifier', join(dir, 'no-such-model'), '--out', out], /^advlab: --classifier: ".*no-such-model" does not exist/],
@@ -239,6 +271,8 @@ test('bad input: exit 2 and one line naming the option, nothing written; the lib
     [{ beta1: 1 }, 'beta1', /\[0, 1\)/],
     [{ latentDim: 0 }, 'latentDim', /integer in \[1, 4096\]/],
     [{ trainSize: 1e6 }, 'trainSize', /train split has only 7996/],
+    [{ clusters: 33 }, 'clusters', /at most the number of training images \(32\), got 33/],
+    [{ clusters: 1 }, 'clusters', /integer in \[2, 1000\]/],
     [{ classifier: join(dir, 'small-classifier') }, 'classifier', /expects inputs of shape \[8, 8, 1\] but got images of shape \[28, 28, 1\]/],
     [{ classifier, metricSamples: 5000 }, 'metricSamples', /test split has only 2004/],
   ];

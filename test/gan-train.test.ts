@@ -142,6 +142,37 @@ test('the class head learns: acgan the labels of real images, infogan the codes 
   }
 });
 
+test("the generator step draws its classes from generatorClassPrior: with all mass on class 0 the other classes' input weights never move", async () => {
+  const rows = (m: ReturnType<typeof buildGan>) => {
+    // g_project's kernel: [latentDim + K, units]; the rows after the latent ones take the one-hot class.
+    const kernel = m.generator.getLayer('g_project').getWeights()[0];
+    const all = kernel.arraySync() as number[][];
+    return { class0: all[16], others: all.slice(17) };
+  };
+  const opts = { epochs: 1, batchSize: 32, loss: 'ns', seed: 6 } as const;
+  const prior = [1, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+  for (const [generatorClassPrior, othersMove] of [[prior, false], [undefined, true]] as const) {
+    const m = buildGan('scgan', { imageShape: [28, 28, 1], numClasses: 10, seed: 6, latentDim: 16 });
+    const r0 = rows(m);
+    // The discriminator step sees every class (the real batch's); only the generator step updates G.
+    await trainGan(m, train, { ...opts, ...(generatorClassPrior ? { generatorClassPrior } : {}) });
+    const r1 = rows(m);
+    assert.notDeepEqual(r1.class0, r0.class0, 'class 0 is drawn');
+    assert.equal(JSON.stringify(r1.others) !== JSON.stringify(r0.others), othersMove, generatorClassPrior ? 'prior on class 0' : 'uniform');
+    m.generator.dispose();
+    m.discriminator.dispose();
+  }
+  const dcgan = buildGan('dcgan', { imageShape: [28, 28, 1], numClasses: 10, seed: 6, latentDim: 16 });
+  const scgan = buildGan('scgan', { imageShape: [28, 28, 1], numClasses: 10, seed: 6, latentDim: 16 });
+  await assert.rejects(trainGan(dcgan, train, { ...opts, generatorClassPrior: prior }), (e: unknown) => e instanceof InputError && e.argument === 'generatorClassPrior');
+  await assert.rejects(trainGan(scgan, train, { ...opts, generatorClassPrior: [0.5, 0.5] }), (e: unknown) => e instanceof InputError && e.argument === 'generatorClassPrior' && /10 non-negative/.test(e.message));
+  await assert.rejects(trainGan(scgan, train, { ...opts, generatorClassPrior: [0.5, 0.6, 0, 0, 0, 0, 0, 0, 0, 0] }), (e: unknown) => e instanceof InputError && e.argument === 'generatorClassPrior');
+  for (const m of [dcgan, scgan]) {
+    m.generator.dispose();
+    m.discriminator.dispose();
+  }
+});
+
 test("the generator's weight average: after one step it is d w0 + (1 - d) w1 with the ramped decay d = min(decay, 1/10) (Yazici et al. 2019); it resumes bit-identical and leaves no tensor behind", async () => {
   const small = balancedSubset(train, 10, 32, 'n', 'train');
   const build = () => buildGan('dcgan', { imageShape: [28, 28, 1], numClasses: 10, seed: 2, latentDim: 8 });

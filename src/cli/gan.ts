@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { join } from 'node:path';
-import { ganRun, GAN_RUN_DEFAULTS, type GanRunEvent } from '../generative/gan/gan-run.js';
+import { ganRun, DEFAULT_CLUSTERS, GAN_RUN_DEFAULTS, type GanRunEvent } from '../generative/gan/gan-run.js';
 import { sampleGan } from '../generative/gan/sample.js';
 import { evaluateGan, type GanEvalResult } from '../generative/gan/gan-eval.js';
 import { GAN_ARCHS } from '../generative/gan/architectures.js';
@@ -20,6 +20,7 @@ const TRAIN_OPTIONS: Record<string, string> = {
   loss: '--loss',
   latentDim: '--latent',
   width: '--width',
+  clusters: '--clusters',
   epochs: '--epochs',
   batchSize: '--batch-size',
   learningRate: '--lr',
@@ -41,7 +42,7 @@ const EVAL_OPTIONS: Record<string, string> = { ...SAMPLE_OPTIONS, dataset: '--da
 /** `advlab gan`: train (the default subcommand) and sample. */
 export function ganCommand(): Command {
   return new Command('gan')
-    .description('train a GAN (mlp, dcgan, cgan, acgan, infogan) with per-epoch sample grids and quality metrics; draw images from a trained one; measure it')
+    .description('train a GAN (mlp, dcgan, cgan, acgan, infogan, scgan) with per-epoch sample grids and quality metrics; draw images from a trained one; measure it')
     .addHelpText('after', '\nWithout a subcommand, "advlab gan [options]" runs "advlab gan train [options]": see advlab gan train --help.')
     .addCommand(ganTrainCommand(), { isDefault: true })
     .addCommand(ganSampleCommand())
@@ -52,7 +53,7 @@ function ganTrainCommand(): Command {
   return new Command('train')
     .description('train a GAN on a dataset (seeded, checkpointed every epoch, resumable), writing sample grids, history.csv, metrics, report.html and result.json')
     .option('--dataset <name|path>', `built-in (${BUILTIN_DATASETS.join(', ')}) or a path (IDX, CIFAR-10 binary, NPY, image folder)`, 'mnist')
-    .addOption(new Option('--arch <name>', 'architecture: mlp (Goodfellow et al. 2014), dcgan (Radford et al. 2016), cgan (class-conditional dcgan, projection discriminator), acgan (class-conditional dcgan, auxiliary-classifier discriminator, Odena et al. 2017), infogan (unsupervised categorical code, Chen et al. 2016)').choices(GAN_ARCHS).default(GAN_RUN_DEFAULTS.arch))
+    .addOption(new Option('--arch <name>', 'architecture: mlp (Goodfellow et al. 2014), dcgan (Radford et al. 2016), cgan (class-conditional dcgan, projection discriminator), acgan (class-conditional dcgan, auxiliary-classifier discriminator, Odena et al. 2017), infogan (unsupervised categorical code, Chen et al. 2016), scgan (self-conditioned on k-means clusters of the training images, Liu et al. 2020; unsupervised)').choices(GAN_ARCHS).default(GAN_RUN_DEFAULTS.arch))
     .addOption(new Option('--loss <name>', 'loss: minimax, ns (non-saturating), lsgan, hinge, wgan-gp').choices(GAN_LOSSES).default(GAN_RUN_DEFAULTS.loss))
     .option('--out <dir>', 'output folder (default: runs/gan-<arch>-<dataset>)')
     .option('--epochs <n>', 'epochs', intOption('--epochs', 1), GAN_RUN_DEFAULTS.epochs)
@@ -66,6 +67,7 @@ function ganTrainCommand(): Command {
     .option('--ema <decay>', "exponential moving average of the generator's weights (Yazici et al. 2019) with this decay (default 0.999); 0: none; samples, metrics and the saved generator use the average", finiteOption('--ema'))
     .option('--latent <n>', 'latent size', intOption('--latent', 1), 64)
     .option('--width <n>', 'width multiplier of every hidden layer', intOption('--width', 1), 1)
+    .option('--clusters <k>', `scgan only: k-means clusters of the training images (default ${DEFAULT_CLUSTERS})`, intOption('--clusters', 2))
     .option('--train-n <count>', 'train on a class-balanced subset of this many train-split images (default: all)', intOption('--train-n', 1))
     .option('--classifier <path>', 'a saved advlab classifier (model folder or advlab train run folder) for FID, Inception Score, class coverage and precision/recall; default: the LeNet advlab ships for mnist and fashion-mnist; none: no metrics')
     .option('--metric-samples <n>', 'generated and real images per metric evaluation', intOption('--metric-samples'), GAN_RUN_DEFAULTS.metricSamples)
@@ -82,7 +84,10 @@ function ganTrainCommand(): Command {
           const d = e.dataset;
           progress.log(`dataset: ${d.name} (${d.train.count} train, ${d.test.count} test, ${d.skipped} malformed records skipped; training on ${e.trainSize})`);
         } else if (e.type === 'classifier') progress.log(`metrics: classifier ${e.path}, features = input of its last Dense layer "${e.featureLayer}" (${e.featureDim} values), ${e.outputs}`);
-        else if (e.type === 'fid-floor') progress.log(`FID floor (real train vs real test, ${e.samples} each): ${e.fid.toFixed(3)}${e.cached ? ' (cached)' : ''}`);
+        else if (e.type === 'clustering') {
+          const c = e.clustering;
+          progress.log(`clusters: k-means on pixels, k = ${c.k}, sizes ${Math.min(...c.sizes)}-${Math.max(...c.sizes)}, ${c.iterations} iterations${c.converged ? '' : ' (not converged)'}, ${c.seconds.toFixed(1)}s; label purity ${(c.labelPurity * 100).toFixed(1)}% (labels not used)`);
+        } else if (e.type === 'fid-floor') progress.log(`FID floor (real train vs real test, ${e.samples} each): ${e.fid.toFixed(3)}${e.cached ? ' (cached)' : ''}`);
         else if (e.type === 'resumed') progress.log(`resumed after epoch ${e.epoch}`);
         else if (e.type === 'epoch-start') progress.start(e.batches, `epoch ${e.epoch}/${e.epochs}`);
         else if (e.type === 'batch') progress.update(e.batch, { D: e.dLoss.toFixed(4), G: e.gLoss.toFixed(4) });
@@ -103,6 +108,7 @@ function ganTrainCommand(): Command {
           loss: o.loss,
           latentDim: o.latent,
           width: o.width,
+          clusters: o.clusters,
           epochs: o.epochs,
           batchSize: o.batchSize,
           learningRate: o.lr,
@@ -136,7 +142,7 @@ function ganSampleCommand(): Command {
     .description('draw images from a trained GAN generator into a PNG grid or an NPY array')
     .option('--model <path>', 'an advlab gan run folder (or its generator/ folder)')
     .option('--n <count>', 'number of images', intOption('--n', 1), 64)
-    .option('--class <k>', 'conditional (cgan, acgan) generators only: every image of this class (infogan: of this code) (default: classes in turn)', intOption('--class'))
+    .option('--class <k>', 'conditional (cgan, acgan) generators only: every image of this class (infogan: of this code) (default: classes in turn; scgan draws its clusters itself)', intOption('--class'))
     .option('--seed <n>', 'seed of the latent codes', intOption('--seed'), 0)
     .option('--out <file>', 'output file: .png (a grid) or .npy (float32 [n, h, w, c] in [0, 1])')
     .addOption(backendOption())

@@ -95,7 +95,7 @@ export async function renderGanReport(result: GanRunResult, grids: readonly GanR
 
   const body = html`<main>
 <header><p class="kicker">ADVLAB GAN</p><h1>${o.arch} GAN <span class="on">on</span> ${result.dataset.name}</h1>
-<p class="subtitle">${o.loss} loss · ${result.epochs} epoch${result.epochs === 1 ? '' : 's'} on ${int(result.dataset.trainSize)} training images · latent size ${o.latentDim}${result.generator.conditional ? ' · class-conditional' : ''}</p></header>
+<p class="subtitle">${o.loss} loss · ${result.epochs} epoch${result.epochs === 1 ? '' : 's'} on ${int(result.dataset.trainSize)} training images · latent size ${o.latentDim}${result.clustering ? ` · self-conditioned on ${result.clustering.k} k-means clusters` : result.generator.conditional ? ' · class-conditional' : ''}</p></header>
 ${cards(result)}
 ${samplesSection(result, grids)}
 <section id="training"><h2>Training</h2>
@@ -131,7 +131,9 @@ function samplesSection(r: GanRunResult, grids: readonly GanReportGrid[]): SafeH
   if (!grids.length) return html`<section id="samples"><h2>Samples</h2><p class="not-run">No sample grid.</p></section>`;
   const what = r.generator.conditional
     ? `${8} fixed latent codes, one per column, in every class row`
-    : `the same ${64} latent codes at every epoch`;
+    : r.clustering
+      ? `the same ${64} latent codes at every epoch, each with a cluster drawn once in proportion to the cluster sizes`
+      : `the same ${64} latent codes at every epoch`;
   const figures = grids.map((g) => html`<figure class="grid">${pngImg(g.png, `generated images after epoch ${g.epoch}`)}<figcaption>epoch ${g.epoch}</figcaption></figure>`);
   return html`<section id="samples"><h2>Samples over the epochs</h2>
 <p>The generator (in inference mode) on ${what}, so the grids show how the same codes change as training goes on${grids.length < r.files.grids.length ? html`; ${grids.length} of the ${r.files.grids.length} grids in <code>grids/</code>` : ''}.${r.generator.arch !== 'mlp' ? ' In inference mode batch norm uses its moving statistics, which take a few hundred steps to settle: the first grids of a short run can look flat.' : ''}</p>
@@ -165,6 +167,9 @@ function settingsSection(r: GanRunResult): SafeHtml {
   const rows: [string, string][] = [
     ['dataset', `${r.dataset.name} (${int(r.dataset.trainSize)} training images${o.trainSize !== null ? ', class-balanced subset' : ''}, ${int(r.dataset.testSize)} test, ${r.dataset.numClasses} classes, ${r.dataset.imageShape.join('x')})`],
     ['architecture', `${o.arch}${r.generator.conditional ? ' (conditional)' : ''}, width x${o.width}, latent size ${o.latentDim}`],
+    ...(r.clustering
+      ? ([['clusters', `k-means on the pixels, k = ${r.clustering.k}, ${int(Math.min(...r.clustering.sizes))} to ${int(Math.max(...r.clustering.sizes))} images each, ${r.clustering.iterations} iterations${r.clustering.converged ? '' : ' (not converged)'}; ${pct(r.clustering.labelPurity)} of the images carry their cluster's most common label (the labels are not used in training)`]] as [string, string][])
+      : []),
     ['parameters', `generator ${int(r.generator.parameters)}, discriminator ${int(r.discriminator.parameters)}`],
     ['loss', o.loss],
     ['epochs', `${r.epochs}${r.resumedFromEpoch ? ` (resumed after epoch ${r.resumedFromEpoch})` : ''}`],

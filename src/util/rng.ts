@@ -87,12 +87,29 @@ export class Rng {
     return a;
   }
 
+  /** An index drawn with the probabilities whose running sums are `cumulative` (from {@link cumulativeProbabilities}). */
+  categorical(cumulative: Float64Array): number {
+    const u = this.next();
+    let i = 0;
+    while (i < cumulative.length - 1 && u >= cumulative[i]) i++;
+    return i;
+  }
+
   /** A random permutation of 0..n-1. */
   permutation(n: number): Int32Array {
     const p = new Int32Array(n);
     for (let i = 0; i < n; i++) p[i] = i;
     return this.shuffle(p);
   }
+}
+
+/** Running sums of the probabilities `p`, the last set to 1 so rounding cannot leave a gap (for {@link Rng.categorical}). */
+export function cumulativeProbabilities(p: readonly number[]): Float64Array {
+  const c = new Float64Array(p.length);
+  let s = 0;
+  for (let i = 0; i < p.length; i++) c[i] = s += p[i];
+  c[p.length - 1] = 1;
+  return c;
 }
 
 function rotl(x: number, k: number): number {

@@ -34,6 +34,21 @@
  *   used: it is an unconditional model of p(x) = sum_c p(c) p(x | c). The term
  *   makes every code a distinct, recognisable mode; on mnist the codes mostly
  *   become digits (the paper: 5% error).
+ * - `scgan`: the cgan pair, self-conditioned (Liu et al. 2020, "Diverse image
+ *   generation via self-conditioned GANs", CVPR): the classes are k-means
+ *   clusters of the training images (gan-run.ts computes them; no label is
+ *   read), and the generator draws a cluster in proportion to its size, so
+ *   it is an unconditional model of p(x) = sum_c p(c) p(x | c). Liu et al.
+ *   cluster the discriminator's features and re-cluster during training; a
+ *   fixed clustering of the pixels is what fits 2 cores, and is enough: each
+ *   cluster is a narrower target than the whole data, which the projection
+ *   discriminator judges on its own. Measured on mnist with 50 clusters,
+ *   after 8 epochs: Inception Score 8.0 where the dcgan had 4.3. With the
+ *   acgan's class head instead of the projection, the score rose as fast but
+ *   recall fell to 0.12 by epoch 9 and the smallest digit to 4.6% (the head
+ *   pulls every cluster toward its most typical image; impure clusters lose
+ *   their minority digit); with the projection, recall was 0.33 and rising,
+ *   the smallest digit 7%.
  *
  * Choices that hold for every architecture:
  * - The generator ends in a sigmoid, so samples are in advlab's [0, 1] image
@@ -65,7 +80,7 @@ import { Rng } from '../../util/rng.js';
 type SymbolicTensor = tfl.SymbolicTensor;
 
 /** The architectures {@link buildGan} knows. */
-export const GAN_ARCHS = ['mlp', 'dcgan', 'cgan', 'acgan', 'infogan'] as const;
+export const GAN_ARCHS = ['mlp', 'dcgan', 'cgan', 'acgan', 'infogan', 'scgan'] as const;
 
 /** One of {@link GAN_ARCHS}. */
 export type GanArch = (typeof GAN_ARCHS)[number];
@@ -76,7 +91,7 @@ export interface GanArchOptions {
   imageShape: readonly [number, number, number];
   /** Size of the latent code z ~ N(0, I) (default 64). */
   latentDim?: number;
-  /** Classes (the one-hot input size of the conditional architectures and infogan's number of codes). */
+  /** Classes (the one-hot input size of the conditional architectures, infogan's number of codes, scgan's number of clusters). */
   numClasses: number;
   /** Seed of the weight initializers. */
   seed: number;
@@ -108,6 +123,8 @@ export interface GanModels {
   conditional: boolean;
   /** The one-hot input is InfoGAN's unsupervised categorical code, drawn uniformly; labels are never used. */
   categoricalCode: boolean;
+  /** The one-hot input is a k-means cluster of the training images (scgan), drawn in proportion to its size; labels are never used. */
+  clusterCode: boolean;
   /** The discriminator takes the class as a second input (cgan's projection). */
   discriminatorTakesClass: boolean;
   /** The discriminator has a second head of class (acgan) or code (infogan) logits. */
@@ -157,8 +174,9 @@ export function buildGan(arch: string, options: GanArchOptions): GanModels {
   const init = new Init(new Rng(options.seed));
   const k = options.numClasses;
   const categoricalCode = arch === 'infogan';
-  const conditional = arch === 'cgan' || arch === 'acgan' || categoricalCode;
-  const discriminatorTakesClass = arch === 'cgan';
+  const clusterCode = arch === 'scgan';
+  const conditional = arch === 'cgan' || arch === 'acgan' || categoricalCode || clusterCode;
+  const discriminatorTakesClass = arch === 'cgan' || clusterCode;
   const auxiliaryClassifier = arch === 'acgan' || categoricalCode;
   const imageShape: [number, number, number] = [h, w, c];
 
@@ -188,7 +206,7 @@ export function buildGan(arch: string, options: GanArchOptions): GanModels {
   }
   const generator = tfl.model({ inputs: gClass ? [z, gClass] : z, outputs: image, name: `${arch}_generator` });
   const discriminator = tfl.model({ inputs: dClass ? [x, dClass] : x, outputs: classLogits ? [logit, classLogits] : logit, name: `${arch}_discriminator` });
-  return { arch: arch as GanArch, generator, discriminator, conditional, categoricalCode, discriminatorTakesClass, auxiliaryClassifier, discriminatorNorm: arch === 'mlp' ? 'none' : discriminatorNorm, latentDim, numClasses: k, imageShape };
+  return { arch: arch as GanArch, generator, discriminator, conditional, categoricalCode, clusterCode, discriminatorTakesClass, auxiliaryClassifier, discriminatorNorm: arch === 'mlp' ? 'none' : discriminatorNorm, latentDim, numClasses: k, imageShape };
 }
 
 /** A dense layer not followed by batch norm. */

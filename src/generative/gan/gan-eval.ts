@@ -13,7 +13,7 @@ import { Rng, deriveSeed } from '../../util/rng.js';
 import { InputError } from '../../errors.js';
 import { shippedMetricClassifier } from '../metric-classifier.js';
 import { closeMetrics, generatorMetrics, openMetrics, PRECISION_RECALL_K, realFidFloor, type GanMetrics, type MetricsClassifier, type MetricsContext } from './gan-metrics.js';
-import { generateImages, latentCodes, loadGenerator, MAX_SAMPLES } from './sample.js';
+import { clusterDraws, generateImages, latentCodes, loadGenerator, MAX_SAMPLES } from './sample.js';
 
 /** Options of {@link evaluateGan}. */
 export interface EvaluateGanOptions {
@@ -65,7 +65,7 @@ export async function evaluateGan(options: EvaluateGanOptions, backend: BackendI
     if (data.train.imageShape.some((d, i) => d !== spec.imageShape[i])) {
       throw new InputError('dataset', `${dataset} has images of ${data.train.imageShape.join('x')}, the generator makes ${spec.imageShape.join('x')}`);
     }
-    if (spec.conditional && spec.numClasses !== data.numClasses) throw new InputError('dataset', `${dataset} has ${data.numClasses} classes, the generator ${spec.numClasses}`);
+    if (spec.conditional && !spec.clusterPrior && spec.numClasses !== data.numClasses) throw new InputError('dataset', `${dataset} has ${data.numClasses} classes, the generator ${spec.numClasses}`);
     const runClassifier = runResult?.classifier && runResult.classifier !== 'none' ? runResult.classifier : undefined;
     const classifier = options.classifier ?? runClassifier ?? shippedMetricClassifier(dataset)?.path;
     if (!classifier) throw new InputError('classifier', `required: advlab ships a metric classifier for the built-in datasets only; give a saved advlab classifier for ${dataset}`);
@@ -76,14 +76,19 @@ export async function evaluateGan(options: EvaluateGanOptions, backend: BackendI
     metrics = await openMetrics(classifier, data, realSamples);
     const floor = realFidFloor(metrics, data, realSamples);
     const z = latentCodes(new Rng(deriveSeed(seed, 'gan-eval')), n, spec.latentDim);
-    const classes = spec.conditional ? Int32Array.from({ length: n }, (_, i) => i % spec.numClasses) : undefined;
+    // A self-conditioned generator draws its clusters from its prior; a conditional one is asked for the classes in turn.
+    const classes = spec.clusterPrior
+      ? clusterDraws(spec.clusterPrior, n, new Rng(deriveSeed(seed, 'gan-eval-clusters')))
+      : spec.conditional
+        ? Int32Array.from({ length: n }, (_, i) => i % spec.numClasses)
+        : undefined;
     const images = generateImages(generator, spec, z, classes);
-    // InfoGAN's codes are drawn in turn too, but they are not labels: no class accuracy.
-    const measured = generatorMetrics(metrics, images, n, runResult?.epochs ?? 0, runResult?.arch === 'infogan' ? undefined : classes);
+    // InfoGAN's codes are drawn in turn too, but neither they nor scgan's clusters are labels: no class accuracy.
+    const measured = generatorMetrics(metrics, images, n, runResult?.epochs ?? 0, runResult?.arch === 'infogan' || spec.clusterPrior ? undefined : classes);
     const result: GanEvalResult = {
       ...runMeta('gan eval', backend, seed, startedAt),
       options: { model: options.model, dataset, classifier, n, realSamples, seed },
-      generator: { path: generatorPath, arch: runResult?.arch ?? null, conditional: spec.conditional, latentDim: spec.latentDim, numClasses: spec.numClasses || data.numClasses, imageShape: [...spec.imageShape], epochs: runResult?.epochs ?? null },
+      generator: { path: generatorPath, arch: runResult?.arch ?? null, conditional: spec.conditional && !spec.clusterPrior, latentDim: spec.latentDim, numClasses: spec.clusterPrior ? data.numClasses : spec.numClasses || data.numClasses, imageShape: [...spec.imageShape], epochs: runResult?.epochs ?? null },
       metricsClassifier: metrics.info,
       fidFloor: floor.fid,
       metrics: measured,

@@ -18,6 +18,11 @@
  *   train images against the real test images: the floor a perfect generator
  *   would reach with this many samples (FID is biased upwards for finite n).
  *
+ * For scgan, the training images' labels are first replaced by their k-means
+ * clusters (clustering.ts); the clusters' sizes are the generator's class
+ * prior in training, in the grids and metrics, and in the saved generator's
+ * model.json (so `gan sample` and `gan eval` draw clusters the same way).
+ *
  * At the end: `generator/`, `discriminator/` (Layers format), `report.html`
  * and, last, `result.json`.
  */
@@ -40,7 +45,8 @@ import { closeMetrics, generatorMetrics, monitorFigures, openMetrics, PRECISION_
 import { shippedMetricClassifier } from '../metric-classifier.js';
 import { buildGan, DEFAULT_LATENT_DIM, GAN_ARCHS, type GanArch, type GanModels } from './architectures.js';
 import { ganOptimizerDefaults, trainGan, type GanEpochRecord, type GanTrainEvent, type GanTrainOptions } from './train-gan.js';
-import { generateImages, gridScale, latentCodes } from './sample.js';
+import { clusterDraws, generateImages, GENERATOR_METADATA_KEY, gridScale, latentCodes, type GeneratorMetadata, type GeneratorSpec } from './sample.js';
+import { clusterTrainingSet, type ClusteringSummary } from './clustering.js';
 
 /** Options of {@link ganRun} (the `advlab gan` job); the optimizer's as in {@link trainGan}, whose defaults depend on the loss. */
 export interface GanRunOptions extends Pick<GanTrainOptions, 'learningRate' | 'beta1' | 'beta2' | 'criticSteps' | 'labelSmoothing' | 'gpLambda' | 'emaDecay'> {
@@ -48,7 +54,7 @@ export interface GanRunOptions extends Pick<GanTrainOptions, 'learningRate' | 'b
   dataset: string;
   /** Output folder. */
   out: string;
-  /** One of {@link GAN_ARCHS} (default dcgan). */
+  /** One of {@link GAN_ARCHS} (default scgan). */
   arch?: string;
   /** One of the GAN losses (default ns). */
   loss?: string;
@@ -56,6 +62,8 @@ export interface GanRunOptions extends Pick<GanTrainOptions, 'learningRate' | 'b
   latentDim?: number;
   /** Width multiplier of every hidden layer (default 1). */
   width?: number;
+  /** scgan only: k-means clusters of the training images (default {@link DEFAULT_CLUSTERS}). */
+  clusters?: number;
   /** Default 20. */
   epochs?: number;
   /** Default 64. */
@@ -74,7 +82,10 @@ export interface GanRunOptions extends Pick<GanTrainOptions, 'learningRate' | 'b
   onProgress?: (event: GanRunEvent) => void;
 }
 
-export const GAN_RUN_DEFAULTS = { arch: 'dcgan', loss: DEFAULT_GAN_LOSS, epochs: 20, batchSize: 64, seed: 0, metricSamples: 2000, emaDecay: 0.999 } as const;
+/** scgan's default number of k-means clusters. */
+export const DEFAULT_CLUSTERS = 100;
+
+export const GAN_RUN_DEFAULTS = { arch: 'scgan', loss: DEFAULT_GAN_LOSS, epochs: 20, batchSize: 64, seed: 0, metricSamples: 2000, emaDecay: 0.999 } as const;
 
 /** Latent codes of the per-epoch grid (unconditional), and codes per class row (conditional). */
 export const GRID_CODES = 64;
@@ -85,7 +96,8 @@ export type GanRunEvent =
   | GanTrainEvent
   | { type: 'dataset'; dataset: Dataset; trainSize: number }
   | { type: 'classifier'; path: string; featureLayer: string; featureDim: number; outputs: 'logits' | 'probabilities' }
-  | { type: 'fid-floor'; fid: number; samples: number; cached: boolean };
+  | { type: 'fid-floor'; fid: number; samples: number; cached: boolean }
+  | { type: 'clustering'; clustering: ClusteringSummary };
 
 /** The columns of history.csv, in order. */
 export const HISTORY_COLUMNS = ['epoch', 'dLoss', 'gLoss', 'dReal', 'dFake', 'seconds', 'fid', 'inceptionScore', 'klFromUniform', 'minClassFraction', 'modeCollapse', 'precision', 'recall', 'classAccuracy', 'metricSeconds'] as const;
@@ -99,6 +111,8 @@ export interface GanRunResult extends RunMeta {
     loss: GanLoss;
     latentDim: number;
     width: number;
+    /** scgan's k-means clusters (null for the other architectures). */
+    clusters: number | null;
     epochs: number;
     batchSize: number;
     learningRate: number;
@@ -117,6 +131,8 @@ export interface GanRunResult extends RunMeta {
   };
   dataset: { name: string; trainSize: number; testSize: number; skipped: number; numClasses: number; imageShape: number[]; classNames: string[] };
   generator: { arch: GanArch; conditional: boolean; latentDim: number; numClasses: number; imageShape: number[]; parameters: number; path: string };
+  /** scgan: the k-means clustering its classes are (null for the other architectures). */
+  clustering: ClusteringSummary | null;
   discriminator: { parameters: number; path: string };
   epochs: number;
   resumedFromEpoch: number;
@@ -156,6 +172,8 @@ function resolveOptions(o: GanRunOptions): Resolved {
   };
   const latentDim = int('latentDim', o.latentDim ?? DEFAULT_LATENT_DIM, 1, 4096);
   const width = int('width', o.width ?? 1, 1, 16);
+  if (o.clusters !== undefined && arch !== 'scgan') throw new InputError('clusters', `applies to the scgan architecture only, not ${arch}`);
+  const clusters = arch === 'scgan' ? int('clusters', o.clusters ?? DEFAULT_CLUSTERS, 2, 1000) : null;
   const epochs = int('epochs', o.epochs ?? GAN_RUN_DEFAULTS.epochs, 1);
   const batchSize = int('batchSize', o.batchSize ?? GAN_RUN_DEFAULTS.batchSize, 1);
   const criticSteps = int('criticSteps', o.criticSteps ?? defaults.criticSteps, 1, 100);
@@ -192,6 +210,7 @@ function resolveOptions(o: GanRunOptions): Resolved {
     loss,
     latentDim,
     width,
+    clusters,
     epochs,
     batchSize,
     learningRate,
@@ -222,12 +241,13 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
   const out = o.out;
   const data = loadDataset(o.dataset);
   const K = data.numClasses;
-  const train = o.trainSize === null ? data.train : balancedSubset(data.train, K, o.trainSize, 'trainSize', 'train');
-  options.onProgress?.({ type: 'dataset', dataset: data, trainSize: train.count });
+  const subset = o.trainSize === null ? data.train : balancedSubset(data.train, K, o.trainSize, 'trainSize', 'train');
+  options.onProgress?.({ type: 'dataset', dataset: data, trainSize: subset.count });
+  const generatorClasses = o.clusters ?? K;
 
   const checkpointDir = join(out, 'checkpoint');
   const settings: TrainingSettings = {
-    dataset: o.dataset, arch: o.arch, loss: o.loss, latentDim: o.latentDim, width: o.width, batchSize: o.batchSize, learningRate: o.learningRate,
+    dataset: o.dataset, arch: o.arch, loss: o.loss, latentDim: o.latentDim, width: o.width, clusters: o.clusters, batchSize: o.batchSize, learningRate: o.learningRate,
     beta1: o.beta1, beta2: o.beta2, criticSteps: o.criticSteps, labelSmoothing: o.labelSmoothing, gpLambda: o.gpLambda, emaDecay: o.emaDecay, trainSize: o.trainSize, seed: o.seed,
   };
 
@@ -236,9 +256,14 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
   const metrics = classifierPath !== null ? await openMetrics(classifierPath, data, o.metricSamples, 'metricSamples') : null;
   let models: GanModels | undefined;
   try {
+    if (o.clusters !== null && o.clusters > subset.count) throw new InputError('clusters', `expected at most the number of training images (${subset.count}), got ${o.clusters}`);
     // Built first: an image shape the architecture cannot take is refused before anything is written.
-    models = buildGan(o.arch, { imageShape: data.train.imageShape, numClasses: K, seed: deriveSeed(o.seed, 'gan-init'), latentDim: o.latentDim, width: o.width, discriminatorNorm: o.loss === 'wgan-gp' ? 'none' : 'batch' });
+    models = buildGan(o.arch, { imageShape: data.train.imageShape, numClasses: generatorClasses, seed: deriveSeed(o.seed, 'gan-init'), latentDim: o.latentDim, width: o.width, discriminatorNorm: o.loss === 'wgan-gp' ? 'none' : 'batch' });
     prepareRunFolder(out, checkpointDir, settings, o.resume, /^epoch-\d+\.png$/);
+    // scgan trains on k-means clusters in place of the labels (deterministic from the seed, so a resume recomputes the same ones).
+    const clustered = o.clusters !== null ? clusterTrainingSet(subset, o.clusters, deriveSeed(o.seed, 'gan-clusters'), K) : null;
+    if (clustered) options.onProgress?.({ type: 'clustering', clustering: clustered.summary });
+    const train = clustered ? clustered.train : subset;
     if (metrics) options.onProgress?.({ type: 'classifier', path: classifierPath!, featureLayer: metrics.info.featureLayer, featureDim: metrics.info.featureDim, outputs: metrics.info.outputs });
     let fidFloor: number | null = null;
     if (metrics) {
@@ -247,18 +272,25 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
       fidFloor = floor.fid;
       options.onProgress?.({ type: 'fid-floor', fid: floor.fid, samples: o.metricSamples, cached: floor.cached });
     }
-    const spec = { latentDim: models.latentDim, numClasses: K, conditional: models.conditional, imageShape: models.imageShape };
+    const clusterPrior = clustered?.summary.prior;
+    const spec: GeneratorSpec = { latentDim: models.latentDim, numClasses: generatorClasses, conditional: models.conditional, imageShape: models.imageShape, ...(clusterPrior ? { clusterPrior } : {}) };
+    // Saved with the generator, so sampling it needs nothing else.
+    if (clusterPrior) models.generator.setUserDefinedMetadata({ [GENERATOR_METADATA_KEY]: { clusterPrior } satisfies GeneratorMetadata });
 
     // The fixed codes of the per-epoch grid, and of the metrics (the same every epoch).
-    const grid = fixedGrid(models, data, o.seed);
+    const grid = fixedGrid(models, data, o.seed, clusterPrior);
     const metricZ = latentCodes(new Rng(deriveSeed(o.seed, 'gan-metrics')), o.metricSamples, o.latentDim);
-    const metricClasses = models.conditional ? Int32Array.from({ length: o.metricSamples }, (_, i) => i % K) : undefined;
+    const metricClasses = clusterPrior
+      ? clusterDraws(clusterPrior, o.metricSamples, new Rng(deriveSeed(o.seed, 'gan-metric-clusters')))
+      : models.conditional
+        ? Int32Array.from({ length: o.metricSamples }, (_, i) => i % K)
+        : undefined;
 
     let lastMetrics: GanMetrics | null = null;
     const measure = (m: GanModels, epoch: number): GanMetrics => {
       const images = generateImages(m.generator, spec, metricZ, metricClasses);
-      // InfoGAN's codes are not labels: no class accuracy for them.
-      return generatorMetrics(metrics!, images, o.metricSamples, epoch, m.categoricalCode ? undefined : metricClasses);
+      // InfoGAN's codes and scgan's clusters are not labels: no class accuracy for them.
+      return generatorMetrics(metrics!, images, o.metricSamples, epoch, m.categoricalCode || m.clusterCode ? undefined : metricClasses);
     };
     const monitor = async (m: GanModels, epoch: number): Promise<Record<string, number>> => {
       const png = gridPng(generateImages(m.generator, spec, grid.z, grid.classes), grid.layout);
@@ -287,6 +319,7 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
       ...(o.labelSmoothing !== null ? { labelSmoothing: o.labelSmoothing } : {}),
       ...(o.gpLambda !== null ? { gpLambda: o.gpLambda } : {}),
       ...(o.emaDecay ? { emaDecay: o.emaDecay } : {}),
+      ...(clusterPrior ? { generatorClassPrior: clusterPrior } : {}),
       seed: o.seed,
       checkpointDir,
       resume: o.resume,
@@ -309,8 +342,10 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
       ...runMeta('gan', backend, o.seed, startedAt),
       options: o,
       dataset: { name: data.name, trainSize: train.count, testSize: data.test.count, skipped: data.skipped, numClasses: K, imageShape: [...data.train.imageShape], classNames: data.classNames },
-      generator: { arch: o.arch, conditional: models.conditional, latentDim: models.latentDim, numClasses: K, imageShape: [...models.imageShape], parameters: models.generator.countParams(), path: generatorPath },
+      // scgan's one-hot input is its own cluster draw: to a user it is unconditional.
+      generator: { arch: o.arch, conditional: models.conditional && !models.clusterCode, latentDim: models.latentDim, numClasses: generatorClasses, imageShape: [...models.imageShape], parameters: models.generator.countParams(), path: generatorPath },
       discriminator: { parameters: models.discriminator.countParams(), path: discriminatorPath },
+      clustering: clustered?.summary ?? null,
       epochs: lastEpoch,
       resumedFromEpoch: trained.resumedFromEpoch,
       secondsPerEpoch: trained.secondsPerEpoch,
@@ -348,11 +383,13 @@ export function pickGrids<T>(grids: readonly T[]): T[] {
 }
 
 /** The fixed latent batch of the per-epoch grid and its layout. */
-function fixedGrid(models: GanModels, data: Dataset, seed: number): { z: Float32Array; classes?: Int32Array; layout: Parameters<typeof gridPng>[1] } {
+function fixedGrid(models: GanModels, data: Dataset, seed: number, clusterPrior?: number[]): { z: Float32Array; classes?: Int32Array; layout: Parameters<typeof gridPng>[1] } {
   const rng = new Rng(deriveSeed(seed, 'gan-grid'));
   const scale = gridScale(models.imageShape);
   const common = { imageShape: models.imageShape, scale, fontScale: scale, spacing: 2 };
   if (!models.conditional) return { z: latentCodes(rng, GRID_CODES, models.latentDim), layout: { ...common, columns: 8 } };
+  // Self-conditioned: an unconditional grid, each code with a cluster drawn (once) from the prior.
+  if (clusterPrior) return { z: latentCodes(rng, GRID_CODES, models.latentDim), classes: clusterDraws(clusterPrior, GRID_CODES, rng), layout: { ...common, columns: 8 } };
   const K = models.numClasses;
   const codes = latentCodes(rng, GRID_CODES_PER_CLASS, models.latentDim);
   const z = new Float32Array(K * codes.length);

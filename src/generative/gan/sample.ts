@@ -11,7 +11,7 @@ import { loadModel } from '../../models/io.js';
 import { writeFileAtomic } from '../../util/atomic.js';
 import { writeNpy } from '../../data/formats/npy.js';
 import { captionName, gridPng } from '../../report/png-grid.js';
-import { Rng, deriveSeed } from '../../util/rng.js';
+import { Rng, cumulativeProbabilities, deriveSeed } from '../../util/rng.js';
 import { FileFormatError, InputError } from '../../errors.js';
 
 /** What a generator takes and makes. */
@@ -21,6 +21,27 @@ export interface GeneratorSpec {
   numClasses: number;
   conditional: boolean;
   imageShape: [number, number, number];
+  /**
+   * A self-conditioned generator (scgan): the probabilities of the k-means
+   * clusters its one-hot input takes. Such a generator is unconditional: it
+   * draws its clusters from these, it is never asked for a class.
+   */
+  clusterPrior?: number[];
+}
+
+/** The key of a generator's model.json `userDefinedMetadata` under which advlab stores what the model file alone cannot say. */
+export const GENERATOR_METADATA_KEY = 'advlabGenerator';
+
+/** What advlab stores in a generator's model.json. */
+export interface GeneratorMetadata {
+  /** See {@link GeneratorSpec.clusterPrior}. */
+  clusterPrior?: number[];
+}
+
+/** `n` clusters drawn from `prior`, in order from `rng`. */
+export function clusterDraws(prior: readonly number[], n: number, rng: Rng): Int32Array {
+  const c = cumulativeProbabilities(prior);
+  return Int32Array.from({ length: n }, () => rng.categorical(c));
 }
 
 /** `n` latent codes z ~ N(0, I), row-major [n, latentDim], drawn from `rng` in order. */
@@ -105,11 +126,16 @@ export async function sampleGan(options: SampleGanOptions): Promise<SampleGanRes
   const { generator, spec, generatorPath, runResult } = await loadGenerator(options.model);
   try {
     const cls = options.class;
+    if (cls !== undefined && spec.clusterPrior) throw new InputError('class', `the generator in ${generatorPath} is self-conditioned (scgan): its one-hot input is a k-means cluster it draws itself, not a class; train a conditional GAN (--arch cgan or acgan) to ask for a class`);
     if (cls !== undefined) {
       if (!spec.conditional) throw new InputError('class', `the generator in ${generatorPath} is unconditional${runResult?.arch ? ` (arch ${runResult.arch})` : ''}: it cannot be asked for a class; train a conditional GAN (--arch cgan or acgan) for that`);
       if (!Number.isInteger(cls) || cls < 0 || cls >= spec.numClasses) throw new InputError('class', `expected a class in [0, ${spec.numClasses - 1}], got ${cls}`);
     }
-    const classes = spec.conditional ? Int32Array.from({ length: n }, (_, i) => cls ?? i % spec.numClasses) : undefined;
+    const classes = spec.clusterPrior
+      ? clusterDraws(spec.clusterPrior, n, new Rng(deriveSeed(seed, 'gan-sample-clusters')))
+      : spec.conditional
+        ? Int32Array.from({ length: n }, (_, i) => cls ?? i % spec.numClasses)
+        : undefined;
     const z = latentCodes(new Rng(deriveSeed(seed, 'gan-sample')), n, spec.latentDim);
     const images = generateImages(generator, spec, z, classes);
     const [h, w, c] = spec.imageShape;
@@ -120,12 +146,13 @@ export async function sampleGan(options: SampleGanOptions): Promise<SampleGanRes
       // InfoGAN's one-hot input is a code, not a class: label it as one.
       const names = runResult?.arch === 'infogan' ? (k: number) => `code ${k}` : captionName(runResult?.classNames ?? Array.from({ length: spec.numClasses }, (_, i) => String(i)));
       // Classes in turn: one column per class, so each column holds one class.
-      const columns = spec.conditional && cls === undefined ? Math.min(n, spec.numClasses) : Math.ceil(Math.sqrt(n));
-      const labels = spec.conditional ? Array.from(classes!, (y) => names(y)) : undefined;
+      const byClass = spec.conditional && !spec.clusterPrior;
+      const columns = byClass && cls === undefined ? Math.min(n, spec.numClasses) : Math.ceil(Math.sqrt(n));
+      const labels = byClass ? Array.from(classes!, (y) => names(y)) : undefined;
       const scale = gridScale(spec.imageShape);
       writeFileAtomic(out, gridPng(images, { imageShape: [h, w, c], columns, scale, fontScale: scale, spacing: 2, labels }));
     }
-    return { out, format, shape: [n, h, w, c], arch: runResult?.arch ?? null, conditional: spec.conditional, classes: classes ? Array.from(classes) : null, seed, generatorPath };
+    return { out, format, shape: [n, h, w, c], arch: runResult?.arch ?? null, conditional: spec.conditional && !spec.clusterPrior, classes: classes && !spec.clusterPrior ? Array.from(classes) : null, seed, generatorPath };
   } finally {
     generator.dispose();
   }
@@ -214,9 +241,26 @@ function generatorSpec(generator: tfl.LayersModel, path: string, run: GanRunInfo
   const conditional = inputs.length === 2;
   const numClasses = conditional ? (inputs[1].shape[1] as number) : (run?.numClasses ?? 0);
   const imageShape = outShape.slice(1) as [number, number, number];
+  const clusterPrior = readClusterPrior(generator, path, conditional ? numClasses : 0);
   if (run) {
-    const mismatch = (run.latentDim !== undefined && run.latentDim !== latentDim) || (run.conditional !== undefined && run.conditional !== conditional) || (conditional && run.numClasses !== undefined && run.numClasses !== numClasses);
+    // A self-conditioned generator's result.json calls it unconditional: it draws its one-hot input itself.
+    const mismatch =
+      (run.latentDim !== undefined && run.latentDim !== latentDim) ||
+      (run.conditional !== undefined && run.conditional !== (conditional && !clusterPrior)) ||
+      (conditional && !clusterPrior && run.numClasses !== undefined && run.numClasses !== numClasses);
     if (mismatch) throw new FileFormatError(run.file, `describes a different generator than ${path} (latent size, classes or conditioning differ)`);
   }
-  return { latentDim, numClasses, conditional, imageShape };
+  return { latentDim, numClasses, conditional, imageShape, ...(clusterPrior ? { clusterPrior } : {}) };
+}
+
+/** The cluster prior in the generator's model.json, checked; undefined when there is none. */
+function readClusterPrior(generator: tfl.LayersModel, path: string, numClasses: number): number[] | undefined {
+  const meta = (generator.getUserDefinedMetadata() as Record<string, GeneratorMetadata | undefined> | undefined)?.[GENERATOR_METADATA_KEY];
+  const prior = meta?.clusterPrior;
+  if (prior === undefined) return undefined;
+  const sum = Array.isArray(prior) ? prior.reduce((a, b) => a + b, 0) : NaN;
+  if (!Array.isArray(prior) || prior.length !== numClasses || prior.some((p) => typeof p !== 'number' || !(p >= 0)) || !(Math.abs(sum - 1) < 1e-6)) {
+    throw new FileFormatError(join(path, 'model.json'), `its ${GENERATOR_METADATA_KEY}.clusterPrior must be ${numClasses} non-negative probabilities summing to 1 (one per value of the one-hot input)`);
+  }
+  return prior;
 }

@@ -11,7 +11,8 @@
  *    random interpolates. The fakes are computed outside the gradient tape:
  *    the discriminator step needs no gradient through G.
  * 2. One Adam step on the generator loss over the generator's weights, with
- *    fresh codes (and uniformly drawn classes).
+ *    fresh codes (and classes drawn uniformly, or from `generatorClassPrior`:
+ *    scgan's cluster sizes).
  * Both networks run in training mode (batch-norm batch statistics); the
  * discriminator sees the real and the fake batch in separate calls, so each
  * is normalised with its own statistics (see architectures.ts).
@@ -33,7 +34,7 @@
 import { tf, type tfl } from '../../engine/tf.js';
 import type { ImageSet } from '../../data/types.js';
 import { batchOrder, makeBatch } from '../../data/batches.js';
-import { Rng, deriveSeed } from '../../util/rng.js';
+import { Rng, cumulativeProbabilities, deriveSeed } from '../../util/rng.js';
 import { CheckpointStore } from '../../models/checkpoint.js';
 import type { TensorSpec } from '../../engine/tensor-io.js';
 import { packModelWeights, packOptimizer, restoreModelWeights, restoreOptimizer, topologyHash, type OptimizerState } from '../../models/train-state.js';
@@ -67,6 +68,12 @@ export interface GanTrainOptions {
    * generator ends training with the averaged weights.
    */
   emaDecay?: number;
+  /**
+   * Probabilities of the classes the generator step asks for (conditional
+   * GANs; default uniform). The self-conditioned GAN draws its clusters in
+   * proportion to their sizes, so its samples keep the data's mix.
+   */
+  generatorClassPrior?: readonly number[];
   seed: number;
   checkpointDir?: string;
   resume?: boolean;
@@ -140,6 +147,7 @@ export async function trainGan(models: GanModels, train: ImageSet, options: GanT
   const k = models.numClasses;
   const probabilities = options.loss === 'ns' || options.loss === 'minimax';
   const average = options.emaDecay ? new WeightAverage(G, options.emaDecay) : null;
+  const cumulativePrior = options.generatorClassPrior ? cumulativeProbabilities(options.generatorClassPrior) : null;
 
   try {
     if (store && options.resume) {
@@ -224,7 +232,7 @@ export async function trainGan(models: GanModels, train: ImageSet, options: GanT
             if (codes) fakeClass!.dispose();
           }
           const z = latent(n);
-          const fakeLabels = models.conditional ? Int32Array.from({ length: n }, () => rng.int(k)) : undefined;
+          const fakeLabels = models.conditional ? Int32Array.from({ length: n }, () => (cumulativePrior ? rng.categorical(cumulativePrior) : rng.int(k))) : undefined;
           const fakeClass = fakeLabels ? oneHot(fakeLabels) : undefined;
           const gLoss = gOpt.minimize(
             () => {
@@ -309,6 +317,12 @@ function validate(models: GanModels, train: ImageSet, o: GanTrainOptions): void 
   }
   if (o.criticSteps !== undefined && (!Number.isInteger(o.criticSteps) || o.criticSteps < 1)) throw new InputError('criticSteps', `expected a positive integer, got ${o.criticSteps}`);
   if (o.emaDecay !== undefined && !(o.emaDecay >= 0 && o.emaDecay < 1)) throw new InputError('emaDecay', `expected a number in [0, 1), got ${o.emaDecay}`);
+  if (o.generatorClassPrior !== undefined) {
+    const p = o.generatorClassPrior;
+    const sum = p.reduce((a, b) => a + b, 0);
+    if (!models.conditional || models.categoricalCode) throw new InputError('generatorClassPrior', 'applies to a generator with a class input (cgan, acgan, scgan)');
+    if (p.length !== models.numClasses || p.some((v) => !(v >= 0 && Number.isFinite(v))) || Math.abs(sum - 1) > 1e-6) throw new InputError('generatorClassPrior', `expected ${models.numClasses} non-negative probabilities summing to 1`);
+  }
   if (o.resume && !o.checkpointDir) throw new InputError('resume', 'needs a checkpoint folder (checkpointDir)');
   if (train.count === 0) throw new InputError('train', 'the training set is empty');
   const [h, w, c] = models.imageShape;
