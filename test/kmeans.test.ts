@@ -9,7 +9,7 @@ import { initBackend } from '../src/engine/backend.js';
 import { kMeans } from '../src/generative/kmeans.js';
 import { clusterTrainingSet } from '../src/generative/gan/clustering.js';
 import { InputError } from '../src/errors.js';
-import { Rng, cumulativeProbabilities } from '../src/util/rng.js';
+import { Rng, cumulativeProbabilities, isDistribution } from '../src/util/rng.js';
 
 before(async () => {
   await initBackend({ backend: 'wasm' });
@@ -104,7 +104,7 @@ test("clusterTrainingSet relabels the images with their clusters, and its purity
   assert.equal(set.labels[0], 1, 'the input set is left as it was');
 });
 
-test('Rng.categorical draws each index with its probability; a zero-probability index never', () => {
+test('Rng.categorical draws each index with its probability; a zero-probability index never; isDistribution checks length, signs and sum', () => {
   const p = [0.5, 0, 0.3, 0.2];
   const c = cumulativeProbabilities(p);
   const rng = new Rng(9);
@@ -114,4 +114,6 @@ test('Rng.categorical draws each index with its probability; a zero-probability 
   assert.equal(counts[1], 0);
   // Binomial standard error at n = 20000 is < 0.0036; 5 of them.
   for (let i = 0; i < 4; i++) assert.ok(Math.abs(counts[i] / n - p[i]) < 0.018, `index ${i}: ${counts[i] / n}`);
+  assert.ok(isDistribution(p, 4));
+  for (const [q, k] of [[p, 3], [[0.5, 0.6], 2], [[1.5, -0.5], 2], [[NaN, 1], 2], [[], 0], ['ab', 2]] as const) assert.equal(isDistribution(q, k), false, JSON.stringify(q));
 });

@@ -103,6 +103,17 @@ export class Rng {
   }
 }
 
+/** True when `p` holds `n` finite non-negative numbers summing to 1 (within 1e-6): a distribution {@link cumulativeProbabilities} can take. */
+export function isDistribution(p: unknown, n: number): p is number[] {
+  if (!Array.isArray(p) || p.length !== n || n === 0) return false;
+  let sum = 0;
+  for (const v of p) {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) return false;
+    sum += v;
+  }
+  return Math.abs(sum - 1) < 1e-6;
+}
+
 /** Running sums of the probabilities `p`, the last set to 1 so rounding cannot leave a gap (for {@link Rng.categorical}). */
 export function cumulativeProbabilities(p: readonly number[]): Float64Array {
   const c = new Float64Array(p.length);

@@ -11,7 +11,7 @@ import { loadModel } from '../../models/io.js';
 import { writeFileAtomic } from '../../util/atomic.js';
 import { writeNpy } from '../../data/formats/npy.js';
 import { captionName, gridPng } from '../../report/png-grid.js';
-import { Rng, cumulativeProbabilities, deriveSeed } from '../../util/rng.js';
+import { Rng, cumulativeProbabilities, deriveSeed, isDistribution } from '../../util/rng.js';
 import { FileFormatError, InputError } from '../../errors.js';
 
 /** What a generator takes and makes. */
@@ -258,8 +258,7 @@ function readClusterPrior(generator: tfl.LayersModel, path: string, numClasses: 
   const meta = (generator.getUserDefinedMetadata() as Record<string, GeneratorMetadata | undefined> | undefined)?.[GENERATOR_METADATA_KEY];
   const prior = meta?.clusterPrior;
   if (prior === undefined) return undefined;
-  const sum = Array.isArray(prior) ? prior.reduce((a, b) => a + b, 0) : NaN;
-  if (!Array.isArray(prior) || prior.length !== numClasses || prior.some((p) => typeof p !== 'number' || !(p >= 0)) || !(Math.abs(sum - 1) < 1e-6)) {
+  if (!isDistribution(prior, numClasses)) {
     throw new FileFormatError(join(path, 'model.json'), `its ${GENERATOR_METADATA_KEY}.clusterPrior must be ${numClasses} non-negative probabilities summing to 1 (one per value of the one-hot input)`);
   }
   return prior;

@@ -34,7 +34,7 @@
 import { tf, type tfl } from '../../engine/tf.js';
 import type { ImageSet } from '../../data/types.js';
 import { batchOrder, makeBatch } from '../../data/batches.js';
-import { Rng, cumulativeProbabilities, deriveSeed } from '../../util/rng.js';
+import { Rng, cumulativeProbabilities, deriveSeed, isDistribution } from '../../util/rng.js';
 import { CheckpointStore } from '../../models/checkpoint.js';
 import type { TensorSpec } from '../../engine/tensor-io.js';
 import { packModelWeights, packOptimizer, restoreModelWeights, restoreOptimizer, topologyHash, type OptimizerState } from '../../models/train-state.js';
@@ -318,10 +318,8 @@ function validate(models: GanModels, train: ImageSet, o: GanTrainOptions): void 
   if (o.criticSteps !== undefined && (!Number.isInteger(o.criticSteps) || o.criticSteps < 1)) throw new InputError('criticSteps', `expected a positive integer, got ${o.criticSteps}`);
   if (o.emaDecay !== undefined && !(o.emaDecay >= 0 && o.emaDecay < 1)) throw new InputError('emaDecay', `expected a number in [0, 1), got ${o.emaDecay}`);
   if (o.generatorClassPrior !== undefined) {
-    const p = o.generatorClassPrior;
-    const sum = p.reduce((a, b) => a + b, 0);
     if (!models.conditional || models.categoricalCode) throw new InputError('generatorClassPrior', 'applies to a generator with a class input (cgan, acgan, scgan)');
-    if (p.length !== models.numClasses || p.some((v) => !(v >= 0 && Number.isFinite(v))) || Math.abs(sum - 1) > 1e-6) throw new InputError('generatorClassPrior', `expected ${models.numClasses} non-negative probabilities summing to 1`);
+    if (!isDistribution(o.generatorClassPrior, models.numClasses)) throw new InputError('generatorClassPrior', `expected ${models.numClasses} non-negative probabilities summing to 1`);
   }
   if (o.resume && !o.checkpointDir) throw new InputError('resume', 'needs a checkpoint folder (checkpointDir)');
   if (train.count === 0) throw new InputError('train', 'the training set is empty');
