@@ -60,7 +60,7 @@ export { buildGan, GAN_ARCHS, DEFAULT_LATENT_DIM, type GanArch, type GanArchOpti
 export { trainGan, ganOptimizerDefaults, type GanTrainOptions, type GanTrainEvent, type GanTrainResult, type GanEpochRecord } from './generative/gan/train-gan.js';
 export { ganRun, GAN_RUN_DEFAULTS, DEFAULT_CLUSTERS, HISTORY_COLUMNS as GAN_HISTORY_COLUMNS, type GanRunOptions, type GanRunEvent, type GanRunResult } from './generative/gan/gan-run.js';
 export { evaluateGan, type EvaluateGanOptions, type GanEvalResult } from './generative/gan/gan-eval.js';
-export { loadGenerator, sampleGan, generateImages, latentCodes, clusterDraws, GENERATOR_METADATA_KEY, type GeneratorMetadata, type LoadedGenerator, type GanRunInfo, type SampleGanOptions, type SampleGanResult, type GeneratorSpec } from './generative/gan/sample.js';
+export { loadGenerator, sampleGan, generateImages, latentCodes, clusterDraws, generatorClasses, GENERATOR_METADATA_KEY, type GeneratorMetadata, type LoadedGenerator, type GanRunInfo, type SampleGanOptions, type SampleGanResult, type GeneratorSpec } from './generative/gan/sample.js';
 export { clusterTrainingSet, type ClusteringSummary } from './generative/gan/clustering.js';
 export { kMeans, type KMeansOptions, type KMeansResult } from './generative/kmeans.js';
 export { openMetrics, closeMetrics, generatorMetrics, conditionalAccuracy, realFidFloor, PRECISION_RECALL_K, type GanMetrics, type MetricsClassifier, type MetricsContext } from './generative/gan/gan-metrics.js';

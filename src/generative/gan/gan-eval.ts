@@ -13,7 +13,7 @@ import { Rng, deriveSeed } from '../../util/rng.js';
 import { InputError } from '../../errors.js';
 import { shippedMetricClassifier } from '../metric-classifier.js';
 import { closeMetrics, generatorMetrics, openMetrics, PRECISION_RECALL_K, realFidFloor, type GanMetrics, type MetricsClassifier, type MetricsContext } from './gan-metrics.js';
-import { clusterDraws, generateImages, latentCodes, loadGenerator, MAX_SAMPLES } from './sample.js';
+import { generateImages, generatorClasses, latentCodes, loadGenerator, MAX_SAMPLES } from './sample.js';
 
 /** Options of {@link evaluateGan}. */
 export interface EvaluateGanOptions {
@@ -77,11 +77,7 @@ export async function evaluateGan(options: EvaluateGanOptions, backend: BackendI
     const floor = realFidFloor(metrics, data, realSamples);
     const z = latentCodes(new Rng(deriveSeed(seed, 'gan-eval')), n, spec.latentDim);
     // A self-conditioned generator draws its clusters from its prior; a conditional one is asked for the classes in turn.
-    const classes = spec.clusterPrior
-      ? clusterDraws(spec.clusterPrior, n, new Rng(deriveSeed(seed, 'gan-eval-clusters')))
-      : spec.conditional
-        ? Int32Array.from({ length: n }, (_, i) => i % spec.numClasses)
-        : undefined;
+    const classes = generatorClasses(spec, n, new Rng(deriveSeed(seed, 'gan-eval-clusters')));
     const images = generateImages(generator, spec, z, classes);
     // InfoGAN's codes are drawn in turn too, but neither they nor scgan's clusters are labels: no class accuracy.
     const measured = generatorMetrics(metrics, images, n, runResult?.epochs ?? 0, runResult?.arch === 'infogan' || spec.clusterPrior ? undefined : classes);

@@ -45,7 +45,7 @@ import { closeMetrics, generatorMetrics, monitorFigures, openMetrics, PRECISION_
 import { shippedMetricClassifier } from '../metric-classifier.js';
 import { buildGan, DEFAULT_LATENT_DIM, GAN_ARCHS, type GanArch, type GanModels } from './architectures.js';
 import { ganOptimizerDefaults, trainGan, type GanEpochRecord, type GanTrainEvent, type GanTrainOptions } from './train-gan.js';
-import { clusterDraws, generateImages, GENERATOR_METADATA_KEY, gridScale, latentCodes, type GeneratorMetadata, type GeneratorSpec } from './sample.js';
+import { clusterDraws, generateImages, generatorClasses, GENERATOR_METADATA_KEY, gridScale, latentCodes, type GeneratorMetadata, type GeneratorSpec } from './sample.js';
 import { clusterTrainingSet, type ClusteringSummary } from './clustering.js';
 
 /** Options of {@link ganRun} (the `advlab gan` job); the optimizer's as in {@link trainGan}, whose defaults depend on the loss. */
@@ -243,7 +243,6 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
   const K = data.numClasses;
   const subset = o.trainSize === null ? data.train : balancedSubset(data.train, K, o.trainSize, 'trainSize', 'train');
   options.onProgress?.({ type: 'dataset', dataset: data, trainSize: subset.count });
-  const generatorClasses = o.clusters ?? K;
 
   const checkpointDir = join(out, 'checkpoint');
   const settings: TrainingSettings = {
@@ -258,7 +257,7 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
   try {
     if (o.clusters !== null && o.clusters > subset.count) throw new InputError('clusters', `expected at most the number of training images (${subset.count}), got ${o.clusters}`);
     // Built first: an image shape the architecture cannot take is refused before anything is written.
-    models = buildGan(o.arch, { imageShape: data.train.imageShape, numClasses: generatorClasses, seed: deriveSeed(o.seed, 'gan-init'), latentDim: o.latentDim, width: o.width, discriminatorNorm: o.loss === 'wgan-gp' ? 'none' : 'batch' });
+    models = buildGan(o.arch, { imageShape: data.train.imageShape, numClasses: o.clusters ?? K, seed: deriveSeed(o.seed, 'gan-init'), latentDim: o.latentDim, width: o.width, discriminatorNorm: o.loss === 'wgan-gp' ? 'none' : 'batch' });
     prepareRunFolder(out, checkpointDir, settings, o.resume, /^epoch-\d+\.png$/);
     // scgan trains on k-means clusters in place of the labels (deterministic from the seed, so a resume recomputes the same ones).
     const clustered = o.clusters !== null ? clusterTrainingSet(subset, o.clusters, deriveSeed(o.seed, 'gan-clusters'), K) : null;
@@ -273,18 +272,14 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
       options.onProgress?.({ type: 'fid-floor', fid: floor.fid, samples: o.metricSamples, cached: floor.cached });
     }
     const clusterPrior = clustered?.summary.prior;
-    const spec: GeneratorSpec = { latentDim: models.latentDim, numClasses: generatorClasses, conditional: models.conditional, imageShape: models.imageShape, ...(clusterPrior ? { clusterPrior } : {}) };
+    const spec: GeneratorSpec = { latentDim: models.latentDim, numClasses: models.numClasses, conditional: models.conditional, imageShape: models.imageShape, ...(clusterPrior ? { clusterPrior } : {}) };
     // Saved with the generator, so sampling it needs nothing else.
     if (clusterPrior) models.generator.setUserDefinedMetadata({ [GENERATOR_METADATA_KEY]: { clusterPrior } satisfies GeneratorMetadata });
 
     // The fixed codes of the per-epoch grid, and of the metrics (the same every epoch).
     const grid = fixedGrid(models, data, o.seed, clusterPrior);
     const metricZ = latentCodes(new Rng(deriveSeed(o.seed, 'gan-metrics')), o.metricSamples, o.latentDim);
-    const metricClasses = clusterPrior
-      ? clusterDraws(clusterPrior, o.metricSamples, new Rng(deriveSeed(o.seed, 'gan-metric-clusters')))
-      : models.conditional
-        ? Int32Array.from({ length: o.metricSamples }, (_, i) => i % K)
-        : undefined;
+    const metricClasses = generatorClasses(spec, o.metricSamples, new Rng(deriveSeed(o.seed, 'gan-metric-clusters')));
 
     let lastMetrics: GanMetrics | null = null;
     const measure = (m: GanModels, epoch: number): GanMetrics => {
@@ -343,7 +338,7 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
       options: o,
       dataset: { name: data.name, trainSize: train.count, testSize: data.test.count, skipped: data.skipped, numClasses: K, imageShape: [...data.train.imageShape], classNames: data.classNames },
       // scgan's one-hot input is its own cluster draw: to a user it is unconditional.
-      generator: { arch: o.arch, conditional: models.conditional && !models.clusterCode, latentDim: models.latentDim, numClasses: generatorClasses, imageShape: [...models.imageShape], parameters: models.generator.countParams(), path: generatorPath },
+      generator: { arch: o.arch, conditional: models.conditional && !models.clusterCode, latentDim: models.latentDim, numClasses: models.numClasses, imageShape: [...models.imageShape], parameters: models.generator.countParams(), path: generatorPath },
       discriminator: { parameters: models.discriminator.countParams(), path: discriminatorPath },
       clustering: clustered?.summary ?? null,
       epochs: lastEpoch,

@@ -44,6 +44,17 @@ export function clusterDraws(prior: readonly number[], n: number, rng: Rng): Int
   return Int32Array.from({ length: n }, () => rng.categorical(c));
 }
 
+/**
+ * The one-hot inputs of `n` samples: for a self-conditioned generator,
+ * clusters drawn from its prior with `rng`; for a conditional one, `fixedClass`
+ * or the classes in turn (0, 1, ..., K-1, 0, ...); none for an unconditional one.
+ */
+export function generatorClasses(spec: GeneratorSpec, n: number, rng: Rng, fixedClass?: number): Int32Array | undefined {
+  if (spec.clusterPrior) return clusterDraws(spec.clusterPrior, n, rng);
+  if (spec.conditional) return Int32Array.from({ length: n }, (_, i) => fixedClass ?? i % spec.numClasses);
+  return undefined;
+}
+
 /** `n` latent codes z ~ N(0, I), row-major [n, latentDim], drawn from `rng` in order. */
 export function latentCodes(rng: Rng, n: number, latentDim: number): Float32Array {
   const z = new Float32Array(n * latentDim);
@@ -131,11 +142,7 @@ export async function sampleGan(options: SampleGanOptions): Promise<SampleGanRes
       if (!spec.conditional) throw new InputError('class', `the generator in ${generatorPath} is unconditional${runResult?.arch ? ` (arch ${runResult.arch})` : ''}: it cannot be asked for a class; train a conditional GAN (--arch cgan or acgan) for that`);
       if (!Number.isInteger(cls) || cls < 0 || cls >= spec.numClasses) throw new InputError('class', `expected a class in [0, ${spec.numClasses - 1}], got ${cls}`);
     }
-    const classes = spec.clusterPrior
-      ? clusterDraws(spec.clusterPrior, n, new Rng(deriveSeed(seed, 'gan-sample-clusters')))
-      : spec.conditional
-        ? Int32Array.from({ length: n }, (_, i) => cls ?? i % spec.numClasses)
-        : undefined;
+    const classes = generatorClasses(spec, n, new Rng(deriveSeed(seed, 'gan-sample-clusters')), cls);
     const z = latentCodes(new Rng(deriveSeed(seed, 'gan-sample')), n, spec.latentDim);
     const images = generateImages(generator, spec, z, classes);
     const [h, w, c] = spec.imageShape;
