@@ -409,6 +409,22 @@ test('matMul with transposes, batches and broadcasting, and dense-layer gradient
   });
 });
 
+test("an image's input gradient does not depend on its batch: the same bits alone, in 5, in 16 or in 37 (XNNPACK and the few-rows path)", async () => {
+  await initBackend({ backend: 'wasm' });
+  const n = 37;
+  const x = values(n * 6 * 6 * 2, 230);
+  const filter = tf.tensor4d(values(3 * 3 * 2 * 8, 231), [3, 3, 2, 8]);
+  const dense = tf.tensor2d(values(4 * 4 * 8 * 10, 232), [128, 10]);
+  const net = (input: tf.Tensor) => tf.matMul(tf.reshape(tf.relu(tf.conv2d(input as tf.Tensor4D, filter, 1, 'valid')), [input.shape[0], -1]) as tf.Tensor2D, dense);
+  const grad = (start: number, count: number) =>
+    tf.tidy(() => tf.grad((input: tf.Tensor) => tf.sum(tf.mul(net(input), tf.range(0, 10))))(tf.tensor4d(x.subarray(start * 72, (start + count) * 72), [count, 6, 6, 2])).dataSync() as Float32Array);
+  const whole = grad(0, n);
+  for (const count of [1, 5, 16]) {
+    for (let start = 0; start + count <= n; start += count) assert.deepEqual(grad(start, count), whole.subarray(start * 72, (start + count) * 72), `batch of ${count} at ${start}`);
+  }
+  tf.dispose([filter, dense]);
+});
+
 test('a small CNN training step (all weight and input gradients) matches the CPU backend', async () => {
   const xv = values(4 * 12 * 12 * 1, 160);
   const params = {

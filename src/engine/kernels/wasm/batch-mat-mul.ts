@@ -88,6 +88,10 @@ function batchMatMul(args: KernelArgs): tf.TensorInfo {
  * W 9216x128, ~50 ms whatever the batch), which dominates an attack step on a
  * few images (the later stages of an evaluation run on few survivors). Each
  * output is a dot product of two contiguous rows, so the loop streams memory.
+ * The sum runs in float32, k in order, a rounded product added to a rounded
+ * sum, as XNNPACK's wasm SIMD GEMM accumulates each output (mul then add, no
+ * fused multiply-add): the result is bit for bit XNNPACK's, so a gradient does
+ * not depend on how many images share its batch.
  */
 const FEW_ROWS = 16;
 
@@ -102,7 +106,7 @@ function fewRowsTimesTransposed(backend: ReturnType<typeof wasmBackend>, a: tf.T
     for (let j = 0; j < N; j++) {
       const bj = j * K;
       let sum = 0;
-      for (let k = 0; k < K; k++) sum += av[ai + k] * bv[bj + k];
+      for (let k = 0; k < K; k++) sum = Math.fround(sum + Math.fround(av[ai + k] * bv[bj + k]));
       ov[i * N + j] = sum;
     }
   }
