@@ -206,7 +206,7 @@ test('per-image query budgets hold (one image per batch)', async (t) => {
   const input = first(4);
   // A small eps keeps Square from succeeding: each image spends exactly its budget.
   const sq = await perImage(square, input, { eps: 0.02, params: { queries: 40 } });
-  assert.deepEqual(sq, [40, 40, 40, 40]);
+  assert.deepEqual(sq, [41, 41, 41, 41]); // the start, then 40 random-search queries
   const sb = await perImage(simba, input, { norm: 'linf', eps: 0.05, params: { maxQueries: 60 } });
   for (const q of sb) assert.ok(q <= 60 && q > 1, `simba ${q}`);
   const hsj = await perImage(hopSkipJump, input, { params: { maxQueries: 300 } });
@@ -233,10 +233,10 @@ test('the same seed gives identical adversarial images; another seed gives other
 });
 
 test('Square schedule: p halves at the paper’s fractions of the budget', () => {
-  assert.equal(squareFraction(0.8, 0, 10000), 0.8);
-  assert.equal(squareFraction(0.8, 11, 10000), 0.4);
-  assert.equal(squareFraction(0.8, 600, 10000), 0.05);
-  assert.equal(squareFraction(0.8, 9999, 10000), 0.8 / 512);
+  assert.equal(squareFraction(0.8, 0, 10000, true), 0.8);
+  assert.equal(squareFraction(0.8, 11, 10000, true), 0.4);
+  assert.equal(squareFraction(0.8, 600, 10000, true), 0.05);
+  assert.equal(squareFraction(0.8, 9999, 10000, true), 0.8 / 512);
   // Rescaled for other budgets: 6% of a 1,000-query run is the 600/10,000 step.
-  assert.equal(squareFraction(0.8, 60, 1000), 0.05);
+  assert.equal(squareFraction(0.8, 60, 1000, true), 0.05);
 });

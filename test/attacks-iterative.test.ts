@@ -13,7 +13,6 @@ import { pgd } from '../src/attacks/pgd.js';
 import { bim } from '../src/attacks/bim.js';
 import { mifgsm } from '../src/attacks/mifgsm.js';
 import { apgd } from '../src/attacks/apgd.js';
-import { apgdCheckpoints, shouldHalve } from '../src/attacks/apgd-schedule.js';
 import { dlr, targetedDlr } from '../src/attacks/losses.js';
 import { InputError } from '../src/errors.js';
 import { trainMnistMlp } from './fixtures/mnist-mlp.js';
@@ -122,15 +121,15 @@ test('l2 eps 1: APGD beats or matches PGD at 20 steps; BIM and MI-FGSM stay in t
   ctx.diagnostic(`l2 eps ${eps}: robust pgd-20 ${p.summary.robustAccuracy}, apgd-ce-20 ${a.summary.robustAccuracy}, bim ${b.summary.robustAccuracy}, mifgsm ${m.summary.robustAccuracy}`);
 });
 
-test('APGD restarts only add successes (run 0 is the same run) and cost at most (restarts + 1) * steps gradients per image', async () => {
+test('APGD restarts only add successes (run 1 is the same run) and cost at most restarts * steps gradients per image', async () => {
   const eps = 0.05;
   const one = await attack(apgd, { eps, params: { steps: 10, loss: 'dlr' } });
-  const three = await attack(apgd, { eps, params: { steps: 10, loss: 'dlr', restarts: 2 } });
+  const three = await attack(apgd, { eps, params: { steps: 10, loss: 'dlr', restarts: 3 } });
   for (let i = 0; i < N; i++) if (one.success[i]) assert.equal(three.success[i], 1, `image ${i} lost by restarts`);
   assert.ok(three.summary.robustAccuracy <= one.summary.robustAccuracy);
   assert.ok(three.gradients <= 3 * 10 * N && three.gradients >= one.gradients, `gradients ${one.gradients} -> ${three.gradients}`);
   // Same seed, same result.
-  const again = await attack(apgd, { eps, params: { steps: 10, loss: 'dlr', restarts: 2 } });
+  const again = await attack(apgd, { eps, params: { steps: 10, loss: 'dlr', restarts: 3 } });
   assert.deepEqual(again.adversarial, three.adversarial);
 });
 
@@ -139,7 +138,7 @@ test('bad parameters are InputErrors naming the parameter', async () => {
     [apgd, { eps: 0.1, params: { steps: 0 } }, 'steps'],
     [apgd, { eps: 0.1, params: { loss: 'foo' } }, 'loss'],
     [apgd, { eps: 0.1, params: { rho: 1.5 } }, 'rho'],
-    [apgd, { eps: 0.1, params: { restarts: -1 } }, 'restarts'],
+    [apgd, { eps: 0.1, params: { restarts: 0 } }, 'restarts'],
     [apgd, { eps: 0.1, params: { steps: 2.5 } }, 'steps'],
     [apgd, { eps: 0.1, norm: 'l1' }, 'norm'],
     [apgd, { eps: 0.1, params: { stepSize: 0.1 } }, 'stepSize'],
@@ -158,22 +157,6 @@ test('bad parameters are InputErrors naming the parameter', async () => {
     );
     assert.equal(tf.memory().numTensors, tensors);
   }
-});
-
-test('APGD schedule: checkpoints p_j of the paper; halving conditions', () => {
-  // p = 0.22, 0.41, 0.57, 0.70, 0.80, 0.87, 0.93, 0.99 of the steps.
-  assert.deepEqual(apgdCheckpoints(100), [22, 41, 57, 70, 80, 87, 93, 99]);
-  assert.deepEqual(apgdCheckpoints(20), [5, 9, 12, 14, 16, 18, 19]);
-  assert.deepEqual(apgdCheckpoints(1), []);
-  for (const steps of [2, 3, 5, 7, 10, 50, 1000]) {
-    const w = apgdCheckpoints(steps);
-    for (let j = 0; j < w.length; j++) assert.ok(w[j] > (j ? w[j - 1] : 0) && w[j] < steps, `steps ${steps}: ${w}`);
-  }
-  const base = { increases: 20, lossBest: 2, lossBestAtLastCheck: 1, reducedAtLastCheck: false };
-  assert.equal(shouldHalve(base, 22, 0.75), false); // 20 >= 16.5 increases and the best loss improved
-  assert.equal(shouldHalve({ ...base, increases: 16 }, 22, 0.75), true); // condition 1: 16 < 16.5
-  assert.equal(shouldHalve({ ...base, lossBest: 1 }, 22, 0.75), true); // condition 2: no improvement, step unchanged
-  assert.equal(shouldHalve({ ...base, lossBest: 1, reducedAtLastCheck: true }, 22, 0.75), false); // ... but it was just halved
 });
 
 test('the DLR losses of APGD equal those of losses.ts and can be differentiated in TF.js (TopK has no gradient)', () => {

@@ -92,7 +92,7 @@ test('the honest MLP at linf eps 0.3: no check warns; the unbounded attack break
   assert.equal(unbounded.figures.eps, 1);
   assert.ok((unbounded.figures.attacked as number) >= 0.8 * N, `attacked ${unbounded.figures.attacked}`);
   assert.equal(checks.get('more-steps')!.verdict, 'pass');
-  assert.equal(checks.get('more-steps')!.figures.paramsLonger, JSON.stringify({ steps: 80, restarts: 2, loss: 'ce', rho: 0.75 }));
+  assert.equal(checks.get('more-steps')!.figures.paramsLonger, JSON.stringify({ steps: 80, restarts: 3, loss: 'ce', rho: 0.75 }));
   const g = checks.get('gradients')!;
   assert.equal(g.verdict, 'pass');
   assert.equal(g.figures.marginZeroFraction, 0);

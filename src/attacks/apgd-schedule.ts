@@ -1,73 +1,108 @@
-import { tf } from '../engine/tf.js';
-import { margin } from './losses.js';
+import type { Rng } from '../util/rng.js';
 
 /**
- * Helpers of APGD (Croce & Hein 2020): the checkpoint schedule at which the step
- * size may be halved, the halving test, the random start of the official code,
- * and DLR losses that can be differentiated in TF.js.
+ * Helpers of APGD (Croce & Hein 2020), as the reference code computes them
+ * (fra31/auto-attack, autopgd_base.py): the checkpoints at which the step size
+ * is reviewed, the halving test, and the random start.
  */
 
 /**
- * The checkpoints w_j = ceil(p_j * steps) of APGD, as iteration counts: after
- * the w_j-th iterate has been computed, the step size is reviewed. The fractions
- * follow the paper: p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06),
- * computed in whole hundredths so that no rounding error moves a checkpoint
- * (0.70 * 20 is 14.000000000000002 in floating point). Checkpoints that coincide
- * for small `steps` are merged; w_0 = 0 is not listed, nor anything >= `steps`
- * (a review after the last iterate would change nothing).
+ * The iterates after which APGD reviews the step size. The reference counts
+ * iterates since the last review up to k, starting from
+ * k = n_iter_2 = max(int(0.22 n), 1) and shortening k by
+ * size_decr = max(int(0.03 n), 1) after each review, down to
+ * n_iter_min = max(int(0.06 n), 1). 100 steps: 22, 41, 57, 70, 80, 87, 93, 99;
+ * 50 steps: 11, 21, 30, 38, 45. A review at or after the last iterate would
+ * change nothing and is not listed.
  */
 export function apgdCheckpoints(steps: number): number[] {
+  // Math.trunc of the same double products int() truncates in Python.
+  const first = Math.max(Math.trunc(0.22 * steps), 1);
+  const decrease = Math.max(Math.trunc(0.03 * steps), 1);
+  const shortest = Math.max(Math.trunc(0.06 * steps), 1);
   const out: number[] = [];
-  let prev = 0; // p_{j-1}, in hundredths
-  let cur = 22; // p_j
-  while (cur < 100) {
-    const w = Math.ceil((cur * steps) / 100);
-    if (w >= steps) break;
-    if (w > 0 && (out.length === 0 || w > out[out.length - 1])) out.push(w);
-    const next = cur + Math.max(cur - prev - 3, 6);
-    prev = cur;
-    cur = next;
-  }
+  for (let k = first, at = first; at < steps; k = Math.max(k - decrease, shortest), at += k) out.push(at);
   return out;
 }
 
-/** Per-example state the step-size review looks at. */
-export interface CheckpointState {
-  /** Iterates since the last checkpoint whose loss exceeded the previous iterate's. */
-  increases: number;
-  /** Best loss now and at the last checkpoint. */
-  lossBest: number;
-  lossBestAtLastCheck: number;
-  /** Whether the step size was halved at the last checkpoint. */
-  reducedAtLastCheck: boolean;
-}
-
 /**
- * The paper's two conditions for halving the step size at a checkpoint, given the
- * length of the interval since the previous one:
- * (1) fewer than `rho` of the steps of the interval increased the loss
- *     (sum 1[f(x^{i+1}) > f(x^i)] < rho * interval);
- * (2) the step size was not changed at the previous checkpoint and the best loss
- *     has not improved since it.
+ * One example's step size and the loss bookkeeping that decides when it is
+ * halved, as the reference code keeps it (fra31/auto-attack,
+ * autopgd_base.py, attack_single_run):
+ * - the increases are counted iterate to iterate over the interval since the
+ *   last review (check_oscillation over loss_steps); a jump back to the best
+ *   point is not an iterate of its own, and the first step of a run is
+ *   compared with 0 (the reference reads loss_steps[-1], not yet written then);
+ * - at a review the step is halved when at most `rho` of the interval's steps
+ *   increased the loss, or when it was not halved at the previous review and
+ *   the best loss has not improved since (loss_best_last_check >= loss_best);
+ *   reduced_last_check starts true, so the second condition never fires at the
+ *   first review.
  */
-export function shouldHalve(s: CheckpointState, interval: number, rho: number): boolean {
-  const oscillating = s.increases < rho * interval;
-  const stalled = !s.reducedAtLastCheck && !(s.lossBest > s.lossBestAtLastCheck);
-  return oscillating || stalled;
+export class ApgdStepState {
+  /** Current step size (2 eps at the start). */
+  step: number;
+  /** Highest loss so far. */
+  lossBest: number;
+  private lossPrev = 0;
+  private increases = 0;
+  private lossBestAtLastCheck: number;
+  private reducedAtLastCheck = true;
+
+  /** `startLoss` is the loss at the run's starting point. */
+  constructor(eps: number, startLoss: number) {
+    this.step = 2 * eps;
+    this.lossBest = startLoss;
+    this.lossBestAtLastCheck = startLoss;
+  }
+
+  /** Records the loss of the next iterate; true when it is the best so far (strictly higher). */
+  observe(loss: number): boolean {
+    if (loss > this.lossPrev) this.increases++;
+    this.lossPrev = loss;
+    if (loss > this.lossBest) {
+      this.lossBest = loss;
+      return true;
+    }
+    return false;
+  }
+
+  /** The review after an interval of `interval` iterates; true when the step was halved (the caller then returns to the best point). */
+  review(interval: number, rho: number): boolean {
+    const oscillating = this.increases <= rho * interval;
+    const stalled = !this.reducedAtLastCheck && !(this.lossBest > this.lossBestAtLastCheck);
+    const halve = oscillating || stalled;
+    this.reducedAtLastCheck = halve;
+    this.lossBestAtLastCheck = this.lossBest;
+    this.increases = 0;
+    if (halve) this.step /= 2;
+    return halve;
+  }
 }
 
 /**
- * The random start of the official APGD code: a point on the boundary of the
- * eps-ball around the clean image (L-inf: uniform noise rescaled so its largest
- * coordinate is eps; L2: a Gaussian direction of length eps). The caller clips it
+ * The random start of the reference code for one example, written into `out`:
+ * a perturbation on the boundary of the eps-ball (L-inf: uniform noise in
+ * [-1, 1] rescaled so its largest coordinate is eps; L2: a Gaussian direction of
+ * length eps), drawn from the example's own generator. The caller clips x + out
  * to the bounds.
  */
-export function apgdStart(norm: 'linf' | 'l2', shape: [number, number, number, number], eps: number, seed: number): tf.Tensor4D {
-  return tf.tidy(() => {
-    const n = shape[0];
-    const t = norm === 'linf' ? tf.randomUniform(shape, -1, 1, 'float32', seed) : tf.randomNormal(shape, 0, 1, 'float32', seed);
-    const flat = tf.reshape(t, [n, -1]);
-    const size = norm === 'linf' ? tf.max(tf.abs(flat), 1) : tf.norm(flat, 'euclidean', 1);
-    return tf.mul(t, tf.reshape(tf.div(eps, tf.add(size, 1e-12)), [-1, 1, 1, 1])) as tf.Tensor4D;
-  });
+export function apgdStartRow(norm: 'linf' | 'l2', eps: number, rng: Rng, out: Float32Array): void {
+  let size = 0;
+  if (norm === 'linf') {
+    for (let k = 0; k < out.length; k++) {
+      const u = 2 * rng.next() - 1;
+      out[k] = u;
+      if (Math.abs(u) > size) size = Math.abs(u);
+    }
+  } else {
+    for (let k = 0; k < out.length; k++) {
+      const g = rng.normal();
+      out[k] = g;
+      size += g * g;
+    }
+    size = Math.sqrt(size);
+  }
+  const f = eps / (size + 1e-12);
+  for (let k = 0; k < out.length; k++) out[k] *= f;
 }

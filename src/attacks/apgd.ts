@@ -1,8 +1,9 @@
 import { tf } from '../engine/tf.js';
-import type { Attack, BatchContext } from './types.js';
+import { meetsCriterion, type Attack, type BatchContext, type Criterion } from './types.js';
 import { normOps, type NormOps } from './norms.js';
 import { crossEntropy, targetedCrossEntropy, dlr, targetedDlr } from './losses.js';
-import { apgdCheckpoints, apgdStart, shouldHalve } from './apgd-schedule.js';
+import { apgdCheckpoints, apgdStartRow, ApgdStepState } from './apgd-schedule.js';
+import { Rng } from '../util/rng.js';
 import { InputError } from '../errors.js';
 
 /** Parameters of {@link apgd}. */
@@ -15,29 +16,40 @@ export interface ApgdParams {
 }
 
 /**
- * APGD (Auto-PGD): PGD without a step size to tune. It starts with step 2*eps,
- * moves with momentum (alpha = 0.75), and at checkpoints w_j = ceil(p_j * steps)
- * (p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)) halves an
- * example's step and sends it back to its best-loss point when (1) fewer than
- * `rho` of the steps since the last checkpoint increased the loss, or (2) its step
- * was not halved at the last checkpoint and its best loss has not improved since.
- * Croce & Hein, "Reliable evaluation of adversarial robustness with an ensemble of
- * diverse parameter-free attacks", ICML 2020 (APGD-CE, APGD-DLR, and with a
- * target APGD-T of AutoAttack).
+ * APGD (Auto-PGD): PGD without a step size to tune. Croce & Hein, "Reliable
+ * evaluation of adversarial robustness with an ensemble of diverse
+ * parameter-free attacks", ICML 2020 (APGD-CE, APGD-DLR, and with a target
+ * APGD-T of AutoAttack). Where the paper and its reference code differ, this
+ * follows the code (fra31/auto-attack, autopgd_base.py), which is what users
+ * compare against:
+ * - the start is a point on the boundary of the ball; the first step has size
+ *   2 eps, later ones move with momentum (alpha = 0.75);
+ * * - the step size is reviewed at checkpoints: the first after
+ *   max(floor(0.22 steps), 1) iterates, each next interval shorter by
+ *   max(floor(0.03 steps), 1) down to max(floor(0.06 steps), 1) (100 steps:
+ *   22, 41, 57, 70, 80, 87, 93, 99); an example's step is halved, and it goes
+ *   back to its best point, when at most `rho` of the interval's steps raised
+ *   its loss, or when its step was not halved at the previous review and its
+ *   best loss has not improved since (never at the first review);
+ * - the loss increases are counted iterate to iterate, a jump back to the best
+ *   point included, and the first step of the run is compared with 0 (the
+ *   reference reads a not yet written slot there);
+ * - any iterate that meets the criterion counts: targeted runs evaluated with
+ *   the `misclassification` criterion (APGD-T) keep an iterate that lands in a
+ *   third class, as the reference does.
  *
  * Distance: linf, l2. Targeted: toward the target's DLR (`loss: 'dlr'`, the
- * targeted DLR of APGD-T) or cross-entropy (`loss: 'ce'`); the driver chooses one
- * target per image (AutoAttack's APGD-T instead tries the top-9 classes in turn).
+ * targeted DLR of APGD-T) or cross-entropy (`loss: 'ce'`).
  *
  * Parameters: steps (100: gradient evaluations per run; the last iterate is only
- * scored), restarts (0: extra runs from new random starts for the examples not yet
- * broken), loss ('ce' | 'dlr', default 'ce'), rho (0.75).
+ * scored), restarts (1: the total number of runs, each from a new random start
+ * for the examples not yet broken, as AutoAttack's and torchattacks'
+ * n_restarts), loss ('ce' | 'dlr', default 'ce'), rho (0.75).
  *
- * Each run starts on the boundary of the ball (as in the official code); each
- * example keeps its first iterate that reaches the goal and leaves the batch there
- * (so it costs no more gradients); an example never broken returns its highest-loss
- * point over all runs. Costs: at most (restarts + 1) * steps gradient evaluations
- * per image, plus forward passes.
+ * Each example's start is drawn from its own seed, so results do not depend on
+ * the batch. An example leaves the batch at its first success (costing no more
+ * gradients); one never broken returns its highest-loss point over all runs.
+ * Costs: at most restarts * steps gradient evaluations per image, plus forwards.
  *
  * Usage: `runAttack(apgd, classifier, data, { eps: 8 / 255, params: { loss: 'dlr' } })`,
  * targeted: `runAttack(apgd, classifier, data, { eps: 0.3, targeted: 'random', params: { loss: 'dlr' } })`.
@@ -51,10 +63,10 @@ export const apgd: Attack<ApgdParams> = {
   norms: ['linf', 'l2'],
   targeted: 'both',
   params: [
-    { name: 'steps', type: 'integer', default: 100, min: 1, description: 'gradient evaluations per run (the step size is halved at checkpoints 22%, 41%, 57%, ... of them)' },
-    { name: 'restarts', type: 'integer', default: 0, min: 0, description: 'extra runs from new random starts for examples not yet broken' },
+    { name: 'steps', type: 'integer', default: 100, min: 1, description: 'gradient evaluations per run (the step size is reviewed at 22%, 41%, 57%, ... of them)' },
+    { name: 'restarts', type: 'integer', default: 1, min: 1, description: "total runs, each from a new random start for the examples not yet broken (AutoAttack's n_restarts)" },
     { name: 'loss', type: 'string', default: 'ce', choices: ['ce', 'dlr'], description: 'loss to ascend: cross-entropy or difference of logits ratio (targeted: their targeted forms)' },
-    { name: 'rho', type: 'number', default: 0.75, min: 0, max: 1, description: 'halve the step when fewer than this fraction of the steps since the last checkpoint increased the loss' },
+    { name: 'rho', type: 'number', default: 0.75, min: 0, max: 1, description: 'halve the step when at most this fraction of the steps since the last review increased the loss' },
   ],
   attackBatch: (ctx, p) => runApgd(ctx, p),
 };
@@ -67,13 +79,11 @@ function lossFor(name: string, targeted: boolean): ApgdLoss {
   throw new InputError('loss', `expected one of ce, dlr, got ${JSON.stringify(name)}`);
 }
 
-/** The examples of one run still being attacked: tensors (rows in step) and per-example numbers. */
-interface Active {
-  /** Index of each row in the driver's batch. */
-  index: number[];
+/** Tensors of one run, rows in step with {@link RunNumbers}. */
+interface RunTensors {
   x: tf.Tensor4D;
   labels: tf.Tensor1D;
-  targets?: tf.Tensor1D;
+  targets: tf.Tensor1D | undefined;
   /** Current iterate x^(k), the previous one x^(k-1), the gradient at x^(k). */
   adv: tf.Tensor4D;
   prev: tf.Tensor4D;
@@ -81,16 +91,18 @@ interface Active {
   /** Highest-loss point so far and its gradient. */
   best: tf.Tensor4D;
   gradBest: tf.Tensor4D;
-  step: number[];
-  lossBest: number[];
-  lossPrev: number[];
-  increases: number[];
-  lossBestAtLastCheck: number[];
-  reducedAtLastCheck: boolean[];
 }
+const RUN_TENSORS = ['x', 'labels', 'targets', 'adv', 'prev', 'grad', 'best', 'gradBest'] as const satisfies readonly (keyof RunTensors)[];
 
-const TENSOR_FIELDS = ['x', 'labels', 'targets', 'adv', 'prev', 'grad', 'best', 'gradBest'] as const;
-const NUMBER_FIELDS = ['index', 'step', 'lossBest', 'lossPrev', 'increases', 'lossBestAtLastCheck', 'reducedAtLastCheck'] as const;
+/** Per-example numbers of one run. */
+interface RunNumbers {
+  /** Row of each example in the driver's batch. */
+  index: number[];
+  label: number[];
+  target: (number | undefined)[];
+  state: ApgdStepState[];
+}
+const RUN_NUMBERS = ['index', 'label', 'target', 'state'] as const satisfies readonly (keyof RunNumbers)[];
 
 function runApgd(ctx: BatchContext, p: ApgdParams): tf.Tensor4D {
   const { classifier, x, labels, targets } = ctx;
@@ -102,17 +114,19 @@ function runApgd(ctx: BatchContext, p: ApgdParams): tf.Tensor4D {
   const n = x.shape[0];
   const d = x.size / n;
   const out = (x.dataSync() as Float32Array).slice();
-  const labelData = labels.dataSync() as Int32Array;
+  const labelData = (labels.dataSync() as Int32Array).slice();
+  const targetData = targets ? (targets.dataSync() as Int32Array).slice() : undefined;
   const cleanPredT = tf.tidy(() => tf.argMax(classifier.logits(x), 1));
-  const cleanPred = cleanPredT.dataSync() as Int32Array;
+  const cleanPred = (cleanPredT.dataSync() as Int32Array).slice();
   cleanPredT.dispose();
   // Examples misclassified before the attack can never count as successes: leave them clean.
   let todo: number[] = [];
   for (let i = 0; i < n; i++) if (cleanPred[i] === labelData[i]) todo.push(i);
+  const rngs = Array.from(ctx.exampleSeeds, (s) => new Rng(s));
   const lossOverall = new Float64Array(n).fill(-Infinity);
   const checkpoints = apgdCheckpoints(p.steps);
-  for (let run = 0; run <= p.restarts && todo.length > 0; run++) {
-    const result = apgdRun(ctx, todo, p, loss, checkpoints);
+  for (let run = 0; run < p.restarts && todo.length > 0; run++) {
+    const result = apgdRun(ctx, todo, p, loss, checkpoints, rngs, labelData, targetData);
     for (const [i, row] of result.broken) out.set(row, i * d);
     for (const [i, { row, value }] of result.unbroken) {
       if (value > lossOverall[i]) {
@@ -126,8 +140,8 @@ function runApgd(ctx: BatchContext, p: ApgdParams): tf.Tensor4D {
 }
 
 /**
- * One APGD run on the rows `todo` of the batch. Returns the first successful
- * iterate of each example broken in this run, and the best-loss point of the rest.
+ * One APGD run on the rows `todo` of the batch. Returns the first iterate of
+ * each example broken in this run, and the best-loss point of the rest.
  */
 function apgdRun(
   ctx: BatchContext,
@@ -135,55 +149,47 @@ function apgdRun(
   p: ApgdParams,
   loss: ApgdLoss,
   checkpoints: number[],
+  rngs: Rng[],
+  labelData: Int32Array,
+  targetData: Int32Array | undefined,
 ): { broken: Map<number, Float32Array>; unbroken: Map<number, { row: Float32Array; value: number }> } {
   const { classifier, eps } = ctx;
   const ops = normOps(ctx.norm);
   const [lo, hi] = classifier.bounds;
   const d = ctx.x.size / ctx.x.shape[0];
   const broken = new Map<number, Float32Array>();
-  const reached = (pred: Int32Array, labels: Int32Array, targets: Int32Array | undefined, k: number) => (targets ? pred[k] === targets[k] : pred[k] !== labels[k]);
-
   const m = todo.length;
-  const idx = tf.tensor1d(todo, 'int32');
-  const x = tf.gather(ctx.x, idx) as tf.Tensor4D;
-  const labels = tf.gather(ctx.labels, idx) as tf.Tensor1D;
-  const targets = ctx.targets ? (tf.gather(ctx.targets, idx) as tf.Tensor1D) : undefined;
-  idx.dispose();
-  const adv0 = tf.tidy(() => tf.clipByValue(tf.add(x, apgdStart(ctx.norm as 'linf' | 'l2', x.shape, eps, ctx.rng.seed())), lo, hi) as tf.Tensor4D);
+  const start = new Float32Array(m * d);
+  todo.forEach((i, r) => apgdStartRow(ctx.norm as 'linf' | 'l2', eps, rngs[i], start.subarray(r * d, (r + 1) * d)));
+  const t = tf.tidy(() => {
+    const idx = tf.tensor1d(todo, 'int32');
+    const x = tf.gather(ctx.x, idx) as tf.Tensor4D;
+    const adv = tf.clipByValue(tf.add(x, tf.tensor4d(start, x.shape)), lo, hi) as tf.Tensor4D;
+    return { x, labels: tf.gather(ctx.labels, idx) as tf.Tensor1D, targets: ctx.targets ? (tf.gather(ctx.targets, idx) as tf.Tensor1D) : undefined, adv };
+  });
   let first: ReturnType<typeof evaluate>;
   try {
-    first = evaluate(classifier, adv0, labels, targets, loss, true);
+    first = evaluate(classifier, t.adv, t.labels, t.targets, loss, true);
   } catch (e) {
-    tf.dispose([x, labels, adv0, ...(targets ? [targets] : [])]);
+    tf.dispose([t.x, t.labels, t.adv, ...(t.targets ? [t.targets] : [])]);
     throw e;
   }
-  const s: Active = {
+  const s: RunTensors = { ...t, prev: t.adv.clone(), grad: first.grad!, best: t.adv.clone(), gradBest: first.grad!.clone() };
+  const v: RunNumbers = {
     index: [...todo],
-    x,
-    labels,
-    targets,
-    adv: adv0,
-    prev: adv0.clone(),
-    grad: first.grad!,
-    best: adv0.clone(),
-    gradBest: first.grad!.clone(),
-    step: new Array(m).fill(2 * eps),
-    lossBest: [...first.loss],
-    lossPrev: [...first.loss],
-    increases: new Array(m).fill(0),
-    lossBestAtLastCheck: [...first.loss],
-    reducedAtLastCheck: new Array(m).fill(false),
+    label: todo.map((i) => labelData[i]),
+    target: todo.map((i) => targetData?.[i]),
+    state: Array.from(first.loss, (l) => new ApgdStepState(eps, l)),
   };
   try {
-    // The start itself may already be adversarial.
-    retire(s, first.pred, reached, broken, d);
+    // The start itself may already meet the criterion.
+    retire(s, v, first.pred, ctx.criterion, broken, d);
     let checkpoint = 0;
     let lastCheck = 0;
-    for (let k = 0; k < p.steps && s.index.length > 0; k++) {
-      const n = s.index.length;
+    for (let k = 0; k < p.steps && v.index.length > 0; k++) {
       const a = k > 0 ? 0.75 : 1;
       const next = tf.tidy(() => {
-        const eta = tf.reshape(tf.tensor1d(s.step), [-1, 1, 1, 1]);
+        const eta = tf.reshape(tf.tensor1d(v.state.map((e) => e.step)), [-1, 1, 1, 1]);
         const z = projectClip(ops, tf.add(s.adv, tf.mul(eta, ops.direction(s.grad))) as tf.Tensor4D, s.x, eps, lo, hi);
         // x^(k+1) = P(x^(k) + a (z - x^(k)) + (1 - a) (x^(k) - x^(k-1)))
         const moved = tf.add(tf.add(s.adv, tf.mul(a, tf.sub(z, s.adv))), tf.mul(1 - a, tf.sub(s.adv, s.prev))) as tf.Tensor4D;
@@ -199,56 +205,33 @@ function apgdRun(
         s.grad.dispose();
         s.grad = e.grad;
       }
-      const improved = new Uint8Array(n);
-      for (let i = 0; i < n; i++) {
-        if (e.loss[i] > s.lossPrev[i]) s.increases[i]++;
-        s.lossPrev[i] = e.loss[i];
-        if (e.loss[i] > s.lossBest[i]) {
-          s.lossBest[i] = e.loss[i];
-          improved[i] = 1;
-        }
-      }
-      if (improved.some((v) => v)) {
+      const improved = Uint8Array.from(v.state, (state, i) => (state.observe(e.loss[i]) ? 1 : 0));
+      if (improved.some((b) => b)) {
         s.best = replaceRows(s.best, improved, s.adv);
         if (!last) s.gradBest = replaceRows(s.gradBest, improved, s.grad);
       }
-      retire(s, e.pred, reached, broken, d);
-      // Step-size review at checkpoint w_j, after the w_j-th iterate.
+      retire(s, v, e.pred, ctx.criterion, broken, d);
+      // Step-size review after the w_j-th iterate.
       if (checkpoint < checkpoints.length && k + 1 === checkpoints[checkpoint]) {
         const interval = checkpoints[checkpoint] - lastCheck;
         lastCheck = checkpoints[checkpoint];
         checkpoint++;
-        const halve = new Uint8Array(s.index.length);
-        for (let i = 0; i < s.index.length; i++) {
-          const h = shouldHalve(
-            { increases: s.increases[i], lossBest: s.lossBest[i], lossBestAtLastCheck: s.lossBestAtLastCheck[i], reducedAtLastCheck: s.reducedAtLastCheck[i] },
-            interval,
-            p.rho,
-          );
-          halve[i] = h ? 1 : 0;
-          s.reducedAtLastCheck[i] = h;
-          s.lossBestAtLastCheck[i] = s.lossBest[i];
-          s.increases[i] = 0;
-          if (h) {
-            s.step[i] /= 2;
-            // Continue from the best point: x^(k+1) <- x_max (the momentum term still uses x^(k)).
-            s.lossPrev[i] = s.lossBest[i];
-          }
-        }
-        if (halve.some((v) => v)) {
+        const halve = Uint8Array.from(v.state, (state) => (state.review(interval, p.rho) ? 1 : 0));
+        // Continue from the best point: x^(k+1) <- x_max (the momentum term still uses x^(k)).
+        if (halve.some((b) => b)) {
           s.adv = replaceRows(s.adv, halve, s.best);
           s.grad = replaceRows(s.grad, halve, s.gradBest);
         }
       }
     }
     const unbroken = new Map<number, { row: Float32Array; value: number }>();
-    if (s.index.length > 0) {
+    if (v.index.length > 0) {
       const data = s.best.dataSync() as Float32Array;
-      s.index.forEach((i, r) => unbroken.set(i, { row: data.slice(r * d, (r + 1) * d), value: s.lossBest[r] }));
+      v.index.forEach((i, r) => unbroken.set(i, { row: data.slice(r * d, (r + 1) * d), value: v.state[r].lossBest }));
     }
     return { broken, unbroken };
   } finally {
-    for (const f of TENSOR_FIELDS) s[f]?.dispose();
+    for (const f of RUN_TENSORS) s[f]?.dispose();
   }
 }
 
@@ -303,40 +286,33 @@ function replaceRows(target: tf.Tensor4D, mask: Uint8Array, source: tf.Tensor4D)
 }
 
 /**
- * Takes out of the run the examples whose current iterate reaches the goal,
+ * Takes out of the run the examples whose current iterate meets the criterion,
  * recording that iterate (their first success) in `broken`.
  */
-function retire(
-  s: Active,
-  pred: Int32Array,
-  reached: (pred: Int32Array, labels: Int32Array, targets: Int32Array | undefined, k: number) => boolean,
-  broken: Map<number, Float32Array>,
-  d: number,
-): void {
-  const labels = s.labels.dataSync() as Int32Array;
-  const targets = s.targets ? (s.targets.dataSync() as Int32Array) : undefined;
+function retire(s: RunTensors, v: RunNumbers, pred: Int32Array, criterion: Criterion, broken: Map<number, Float32Array>, d: number): void {
   const keep: number[] = [];
   let data: Float32Array | undefined;
-  for (let r = 0; r < s.index.length; r++) {
-    if (reached(pred, labels, targets, r)) {
+  for (let r = 0; r < v.index.length; r++) {
+    if (meetsCriterion(pred[r], v.label[r], v.target[r], criterion)) {
       data ??= s.adv.dataSync() as Float32Array;
-      broken.set(s.index[r], data.slice(r * d, (r + 1) * d));
+      broken.set(v.index[r], data.slice(r * d, (r + 1) * d));
     } else keep.push(r);
   }
-  if (keep.length === s.index.length) return;
-  for (const f of NUMBER_FIELDS) {
-    const arr = s[f] as unknown[];
-    (s as unknown as Record<string, unknown[]>)[f] = keep.map((r) => arr[r]);
+  if (keep.length === v.index.length) return;
+  for (const f of RUN_NUMBERS) {
+    const arr = v[f] as unknown[];
+    (v as unknown as Record<string, unknown[]>)[f] = keep.map((r) => arr[r]);
   }
   // Nobody left: the loop ends and the caller disposes the (now stale) tensors.
   if (keep.length === 0) return;
-  const idx = tf.tensor1d(keep, 'int32');
-  for (const f of TENSOR_FIELDS) {
-    const t = s[f];
-    if (!t) continue;
-    const g = tf.gather(t, idx);
-    t.dispose();
-    (s as unknown as Record<string, tf.Tensor>)[f] = g;
-  }
-  idx.dispose();
+  tf.tidy(() => {
+    const idx = tf.tensor1d(keep, 'int32');
+    for (const f of RUN_TENSORS) {
+      const t = s[f];
+      if (!t) continue;
+      const g = tf.keep(tf.gather(t, idx));
+      t.dispose();
+      (s as unknown as Record<string, tf.Tensor>)[f] = g;
+    }
+  });
 }

@@ -40,5 +40,5 @@ export const bim: Attack<BimParams> = {
     { name: 'stepSize', type: 'number', default: 0, min: 0, description: 'step length in the norm of the attack, input scale; 0 = 1.25 * eps / steps (Kurakin et al.)' },
   ],
   attackBatch: (ctx, p) =>
-    gradientAscent(ctx, { steps: p.steps, stepSize: p.stepSize > 0 ? p.stepSize : (1.25 * ctx.eps) / p.steps, randomStart: false, restarts: 0, momentum: 0 }),
+    gradientAscent(ctx, { steps: p.steps, stepSize: p.stepSize > 0 ? p.stepSize : (1.25 * ctx.eps) / p.steps, randomStart: false, runs: 1, momentum: 0 }),
 };

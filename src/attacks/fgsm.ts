@@ -18,5 +18,5 @@ export const fgsm: Attack = {
   norms: ['linf', 'l2'],
   targeted: 'both',
   params: [],
-  attackBatch: (ctx) => gradientAscent(ctx, { steps: 1, stepSize: ctx.eps, randomStart: false, restarts: 0, momentum: 0 }),
+  attackBatch: (ctx) => gradientAscent(ctx, { steps: 1, stepSize: ctx.eps, randomStart: false, runs: 1, momentum: 0 }),
 };

@@ -14,8 +14,8 @@ export interface AscentOptions {
   /** Step length in the norm of the attack (input scale). */
   stepSize: number;
   randomStart: boolean;
-  /** Extra runs from new random starts for the examples not yet broken. */
-  restarts: number;
+  /** Total runs, each after the first from a new random start, for the examples not yet broken. */
+  runs: number;
   /** MI-FGSM momentum decay mu (0 = plain PGD). */
   momentum: number;
   loss?: AttackLoss;
@@ -26,7 +26,7 @@ export interface AscentOptions {
  * as in Foolbox): optional random start; then `steps` times: loss gradient,
  * step along the norm's steepest direction, project onto the eps-ball, clip to
  * the bounds. Per-example early stopping: an example keeps its first iterate that
- * reaches the goal, and the loop ends once every example has.
+ * meets the criterion, and the loop ends once every example has.
  */
 export function gradientAscent(ctx: BatchContext, o: AscentOptions): tf.Tensor4D {
   const { classifier, x, labels, targets, eps } = ctx;
@@ -36,7 +36,7 @@ export function gradientAscent(ctx: BatchContext, o: AscentOptions): tf.Tensor4D
   const n = x.shape[0];
   const reached = (logits: tf.Tensor2D) => {
     const pred = tf.argMax(logits, 1);
-    return targets ? tf.equal(pred, targets) : tf.notEqual(pred, labels);
+    return targets && ctx.criterion === 'target' ? tf.equal(pred, targets) : tf.notEqual(pred, labels);
   };
   let best = tf.keep(x.clone());
   let done = tf.keep(tf.zeros([n], 'bool'));
@@ -52,7 +52,7 @@ export function gradientAscent(ctx: BatchContext, o: AscentOptions): tf.Tensor4D
       done = tf.keep(newDone);
       return tf.all(newDone).dataSync()[0] === 1;
     });
-  for (let run = 0; run <= o.restarts; run++) {
+  for (let run = 0; run < o.runs; run++) {
     let adv = tf.tidy(() => (o.randomStart ? tf.clipByValue(tf.add(x, ops.randomStart(x.shape, eps, ctx.rng.seed())), lo, hi) : x.clone()) as tf.Tensor4D);
     let velocity: tf.Tensor4D | null = o.momentum > 0 ? tf.zerosLike(x) : null;
     let allDone = false;

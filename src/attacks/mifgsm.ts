@@ -39,5 +39,5 @@ export const mifgsm: Attack<MifgsmParams> = {
     { name: 'decay', type: 'number', default: 1, min: 0, description: 'momentum decay factor mu' },
   ],
   attackBatch: (ctx, p) =>
-    gradientAscent(ctx, { steps: p.steps, stepSize: p.stepSize > 0 ? p.stepSize : ctx.eps / p.steps, randomStart: false, restarts: 0, momentum: p.decay }),
+    gradientAscent(ctx, { steps: p.steps, stepSize: p.stepSize > 0 ? p.stepSize : ctx.eps / p.steps, randomStart: false, runs: 1, momentum: p.decay }),
 };

@@ -13,7 +13,7 @@ import { classifierInWorker, type SharedClassifier } from '../models/pool-model.
 import { Rng } from '../util/rng.js';
 import { InputError } from '../errors.js';
 import { findAttack } from './index.js';
-import type { Norm } from './types.js';
+import type { Criterion, Norm } from './types.js';
 
 /** URL of this module, for the pool's TaskRef. */
 export const ATTACK_TASK_URL = import.meta.url;
@@ -31,8 +31,10 @@ export interface AttackBatchPayload {
   norm: Norm;
   /** Infinity travels fine through structured clone. */
   eps: number;
+  criterion: Criterion;
   /** Seed of the batch's Rng. */
   seed: number;
+  exampleSeeds: Uint32Array;
 }
 
 /** Candidate images of the batch and what the attack spent on them. */
@@ -52,7 +54,7 @@ export async function attackBatchTask(p: AttackBatchPayload): Promise<AttackBatc
   const targets = p.targets ? tf.tensor1d(p.targets, 'int32') : undefined;
   let candidate: tf.Tensor4D | undefined;
   try {
-    candidate = await attack.attackBatch({ classifier, x, labels, targets, norm: p.norm, eps: p.eps, rng: new Rng(p.seed) }, p.params);
+    candidate = await attack.attackBatch({ classifier, x, labels, targets, norm: p.norm, eps: p.eps, criterion: p.criterion, rng: new Rng(p.seed), exampleSeeds: p.exampleSeeds }, p.params);
     const adversarial = (await candidate.data()) as Float32Array;
     return { adversarial, ...classifier.counts };
   } finally {

@@ -1,6 +1,6 @@
 import { tf } from '../engine/tf.js';
 import type { Classifier } from '../models/classifier.js';
-import type { Attack, AttackResult, AttackSummary, CommonAttackOptions, Norm } from './types.js';
+import type { Attack, AttackResult, AttackSummary, CommonAttackOptions, Criterion, Norm } from './types.js';
 import { validateInput, validateEps, resolveParams, validateCommon, type AttackInput } from './validate.js';
 import { verifyBatch } from './verify.js';
 import { Rng, deriveSeed } from '../util/rng.js';
@@ -19,6 +19,13 @@ export type RunAttackOptions = CommonAttackOptions & {
    * ignored with one worker or one batch (see poolFor).
    */
   pool?: TaskPool;
+  /**
+   * Per-example seeds (one per input image), replacing the default
+   * deriveSeed(seed, `example:<index>`): callers that attack the same image
+   * in several calls (an evaluation's stages and target ranks) give each call
+   * its own.
+   */
+  exampleSeeds?: Uint32Array;
 };
 
 // Built when used: pool-task.ts imports the attack registry, which imports this module (a cycle).
@@ -39,6 +46,10 @@ export async function runAttack(attack: Attack, classifier: Classifier, input: A
   validateEps(options.eps as number, norm, classifier, fixed);
   const eps = options.eps ?? Infinity;
   const targeted = options.targeted !== undefined;
+  const criterion: Criterion = options.criterion ?? (targeted ? 'target' : 'misclassification');
+  if (criterion !== 'target' && criterion !== 'misclassification') throw new InputError('criterion', `expected "target" or "misclassification", got ${JSON.stringify(criterion)}`);
+  if (criterion === 'target' && !targeted) throw new InputError('criterion', 'the criterion "target" needs targets (targeted)');
+  if (options.exampleSeeds && options.exampleSeeds.length !== input.count) throw new InputError('exampleSeeds', `expected one seed per image (${input.count}), got ${options.exampleSeeds.length}`);
   if (targeted && attack.targeted === 'untargeted') throw new InputError('targeted', `${attack.name} has no targeted version`);
   if (!targeted && attack.targeted === 'targeted') throw new InputError('targeted', `${attack.name} is targeted only: give targets (an array, "random" or "least-likely")`);
   if (attack.access === 'gradient' && !classifier.hasGradients) throw new InputError('attack', `${attack.name} needs gradients, which this classifier does not give; use square, simba or hopskipjump`);
@@ -61,6 +72,7 @@ export async function runAttack(attack: Attack, classifier: Classifier, input: A
   const rejected = { outOfBounds: 0, outsideBall: 0, nonFinite: 0 };
   const targets = targeted ? new Int32Array(n) : null;
   const targetRng = new Rng(deriveSeed(seed, 'targets'));
+  const exampleSeeds = options.exampleSeeds ?? Uint32Array.from({ length: n }, (_, i) => deriveSeed(seed, `example:${i}`));
 
   const ranges: [number, number][] = [];
   for (let start = 0; start < n; start += batchSize) ranges.push([start, Math.min(n, start + batchSize)]);
@@ -91,7 +103,10 @@ export async function runAttack(attack: Attack, classifier: Classifier, input: A
     const targetT = batchTargets ? tf.tensor1d(batchTargets, 'int32') : undefined;
     let candidate: tf.Tensor4D | undefined;
     try {
-      candidate = await attack.attackBatch({ classifier, x, labels, targets: targetT, norm, eps, rng: new Rng(batchSeed(start)) }, params);
+      candidate = await attack.attackBatch(
+        { classifier, x, labels, targets: targetT, norm, eps, criterion, rng: new Rng(batchSeed(start)), exampleSeeds: exampleSeeds.slice(start, end) },
+        params,
+      );
       return (candidate.dataSync() as Float32Array).slice();
     } finally {
       tf.dispose([x, labels, targetT, candidate].filter((t) => t !== undefined) as tf.Tensor[]);
@@ -101,7 +116,7 @@ export async function runAttack(attack: Attack, classifier: Classifier, input: A
   const verifyInto = (start: number, end: number, advBatch: Float32Array, preds: Int32Array) => {
     const cleanBatch = input.images.subarray(start * size, end * size);
     const labelBatch = input.labels.subarray(start, end);
-    const verdict = verifyBatch(classifier, cleanBatch, advBatch, labelBatch, targets ? targets.subarray(start, end) : null, preds, Number.isFinite(eps) ? { norm, eps } : null);
+    const verdict = verifyBatch(classifier, cleanBatch, advBatch, labelBatch, targets ? targets.subarray(start, end) : null, criterion, preds, Number.isFinite(eps) ? { norm, eps } : null);
     adversarial.set(advBatch, start * size);
     adversarialPredictions.set(verdict.predictions, start);
     success.set(verdict.success, start);
@@ -132,7 +147,9 @@ export async function runAttack(attack: Attack, classifier: Classifier, input: A
         targets: prepared[i].targets,
         norm,
         eps,
+        criterion,
         seed: batchSeed(start),
+        exampleSeeds: exampleSeeds.slice(start, end),
       };
       const out = pool.run<AttackBatchOutput, AttackBatchPayload>(attackBatchTask(`${attack.name} batch ${i} (images ${start}-${end - 1})`), [payload], (p) => [p.x.buffer]).then((r) => r[0]);
       // Failures surface when their batch is awaited below; this only stops an early
@@ -161,6 +178,7 @@ export async function runAttack(attack: Attack, classifier: Classifier, input: A
     norm,
     eps: Number.isFinite(eps) ? eps : null,
     targeted,
+    criterion,
     params,
     seed,
     adversarial,

@@ -1,13 +1,16 @@
 import { tf } from '../engine/tf.js';
-import type { Attack, BatchContext } from './types.js';
-import type { Rng } from '../util/rng.js';
+import { meetsCriterion, type Attack, type BatchContext } from './types.js';
+import { Rng } from '../util/rng.js';
 
 /** Parameters of {@link square}. */
 export interface SquareParams {
-  /** Queries per image, the one that scores the initialization included. */
+  /** Random-search queries per image, after the one that scores the initialization. */
   queries: number;
   /** Initial fraction p of the pixels a square covers (the paper's p_init). */
   pInit: number;
+  /** Rescale the schedule of p to the budget (the reference class's default), or read it in raw iterations (AutoAttack). */
+  rescaleSchedule: boolean;
+  [key: string]: unknown;
 }
 
 /**
@@ -16,7 +19,11 @@ export interface SquareParams {
  * channels are set to +-eps; L2: a pair of "pseudo-Gaussian" bumps moves mass
  * between two windows, keeping the norm at eps) and keeps the proposal only if
  * the loss falls. The square's side shrinks along the paper's piecewise
- * schedule of p over the query budget. Andriushchenko, Croce, Flammarion &
+ * schedule of p, halved at fixed iteration counts: with `rescaleSchedule` those
+ * counts are fractions of a 10,000-query budget scaled to `queries` (the
+ * reference class's default, resc_schedule=True), without it they are raw
+ * iterations, as AutoAttack runs Square (resc_schedule=False).
+ * Andriushchenko, Croce, Flammarion &
  * Hein, "Square Attack: a query-efficient black-box adversarial attack via
  * random search", ECCV 2020.
  *
@@ -25,16 +32,18 @@ export interface SquareParams {
  * the target; both minimized. Initialization: L-inf, vertical stripes of +-eps
  * (one sign per column and channel); L2, a 5x5 grid of pseudo-Gaussian bumps of
  * random sign, scaled to norm eps. Batched: every example of the batch advances
- * together, each with its own windows and accept/reject; an example stops being
- * queried once it is adversarial (its iterate is then kept as is). Every
+ * together, each with its own windows and accept/reject drawn from its own
+ * seed (so results do not depend on the batch); an example stops being
+ * queried once it meets the criterion (its iterate is then kept as is). Every
  * iterate lies in the eps-ball and the bounds by construction.
  *
- * Distance: linf (default), l2. Parameters: queries (5000 per image, counting
- * the initialization), pInit (0.8, the paper's value for L-inf; the paper uses
- * 0.1 for L2). Usage:
+ * Distance: linf (default), l2. Parameters: queries (5000 random-search
+ * queries per image, after the one that scores the initialization: 1 + 5000
+ * in all, as the reference's n_queries), pInit (0.8, the paper's value for
+ * L-inf; the paper uses 0.1 for L2), rescaleSchedule (true). Usage:
  * `runAttack(square, classifier, data, { eps: 0.3, params: { queries: 1000 } })`.
  */
-export const square: Attack<{ queries: number; pInit: number }> = {
+export const square: Attack<SquareParams> = {
   name: 'square',
   title: 'Square Attack',
   paper: 'Andriushchenko et al., ECCV 2020',
@@ -43,18 +52,21 @@ export const square: Attack<{ queries: number; pInit: number }> = {
   norms: ['linf', 'l2'],
   targeted: 'both',
   params: [
-    { name: 'queries', type: 'integer', default: 5000, min: 1, description: 'queries per image, the initialization included' },
+    { name: 'queries', type: 'integer', default: 5000, min: 0, description: 'random-search queries per image, after the one that scores the start' },
     { name: 'pInit', type: 'number', default: 0.8, min: 0, max: 1, description: 'initial fraction of pixels a square covers (paper: 0.8 for linf, 0.1 for l2)' },
+    { name: 'rescaleSchedule', type: 'boolean', default: true, description: 'halve p at fractions of the budget (true) or at raw iteration counts, as AutoAttack runs it (false)' },
   ],
   attackBatch: (ctx, p) => squareAttack(ctx, p),
 };
 
 /**
- * The paper's schedule of p (official code, `p_selection`): halved at fixed
- * fractions of the budget, expressed for a 10,000-query run and rescaled to `total`.
+ * The paper's schedule of p (reference code, `p_selection`): p_init, halved
+ * after iterations 10, 50, 200, 500, 1000, 2000, 4000, 6000 and 8000. With
+ * `rescale` the iteration is first mapped to a 10,000-query budget
+ * (int(iteration / total * 10000)); without it, it is used as it is.
  */
-export function squareFraction(pInit: number, iteration: number, total: number): number {
-  const it = Math.floor((iteration / total) * 10000);
+export function squareFraction(pInit: number, iteration: number, total: number, rescale: boolean): number {
+  const it = rescale ? Math.trunc((iteration / total) * 10000) : iteration;
   if (it <= 10) return pInit;
   if (it <= 50) return pInit / 2;
   if (it <= 200) return pInit / 4;
@@ -64,8 +76,7 @@ export function squareFraction(pInit: number, iteration: number, total: number):
   if (it <= 4000) return pInit / 64;
   if (it <= 6000) return pInit / 128;
   if (it <= 8000) return pInit / 256;
-  if (it <= 10000) return pInit / 512;
-  return pInit;
+  return pInit / 512;
 }
 
 interface Geometry {
@@ -79,7 +90,7 @@ interface Geometry {
 }
 
 function squareAttack(ctx: BatchContext, p: SquareParams): tf.Tensor4D {
-  const { classifier, x, eps, rng } = ctx;
+  const { classifier, x, eps } = ctx;
   const n = x.shape[0];
   const [h, w, c] = classifier.inputShape;
   const [lo, hi] = classifier.bounds;
@@ -89,15 +100,18 @@ function squareAttack(ctx: BatchContext, p: SquareParams): tf.Tensor4D {
   const clean = Float32Array.from(x.dataSync() as Float32Array);
   const goal = Int32Array.from((ctx.targets ?? ctx.labels).dataSync() as Int32Array);
   const targeted = ctx.targets !== undefined;
+  const labels = Int32Array.from(ctx.labels.dataSync() as Int32Array);
+  const goalMet = (z: Float32Array, i: number) => meetsCriterion(argmax(z), labels[i], targeted ? goal[i] : undefined, ctx.criterion);
   const k = classifier.numClasses;
+  const rngs = Array.from(ctx.exampleSeeds, (seed) => new Rng(seed));
 
   // Initialization: one query per image.
   const best = new Float32Array(n * d);
   for (let i = 0; i < n; i++) {
     const xi = clean.subarray(i * d, (i + 1) * d);
     const bi = best.subarray(i * d, (i + 1) * d);
-    if (ctx.norm === 'linf') initStripes(xi, bi, g, rng);
-    else initBumps(xi, bi, g, rng);
+    if (ctx.norm === 'linf') initStripes(xi, bi, g, rngs[i]);
+    else initBumps(xi, bi, g, rngs[i]);
   }
   const lossMin = new Float64Array(n);
   const done = new Uint8Array(n);
@@ -105,24 +119,24 @@ function squareAttack(ctx: BatchContext, p: SquareParams): tf.Tensor4D {
   for (let i = 0; i < n; i++) {
     const z = initLogits.subarray(i * k, (i + 1) * k);
     lossMin[i] = loss(z, goal[i], targeted);
-    done[i] = reached(z, goal[i], targeted) ? 1 : 0;
+    done[i] = goalMet(z, i) ? 1 : 0;
   }
 
-  // Random search: query t (1-based) of each image is iteration t - 1.
+  // Random search: iteration t is query t + 2 of each image.
   const delta = new Float32Array(d);
-  for (let iteration = 0; iteration < p.queries - 1; iteration++) {
+  for (let iteration = 0; iteration < p.queries; iteration++) {
     const active: number[] = [];
     for (let i = 0; i < n; i++) if (!done[i]) active.push(i);
     if (!active.length) break;
     const m = active.length;
-    const frac = squareFraction(p.pInit, iteration, p.queries);
+    const frac = squareFraction(p.pInit, iteration, p.queries, p.rescaleSchedule);
     const proposals = new Float32Array(m * d);
     active.forEach((i, r) => {
       const xi = clean.subarray(i * d, (i + 1) * d);
       const bi = best.subarray(i * d, (i + 1) * d);
       const out = proposals.subarray(r * d, (r + 1) * d);
-      if (ctx.norm === 'linf') proposeLinf(xi, bi, out, frac, g, rng);
-      else proposeL2(xi, bi, out, delta, frac, g, rng);
+      if (ctx.norm === 'linf') proposeLinf(xi, bi, out, frac, g, rngs[i]);
+      else proposeL2(xi, bi, out, delta, frac, g, rngs[i]);
     });
     const logits = score(classifier, proposals, m);
     active.forEach((i, r) => {
@@ -131,7 +145,7 @@ function squareAttack(ctx: BatchContext, p: SquareParams): tf.Tensor4D {
       if (l < lossMin[i]) {
         lossMin[i] = l;
         best.set(proposals.subarray(r * d, (r + 1) * d), i * d);
-        if (reached(z, goal[i], targeted)) done[i] = 1;
+        if (goalMet(z, i)) done[i] = 1;
       }
     });
   }
@@ -158,11 +172,11 @@ function loss(z: Float32Array, goal: number, targeted: boolean): number {
   return z[goal] - other;
 }
 
-/** Argmax (first maximum, as tf.argMax) is not the label (untargeted) or is the target. */
-function reached(z: Float32Array, goal: number, targeted: boolean): boolean {
+/** Index of the first maximum, as tf.argMax. */
+function argmax(z: Float32Array): number {
   let arg = 0;
   for (let j = 1; j < z.length; j++) if (z[j] > z[arg]) arg = j;
-  return targeted ? arg === goal : arg !== goal;
+  return arg;
 }
 
 const clip = (v: number, lo: number, hi: number) => (v < lo ? lo : v > hi ? hi : v);

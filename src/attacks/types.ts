@@ -9,6 +9,21 @@ export const NORMS: readonly Norm[] = ['linf', 'l2', 'l1'];
 /** How targets are chosen: per example (array), a random wrong class, or the least likely class. */
 export type TargetSpec = 'random' | 'least-likely' | Int32Array | readonly number[];
 
+/**
+ * What counts as a success (Foolbox's criteria, as a value rather than a flag):
+ * `target`, the prediction is the target (targeted attacks); `misclassification`,
+ * the prediction is not the label. A targeted run with `misclassification` uses
+ * its targets only to steer the search, as AutoAttack's APGD-T and FAB-T do: any
+ * iterate that leaves the true class counts (fra31/auto-attack, autopgd_base.py
+ * and fab_base.py, `pred != y`).
+ */
+export type Criterion = 'target' | 'misclassification';
+
+/** Whether a prediction meets the criterion for an example with this label and (targeted) target. */
+export function meetsCriterion(prediction: number, label: number, target: number | undefined, criterion: Criterion): boolean {
+  return criterion === 'target' && target !== undefined ? prediction === target : prediction !== label;
+}
+
 /** Options every attack takes. */
 export interface CommonAttackOptions {
   /** Perturbation norm (attacks list the norms they support). */
@@ -17,6 +32,8 @@ export interface CommonAttackOptions {
   eps?: number;
   /** Omit for an untargeted attack. */
   targeted?: TargetSpec;
+  /** Default: `target` when targeted, else `misclassification` (see {@link Criterion}). */
+  criterion?: Criterion;
   /** Seeds every random choice (random starts, targets, black-box proposals). Default 0. */
   seed?: number;
   /** Images per batch (default 128). */
@@ -36,7 +53,17 @@ export interface BatchContext {
   targets?: tf.Tensor1D;
   norm: Norm;
   eps: number;
+  /** What counts as a success; an attack that stops early or keeps its first success uses it. */
+  criterion: Criterion;
+  /** The batch's generator, for attacks whose random choices are made for the whole batch. */
   rng: Rng;
+  /**
+   * One seed per example, fixed by the driver from the run's seed and the
+   * example's position in the whole input (or given by the caller). Attacks
+   * that draw each example's random choices from its own seed give results that
+   * do not depend on the batch size, the batch's other examples or the pool.
+   */
+  exampleSeeds: Uint32Array;
 }
 
 /** Declares one attack parameter: for validation, defaults and `advlab attack --list`. */
@@ -86,6 +113,7 @@ export interface AttackResult {
   norm: Norm;
   eps: number | null;
   targeted: boolean;
+  criterion: Criterion;
   params: Record<string, unknown>;
   seed: number;
   /** Adversarial images, same layout as the input (NHWC float32). */
@@ -96,7 +124,7 @@ export interface AttackResult {
   targets: Int32Array | null;
   cleanPredictions: Int32Array;
   adversarialPredictions: Int32Array;
-  /** 1 where the example is adversarial (re-predicted, inside the bounds and the eps ball) and was correctly classified before. */
+  /** 1 where the example meets the criterion (re-predicted, inside the bounds and the eps ball) and was correctly classified before. */
   success: Uint8Array;
   /** Candidates that reached the goal but failed a check (outside the bounds or the ball, non-finite): not counted as successes. */
   rejected: { outOfBounds: number; outsideBall: number; nonFinite: number };

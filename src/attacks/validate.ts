@@ -92,7 +92,8 @@ function checkParam(p: ParamSpec, v: unknown): unknown {
   }
   if (typeof v !== 'number' || !Number.isFinite(v)) throw bad('expected a finite number');
   if (p.type === 'integer' && !Number.isInteger(v)) throw bad('expected an integer');
-  if (p.min !== undefined && v < p.min) throw bad(`must be >= ${p.min}`);
+  // restarts counts runs, as n_restarts does in AutoAttack and torchattacks: 0 is a port of the old "extra runs" meaning.
+  if (p.min !== undefined && v < p.min) throw bad(`must be >= ${p.min}${p.name === 'restarts' ? ' (restarts is the total number of runs, as n_restarts in AutoAttack and torchattacks)' : ''}`);
   if (p.max !== undefined && v > p.max) throw bad(`must be <= ${p.max}`);
   return v;
 }

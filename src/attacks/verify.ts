@@ -1,6 +1,6 @@
 import { tf } from '../engine/tf.js';
 import type { Classifier } from '../models/classifier.js';
-import type { Norm } from './types.js';
+import { meetsCriterion, type Criterion, type Norm } from './types.js';
 
 /** Float32 arithmetic in projections overshoots by rounding; this much is forgiven. */
 const RELATIVE_SLACK = 1e-5;
@@ -18,7 +18,7 @@ export interface BatchVerdict {
 
 /**
  * Re-verifies candidate adversarial examples instead of trusting the attack:
- * re-predicts them, checks they are finite, inside the classifier's bounds and
+ * re-predicts them against the criterion, checks they are finite, inside the classifier's bounds and
  * (for a budget) inside the eps-ball. A candidate that reaches the goal but fails
  * a check is not a success, and is replaced in `adv` (in place) by its clean image,
  * so every image advlab returns is a valid input.
@@ -29,6 +29,7 @@ export function verifyBatch(
   adv: Float32Array,
   labels: Int32Array,
   targets: Int32Array | null,
+  criterion: Criterion,
   cleanPredictions: Int32Array,
   budget: { norm: Norm; eps: number } | null,
 ): BatchVerdict {
@@ -78,7 +79,7 @@ export function verifyBatch(
   const success = new Uint8Array(n);
   const rejected = { outOfBounds: 0, outsideBall: 0, nonFinite: 0 };
   for (let i = 0; i < n; i++) {
-    const reached = targets ? predictions[i] === targets[i] : predictions[i] !== labels[i];
+    const reached = meetsCriterion(predictions[i], labels[i], targets?.[i], criterion);
     const wasCorrect = cleanPredictions[i] === labels[i];
     if (reached && problem[i]) rejected[problem[i]!]++;
     success[i] = reached && valid[i] && wasCorrect ? 1 : 0;

@@ -6,8 +6,10 @@
  * the bounds and the eps-ball before it counts.
  *
  * An example counts as broken when a stage returns a valid input inside the
- * ball that the model misclassifies, whatever class it lands in: a targeted
- * stage that misses its target but leaves the true class still breaks it.
+ * ball that the model misclassifies, whatever class it lands in: targeted
+ * stages run with the `misclassification` criterion, so any iterate that
+ * leaves the true class counts, not only one at the target (AutoAttack's
+ * APGD-T and FAB-T keep any misclassified iterate).
  */
 import { tf } from '../engine/tf.js';
 import type { Classifier } from '../models/classifier.js';
@@ -112,6 +114,7 @@ export async function evaluateBatch(classifier: Classifier, input: AttackInput, 
         seed: deriveSeed(seed, `${stage.name}:${chunk[0]}`),
         batchSize: rows.length,
         params: stage.params,
+        criterion: 'misclassification',
         ...(chunk[0] ? { targeted: Int32Array.from(rows, ({ i, rank }) => ranked[i][rank - 1]) } : {}),
       });
       figures.attacked += rows.length;

@@ -4,7 +4,7 @@
  * `standard` follows AutoAttack (Croce & Hein, "Reliable evaluation of
  * adversarial robustness with an ensemble of diverse parameter-free attacks",
  * ICML 2020): APGD-CE, APGD-T (targeted DLR loss, top 9 target classes), FAB-T
- * (top 9 target classes), Square (5,000 queries), each on the points still
+ * (top 9 target classes), Square (1 + 5,000 queries), each on the points still
  * robust after the previous ones. `quick` keeps the two APGDs with fewer steps
  * and target classes.
  */
@@ -19,7 +19,8 @@ const NAMED_STAGES: Record<string, SuiteStage> = {
   'apgd-dlr': { name: 'apgd-dlr', attack: 'apgd', params: { steps: 100, loss: 'dlr' }, whiteBox: true },
   'apgd-t': { name: 'apgd-t', attack: 'apgd', params: { steps: 100, loss: 'dlr' }, targetClasses: 9, whiteBox: true },
   'fab-t': { name: 'fab-t', attack: 'fab', params: { steps: 100 }, targetClasses: 9, whiteBox: true },
-  square: { name: 'square', attack: 'square', params: { queries: 5000 }, whiteBox: false },
+  // AutoAttack builds Square with resc_schedule=False: p halves at raw iteration counts.
+  square: { name: 'square', attack: 'square', params: { queries: 5000, rescaleSchedule: false }, whiteBox: false },
 };
 
 /** Suite names `advlab eval --suite` takes. */
