@@ -7,7 +7,7 @@ import { WorkerPool } from '../src/engine/pool.js';
 import { clearWorkerModels } from '../src/models/pool-model.js';
 import { buildSuite } from '../src/robustness/suites.js';
 import { evaluateRobustness } from '../src/robustness/evaluate.js';
-import { ROBUST } from '../src/robustness/ensemble.js';
+import { ROBUST } from '../src/robustness/schedule.js';
 import { startRedisServer } from '../test/fixtures/redis.js';
 import { QueuePool } from '../src/distributed/queue-pool.js';
 import { referenceSetup } from './reference-model.js';

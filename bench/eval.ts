@@ -16,7 +16,7 @@ import { findAttack } from '../src/attacks/index.js';
 import { buildSuite } from '../src/robustness/suites.js';
 import { evaluateRobustness } from '../src/robustness/evaluate.js';
 import { evalRun } from '../src/robustness/eval-run.js';
-import { ROBUST } from '../src/robustness/ensemble.js';
+import { ROBUST } from '../src/robustness/schedule.js';
 import type { EvalRunResult } from '../src/robustness/types.js';
 import { machine, round } from './measure.js';
 

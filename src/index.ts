@@ -37,8 +37,8 @@ export { ADVLAB_VERSION } from './report/meta.js';
 
 // Robustness evaluation.
 export { buildSuite, SUITE_NAMES, type SuiteName } from './robustness/suites.js';
-export { evaluateRobustness, summarizeEvaluation, wilsonInterval, type EvaluateOptions, type Evaluation } from './robustness/evaluate.js';
-export { evaluateBatch, ROBUST, MISCLASSIFIED, type EnsembleBatchResult, type EnsembleOptions, type StageBatchFigures } from './robustness/ensemble.js';
+export { evaluateRobustness, summarizeEvaluation, wilsonInterval, type EvaluateOptions, type Evaluation, type EvaluationProgress } from './robustness/evaluate.js';
+export { ROBUST, MISCLASSIFIED, planRuns, type PipelineState, type PlannedRun, type StageFigures } from './robustness/schedule.js';
 export { minimalNorms, summarizeMinimal, MINIMAL_ATTACKS, type MinimalNorms, type MinimalOptions } from './robustness/minimal.js';
 export { CORRUPTIONS, CORRUPTION_NAMES, parseCorruptions, type CorruptionName } from './robustness/corruptions.js';
 export { corruptionAccuracy, type CorruptionAccuracyResult } from './robustness/corruption-accuracy.js';

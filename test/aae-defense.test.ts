@@ -17,7 +17,7 @@ import { buildAae } from '../src/generative/aae/architectures.js';
 import { purifiedModel, reconstructionErrors, parseDefenseSpec, type AaePurifier } from '../src/defenses/aae-purifier.js';
 import { cleanThreshold, detectionFigures, quantile, rocAuc } from '../src/robustness/detection.js';
 import { threatModelSuite, worstOverThreatModels } from '../src/robustness/defense-eval.js';
-import { MISCLASSIFIED, ROBUST } from '../src/robustness/ensemble.js';
+import { MISCLASSIFIED, ROBUST } from '../src/robustness/schedule.js';
 import type { Evaluation } from '../src/robustness/evaluate.js';
 import type { EpsilonResult, Suite } from '../src/robustness/types.js';
 import { readNpy } from '../src/data/formats/npy.js';
@@ -107,13 +107,14 @@ test('worstOverThreatModels: broken if any threat model broke it, robust only if
   assert.deepEqual(merged.stages.map((s) => s.name), ['plain/a', 'plain/b', 'bpda/a', 'bpda/b']);
   const labels = Int32Array.from([0, 1, 2, 0, 1]);
   const clean = Int32Array.from([0, 1, 0, 0, 1]);
-  const stage = (broken: number) => ({ name: '', attack: '', broken, robustAccuracyAfter: 0, attacked: 4, gradients: 10, queries: 20, seconds: 1 });
+  const stage = (broken: number) => ({ broken, attacked: 4, gradients: 10, queries: 20, seconds: 1, batches: 1 });
   const evaluation = (brokenBy: number[], final: number[]): Evaluation => ({
-    summary: { stages: [stage(0), stage(0)] } as unknown as EpsilonResult,
+    summary: {} as unknown as EpsilonResult,
     cleanPredictions: clean,
     finalPredictions: Int32Array.from(final),
     brokenBy: Int8Array.from(brokenBy),
     adversarial: Float32Array.from(final, (f) => f * 10),
+    state: { count: 5, next: new Int32Array(5), brokenBy: Int8Array.from(brokenBy), finalPredictions: Int32Array.from(final), brokenStages: new Uint32Array(5), stages: [stage(0), stage(0)] },
   });
   // Example 2 is misclassified; plain breaks 1 (stage b); bpda breaks 0 and 1 (stage a) and 3 (stage b); only 4 survives both.
   const plain = evaluation([ROBUST, 1, MISCLASSIFIED, ROBUST, ROBUST], [0, 2, 0, 0, 1]);

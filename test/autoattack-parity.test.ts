@@ -15,7 +15,7 @@ import { square, squareFraction } from '../src/attacks/square.js';
 import { apgdCheckpoints, ApgdStepState } from '../src/attacks/apgd-schedule.js';
 import { buildSuite } from '../src/robustness/suites.js';
 import { evaluateRobustness } from '../src/robustness/evaluate.js';
-import { ROBUST } from '../src/robustness/ensemble.js';
+import { ROBUST } from '../src/robustness/schedule.js';
 import { InputError } from '../src/errors.js';
 import { Rng } from '../src/util/rng.js';
 

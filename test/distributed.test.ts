@@ -31,6 +31,7 @@ const EVAL = (out: string) => [
   'eval', '--model', modelDir, '--suite', 'quick', '--eps', '0.03', '--n', '24', '--batch-size', '6',
   '--corruptions', 'none', '--minimal', 'none', '--sanity-sample', '8', '--out', out, '--no-progress',
 ];
+/** Jobs of EVAL's first round: APGD-CE on its correctly classified points, in batches of at most 6 (4 batches of 5). */
 const EVAL_BATCHES = 4;
 /** Jobs of one distributed run of EVAL: the eval batches and the sanity checks' attack batches (counted by the first test). */
 let jobsPerRun = 0;

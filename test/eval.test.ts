@@ -14,7 +14,7 @@ import { findAttack } from '../src/attacks/index.js';
 import type { ImageSet } from '../src/data/types.js';
 import { buildSuite } from '../src/robustness/suites.js';
 import { evaluateRobustness, wilsonInterval } from '../src/robustness/evaluate.js';
-import { MISCLASSIFIED, ROBUST } from '../src/robustness/ensemble.js';
+import { MISCLASSIFIED, ROBUST, Scheduler, initialState, type PipelineState } from '../src/robustness/schedule.js';
 import { minimalNorms, summarizeMinimal } from '../src/robustness/minimal.js';
 import type { Suite } from '../src/robustness/types.js';
 import { InputError } from '../src/errors.js';
@@ -123,17 +123,79 @@ test('allPoints measures each stage alone without changing the verdict', async (
   assert.ok(all.summary.stages[1].attacked > fast.summary.stages[1].attacked);
 });
 
-test('a pooled evaluation equals the unpooled one; batch size does not change per-example verdicts of deterministic stages', async () => {
+test('verdicts and adversarial images do not depend on the pool, the batch size or a resume (random starts included)', async () => {
   const suite = buildSuite({ suite: 'quick', norm: 'linf', numClasses: 10 });
   suite.stages = suite.stages.map((s) => ({ ...s, params: { ...s.params, steps: 10 } }));
   const local = await evaluateRobustness(classifier, input(), { suite, eps: 0.1, batchSize: 16, seed: 3 });
-  const pooled = await evaluateRobustness(classifier, input(), { suite, eps: 0.1, batchSize: 16, seed: 3, pool });
-  assert.deepEqual(pooled.brokenBy, local.brokenBy);
-  assert.deepEqual(pooled.adversarial, local.adversarial);
-  assert.equal(pooled.summary.gradients, local.summary.gradients);
-  const other = await evaluateRobustness(classifier, input(), { suite: deterministic, eps: 0.08, batchSize: 7 });
-  const base = await evaluateRobustness(classifier, input(), { suite: deterministic, eps: 0.08, batchSize: 16 });
-  assert.deepEqual(other.brokenBy, base.brokenBy);
+  const pooled = await evaluateRobustness(classifier, input(), { suite, eps: 0.1, batchSize: 7, seed: 3, pool });
+  const whole = await evaluateRobustness(classifier, input(), { suite, eps: 0.1, batchSize: 128, seed: 3 });
+  for (const other of [pooled, whole]) {
+    assert.deepEqual(other.brokenBy, local.brokenBy);
+    assert.deepEqual(other.adversarial, local.adversarial);
+    assert.equal(other.summary.gradients, local.summary.gradients);
+  }
+  assert.ok(local.brokenBy.some((b) => b === 1), 'the targeted stage broke something');
+  // Stopped after its third batch (a kill), then resumed from what onProgress handed out.
+  let saved: { state: PipelineState; adversarial: Float32Array | null } | undefined;
+  let batches = 0;
+  const stop = new Error('stop');
+  await assert.rejects(
+    evaluateRobustness(classifier, input(), {
+      suite,
+      eps: 0.1,
+      batchSize: 16,
+      seed: 3,
+      onProgress: ({ state, adversarial }) => {
+        saved = structuredClone({ state, adversarial });
+        if (++batches === 3) throw stop;
+      },
+    }),
+    (e) => e === stop,
+  );
+  assert.ok(saved && saved.state.next.some((k) => k > 0) && saved.state.next.some((k) => k === 0), 'stopped midway');
+  const resumed = await evaluateRobustness(classifier, input(), { suite, eps: 0.1, batchSize: 16, seed: 3, resume: saved });
+  assert.deepEqual(resumed.brokenBy, local.brokenBy);
+  assert.deepEqual(resumed.adversarial, local.adversarial);
+  assert.deepEqual(resumed.summary.stages.map((s) => s.attacked), local.summary.stages.map((s) => s.attacked));
+});
+
+test('the scheduler fills batches across the set, keeps every worker busy on a short tail, and never sends a tiny batch while others run', () => {
+  const suite: Suite = {
+    name: 'custom',
+    norm: 'linf',
+    stages: [
+      { name: 'a', attack: 'pgd', params: {}, whiteBox: true },
+      { name: 't', attack: 'apgd', params: {}, targetClasses: 3, whiteBox: true },
+    ],
+  };
+  const labels = new Int32Array(100);
+  const clean = new Int32Array(100);
+  clean[7] = 1; // misclassified: never scheduled
+  const scheduler = new Scheduler(suite, initialState(suite, labels, clean), { batchSize: 128 });
+  // 99 points, fewer than a batch, and nothing can join them: split over 2 free workers.
+  const first = scheduler.take(2)!;
+  const second = scheduler.take(1)!;
+  assert.deepEqual([first.points.length, second.points.length], [50, 49]);
+  assert.ok(!first.points.includes(7) && !second.points.includes(7));
+  assert.equal(scheduler.take(1), null, 'no point left to hand out');
+  // Stage a breaks the even points; the odd ones move on to stage t, rank 2.
+  scheduler.complete(first, first.points.map((i) => ({ broken: i % 2 === 0, prediction: 3 })), { gradients: 500, queries: 600, seconds: 1 });
+  // 25 points at stage t while 49 more can still arrive there: below minBatch (32), wait.
+  assert.equal(scheduler.take(1), null);
+  scheduler.complete(second, second.points.map((i) => ({ broken: i % 2 === 0, prediction: 3 })), { gradients: 490, queries: 600, seconds: 1 });
+  const t = scheduler.take(1)!;
+  assert.equal(t.stage, 1);
+  assert.equal(t.points.length, 49);
+  assert.ok(t.ranks.every((r) => r === 2));
+  scheduler.complete(t, t.points.map((i) => ({ broken: i === 1, prediction: 4 })), { gradients: 0, queries: 0, seconds: 0 });
+  const next = scheduler.take(1)!;
+  assert.ok(!next.points.includes(1) && next.ranks.every((r) => r === 3));
+  const state = scheduler.state;
+  assert.equal(state.brokenBy[0], 0);
+  assert.equal(state.brokenBy[1], 1);
+  assert.equal(state.finalPredictions[1], 4);
+  assert.equal(state.brokenBy[7], MISCLASSIFIED);
+  assert.deepEqual(state.stages[0], { broken: 50, attacked: 99, gradients: 990, queries: 1200, seconds: 2, batches: 2 });
 });
 
 test('targeted stages attack the runner-up classes, and a miss of the target that still misclassifies counts', async () => {

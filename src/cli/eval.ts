@@ -76,7 +76,7 @@ export function evalCommand(): Command {
               if (e.type === 'dataset') progress.log(`dataset: ${e.dataset.name} (${e.count} of ${e.dataset.test.count} test images, class-balanced)`);
               else if (e.type === 'model') progress.log(`model: ${e.path} (${e.parameters} parameters)`);
               else if (e.type === 'queue') progress.log(queueLine(e.queue));
-              else if (e.type === 'resumed') progress.log(`resumed: ${e.batches} finished batches loaded from the checkpoint`);
+              else if (e.type === 'resumed') progress.log(`resumed: ${e.points} points already through the suite, loaded from the checkpoint`);
               else if (e.type === 'phase') progress.start(e.total, `${e.phase}${e.workers > 1 ? ` (${e.workers} workers)` : ''}`);
               else if (e.type === 'batch') progress.update(e.done, e.evaluated ? { robust: `${e.robust}/${e.evaluated}` } : {});
               else if (e.type === 'sweep') {

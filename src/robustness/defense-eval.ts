@@ -16,7 +16,7 @@ import type { Classifier } from '../models/classifier.js';
 import type { TaskPool } from '../engine/pool.js';
 import { deriveSeed } from '../util/rng.js';
 import { reconstructionErrors, type AaePurifier } from '../defenses/aae-purifier.js';
-import { MISCLASSIFIED, ROBUST, type EnsembleBatchResult } from './ensemble.js';
+import { MISCLASSIFIED, ROBUST, type PipelineState } from './schedule.js';
 import { summarizeEvaluation, type Evaluation } from './evaluate.js';
 import { cleanThreshold, detectionFigures, quantile, type DetectionFigures } from './detection.js';
 import type { Suite } from './types.js';
@@ -53,13 +53,13 @@ export function worstOverThreatModels(evaluations: readonly Evaluation[], suite:
     finalPredictions[i] = e.finalPredictions[i];
     if (adversarial) adversarial.set(e.adversarial!.subarray(i * size, (i + 1) * size), i * size);
   }
-  // One pseudo-batch: each stage's cost is its threat model's, its "broken" what it added to the worst case.
+  // Each stage's cost is its threat model's, its "broken" what it added to the worst case.
   const stages = evaluations.flatMap((e, t) =>
-    e.summary.stages.map((s, j) => ({ broken: brokenBy.filter((b) => b === t * k + j).length, attacked: s.attacked, gradients: s.gradients, queries: s.queries, seconds: s.seconds })),
+    e.state.stages.map((s, j) => ({ ...s, broken: brokenBy.filter((b) => b === t * k + j).length })),
   );
-  const merged: EnsembleBatchResult = { count: n, cleanPredictions: first.cleanPredictions, finalPredictions, brokenBy, stages };
-  const summary = summarizeEvaluation([merged], labels, { suite, eps: options.eps, classNames: options.classNames });
-  return { summary, cleanPredictions: first.cleanPredictions, finalPredictions, brokenBy, adversarial };
+  const state: PipelineState = { count: n, next: new Int32Array(n), brokenBy, finalPredictions, brokenStages: new Uint32Array(n), stages };
+  const summary = summarizeEvaluation(state, labels, { suite, eps: options.eps, classNames: options.classNames });
+  return { summary, cleanPredictions: first.cleanPredictions, finalPredictions, brokenBy, adversarial, state };
 }
 
 /** Clean images flagged by the detector's threshold. */

@@ -1,6 +1,6 @@
 /**
- * Checkpoints of `advlab eval`: one file per finished unit of work (a batch at
- * one eps, the minimal-perturbation phase, corruptions, sanity checks) under
+ * Checkpoints of `advlab eval`: one file per unit of work (where the suite
+ * stands at one eps, the minimal-perturbation phase, corruptions, sanity checks) under
  * `<out>/checkpoint/`, each written atomically, plus `state.json` with the
  * fingerprint of the run. `--resume` loads every finished unit and recomputes
  * only the rest; a checkpoint made with other settings or another model is
@@ -11,16 +11,16 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { writeJsonAtomic } from '../util/atomic.js';
 import { FileFormatError, InputError } from '../errors.js';
-import type { EnsembleBatchResult } from './ensemble.js';
+import type { PipelineState, StageFigures } from './schedule.js';
 
-const FORMAT = 'advlab-eval-checkpoint-1';
+const FORMAT = 'advlab-eval-checkpoint-2';
 
-type Typed = Float32Array | Int32Array | Int8Array;
-type Encoded = { dtype: 'f4' | 'i4' | 'i1'; base64: string };
+type Typed = Float32Array | Int32Array | Int8Array | Uint32Array;
+type Encoded = { dtype: 'f4' | 'i4' | 'i1' | 'u4'; base64: string };
 
 /** Typed arrays as base64 of their little-endian bytes (exact, compact). */
 export function encodeArray(a: Typed): Encoded {
-  const dtype = a instanceof Float32Array ? 'f4' : a instanceof Int32Array ? 'i4' : 'i1';
+  const dtype = a instanceof Float32Array ? 'f4' : a instanceof Int32Array ? 'i4' : a instanceof Uint32Array ? 'u4' : 'i1';
   return { dtype, base64: Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64') };
 }
 
@@ -30,6 +30,7 @@ export function decodeArray(e: Encoded, file: string): Typed {
   const copy = new Uint8Array(bytes).buffer;
   if (e.dtype === 'f4' && copy.byteLength % 4 === 0) return new Float32Array(copy);
   if (e.dtype === 'i4' && copy.byteLength % 4 === 0) return new Int32Array(copy);
+  if (e.dtype === 'u4' && copy.byteLength % 4 === 0) return new Uint32Array(copy);
   if (e.dtype === 'i1') return new Int8Array(copy);
   throw new FileFormatError(file, `bad array (dtype ${String(e.dtype)}, ${copy.byteLength} bytes)`);
 }
@@ -71,31 +72,23 @@ export class EvalCheckpoint {
     return { checkpoint: new EvalCheckpoint(dir), resumed };
   }
 
-  /** Finished batches at sweep position `epsIndex`, by batch index. */
-  loadBatches(epsIndex: number): Map<number, EnsembleBatchResult> {
-    const dir = join(this.dir, `eps-${epsIndex}`);
-    const out = new Map<number, EnsembleBatchResult>();
-    if (!existsSync(dir)) return out;
-    for (const name of readdirSync(dir)) {
-      const m = /^batch-(\d+)\.json$/.exec(name);
-      if (!m) continue;
-      const file = join(dir, name);
-      const raw = readJson(file) as Record<string, unknown>;
-      out.set(Number(m[1]), decodeBatch(raw, file));
-    }
-    return out;
+  /** Where the suite stood at evaluation slot `slot` (an eps, or an eps under one threat model), or undefined. */
+  loadEvaluation(slot: number, count: number): { state: PipelineState; adversarial: Float32Array | null } | undefined {
+    const file = join(this.dir, `eval-${slot}.json`);
+    if (!existsSync(file)) return undefined;
+    return decodeEvaluation(readJson(file) as Record<string, unknown>, file, count);
   }
 
-  saveBatch(epsIndex: number, index: number, r: EnsembleBatchResult): void {
-    const dir = join(this.dir, `eps-${epsIndex}`);
-    mkdirSync(dir, { recursive: true });
-    writeJsonAtomic(join(dir, `batch-${String(index).padStart(5, '0')}.json`), {
-      count: r.count,
-      cleanPredictions: encodeArray(r.cleanPredictions),
-      finalPredictions: encodeArray(r.finalPredictions),
-      brokenBy: encodeArray(r.brokenBy),
-      adversarial: r.adversarial ? encodeArray(r.adversarial) : null,
-      stages: r.stages,
+  /** Replaces slot `slot`'s saved state (written atomically: a kill leaves the old or the new one). */
+  saveEvaluation(slot: number, state: PipelineState, adversarial: Float32Array | null): void {
+    writeJsonAtomic(join(this.dir, `eval-${slot}.json`), {
+      count: state.count,
+      next: encodeArray(state.next),
+      brokenBy: encodeArray(state.brokenBy),
+      finalPredictions: encodeArray(state.finalPredictions),
+      brokenStages: encodeArray(state.brokenStages),
+      stages: state.stages,
+      adversarial: adversarial ? encodeArray(adversarial) : null,
     });
   }
 
@@ -110,21 +103,22 @@ export class EvalCheckpoint {
   }
 }
 
-function decodeBatch(raw: Record<string, unknown>, file: string): EnsembleBatchResult {
-  const count = raw.count;
-  if (!Number.isSafeInteger(count) || (count as number) < 1 || !Array.isArray(raw.stages)) throw new FileFormatError(file, 'not a batch checkpoint');
-  const r: EnsembleBatchResult = {
-    count: count as number,
-    cleanPredictions: decodeArray(raw.cleanPredictions as Encoded, file) as Int32Array,
-    finalPredictions: decodeArray(raw.finalPredictions as Encoded, file) as Int32Array,
+function decodeEvaluation(raw: Record<string, unknown>, file: string, count: number): { state: PipelineState; adversarial: Float32Array | null } {
+  if (raw.count !== count || !Array.isArray(raw.stages)) throw new FileFormatError(file, `not an evaluation checkpoint of ${count} points`);
+  const state: PipelineState = {
+    count,
+    next: decodeArray(raw.next as Encoded, file) as Int32Array,
     brokenBy: decodeArray(raw.brokenBy as Encoded, file) as Int8Array,
-    stages: raw.stages as EnsembleBatchResult['stages'],
+    finalPredictions: decodeArray(raw.finalPredictions as Encoded, file) as Int32Array,
+    brokenStages: decodeArray(raw.brokenStages as Encoded, file) as Uint32Array,
+    stages: raw.stages as StageFigures[],
   };
-  if (raw.adversarial) r.adversarial = decodeArray(raw.adversarial as Encoded, file) as Float32Array;
-  if (r.cleanPredictions.length !== r.count || r.finalPredictions.length !== r.count || r.brokenBy.length !== r.count) {
-    throw new FileFormatError(file, `arrays do not hold ${r.count} examples (truncated or corrupt)`);
+  const adversarial = raw.adversarial ? (decodeArray(raw.adversarial as Encoded, file) as Float32Array) : null;
+  for (const [name, a] of [['next', state.next], ['brokenBy', state.brokenBy], ['finalPredictions', state.finalPredictions], ['brokenStages', state.brokenStages]] as const) {
+    if (a.length !== count) throw new FileFormatError(file, `${name} holds ${a.length} values, expected ${count} (truncated or corrupt)`);
   }
-  return r;
+  if (adversarial && adversarial.length % count !== 0) throw new FileFormatError(file, 'adversarial images truncated or corrupt');
+  return { state, adversarial };
 }
 
 function readJson(file: string): unknown {

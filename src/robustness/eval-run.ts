@@ -3,7 +3,7 @@
  * class-balanced subset of a dataset's test split, written to a folder.
  *
  * Phases, each checkpointed (see eval-checkpoint.ts) so a killed run resumes:
- * 1. the suite at every eps of the sweep, batch by batch (batches on a worker
+ * 1. the suite at every eps of the sweep, points gathered into engine batches (on a worker
  *    pool when there are several cores), per-example worst case;
  * 2. minimal perturbations (when asked, by default with a sweep);
  * 3. corruption accuracy;
@@ -31,7 +31,7 @@ import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { InputError } from '../errors.js';
 import { buildSuite } from './suites.js';
 import { evaluateRobustness, type Evaluation } from './evaluate.js';
-import { MISCLASSIFIED, ROBUST } from './ensemble.js';
+import { MISCLASSIFIED, ROBUST, planRuns, type PipelineState } from './schedule.js';
 import { EvalCheckpoint, decodeArray, encodeArray } from './eval-checkpoint.js';
 import { minimalNorms, summarizeMinimal, MINIMAL_ATTACKS, type MinimalNorms } from './minimal.js';
 import { corruptionAccuracy, type CorruptionAccuracyResult } from './corruption-accuracy.js';
@@ -66,7 +66,7 @@ export interface EvalRunOptions extends ModelJobOptions {
    * {@link DEFENSE_THREAT_MODELS} and the headline is the per-example worst case.
    */
   defense?: string;
-  /** Continue from the checkpoint in `out` (batches are also the unit of checkpoints). */
+  /** Continue from the checkpoint in `out` (the suite's state is saved every few seconds). */
   resume?: boolean;
   /** Write report.html (default true). */
   report?: boolean;
@@ -76,7 +76,7 @@ export interface EvalRunOptions extends ModelJobOptions {
 export type EvalRunEvent =
   | { type: 'dataset'; dataset: Dataset; count: number }
   | { type: 'model'; path: string; parameters: number }
-  | { type: 'resumed'; batches: number }
+  | { type: 'resumed'; points: number }
   | { type: 'queue'; queue: QueueRunInfo }
   | { type: 'phase'; phase: string; total: number; workers: number }
   | { type: 'batch'; phase: string; done: number; total: number; robust?: number; evaluated?: number }
@@ -84,6 +84,19 @@ export type EvalRunEvent =
 
 /** Threat models a purifying defense is evaluated under (see defenses/aae-purifier.ts): what a naive evaluation sees, and BPDA. */
 export const DEFENSE_THREAT_MODELS: readonly PurifierGradients[] = ['plain', 'bpda'];
+
+/** Points through the whole plan, and those of them still robust. */
+function finishedPoints(state: PipelineState, suite: Suite): { done: number; robust: number } {
+  const end = planRuns(suite).length;
+  let done = 0;
+  let robust = 0;
+  for (let i = 0; i < state.count; i++) {
+    if (state.next[i] < end) continue;
+    done++;
+    if (state.brokenBy[i] === ROBUST) robust++;
+  }
+  return { done, robust };
+}
 
 export const EVAL_DEFAULTS = { dataset: 'mnist', suite: 'standard', norm: 'linf' as Norm, n: 1000, batchSize: 128, seed: 0, sanitySample: 100 } as const;
 
@@ -133,8 +146,8 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
     // The classifiers the suite attacks: the model, or the purified one under each threat model.
     const attacked = purified.length ? purified.map((p) => p.classifier) : [classifier];
     for (const e of epsList) validateEps(e, norm, classifier, true);
-    const batches = Math.ceil(n / batchSize);
-    runPool = await startRunPool({ queue: options.queue, workers: options.workers, out: options.out, resume: options.resume }, backend, classifier, batches);
+    // Points, not batches, are the unit of parallel work: a run smaller than one batch still splits over the workers.
+    runPool = await startRunPool({ queue: options.queue, workers: options.workers, out: options.out, resume: options.resume }, backend, classifier, n);
     const pool = runPool.pool;
     if (runPool.queue) options.onProgress?.({ type: 'queue', queue: runPool.queue });
     const workers = runPool.workers();
@@ -173,12 +186,10 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
       const perThreat: Evaluation[] = [];
       for (let t = 0; t < attacked.length; t++) {
         const slot = k * attacked.length + t;
-        const done = resumed ? checkpoint.loadBatches(slot) : new Map();
-        if (done.size) options.onProgress?.({ type: 'resumed', batches: done.size });
+        const saved = resumed ? checkpoint.loadEvaluation(slot, n) : undefined;
         const phase = purified.length ? `eps ${eps} ${purified[t].name}` : `eps ${eps}`;
-        options.onProgress?.({ type: 'phase', phase, total: batches, workers });
-        let evaluated = 0;
-        let robust = 0;
+        options.onProgress?.({ type: 'phase', phase, total: n, workers });
+        if (saved) options.onProgress?.({ type: 'resumed', points: finishedPoints(saved.state, suite).done });
         const evaluation = await evaluateRobustness(attacked[t], subset, {
           suite,
           eps,
@@ -188,14 +199,16 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
           keepImages: eps === headline,
           pool,
           classNames: data.classNames,
-          done,
-          onBatch: ({ index, batches: total, result, fromCheckpoint }) => {
-            if (!fromCheckpoint) checkpoint.saveBatch(slot, index, result);
-            evaluated += result.count;
-            robust += result.brokenBy.filter((b) => b === ROBUST).length;
-            options.onProgress?.({ type: 'batch', phase, done: index + 1, total, robust, evaluated });
+          ...(saved ? { resume: saved } : {}),
+          // Saved after every batch (a few MB at most, next to minutes of attack): a kill loses only the batches running.
+          onProgress: ({ state, adversarial }) => {
+            checkpoint.saveEvaluation(slot, state, adversarial);
+            const { done, robust } = finishedPoints(state, suite);
+            options.onProgress?.({ type: 'batch', phase, done, total: n, robust, evaluated: done });
           },
         });
+        // Also when no batch ran (every point misclassified, or all done before a resume).
+        checkpoint.saveEvaluation(slot, evaluation.state, evaluation.adversarial);
         perThreat.push(evaluation);
         threatSweeps[t].push(evaluation.summary);
       }

@@ -1,27 +1,33 @@
 /**
- * A robustness evaluation at one epsilon over a whole image set: batches through
- * the suite (here or on a worker pool), per-example worst case, and the
- * summary (robust accuracy with its 95% interval, per stage, per class).
+ * A robustness evaluation at one epsilon over a whole image set: every point
+ * through the suite's stages in order, each stage only on the points no earlier
+ * one broke, the verdict per point the worst case over stages (AutoAttack,
+ * Croce & Hein 2020). The points move through the stages independently and
+ * are gathered into full engine batches across the whole set (schedule.ts),
+ * run here or on a worker pool; then the summary: robust accuracy with its 95%
+ * interval, per stage, per class.
  */
+import { tf } from '../engine/tf.js';
 import type { Classifier } from '../models/classifier.js';
-import { shareClassifier } from '../models/pool-model.js';
-import { poolFor, type TaskPool, type TaskRef } from '../engine/pool.js';
+import { shareClassifier, type SharedClassifier } from '../models/pool-model.js';
+import type { TaskPool, TaskRef } from '../engine/pool.js';
 import { validateInput, validateEps, type AttackInput } from '../attacks/validate.js';
 import { deriveSeed } from '../util/rng.js';
 import { InputError } from '../errors.js';
-import { evaluateBatch, MISCLASSIFIED, ROBUST, type EnsembleBatchResult } from './ensemble.js';
-import { EVAL_TASK_URL, type EvalBatchPayload } from './pool-task.js';
+import { initialState, MISCLASSIFIED, ROBUST, Scheduler, type PipelineState, type ScheduledBatch, type StageFigures } from './schedule.js';
+import { runStageBatch, type StageBatchInput, type StageBatchOutput } from './stage-batch.js';
+import { EVAL_TASK_URL, type StageBatchPayload } from './pool-task.js';
 import type { ClassSummary, EpsilonResult, StageSummary, Suite } from './types.js';
 
 /** Options of {@link evaluateRobustness}. */
 export interface EvaluateOptions {
   suite: Suite;
   eps: number;
-  /** Default 0. Batch b runs with deriveSeed(seed, `eval:<first index>`), whatever the pool. */
+  /** Default 0. Point i's run at stage s and target rank r is seeded with deriveSeed(seed, `<stage name>:<r>:<i>`). */
   seed?: number;
-  /** Images per batch (default 128): the unit of work, of parallelism and of checkpoints. */
+  /** Largest engine batch (default 128). */
   batchSize?: number;
-  /** Every stage on every point (see EnsembleOptions.allPoints). */
+  /** Every stage on every point (not only those still robust), to measure each stage alone; the verdict is the same, the cost much higher. */
   allPoints?: boolean;
   /** Keep the adversarial images (default true). */
   keepImages?: boolean;
@@ -29,10 +35,23 @@ export interface EvaluateOptions {
   pool?: TaskPool;
   /** Class names for the per-class table (default: the class numbers). */
   classNames?: readonly string[];
-  /** Results of batches finished before (resume), by batch index; they are not recomputed. */
-  done?: ReadonlyMap<number, EnsembleBatchResult>;
-  /** Called once per batch, in batch order, as soon as it is final (also for batches from `done`). */
-  onBatch?: (event: { index: number; batches: number; start: number; end: number; result: EnsembleBatchResult; fromCheckpoint: boolean }) => void | Promise<void>;
+  /** Where an earlier run stopped (from {@link Evaluation.state} or onProgress): finished runs are not repeated. */
+  resume?: { state: PipelineState; adversarial: Float32Array | null };
+  /** Called after each batch, with the state to checkpoint. */
+  onProgress?: (event: EvaluationProgress) => void | Promise<void>;
+}
+
+/** Progress of an evaluation after one batch. */
+export interface EvaluationProgress {
+  /** Points through their whole plan, of `total`. */
+  done: number;
+  total: number;
+  /** Points broken so far. */
+  broken: number;
+  stage: string;
+  state: PipelineState;
+  /** The adversarial images so far (broken points), when kept. */
+  adversarial: Float32Array | null;
 }
 
 /** Everything an evaluation at one epsilon found, per example and in summary. */
@@ -42,88 +61,128 @@ export interface Evaluation {
   finalPredictions: Int32Array;
   brokenBy: Int8Array;
   adversarial: Float32Array | null;
+  state: PipelineState;
 }
 
-// Built when used: the task module imports the ensemble, which imports the attack registry.
-const evalTask = (label: string): TaskRef => ({ module: EVAL_TASK_URL, name: 'evalBatchTask', label });
+const stageTask: TaskRef = { module: EVAL_TASK_URL, name: 'stageBatchTask' };
+
+/** Pools that report unbounded capacity (queues) get this many batches at once. */
+const REMOTE_SLOTS = 8;
 
 /**
- * Evaluates `classifier` on `input` with a suite at `options.eps` (see
- * ensemble.ts for the per-batch procedure). Results do not depend on the pool
- * or on resuming: each batch has a fixed seed.
+ * Evaluates `classifier` on `input` with a suite at `options.eps`. Verdicts
+ * depend neither on the pool, nor on the batch size, nor on resuming: each
+ * point's runs draw from its own seeds, and the engine's results for an image
+ * do not depend on its batch.
  */
 export async function evaluateRobustness(classifier: Classifier, input: AttackInput, options: EvaluateOptions): Promise<Evaluation> {
   validateInput(classifier, input);
   validateEps(options.eps, options.suite.norm, classifier, true);
   const batchSize = options.batchSize ?? 128;
   if (!Number.isSafeInteger(batchSize) || batchSize < 1) throw new InputError('batchSize', `expected a positive integer, got ${batchSize}`);
+  const { suite, eps } = options;
   const seed = options.seed ?? 0;
   const n = input.count;
   const size = input.imageShape[0] * input.imageShape[1] * input.imageShape[2];
-  const ranges: [number, number][] = [];
-  for (let s = 0; s < n; s += batchSize) ranges.push([s, Math.min(n, s + batchSize)]);
-  const keepImages = options.keepImages ?? true;
-  const slice = (start: number, end: number): AttackInput => ({
-    images: input.images.slice(start * size, end * size),
-    labels: input.labels.slice(start, end),
-    imageShape: input.imageShape,
-    count: end - start,
-  });
-  const batchOptions = (start: number) => ({ suite: options.suite, eps: options.eps, seed: deriveSeed(seed, `eval:${start}`), allPoints: options.allPoints ?? false, keepImages });
+  const k = classifier.numClasses;
+  const cleanLogits = logitsOf(classifier, input, batchSize);
+  const cleanPredictions = new Int32Array(n);
+  for (let i = 0; i < n; i++) cleanPredictions[i] = argmax(cleanLogits, i * k, k);
+  // Target classes by rank of the clean logits (rank 1 = the predicted class), as AutoAttack orders them.
+  const ranked = Array.from({ length: n }, (_, i) => rankClasses(cleanLogits, i * k, k));
+  const keep = options.keepImages ?? true;
+  const state = options.resume?.state ?? initialState(suite, input.labels, cleanPredictions);
+  if (state.count !== n || state.stages.length !== suite.stages.length) throw new InputError('resume', `the saved state holds ${state.count} points and ${state.stages.length} stages, expected ${n} and ${suite.stages.length}`);
+  const adversarial = keep ? (options.resume?.adversarial ?? input.images.slice()) : null;
+  const scheduler = new Scheduler(suite, state, { batchSize, allPoints: options.allPoints });
 
-  const todo = ranges.map((_, i) => i).filter((i) => !options.done?.has(i));
-  const pending = new Map<number, Promise<EnsembleBatchResult>>();
-  const pool = poolFor(options.pool, todo.length);
-  if (pool) {
-    const shared = await shareClassifier(classifier);
-    for (const i of todo) {
-      const [start, end] = ranges[i];
-      const payload: EvalBatchPayload = { classifier: shared, input: slice(start, end), options: batchOptions(start) };
-      const p = pool.run<EnsembleBatchResult, EvalBatchPayload>(evalTask(`eps ${options.eps} batch ${i} (images ${start}-${end - 1})`), [payload], (q) => [q.input.images.buffer]).then((r) => r[0]);
-      p.catch(() => {}); // reported when its turn comes below
-      pending.set(i, p);
+  const pool = options.pool && (options.pool.size > 1 || options.pool.remote) ? options.pool : undefined;
+  if (pool && !classifier.rebuildSpec) throw new InputError('pool', 'a worker pool needs a classifier made with Classifier.fromModel from a LayersModel (a function or GraphModel cannot be sent to workers)');
+  const shared: SharedClassifier | undefined = pool ? await shareClassifier(classifier) : undefined;
+  const slots = pool ? (Number.isFinite(pool.size) ? pool.size : REMOTE_SLOTS) : 1;
+
+  const batchInput = (b: ScheduledBatch): StageBatchInput => {
+    const stage = suite.stages[b.stage];
+    const images = new Float32Array(b.points.length * size);
+    b.points.forEach((i, j) => images.set(input.images.subarray(i * size, (i + 1) * size), j * size));
+    return {
+      attack: stage.attack,
+      params: stage.params,
+      norm: suite.norm,
+      eps,
+      images,
+      imageShape: [...input.imageShape] as [number, number, number],
+      labels: Int32Array.from(b.points, (i) => input.labels[i]),
+      targets: stage.targetClasses ? Int32Array.from(b.points, (i, j) => ranked[i][b.ranks[j] - 1]) : null,
+      exampleSeeds: Uint32Array.from(b.points, (i, j) => deriveSeed(seed, `${stage.name}:${b.ranks[j]}:${i}`)),
+    };
+  };
+  const run = (b: ScheduledBatch): Promise<StageBatchOutput> => {
+    const batch = batchInput(b);
+    if (!pool) return runStageBatch(classifier, batch);
+    const label = `eps ${eps} ${suite.stages[b.stage].name}, ${b.points.length} points from ${b.points[0]}`;
+    return pool.run<StageBatchOutput, StageBatchPayload>({ ...stageTask, label }, [{ classifier: shared!, batch }], (p) => [p.batch.images.buffer]).then((r) => r[0]);
+  };
+
+  const finish = async (b: ScheduledBatch, out: StageBatchOutput, report: boolean) => {
+    const firstBreak = b.points.map((i, j) => out.success[j] === 1 && state.brokenBy[i] === ROBUST);
+    scheduler.complete(
+      b,
+      b.points.map((_, j) => ({ broken: out.success[j] === 1, prediction: out.predictions[j] })),
+      out,
+    );
+    if (adversarial) b.points.forEach((i, j) => firstBreak[j] && adversarial.set(out.adversarial.subarray(j * size, (j + 1) * size), i * size));
+    if (report) await options.onProgress?.({ done: scheduler.done, total: n, broken: countBroken(state.brokenBy), stage: suite.stages[b.stage].name, state, adversarial });
+  };
+
+  if (pool?.remote) {
+    // Workers behind a queue: whole rounds, so the batches (and the job ids made from them) are the same on a
+    // resume from the last round's checkpoint, and the jobs workers finished meanwhile are collected, not redone.
+    while (!scheduler.finished) {
+      const round = scheduler.takeRound();
+      const outs = await Promise.all(round.map(run));
+      for (let j = 0; j < round.length; j++) await finish(round[j], outs[j], j === round.length - 1);
+    }
+  } else {
+    const running = new Map<ScheduledBatch, Promise<{ b: ScheduledBatch; out: StageBatchOutput }>>();
+    try {
+      while (!scheduler.finished) {
+        while (running.size < slots) {
+          const b = scheduler.take(slots - running.size);
+          if (!b) break;
+          running.set(
+            b,
+            run(b).then((out) => ({ b, out })),
+          );
+        }
+        if (!running.size) throw new Error('evaluation scheduler stalled with work left (a bug in advlab)');
+        const { b, out } = await Promise.race(running.values());
+        running.delete(b);
+        await finish(b, out, true);
+      }
+    } finally {
+      // A failed batch: let the others settle (their errors are not the first), so none is left unobserved.
+      if (running.size) await Promise.allSettled(running.values());
     }
   }
-
-  const results: EnsembleBatchResult[] = [];
-  for (let i = 0; i < ranges.length; i++) {
-    const [start, end] = ranges[i];
-    const previous = options.done?.get(i);
-    if (previous && previous.count !== end - start) throw new InputError('done', `checkpoint of batch ${i} holds ${previous.count} images, expected ${end - start}`);
-    const result = previous ?? (await (pending.get(i) ?? evaluateBatch(classifier, slice(start, end), batchOptions(start))));
-    results.push(result);
-    await options.onBatch?.({ index: i, batches: ranges.length, start, end, result, fromCheckpoint: !!previous });
-  }
-  return combine(results, input, options, size);
+  const summary = summarizeEvaluation(state, input.labels, options);
+  return { summary, cleanPredictions, finalPredictions: state.finalPredictions.slice(), brokenBy: state.brokenBy.slice(), adversarial, state };
 }
 
-function combine(results: EnsembleBatchResult[], input: AttackInput, options: EvaluateOptions, size: number): Evaluation {
-  const n = input.count;
-  const cleanPredictions = new Int32Array(n);
-  const finalPredictions = new Int32Array(n);
-  const brokenBy = new Int8Array(n);
-  const keep = (options.keepImages ?? true) && results.every((r) => r.adversarial);
-  const adversarial = keep ? new Float32Array(n * size) : null;
-  let offset = 0;
-  for (const r of results) {
-    cleanPredictions.set(r.cleanPredictions, offset);
-    finalPredictions.set(r.finalPredictions, offset);
-    brokenBy.set(r.brokenBy, offset);
-    if (adversarial) adversarial.set(r.adversarial!, offset * size);
-    offset += r.count;
-  }
-  return { summary: summarizeEvaluation(results, input.labels, options), cleanPredictions, finalPredictions, brokenBy, adversarial };
+function countBroken(brokenBy: Int8Array): number {
+  let c = 0;
+  for (const b of brokenBy) if (b >= 0) c++;
+  return c;
 }
 
-/** The {@link EpsilonResult} of a set of batch results. */
-export function summarizeEvaluation(results: readonly EnsembleBatchResult[], labels: Int32Array, options: Pick<EvaluateOptions, 'suite' | 'eps' | 'classNames' | 'allPoints'>): EpsilonResult {
+/** The {@link EpsilonResult} of an evaluation's per-point verdicts and per-stage figures. */
+export function summarizeEvaluation(
+  result: { brokenBy: Int8Array; stages: readonly StageFigures[]; brokenStages?: Uint32Array },
+  labels: Int32Array,
+  options: Pick<EvaluateOptions, 'suite' | 'eps' | 'classNames' | 'allPoints'>,
+): EpsilonResult {
   const n = labels.length;
-  const brokenBy = new Int8Array(n);
-  let offset = 0;
-  for (const r of results) {
-    brokenBy.set(r.brokenBy, offset);
-    offset += r.count;
-  }
+  const { brokenBy } = result;
   let correct = 0;
   let robust = 0;
   for (let i = 0; i < n; i++) {
@@ -132,20 +191,23 @@ export function summarizeEvaluation(results: readonly EnsembleBatchResult[], lab
   }
   let remaining = correct;
   const stages: StageSummary[] = options.suite.stages.map((stage, s) => {
-    const sum = (key: 'broken' | 'attacked' | 'gradients' | 'queries' | 'seconds') => results.reduce((a, r) => a + (r.stages[s]?.[key] ?? 0), 0);
-    const broken = sum('broken');
-    remaining -= broken;
+    const f = result.stages[s];
+    remaining -= f.broken;
     const summary: StageSummary = {
       name: stage.name,
       attack: stage.attack,
-      broken,
+      broken: f.broken,
       robustAccuracyAfter: remaining / n,
-      attacked: sum('attacked'),
-      gradients: sum('gradients'),
-      queries: sum('queries'),
-      seconds: sum('seconds'),
+      attacked: f.attacked,
+      gradients: f.gradients,
+      queries: f.queries,
+      seconds: f.seconds,
     };
-    if (options.allPoints) summary.standaloneRobustAccuracy = results.reduce((a, r) => a + (r.stages[s]?.standaloneRobust ?? 0), 0) / n;
+    if (options.allPoints && result.brokenStages) {
+      let standalone = 0;
+      for (let i = 0; i < n; i++) if (brokenBy[i] !== MISCLASSIFIED && !(result.brokenStages[i] & (1 << s))) standalone++;
+      summary.standaloneRobustAccuracy = standalone / n;
+    }
     return summary;
   });
   const gradients = stages.reduce((a, s) => a + s.gradients, 0);
@@ -193,4 +255,27 @@ function perClass(labels: Int32Array, brokenBy: Int8Array, names?: readonly stri
     if (brokenBy[i] === ROBUST) robust[l]++;
   });
   return count.map((c, j) => ({ class: j, name: names?.[j] ?? String(j), count: c, cleanAccuracy: c ? correct[j] / c : 0, robustAccuracy: c ? robust[j] / c : 0 }));
+}
+
+/** Clean logits of every image, [n * classes], in batches. */
+function logitsOf(classifier: Classifier, input: AttackInput, batchSize: number): Float32Array {
+  const n = input.count;
+  const size = input.imageShape[0] * input.imageShape[1] * input.imageShape[2];
+  const out = new Float32Array(n * classifier.numClasses);
+  for (let s = 0; s < n; s += batchSize) {
+    const e = Math.min(n, s + batchSize);
+    out.set(tf.tidy(() => classifier.logits(tf.tensor4d(input.images.subarray(s * size, e * size), [e - s, ...input.imageShape])).dataSync() as Float32Array), s * classifier.numClasses);
+  }
+  return out;
+}
+
+function argmax(v: Float32Array, offset: number, k: number): number {
+  let best = 0;
+  for (let j = 1; j < k; j++) if (v[offset + j] > v[offset + best]) best = j;
+  return best;
+}
+
+/** Classes sorted by decreasing logit. */
+function rankClasses(v: Float32Array, offset: number, k: number): number[] {
+  return Array.from({ length: k }, (_, j) => j).sort((a, b) => v[offset + b] - v[offset + a] || a - b);
 }
