@@ -474,6 +474,46 @@ test('the gradient kernels leak no tensors and no wasm buffers', async () => {
   tf.dispose([x, w, dwf, idx]);
 });
 
+test("a model's weights keep one rearranged copy across gradient calls; a new value or disposing the weight frees it", async () => {
+  await tf.setBackend('wasm');
+  const x = tf.tensor2d(values(20 * 64, 240), [20, 64]);
+  // A variable made from a tensor shares its data: the tensor goes, the variable keeps the data.
+  const weight = <R extends tf.Rank>(t: tf.Tensor<R>): tf.Variable<R> => {
+    const v = tf.variable(t);
+    t.dispose();
+    return v;
+  };
+  const w = weight(tf.tensor2d(values(64 * 8, 241), [64, 8]));
+  const filter = weight(tf.tensor4d(values(3 * 3 * 8 * 4, 242), [3, 3, 8, 4]));
+  const img = tf.tensor4d(values(2 * 6 * 6 * 8, 243), [2, 6, 6, 8]);
+  // Input gradients only: dx = dy wᵀ (a transposed copy of w) and the conv's rotated filter.
+  const step = () => {
+    const [gx, gi] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.add(tf.sum(tf.matMul(a as tf.Tensor2D, w)), tf.sum(tf.conv2d(b as tf.Tensor4D, filter, 1, 'valid'))))([x, img]);
+    const out = [gx.dataSync().slice(), gi.dataSync().slice()];
+    tf.dispose([gx, gi]);
+    return out;
+  };
+  const first = step();
+  const buffers = wasmDataIds();
+  for (let i = 0; i < 3; i++) assert.deepEqual(step(), first, 'the kept copies give the same gradients');
+  assert.equal(wasmDataIds(), buffers, 'one copy per weight, reused');
+  // A new value: the old copy goes at the next call and a new one serves the new value.
+  const twice = tf.mul(w, 2) as tf.Tensor2D;
+  w.assign(twice);
+  twice.dispose();
+  const doubled = step();
+  assert.equal(wasmDataIds(), buffers);
+  doubled[0].forEach((v, i) => assert.ok(Math.abs(v - 2 * first[0][i]) <= 1e-6 * Math.abs(first[0][i]) + 1e-6));
+  // Disposed weights: their copies are freed at the next call of the kernels.
+  w.dispose();
+  filter.dispose();
+  tf.tidy(() => tf.matMul(x, tf.ones([8, 64]), false, true).dataSync());
+  tf.tidy(() => tf.conv2d(img, tf.ones([3, 3, 8, 4]), 1, 'valid').dataSync());
+  const after = wasmDataIds();
+  assert.ok(after <= buffers - 4, `${buffers} -> ${after} buffers: the weights and their copies are gone`);
+  tf.dispose([x, img]);
+});
+
 test('setAdvlabKernels switches between the shipped and advlab kernels, ending in advlab', async () => {
   await tf.setBackend('wasm');
   const sign = () => tf.tidy(() => tf.sign(tf.scalar(1e-8)).dataSync()[0]);

@@ -9,7 +9,8 @@
  * takes 0.2-0.6 s where XNNPACK takes ~20 ms.
  */
 import { tf } from '../../tf.js';
-import { heapF32, release, reshaped, runKernel, wasmBackend, zeros, type KernelArgs } from './util.js';
+import { copyOf, heapF32, release, reshaped, runKernel, wasmBackend, zeros, type KernelArgs } from './util.js';
+import { derivedWeight } from './derived-weights.js';
 
 /**
  * Materialises transposed operands with the backend's `Transpose` (a copy,
@@ -61,24 +62,25 @@ function batchMatMul(args: KernelArgs): tf.TensorInfo {
     return reshaped(out, outShape);
   }
   const at = transposeA ? runKernel('Transpose', backend, { x: a3 }, { perm: [0, 2, 1] }) : a3;
-  // b always goes in as a fresh tensor: XNNPACK caches its packed weights under
-  // the tensor id (not the shape), and reshapes share ids, so reusing b's own
-  // id here could meet a stale operator packed for another shape.
-  const bt = transposeB
-    ? runKernel('Transpose', backend, { x: b3 }, { perm: [0, 2, 1] })
-    : runKernel('Identity', backend, { x: b3 });
+  // b always goes in as a tensor of its own: XNNPACK caches its packed weights
+  // under the tensor id (not the shape), and reshapes share ids, so reusing b's
+  // own id here could meet a stale operator packed for another shape. A
+  // model's weight keeps its copy (and packed operator) across calls.
+  const bt = derivedWeight(backend, b, transposeB ? `matmul-transposed ${K}x${N}` : `matmul ${K}x${N}`, () =>
+    transposeB ? runKernel('Transpose', backend, { x: b3 }, { perm: [0, 2, 1] }) : copyOf(backend, b3),
+  );
   try {
     const out = runKernel(
       '_FusedMatMul',
       backend,
-      { a: reshaped(at, [1, batchA * M, K]), b: reshaped(bt, [1, K, N]) },
+      { a: reshaped(at, [1, batchA * M, K]), b: reshaped(bt.info, [1, K, N]) },
       { transposeA: false, transposeB: false, ...linear },
     );
     return reshaped(out, outShape);
   } finally {
-    // Disposing `bt` also drops the XNNPACK operator cached under its id.
+    // Disposing a throwaway copy also drops the XNNPACK operator cached under its id.
     if (at !== a3) release(backend, at);
-    release(backend, bt);
+    if (bt.owned) release(backend, bt.info);
   }
 }
 

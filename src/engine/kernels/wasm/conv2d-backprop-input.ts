@@ -16,6 +16,7 @@ import {
   type WasmBackend,
   zeros,
 } from './util.js';
+import { derivedWeight } from './derived-weights.js';
 
 /** Shapes and hyper-parameters of one backprop-input call (NHWC). */
 interface Geometry extends ConvGeometry {
@@ -68,18 +69,19 @@ function viaConvolution(backend: WasmBackend, dy: tf.TensorInfo, filter: tf.Tens
   const { H, W, OH, OW, dh, dw } = g;
   if (g.sh !== 1 || g.sw !== 1) throw new Error('advlab wasm Conv2DBackpropInput: convolution path needs stride 1');
   const { pad, cropTop, cropLeft } = fullCorrelationPadding(g, OH, OW);
-  const flipped = flipFilter(backend, filter);
+  // A model's filter keeps its rotated copy, and XNNPACK its packed operator, across calls.
+  const flipped = derivedWeight(backend, filter, `conv-flipped ${filter.shape.join('x')}`, () => flipFilter(backend, filter));
   let conv: tf.TensorInfo;
   try {
-    conv = runKernel('Conv2D', backend, { x: dy, filter: flipped }, {
+    conv = runKernel('Conv2D', backend, { x: dy, filter: flipped.info }, {
       strides: [1, 1],
       dilations: [dh, dw],
       pad,
       dataFormat: 'NHWC',
     });
   } finally {
-    // Disposing `flipped` also drops the XNNPACK operator cached under its id.
-    release(backend, flipped);
+    // Disposing a throwaway copy also drops the XNNPACK operator cached under its id.
+    if (flipped.owned) release(backend, flipped.info);
   }
   return cropOrKeep(backend, conv, cropTop, cropLeft, H, W);
 }
@@ -97,8 +99,8 @@ function viaCol2Im(backend: WasmBackend, dy: tf.TensorInfo, filter: tf.TensorInf
   const { N, H, W, CI, OH, OW, CO, KH, KW, sh, sw, dh, dw, pt, pl } = g;
   const KKC = KH * KW * CI;
   const perImage = OH * OW;
-  // [CO, KH*KW*CI]: the GEMM's weights, packed once by XNNPACK for every chunk.
-  const wt = runKernel('Transpose', backend, { x: reshaped(filter, [KKC, CO]) }, { perm: [1, 0] });
+  // [CO, KH*KW*CI]: the GEMM's weights, packed once by XNNPACK for every chunk (and every call, for a model's filter).
+  const wt = derivedWeight(backend, filter, `conv-columns ${filter.shape.join('x')}`, () => runKernel('Transpose', backend, { x: reshaped(filter, [KKC, CO]) }, { perm: [1, 0] }));
   const out = zeros(backend, [N, H, W, CI]);
   const imagesPerChunk = Math.max(1, Math.floor(COLUMN_CHUNK / (perImage * KKC)));
   try {
@@ -110,7 +112,7 @@ function viaCol2Im(backend: WasmBackend, dy: tf.TensorInfo, filter: tf.TensorInf
       if (!whole) heapF32(backend, a).set(heapF32(backend, dy).subarray(n0 * perImage * CO, n1 * perImage * CO));
       let cols: tf.TensorInfo;
       try {
-        cols = runKernel('_FusedMatMul', backend, { a, b: reshaped(wt, [1, CO, KKC]) }, {
+        cols = runKernel('_FusedMatMul', backend, { a, b: reshaped(wt.info, [1, CO, KKC]) }, {
           transposeA: false,
           transposeB: false,
           activation: 'linear',
@@ -146,7 +148,7 @@ function viaCol2Im(backend: WasmBackend, dy: tf.TensorInfo, filter: tf.TensorInf
     release(backend, out);
     throw e;
   } finally {
-    release(backend, wt);
+    if (wt.owned) release(backend, wt.info);
   }
   return out;
 }

@@ -5,6 +5,7 @@ import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter.js';
 import { conv2DBackpropInputConfig } from './conv2d-backprop-input.js';
 import { depthwiseConv2dNativeBackpropFilterConfig } from './depthwise-conv2d-backprop-filter.js';
 import { depthwiseConv2dNativeBackpropInputConfig } from './depthwise-conv2d-backprop-input.js';
+import { identityConfig } from './identity.js';
 import { maxPoolGradConfig } from './max-pool-grad.js';
 import { signConfig } from './sign.js';
 import { tileConfig } from './tile.js';
@@ -22,4 +23,5 @@ export const wasmKernels: tf.KernelConfig[] = [
   unsortedSegmentSumConfig,
   batchMatMulConfig,
   tileConfig,
+  identityConfig,
 ];

@@ -23,7 +23,10 @@ function maxPoolGrad(args: KernelArgs): tf.TensorInfo {
   const dx = heapF32(backend, out);
   const xs = heapF32(backend, input);
   const g = heapF32(backend, dy);
-  const rowStride = W * C;
+  // Channels innermost: every read of a window row is contiguous (NHWC), with
+  // the running maximum and its position kept per channel.
+  const best = new Float32Array(C);
+  const where = new Int32Array(C);
   for (let n = 0; n < N; n++) {
     for (let oh = 0; oh < OH; oh++) {
       const h0 = oh * sh - pt;
@@ -33,22 +36,22 @@ function maxPoolGrad(args: KernelArgs): tf.TensorInfo {
         const w0 = ow * sw - pl;
         const wLo = Math.max(w0, 0);
         const wHi = Math.min(w0 + KW, W);
-        const y0 = ((n * OH + oh) * OW + ow) * C;
-        const x0 = ((n * H + hLo) * W + wLo) * C;
-        for (let c = 0; c < C; c++) {
-          let best = -Infinity;
-          let where = -1;
-          for (let h = hLo, r = x0 + c; h < hHi; h++, r += rowStride) {
-            for (let w = wLo, i = r; w < wHi; w++, i += C) {
-              const v = xs[i];
-              if (v > best) {
-                best = v;
-                where = i;
+        best.fill(-Infinity);
+        where.fill(-1);
+        for (let h = hLo; h < hHi; h++) {
+          for (let w = wLo; w < wHi; w++) {
+            const i0 = ((n * H + h) * W + w) * C;
+            for (let c = 0; c < C; c++) {
+              const v = xs[i0 + c];
+              if (v > best[c]) {
+                best[c] = v;
+                where[c] = i0 + c;
               }
             }
           }
-          if (where >= 0) dx[where] += g[y0 + c];
         }
+        const y0 = ((n * OH + oh) * OW + ow) * C;
+        for (let c = 0; c < C; c++) if (where[c] >= 0) dx[where[c]] += g[y0 + c];
       }
     }
   }

@@ -15,7 +15,9 @@ export interface WasmBackend {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   typedArrayFromHeap(info: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
   disposeData(dataId: tf.DataId, force?: boolean): boolean;
-  dataIdMap: { get(dataId: tf.DataId): { id: number } | undefined };
+  incRef(dataId: tf.DataId): void;
+  /** `get` of an id the backend no longer holds asks the engine to move it in from another backend: test with `has` first. */
+  dataIdMap: { get(dataId: tf.DataId): { id: number } | undefined; has(dataId: tf.DataId): boolean };
 }
 
 /** Arguments a kernel function receives. */
@@ -109,6 +111,14 @@ export function cropOrKeep(
     }
   }
   release(backend, x);
+  return out;
+}
+
+/** A copy of a float32 tensor's data under a data id of its own. */
+export function copyOf(backend: WasmBackend, x: tf.TensorInfo): tf.TensorInfo {
+  const out = backend.makeOutput([...x.shape], 'float32');
+  // Views after the allocation, which may grow (and detach) the heap.
+  heapF32(backend, out).set(heapF32(backend, x));
   return out;
 }
 
