@@ -264,7 +264,9 @@ test('bad input exits with code 2 and one line naming the option', async () => {
     [base, /^advlab: --eps: required: the budget in the input's scale/],
     [[...base, '--eps', '-0.1'], /^advlab: --eps: must be >= 0, got -0.1$/],
     [[...base, '--eps', '0'], /^advlab: --eps: must be > 0$/],
-    [[...base, '--eps', '0.1', '--suite', 'foo'], /^error: option '--suite <name>' argument 'foo' is invalid\. Allowed choices are standard, quick\.$/],
+    [[...base, '--eps', '0.1', '--suite', 'foo'], /^error: option '--suite <name>' argument 'foo' is invalid\. Allowed choices are standard, fast, quick\.$/],
+    [[...base, '--eps', '0.1', '--suite', 'fast', '--audit', '0'], /^error: option '--audit <n\|full>' argument '0' is invalid\. --audit expects a number of points >= 1 or "full", got "0"$/],
+    [[...base, '--eps', '0.1', '--audit', '10'], /^advlab: --audit: only the fast suite is audited \(--suite fast\)$/],
     [[...base, '--eps', '0.1', '--attacks', 'nosuch'], /^advlab: --attacks: unknown attack "nosuch"; expected apgd-ce, /],
     [[...base, '--eps', '0.1', '--corruptions', 'fog'], /^advlab: --corruptions: unknown corruption "fog"; expected "all" or /],
     [[...base, '--eps', '0.1', '--minimal', 'pgd'], /^advlab: --minimal: unknown minimal-perturbation attack "pgd"; expected deepfool, fab, cw$/],
@@ -285,6 +287,27 @@ test('bad input exits with code 2 and one line naming the option', async () => {
     else assert.match(r.stderr, /\n\nUsage: advlab eval \[options\]/, what);
   });
   assert.ok(!existsSync(out), 'bad input writes nothing');
+});
+
+test('--suite fast audits itself: the rest of the standard suite on a sample of its robust points, in result.json (schema) and the report', async () => {
+  const out = join(dir, 'fast');
+  const r = await advlabAsync(['eval', '--model', modelDir, '--suite', 'fast', '--audit', '4', '--eps', '0.05', '--n', '24', '--corruptions', 'none', '--sanity-sample', '8', '--out', out, '--no-progress']);
+  assert.equal(r.code, 0, r.stderr);
+  const result = readJson(join(out, 'result.json'));
+  const validate = compileSchema('schemas/eval.result.schema.json');
+  assert.ok(validate(result), JSON.stringify(validate.errors));
+  const a = result.audit;
+  assert.equal(a.reference, 'standard');
+  assert.deepEqual(a.stages, ['apgd-t', 'fab-t', 'square']);
+  assert.equal(a.sampled, Math.min(4, a.robustBefore));
+  assert.ok(a.robustBefore > 4, `${a.robustBefore} robust after the fast stages`);
+  assert.deepEqual(result.suite.stages.map((s: Json) => s.name), ['apgd-ce', 'apgd-t-malt', 'audit/apgd-t', 'audit/fab-t', 'audit/square']);
+  // Every point the audit broke counts as broken: the misses, and with an escalation the rest it found.
+  const auditBroken = result.brokenBy['audit/apgd-t'] + result.brokenBy['audit/fab-t'] + result.brokenBy['audit/square'];
+  assert.equal(auditBroken >= a.misses && (a.escalated || auditBroken === a.misses), true);
+  assert.equal(Math.round(result.robustAccuracy * 24), a.robustBefore - auditBroken);
+  assert.match(r.stdout, /^audit: the rest of the standard suite \(apgd-t, fab-t, square\) on \d+ of the \d+ points the fast suite left robust: \d+ missed/m);
+  assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /<section id="audit">/);
 });
 
 test('--workers 2 gives the same result.json and arrays as --workers 1', async () => {

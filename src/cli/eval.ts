@@ -1,4 +1,4 @@
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { join } from 'node:path';
 import { evalRun, EVAL_DEFAULTS } from '../robustness/eval-run.js';
 import { SUITE_NAMES } from '../robustness/suites.js';
@@ -12,12 +12,26 @@ import { intOption, startBackend, pathTag, workersOption, listOption, boundsOpti
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
 
 /** `advlab eval`: the standard robustness evaluation, sweeps, corruptions, sanity checks and report.html. */
+/** `--audit`: a positive count or `full`. */
+function auditOption(value: string): number | 'full' {
+  if (value === 'full') return 'full';
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`--audit expects a number of points >= 1 or "full", got "${value}"`);
+  return n;
+}
+
 export function evalCommand(): Command {
   return new Command('eval')
     .description('evaluate robustness: an AutoAttack-style suite (per-example worst case), epsilon sweep, minimal perturbations, corruptions, sanity checks; writes result.json and report.html')
     .option('--model <path>', 'a trained model: saved model folder, model.json, or an advlab train run folder (required)')
     .option('--dataset <name|path>', `built-in (${BUILTIN_DATASETS.join(', ')}) or a path; the test split is evaluated`, EVAL_DEFAULTS.dataset)
-    .addOption(new Option('--suite <name>', 'standard: APGD-CE, APGD-T (9 targets), FAB-T (9 targets), Square 5000; quick: APGD-CE + APGD-T (3 targets), 50 steps').choices(SUITE_NAMES).default(EVAL_DEFAULTS.suite))
+    .addOption(
+      new Option('--suite <name>', 'standard: APGD-CE, APGD-T (9 targets), FAB-T (9 targets), Square 5000 (AutoAttack); fast: APGD-CE + APGD-T on 3 MALT targets, audited against standard; quick: APGD-CE + APGD-T (3 targets), 50 steps, unaudited')
+        .choices(SUITE_NAMES)
+        .default(EVAL_DEFAULTS.suite),
+    )
+    .option('--audit <n|full>', 'fast suite: points it left robust that the rest of the standard suite re-checks (default 100), or full', auditOption)
+    .option('--no-audit-escalation', 'fast suite: after a miss in the audited sample, do not re-check every robust point')
     .option('--attacks <list>', 'a custom suite instead: stages in order, e.g. apgd-ce,apgd-t,square (apgd-ce, apgd-dlr, apgd-t, fab-t, square, or any attack name)')
     .addOption(new Option('--norm <name>', 'perturbation norm').choices(['linf', 'l2']).default(EVAL_DEFAULTS.norm))
     .option('--eps <list>', "budget(s) in the input's scale, comma-separated for a sweep; the first is the headline (e.g. 0.3, or 0.3,0.1,0.2,0.4)", listOption('--eps'))
@@ -56,6 +70,8 @@ export function evalCommand(): Command {
             dataset: o.dataset,
             out,
             suite: o.suite,
+            audit: o.audit,
+            auditEscalate: o.auditEscalation,
             attacks,
             norm: o.norm,
             eps: o.eps,
@@ -104,6 +120,13 @@ export function evalCommand(): Command {
         progress.log(
           `detector (reconstruction error): ROC AUC ${d.againstPgd.rocAuc?.toFixed(3) ?? 'n/a'} against ${d.againstPgd.adversarial} PGD-${d.attack.steps} examples on the bare model, ` +
             `${d.againstPgd.detectionRate === null ? "n/a" : pct(d.againstPgd.detectionRate)} flagged at ${pct(d.falsePositiveRate)} false positives; purified accuracy on them ${pct(d.purifiedAccuracyUnderPgd)} (bare ${pct(d.bareAccuracyUnderPgd)})`,
+        );
+      }
+      if (result.audit) {
+        const a = result.audit;
+        progress.log(
+          `audit: the rest of the ${a.reference} suite (${a.stages.join(', ')}) on ${a.sampled} of the ${a.robustBefore} points the fast suite left robust: ${a.misses} missed` +
+            (a.escalated ? `; escalated to all ${a.robustBefore} (the verdicts are the ${a.reference} suite's)` : a.full ? ' (every robust point: the verdicts are the standard suite\'s)' : `; at most ${a.gapUpperPoints} points (${pct(a.gapUpper)}) lower under the ${a.reference} suite (95%)`),
         );
       }
       if (result.minimal) progress.log(`minimal perturbations (${result.minimal.attack}): median ${result.minimal.median?.toPrecision(3) ?? 'n/a'} (${result.minimal.found}/${result.minimal.attacked} found)`);

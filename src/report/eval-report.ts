@@ -155,6 +155,7 @@ export async function renderEvalReport(result: EvalRunResult, examples: EvalRepo
 ${headerSection(result)}
 ${tocNav(result)}
 ${defenseSection(result)}
+${auditSection(result)}
 ${epsSection(result, epsPlot)}
 ${stagesSection(result, headline)}
 ${classesSection(result, headline)}
@@ -242,6 +243,7 @@ function headerSection(r: EvalRunResult): SafeHtml {
 function tocNav(r: EvalRunResult): SafeHtml {
   const items: [string, string][] = [
     ...(r.defense ? [['defense', 'Defense'] as [string, string]] : []),
+    ...(r.audit ? [['audit', `Audit (${r.audit.misses} missed)`] as [string, string]] : []),
     ['eps', 'Robust accuracy vs ε'],
     ['stages', 'Stages'],
     ['classes', 'Per class'],
@@ -439,6 +441,33 @@ ${kvTable([
   [`flagged at ${pct(det.falsePositiveRate)} false positives`, det.againstPgd.detectionRate === null ? '—' : pct(det.againstPgd.detectionRate)],
   ['median reconstruction MSE, clean / adversarial', `${sig(det.cleanMedianError)} / ${sig(det.againstPgd.medianError)}`],
   ['accuracy on those examples, bare / purified', `${pct(det.bareAccuracyUnderPgd)} / ${pct(det.purifiedAccuracyUnderPgd)} (an attacker who ignores the purifier)`],
+])}
+</section>`;
+}
+
+/** The fast suite's self-audit against the standard suite. */
+function auditSection(r: EvalRunResult): SafeHtml {
+  const a = r.audit;
+  if (!a) return html``;
+  const verdict = a.misses === 0 ? 'pass' : 'warn';
+  const outcome =
+    a.misses === 0
+      ? a.full
+        ? `No miss among all ${int(a.robustBefore)} robust points: the verdicts are the ${a.reference} suite's.`
+        : `No miss in the sample: with 95% confidence the ${a.reference} suite would break at most ${int(a.gapUpperPoints)} more of the ${int(a.robustBefore)} robust points (${pct(a.gapUpper)} of robust accuracy).`
+      : a.escalated
+        ? `${int(a.misses)} of ${int(a.sampled)} audited points were missed, so the remainder ran on all ${int(a.robustBefore)} robust points: the headline above is the ${a.reference} suite's verdict, every point it breaks counted.`
+        : `${int(a.misses)} of ${int(a.sampled)} audited points were missed (counted as broken above); with 95% confidence the ${a.reference} suite would break at most ${int(a.gapUpperPoints)} more of the ${int(a.robustBefore)} (${pct(a.gapUpper)}). Run with <code>--audit full</code> for the ${a.reference} suite's verdicts.`;
+  return html`<section id="audit">
+<h2>Audit against the ${a.reference} suite ${verdictBadge(verdict)}</h2>
+<p class="note">The fast suite reaches the ${a.reference} suite's verdicts with far fewer gradients. To show it did here, the stages of the ${a.reference} suite it did not run (${a.stages.join(', ')}) ran, with the ${a.reference} suite's own seeds, on a random sample of the points it left robust: a point they break is a miss.</p>
+<p>${raw(outcome)}</p>
+${kvTable([
+  ['robust after the fast stages', int(a.robustBefore)],
+  ['audited', `${int(a.sampled)}${a.full ? ' (all)' : ''}${a.escalated ? ` + ${int(a.escalatedPoints)} after the miss` : ''}`],
+  ['missed', int(a.misses)],
+  ['95% upper bound on the gap', a.full || a.escalated ? 'none left' : `${int(a.gapUpperPoints)} points (${pct(a.gapUpper)})`],
+  ['cost of the audit', `${int(a.gradients)} gradients, ${int(a.queries)} queries, ${duration(a.seconds)} of worker time`],
 ])}
 </section>`;
 }

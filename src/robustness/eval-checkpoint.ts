@@ -72,8 +72,12 @@ export class EvalCheckpoint {
     return { checkpoint: new EvalCheckpoint(dir), resumed };
   }
 
-  /** Where the suite stood at evaluation slot `slot` (an eps, or an eps under one threat model), or undefined. */
-  loadEvaluation(slot: number, count: number): { state: PipelineState; adversarial: Float32Array | null } | undefined {
+  /**
+   * Where the suite stood at evaluation slot `slot` (an eps, or an eps under
+   * one threat model, or an audit), or undefined; `count`, when known, is
+   * checked against the saved state.
+   */
+  loadEvaluation(slot: number, count?: number): { state: PipelineState; adversarial: Float32Array | null } | undefined {
     const file = join(this.dir, `eval-${slot}.json`);
     if (!existsSync(file)) return undefined;
     return decodeEvaluation(readJson(file) as Record<string, unknown>, file, count);
@@ -103,8 +107,11 @@ export class EvalCheckpoint {
   }
 }
 
-function decodeEvaluation(raw: Record<string, unknown>, file: string, count: number): { state: PipelineState; adversarial: Float32Array | null } {
-  if (raw.count !== count || !Array.isArray(raw.stages)) throw new FileFormatError(file, `not an evaluation checkpoint of ${count} points`);
+function decodeEvaluation(raw: Record<string, unknown>, file: string, expected?: number): { state: PipelineState; adversarial: Float32Array | null } {
+  const count = raw.count as number;
+  if (!Number.isSafeInteger(count) || count < 1 || (expected !== undefined && count !== expected) || !Array.isArray(raw.stages)) {
+    throw new FileFormatError(file, `not an evaluation checkpoint${expected === undefined ? '' : ` of ${expected} points`}`);
+  }
   const state: PipelineState = {
     count,
     next: decodeArray(raw.next as Encoded, file) as Int32Array,

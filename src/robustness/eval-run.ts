@@ -33,19 +33,24 @@ import { buildSuite } from './suites.js';
 import { evaluateRobustness, type Evaluation } from './evaluate.js';
 import { MISCLASSIFIED, ROBUST, planRuns, type PipelineState } from './schedule.js';
 import { EvalCheckpoint, decodeArray, encodeArray } from './eval-checkpoint.js';
+import { auditEvaluation, DEFAULT_AUDIT_SAMPLE } from './audit.js';
 import { minimalNorms, summarizeMinimal, MINIMAL_ATTACKS, type MinimalNorms } from './minimal.js';
 import { corruptionAccuracy, type CorruptionAccuracyResult } from './corruption-accuracy.js';
 import { CORRUPTION_NAMES, type CorruptionName } from './corruptions.js';
 import { runSanityChecks, overallVerdict } from './sanity.js';
-import type { EpsilonResult, EvalRunResult, SanityCheck, Suite } from './types.js';
+import type { AuditSummary, EpsilonResult, EvalRunResult, SanityCheck, Suite } from './types.js';
 import { loadAaePurifier, parseDefenseSpec, purifiedModel, PURIFIER_GRADIENT_DESCRIPTIONS, type AaePurifier, type PurifierGradients } from '../defenses/aae-purifier.js';
 import { evaluateDetector, threatModelSuite, worstOverThreatModels, type DetectorResult } from './defense-eval.js';
 import type { tfl } from '../engine/tf.js';
 
 /** Options of {@link evalRun}. */
 export interface EvalRunOptions extends ModelJobOptions {
-  /** `standard` (default) or `quick`; ignored when `attacks` is given. */
+  /** `standard` (default), `fast` (audited) or `quick`; ignored when `attacks` is given. */
   suite?: string;
+  /** The fast suite's audit: points to audit (default 100) or `full` (every point it left robust). */
+  audit?: number | 'full';
+  /** After a miss in the audit's sample, audit every robust point (default true). */
+  auditEscalate?: boolean;
   /** A custom suite: stage names in order (see suites.ts). */
   attacks?: string[];
   /** Default linf. */
@@ -134,6 +139,9 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
   const purified: { name: PurifierGradients; model: tfl.LayersModel; classifier: Classifier }[] = [];
   try {
     const suite = buildSuite({ suite: options.suite, attacks: options.attacks, norm, numClasses: data.numClasses });
+    const audited = suite.name === 'fast';
+    if (audited && defenseSpec) throw new InputError('suite', 'the fast suite audits itself on the bare model; evaluate a defense with --suite standard');
+    if (!audited && options.audit !== undefined) throw new InputError('audit', 'only the fast suite is audited (--suite fast)');
     classifier = Classifier.fromModel(model, { bounds, preprocess: options.preprocess });
     if (defenseSpec) {
       if (bounds[0] !== 0 || bounds[1] !== 1) throw new InputError('defense', `an AAE reconstructs images in [0, 1]; the model's bounds are [${bounds.join(', ')}]`);
@@ -160,6 +168,7 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
       suite,
       norm,
       eps: epsList,
+      audit: audited ? [options.audit ?? DEFAULT_AUDIT_SAMPLE, options.auditEscalate ?? true] : null,
       // The headline eps keeps its adversarial images in the checkpoint; the others do not.
       headline,
       batchSize,
@@ -178,7 +187,7 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
     const sweep: EpsilonResult[] = [];
     let main: Evaluation | undefined;
     // Under a defense, one evaluation per threat model (checkpoint slot k * T + t), then the per-example worst case.
-    const reportedSuite = purified.length ? threatModelSuite(suite, DEFENSE_THREAT_MODELS) : suite;
+    let reportedSuite = purified.length ? threatModelSuite(suite, DEFENSE_THREAT_MODELS) : suite;
     const threatSweeps: EpsilonResult[][] = attacked.map(() => []);
     let plainHead: Evaluation | undefined;
     for (let k = 0; k < epsList.length; k++) {
@@ -220,7 +229,36 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
         plainHead = perThreat[0];
       }
     }
-    const head = main!;
+    let head = main!;
+
+    // The fast suite's self-audit against the standard suite, at the headline eps.
+    let audit: AuditSummary | null = null;
+    if (audited) {
+      const base = epsList.length * attacked.length;
+      const slots = { sample: base, rest: base + 1 } as const;
+      const resume = resumed ? { sample: checkpoint.loadEvaluation(slots.sample), rest: checkpoint.loadEvaluation(slots.rest) } : undefined;
+      options.onProgress?.({ type: 'phase', phase: `audit at eps ${headline}`, total: 1, workers });
+      const result = await auditEvaluation(classifier, subset, suite, head, {
+        reference: buildSuite({ suite: 'standard', norm, numClasses: data.numClasses }),
+        sample: options.audit,
+        escalate: options.auditEscalate,
+        eps: headline,
+        seed,
+        batchSize,
+        pool,
+        classNames: data.classNames,
+        ...(resume ? { resume } : {}),
+        onProgress: (part, e) => {
+          checkpoint.saveEvaluation(slots[part], e.state, e.adversarial);
+          options.onProgress?.({ type: 'batch', phase: `audit at eps ${headline}`, done: e.done, total: e.total, robust: e.total - e.broken, evaluated: e.done });
+        },
+      });
+      head = result.evaluation;
+      audit = result.audit;
+      reportedSuite = result.suite;
+      sweep[epsList.indexOf(headline)] = head.summary;
+      options.onProgress?.({ type: 'sweep', result: head.summary });
+    }
 
     // The AAE as a detector, against PGD on the bare classifier.
     let detector: DetectorResult | null = null;
@@ -279,7 +317,8 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
     let checks = (resumed && checkpoint.load<SanityCheck[]>('sanity')) || null;
     if (!checks) {
       options.onProgress?.({ type: 'phase', phase: 'sanity checks', total: 6, workers });
-      checks = await sanity(attacked[0], subset, suite, plainHead ?? head, purified.length ? threatSweeps[0] : sweep, epsList, headline, Math.min(sanitySample, n), seed, pool, (done) =>
+      // Before the audit's stages: the checks read the suite's own verdicts (the audit ran on a sample only).
+      checks = await sanity(attacked[0], subset, suite, plainHead ?? head, purified.length || audited ? threatSweeps[0] : sweep, epsList, headline, Math.min(sanitySample, n), seed, pool, (done) =>
         options.onProgress?.({ type: 'batch', phase: 'sanity checks', done, total: 6 }),
       );
       checkpoint.save('sanity', checks);
@@ -345,6 +384,7 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
       minimal: minimalSummary,
       corruptions: corruptionResult,
       sanity: { verdict: overallVerdict(checks), checks },
+      audit,
       defense: purifier
         ? {
             kind: 'aae',

@@ -16,15 +16,22 @@ import { deriveSeed } from '../util/rng.js';
 import { InputError } from '../errors.js';
 import { initialState, MISCLASSIFIED, ROBUST, Scheduler, type PipelineState, type ScheduledBatch, type StageFigures } from './schedule.js';
 import { runStageBatch, type StageBatchInput, type StageBatchOutput } from './stage-batch.js';
-import { EVAL_TASK_URL, type StageBatchPayload } from './pool-task.js';
+import { EVAL_TASK_URL, type MaltRankPayload, type StageBatchPayload } from './pool-task.js';
+import { rankByLogits, rankByMalt, type TargetOrder } from './targets.js';
+import type { Norm } from '../attacks/types.js';
 import type { ClassSummary, EpsilonResult, StageSummary, Suite } from './types.js';
 
 /** Options of {@link evaluateRobustness}. */
 export interface EvaluateOptions {
   suite: Suite;
   eps: number;
-  /** Default 0. Point i's run at stage s and target rank r is seeded with deriveSeed(seed, `<stage name>:<r>:<i>`). */
+  /** Default 0. Point i's run at stage s and target rank r is seeded with deriveSeed(seed, `<stage name>:<r>:<id of i>`). */
   seed?: number;
+  /**
+   * Each point's id in its seeds (default its index): a subset evaluated with
+   * the ids the points have in the whole set gets exactly the whole set's runs.
+   */
+  pointIds?: Int32Array;
   /** Largest engine batch (default 128). */
   batchSize?: number;
   /** Every stage on every point (not only those still robust), to measure each stage alone; the verdict is the same, the cost much higher. */
@@ -88,9 +95,14 @@ export async function evaluateRobustness(classifier: Classifier, input: AttackIn
   const cleanLogits = logitsOf(classifier, input, batchSize);
   const cleanPredictions = new Int32Array(n);
   for (let i = 0; i < n; i++) cleanPredictions[i] = argmax(cleanLogits, i * k, k);
-  // Target classes by rank of the clean logits (rank 1 = the predicted class), as AutoAttack orders them.
-  const ranked = Array.from({ length: n }, (_, i) => rankClasses(cleanLogits, i * k, k));
+  // Target rank r (from 2) is entry r - 2 of a point's order: by clean logit, as AutoAttack, or by MALT's distance.
+  const orders: Record<TargetOrder, number[][] | undefined> = {
+    logits: rankByLogits(cleanLogits, n, k),
+    malt: undefined,
+  };
   const keep = options.keepImages ?? true;
+  if (options.pointIds && options.pointIds.length !== n) throw new InputError('pointIds', `expected one id per point (${n}), got ${options.pointIds.length}`);
+  const ids = options.pointIds ?? Int32Array.from({ length: n }, (_, i) => i);
   const state = options.resume?.state ?? initialState(suite, input.labels, cleanPredictions);
   if (state.count !== n || state.stages.length !== suite.stages.length) throw new InputError('resume', `the saved state holds ${state.count} points and ${state.stages.length} stages, expected ${n} and ${suite.stages.length}`);
   const adversarial = keep ? (options.resume?.adversarial ?? input.images.slice()) : null;
@@ -100,6 +112,9 @@ export async function evaluateRobustness(classifier: Classifier, input: AttackIn
   if (pool && !classifier.rebuildSpec) throw new InputError('pool', 'a worker pool needs a classifier made with Classifier.fromModel from a LayersModel (a function or GraphModel cannot be sent to workers)');
   const shared: SharedClassifier | undefined = pool ? await shareClassifier(classifier) : undefined;
   const slots = pool ? (Number.isFinite(pool.size) ? pool.size : REMOTE_SLOTS) : 1;
+  if (suite.stages.some((s) => s.targetClasses && s.targetOrder === 'malt')) {
+    orders.malt = await maltOrders(classifier, input, state, batchSize, suite.norm, pool, shared, slots);
+  }
 
   const batchInput = (b: ScheduledBatch): StageBatchInput => {
     const stage = suite.stages[b.stage];
@@ -113,8 +128,8 @@ export async function evaluateRobustness(classifier: Classifier, input: AttackIn
       images,
       imageShape: [...input.imageShape] as [number, number, number],
       labels: Int32Array.from(b.points, (i) => input.labels[i]),
-      targets: stage.targetClasses ? Int32Array.from(b.points, (i, j) => ranked[i][b.ranks[j] - 1]) : null,
-      exampleSeeds: Uint32Array.from(b.points, (i, j) => deriveSeed(seed, `${stage.name}:${b.ranks[j]}:${i}`)),
+      targets: stage.targetClasses ? Int32Array.from(b.points, (i, j) => orders[stage.targetOrder ?? 'logits']![i][b.ranks[j] - 2]) : null,
+      exampleSeeds: Uint32Array.from(b.points, (i, j) => deriveSeed(seed, `${stage.name}:${b.ranks[j]}:${ids[i]}`)),
     };
   };
   const run = (b: ScheduledBatch): Promise<StageBatchOutput> => {
@@ -275,7 +290,39 @@ function argmax(v: Float32Array, offset: number, k: number): number {
   return best;
 }
 
-/** Classes sorted by decreasing logit. */
-function rankClasses(v: Float32Array, offset: number, k: number): number[] {
-  return Array.from({ length: k }, (_, j) => j).sort((a, b) => v[offset + b] - v[offset + a] || a - b);
+/**
+ * MALT's target order of every point still to be attacked, in batches (on the
+ * pool when there is one); points already done get an empty order.
+ */
+async function maltOrders(
+  classifier: Classifier,
+  input: AttackInput,
+  state: PipelineState,
+  batchSize: number,
+  norm: Norm,
+  pool: TaskPool | undefined,
+  shared: SharedClassifier | undefined,
+  slots: number,
+): Promise<number[][]> {
+  const k = classifier.numClasses;
+  const size = input.imageShape[0] * input.imageShape[1] * input.imageShape[2];
+  const todo: number[] = [];
+  for (let i = 0; i < state.count; i++) if (state.brokenBy[i] === ROBUST) todo.push(i);
+  // Enough chunks for every worker, none larger than a batch.
+  const chunk = Math.max(1, Math.min(batchSize, Math.ceil(todo.length / slots)));
+  const parts: number[][] = [];
+  for (let s = 0; s < todo.length; s += chunk) parts.push(todo.slice(s, s + chunk));
+  const ranked = await Promise.all(
+    parts.map((points) => {
+      const images = new Float32Array(points.length * size);
+      points.forEach((i, j) => images.set(input.images.subarray(i * size, (i + 1) * size), j * size));
+      const labels = Int32Array.from(points, (i) => input.labels[i]);
+      if (!pool) return Promise.resolve(rankByMalt(classifier, images, labels, norm));
+      const task: TaskRef = { module: EVAL_TASK_URL, name: 'maltRankTask', label: `MALT targets of ${points.length} points from ${points[0]}` };
+      return pool.run<Int32Array, MaltRankPayload>(task, [{ classifier: shared!, images, labels, norm }], (p) => [p.images.buffer]).then((r) => r[0]);
+    }),
+  );
+  const out: number[][] = Array.from({ length: state.count }, () => []);
+  parts.forEach((points, p) => points.forEach((i, j) => (out[i] = Array.from(ranked[p].subarray(j * (k - 1), (j + 1) * (k - 1))))));
+  return out;
 }

@@ -21,6 +21,12 @@ export interface SuiteStage {
    * each time on the points still robust. Omitted: untargeted.
    */
   targetClasses?: number;
+  /**
+   * How target ranks map to classes: by decreasing clean logit (`logits`, the
+   * default, AutoAttack's order) or nearest linearized boundary first (`malt`,
+   * Melamed et al. 2024). See targets.ts.
+   */
+  targetOrder?: 'logits' | 'malt';
   /** Needs gradients (false for black-box stages). */
   whiteBox: boolean;
 }
@@ -47,6 +53,40 @@ export interface StageSummary {
   seconds: number;
   /** With allPoints (every stage on every point): robust accuracy against this stage alone. */
   standaloneRobustAccuracy?: number;
+}
+
+/** What a fast suite's self-audit against the standard suite did and found (audit.ts). */
+export interface AuditSummary {
+  /** The suite audited against (`standard`). */
+  reference: string;
+  /** Its stages the fast suite did not run, which the audit runs. */
+  stages: string[];
+  /** Points the fast suite left robust. */
+  robustBefore: number;
+  /** Of those, points audited (a seeded random sample, or all). */
+  sampled: number;
+  /** Every robust point was audited. */
+  full: boolean;
+  /** Audited points the remainder broke: robust for the fast suite, not for the standard one. */
+  misses: number;
+  /** Their indices in the evaluated set. */
+  missed: number[];
+  /**
+   * 95% upper bound (exact, Clopper-Pearson) on the fraction of the fast
+   * suite's robust points the standard suite would break; 0 when every one was
+   * audited or the audit escalated.
+   */
+  missRateUpper: number;
+  /** The bound as points, and as robust accuracy: how much lower the standard suite could go at most. */
+  gapUpperPoints: number;
+  gapUpper: number;
+  /** A miss made the audit run the remainder on every robust point: the verdicts are then the standard suite's. */
+  escalated: boolean;
+  escalatedPoints: number;
+  gradients: number;
+  queries: number;
+  /** Busy thread-seconds of the audit. */
+  seconds: number;
 }
 
 /** Robust accuracy of one class. */
@@ -170,6 +210,8 @@ export interface EvalRunResult extends RunMeta {
     threatModels: { name: string; description: string; robustAccuracy: number; sweep: EpsilonResult[] }[];
     detector: DetectorResult;
   } | null;
+  /** A fast suite's self-audit at the headline eps (null for other suites). */
+  audit: AuditSummary | null;
   /** Worker threads that evaluated batches, or for a distributed run the queue worker processes that did. */
   workers: number;
   /** Wall time of this session after loading (all phases; a resumed run counts only its own session). */
