@@ -1,6 +1,7 @@
 import { tf } from '../engine/tf.js';
 import { meetsCriterion, type Attack, type BatchContext } from './types.js';
 import { Rng } from '../util/rng.js';
+import { IncrementalForward } from '../models/incremental.js';
 
 /** Parameters of {@link square}. */
 export interface SquareParams {
@@ -35,7 +36,10 @@ export interface SquareParams {
  * together, each with its own windows and accept/reject drawn from its own
  * seed (so results do not depend on the batch); an example stops being
  * queried once it meets the criterion (its iterate is then kept as is). Every
- * iterate lies in the eps-ball and the bounds by construction.
+ * iterate lies in the eps-ball and the bounds by construction. An L-inf
+ * proposal differs from its example's best in one square only, so when the
+ * model starts with local layers it is scored by recomputing them just around
+ * the square (models/incremental.ts: the same logits, a fraction of the work).
  *
  * Distance: linf (default), l2. Parameters: queries (5000 random-search
  * queries per image, after the one that scores the initialization: 1 + 5000
@@ -115,7 +119,9 @@ function squareAttack(ctx: BatchContext, p: SquareParams): tf.Tensor4D {
   }
   const lossMin = new Float64Array(n);
   const done = new Uint8Array(n);
-  const initLogits = score(classifier, best, n);
+  // L-inf proposals differ from their example's best in one square: scored by recomputing only what it reaches, when the model allows.
+  const incremental = ctx.norm === 'linf' ? IncrementalForward.of(classifier) : null;
+  const initLogits = incremental ? incremental.reset(best, n) : score(classifier, best, n);
   for (let i = 0; i < n; i++) {
     const z = initLogits.subarray(i * k, (i + 1) * k);
     lossMin[i] = loss(z, goal[i], targeted);
@@ -131,20 +137,26 @@ function squareAttack(ctx: BatchContext, p: SquareParams): tf.Tensor4D {
     const m = active.length;
     const frac = squareFraction(p.pInit, iteration, p.queries, p.rescaleSchedule);
     const proposals = new Float32Array(m * d);
+    const windows = { tops: new Array<number>(m), lefts: new Array<number>(m), size: 0 };
     active.forEach((i, r) => {
       const xi = clean.subarray(i * d, (i + 1) * d);
       const bi = best.subarray(i * d, (i + 1) * d);
       const out = proposals.subarray(r * d, (r + 1) * d);
-      if (ctx.norm === 'linf') proposeLinf(xi, bi, out, frac, g, rngs[i]);
-      else proposeL2(xi, bi, out, delta, frac, g, rngs[i]);
+      if (ctx.norm === 'linf') {
+        const w = proposeLinf(xi, bi, out, frac, g, rngs[i]);
+        windows.tops[r] = w.top;
+        windows.lefts[r] = w.left;
+        windows.size = w.size;
+      } else proposeL2(xi, bi, out, delta, frac, g, rngs[i]);
     });
-    const logits = score(classifier, proposals, m);
+    const logits = incremental ? incremental.score(active, proposals, windows.tops, windows.lefts, windows.size) : score(classifier, proposals, m);
     active.forEach((i, r) => {
       const z = logits.subarray(r * k, (r + 1) * k);
       const l = loss(z, goal[i], targeted);
       if (l < lossMin[i]) {
         lossMin[i] = l;
         best.set(proposals.subarray(r * d, (r + 1) * d), i * d);
+        incremental?.accept(r);
         if (goalMet(z, i)) done[i] = 1;
       }
     });
@@ -204,8 +216,9 @@ function side(frac: number, g: Geometry, min: number): number {
 /**
  * L-inf step: a random s x s window of `best` gets a fresh +-eps per channel;
  * signs are redrawn (at most 10 times) while the window would not change.
+ * Returns the window.
  */
-function proposeLinf(xi: Float32Array, bi: Float32Array, out: Float32Array, frac: number, g: Geometry, rng: Rng): void {
+function proposeLinf(xi: Float32Array, bi: Float32Array, out: Float32Array, frac: number, g: Geometry, rng: Rng): { top: number; left: number; size: number } {
   const { h, w, c, eps, lo, hi } = g;
   out.set(bi);
   const s = side(frac, g, 1);
@@ -236,6 +249,7 @@ function proposeLinf(xi: Float32Array, bi: Float32Array, out: Float32Array, frac
       }
     }
   }
+  return { top, left, size: s };
 }
 
 /** Official `pseudo_gaussian_pert_rectangles`: nested rectangles weighted 1/(k+1)^2, unit L2 norm. */

@@ -99,8 +99,12 @@ export class Classifier {
   /** Logits for `x` (in input scale); differentiable; counts `x.shape[0]` queries. Call inside tf.tidy. */
   logits(x: tf.Tensor4D): tf.Tensor2D {
     this.queryCount += x.shape[0];
-    const input = this.mean && this.std ? tf.div(tf.sub(x, this.mean), this.std) : x;
-    return this.forward(input as tf.Tensor4D);
+    return this.forward(this.preprocessInput(x));
+  }
+
+  /** `x` normalized as the model expects it (the identity without preprocessing); per pixel, so it applies to any crop. Call inside tf.tidy. */
+  preprocessInput(x: tf.Tensor4D): tf.Tensor4D {
+    return (this.mean && this.std ? tf.div(tf.sub(x, this.mean), this.std) : x) as tf.Tensor4D;
   }
 
   /** Predicted labels (argmax of the logits). */
