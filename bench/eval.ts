@@ -1,210 +1,177 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { tf } from '../src/engine/tf.js';
 import { initBackend, type BackendInfo } from '../src/engine/backend.js';
 import { loadModel } from '../src/models/io.js';
-import { Classifier } from '../src/models/classifier.js';
-import { loadBuiltinDataset } from '../src/data/builtin.js';
-import { balancedSubset } from '../src/data/subset.js';
-import type { AttackInput } from '../src/attacks/validate.js';
-import { defenseRun } from '../src/defenses/defense-run.js';
-import { referenceSetup } from './reference-model.js';
-import { WorkerPool } from '../src/engine/pool.js';
-import { clearWorkerModels } from '../src/models/pool-model.js';
-import { runAttack } from '../src/attacks/run.js';
-import { findAttack } from '../src/attacks/index.js';
-import { buildSuite } from '../src/robustness/suites.js';
-import { evaluateRobustness } from '../src/robustness/evaluate.js';
+import { defenseRun, type DefenseRunOptions } from '../src/defenses/defense-run.js';
 import { evalRun } from '../src/robustness/eval-run.js';
-import { ROBUST } from '../src/robustness/schedule.js';
 import type { EvalRunResult } from '../src/robustness/types.js';
-import { machine, round } from './measure.js';
+import { crossEntropy } from '../src/attacks/losses.js';
+import { Classifier } from '../src/models/classifier.js';
+import { Rng } from '../src/util/rng.js';
+import { readNpy } from '../src/data/formats/npy.js';
+import { machine, round, time } from './measure.js';
 
-const N = 1000;
+const CACHE = join(dirname(fileURLToPath(import.meta.url)), '.cache');
+const N = 500;
 const BATCH = 128;
 
+/** The adversarially trained models of issue 7, trained into bench/.cache when absent. */
+export const ADVERSARIAL_MODELS = {
+  // `advlab train --defense pgd-at --defense-eps 0.3 --defense-steps 10 --eps-warmup 3 --epochs 12 --batch-size 128`
+  'mnist-pgd-at': { dataset: 'mnist', eps: 0.3, training: { model: 'small-cnn', dataset: 'mnist', defense: 'pgd-at', defenseEps: 0.3, defenseSteps: 10, epsWarmup: 3, epochs: 12, batchSize: 128 } },
+  // 8,000 training images, 5 epochs, 10 steps of 0.025
+  'fashion-pgd-at': { dataset: 'fashion-mnist', eps: 0.1, training: { model: 'small-cnn', dataset: 'fashion-mnist', trainSize: 8000, defense: 'pgd-at', defenseEps: 0.1, defenseSteps: 10, epochs: 5, batchSize: 128 } },
+  'fashion-trades': { dataset: 'fashion-mnist', eps: 0.1, training: { model: 'small-cnn', dataset: 'fashion-mnist', trainSize: 8000, defense: 'trades', defenseEps: 0.1, defenseSteps: 10, epochs: 5, batchSize: 128 } },
+} as const satisfies Record<string, { dataset: string; eps: number; training: Omit<DefenseRunOptions, 'out'> }>;
+type ModelName = keyof typeof ADVERSARIAL_MODELS;
+
+/** Where a model of {@link ADVERSARIAL_MODELS} is cached. */
+export const modelDir = (name: ModelName) => join(CACHE, name);
+
 /**
- * Issue 6: the quick and standard suites on 1,000 mnist test images, Linf, on
- * a 2-worker pool (what `advlab eval` uses on 2 cores): wall time, images per
- * second, gradients and queries per image, robust accuracy, next to PGD-40 at
- * the same eps (the suite must be at least as strong):
- * - the default-trained small-cnn (undefended) at eps 0.3 and 0.5 (both ~0);
- * - an adversarially trained small-cnn (PGD-AT) at eps 0.3: the quick suite
- *   and the standard suite (through `advlab eval`'s job, checkpointed in
- *   bench/.cache, so a killed bench resumes) on 1,000 images; and on the
- *   first 100, the standard suite as run (each stage on the points still
- *   robust) against every stage on every point: the ensemble is not weakened
- *   by its early exits if both give the same robust accuracy.
- * ADVLAB_BENCH_ONLY=undefended, adversarial (PGD-40 and quick),
- * adversarial-standard or not-weakened re-measures those and keeps the rest.
+ * Issue 19: `advlab eval` as a user runs it (500 class-balanced test images,
+ * 2 workers, corruptions and sanity checks included) with the standard suite
+ * and with the fast one, on the adversarially trained small-cnns of issue 7:
+ * mnist PGD-AT at L-inf 0.3, fashion-mnist PGD-AT and TRADES at 0.1. For each:
+ * whole wall time, gradients and forward passes per image, robust accuracy,
+ * what each stage broke, the white-box stages' gradient-images per
+ * thread-second next to the engine's batch-128 attack step measured in the
+ * same run, and the fast suite's audit; then fast against standard.
+ * Each run writes `bench/.cache/eval-<model>-<suite>`; a finished one is read
+ * back (its figures are those of the session that made it). Environment:
+ * ADVLAB_BENCH_ONLY=mnist-pgd-at,... picks models; ADVLAB_BENCH_FRESH=1 reruns.
  */
 export async function benchEval(log: (s: string) => void, previous?: unknown) {
-  // ADVLAB_BENCH_ONLY=undefended or =adversarial re-measures that model and keeps the other's figures.
   const only = process.env.ADVLAB_BENCH_ONLY?.split(',').filter(Boolean);
-  const wanted = (key: string) => !only || only.includes(key);
-  const kept = only && previous && typeof previous === 'object' ? (previous as Record<string, unknown>) : {};
+  const kept = only && previous && typeof previous === 'object' ? ((previous as Record<string, unknown>).models as Record<string, unknown> | undefined) ?? {} : {};
   const backend = await initBackend({ backend: 'wasm' });
-  const out: Record<string, unknown> = { ...kept, machine: machine(), backend: backend.name, threads: backend.threads, kernels: backend.kernels, workers: 2, images: N, batch: BATCH };
-  const pool = await WorkerPool.start({ size: 2, backend: 'wasm' });
-  try {
-    if (wanted('undefended')) {
-      const { model, classifier, images } = await referenceSetup(backend, N, log);
-      try {
-        out.undefended = { model: 'small-cnn (advlab train defaults)', ...(await measureModel('undefended', classifier, images, [0.3, 0.5], ['quick', 'standard'], pool, log)) };
-      } finally {
-        classifier.dispose();
-        model.dispose();
-      }
-    }
-    if (wanted('adversarial') || wanted('adversarial-standard') || wanted('not-weakened')) {
-      const { model, classifier, images, description } = await adversarialSetup(backend, N, log);
-      const previousAdversarial = (kept.adversarial ?? {}) as Record<string, unknown>;
-      try {
-        const entry: Record<string, unknown> = { ...previousAdversarial, model: description };
-        delete entry.standardOn100;
-        if (wanted('adversarial')) Object.assign(entry, await measureModel('adversarial', classifier, images, [0.3], ['quick'], pool, log));
-        if (wanted('adversarial-standard')) entry.standard = await standardOnAdversarial(backend, log);
-        if (wanted('not-weakened')) entry.notWeakened = await notWeakened(classifier, images, pool, log);
-        out.adversarial = entry;
-      } finally {
-        classifier.dispose();
-        model.dispose();
-      }
-    }
-  } finally {
-    await pool.close();
-    await clearWorkerModels();
+  const out: Record<string, unknown> = { machine: machine(), backend: backend.name, threads: backend.threads, kernels: backend.kernels, workers: 2, images: N, batch: BATCH };
+  const mnistDir = await ensureModel('mnist-pgd-at', backend, log);
+  const engine = await engineFigures(mnistDir);
+  out.engine = engine;
+  log(`engine (small-cnn, batch ${BATCH}, one thread): attack step ${engine.attackStepMs} ms = ${engine.gradientImagesPerThreadSecond} gradient-images/s, forward ${engine.forwardMs} ms = ${engine.forwardImagesPerThreadSecond} images/s`);
+  const models: Record<string, unknown> = { ...kept };
+  for (const name of Object.keys(ADVERSARIAL_MODELS) as ModelName[]) {
+    if (only && !only.includes(name)) continue;
+    const spec = ADVERSARIAL_MODELS[name];
+    const dir = await ensureModel(name, backend, log);
+    const entry: Record<string, unknown> = { model: describeModel(dir), dataset: spec.dataset, eps: spec.eps };
+    for (const suite of ['standard', 'fast'] as const) entry[suite] = await runSuite(name, dir, spec.dataset, spec.eps, suite, engine.gradientImagesPerThreadSecond, backend, log);
+    const s = entry.standard as SuiteFigures;
+    const f = entry.fast as SuiteFigures;
+    entry.fastAgainstStandard = {
+      wallRatio: s.wallSeconds && f.wallSeconds ? round(f.wallSeconds / s.wallSeconds, 3) : null,
+      robustDifferenceImages: f.robustCount - s.robustCount,
+      auditMisses: f.audit?.misses ?? null,
+      // Points the standard suite broke that the fast run (audit included) left robust, and the reverse.
+      missedByFast: f.brokenSet.filter((_, i) => s.brokenSet[i] && !f.brokenSet[i]).length,
+      missedByStandard: f.brokenSet.filter((b, i) => b && !s.brokenSet[i]).length,
+    };
+    log(`${name}: fast/standard wall ${JSON.stringify(entry.fastAgainstStandard)}`);
+    for (const suite of ['standard', 'fast'] as const) delete (entry[suite] as Partial<SuiteFigures>).brokenSet;
+    models[name] = entry;
   }
+  out.models = models;
   return out;
 }
 
-/** PGD-40 and the given suites at each eps: robust accuracy, wall time, images per second, costs per image. */
-async function measureModel(
-  name: string,
-  classifier: Classifier,
-  images: AttackInput,
-  epsList: number[],
-  suites: string[],
-  pool: WorkerPool,
-  log: (s: string) => void,
-): Promise<Record<string, unknown>> {
-  const result: Record<string, unknown> = {};
-  for (const eps of epsList) {
-    const key = `eps${String(eps).replace('.', '')}`;
-    const entry: Record<string, unknown> = { eps };
-    const t0 = performance.now();
-    const p = await runAttack(findAttack('pgd')!, classifier, images, { norm: 'linf', eps, batchSize: BATCH, pool, params: { steps: 40, stepSize: 0.01 } });
-    entry.cleanAccuracy = p.summary.cleanAccuracy;
-    entry.pgd40 = { robustAccuracy: p.summary.robustAccuracy, wallSeconds: round((performance.now() - t0) / 1000, 1), gradientsPerImage: round(p.summary.gradientsPerImage, 2) };
-    for (const suiteName of suites) {
-      const suite = buildSuite({ suite: suiteName, norm: 'linf', numClasses: 10 });
-      const t1 = performance.now();
-      const ev = await evaluateRobustness(classifier, images, { suite, eps, batchSize: BATCH, pool, keepImages: false });
-      const wall = (performance.now() - t1) / 1000;
-      const s = ev.summary;
-      entry[suiteName] = {
-        robustAccuracy: s.robustAccuracy,
-        confidenceInterval: s.confidenceInterval.map((v) => round(v, 4)),
-        wallSeconds: round(wall, 1),
-        imagesPerSecond: round(images.count / wall, 2),
-        gradientsPerImage: round(s.gradientsPerImage, 2),
-        queriesPerImage: round(s.queriesPerImage, 2),
-        stages: s.stages.map((st) => ({ name: st.name, broken: st.broken, attacked: st.attacked, gradients: st.gradients, queries: st.queries })),
-      };
-      log(`${name} eps ${eps} ${suiteName}: robust ${s.robustAccuracy} (pgd40 ${p.summary.robustAccuracy}), ${round(wall, 1)} s, ${round(images.count / wall, 1)} img/s, ${round(s.gradientsPerImage, 1)} grads/img, ${round(s.queriesPerImage, 1)} queries/img`);
-    }
-    result[key] = entry;
+/** The trained model's folder, training it first (issue 7's recipe, resumable) if absent. */
+async function ensureModel(name: ModelName, backend: BackendInfo, log: (s: string) => void): Promise<string> {
+  const dir = modelDir(name);
+  if (!existsSync(join(dir, 'model', 'model.json'))) {
+    const spec = ADVERSARIAL_MODELS[name];
+    log(`adversarially training ${name} (${JSON.stringify(spec.training)}) into ${dir}`);
+    await defenseRun({ ...spec.training, out: dir, resume: true, evidence: false }, backend);
   }
-  return result;
+  return dir;
 }
 
-/** Where the adversarially trained reference model is cached (trained by `advlab train --defense pgd-at` settings if absent). */
-const ADVERSARIAL_DIR = join(dirname(fileURLToPath(import.meta.url)), '.cache', 'small-cnn-mnist-pgd-at');
-
-/** PGD-AT settings of the adversarially trained reference model (issue 7's PyTorch reference: 10 steps of 0.075, Adam 1e-3, batch 128). */
-export const ADVERSARIAL_TRAINING = { model: 'small-cnn', dataset: 'mnist', defense: 'pgd-at', defenseEps: 0.3, defenseSteps: 10, epochs: 10, batchSize: 128, epsWarmup: 1 } as const;
-
-async function adversarialSetup(backend: BackendInfo, n: number, log: (s: string) => void) {
-  if (!existsSync(join(ADVERSARIAL_DIR, 'model', 'model.json'))) {
-    log(`adversarially training the reference small-cnn (${JSON.stringify(ADVERSARIAL_TRAINING)}) into ${ADVERSARIAL_DIR}`);
-    await defenseRun({ ...ADVERSARIAL_TRAINING, out: ADVERSARIAL_DIR, resume: true, evidence: false }, backend);
-  }
-  const model = await loadModel(ADVERSARIAL_DIR);
-  // Describe the model by the run that made it (its result.json), not by the constants above.
-  const run = JSON.parse(readFileSync(join(ADVERSARIAL_DIR, 'result.json'), 'utf8')) as { options: object; defense?: object; dataset: { trainSize: number }; cleanAccuracy: number; secondsPerEpoch: number; epochs: number };
-  const description = { options: run.options, defense: run.defense ?? null, trainSize: run.dataset.trainSize, epochs: run.epochs, secondsPerEpoch: run.secondsPerEpoch, cleanAccuracyFullTestSplit: run.cleanAccuracy };
-  return { model, classifier: Classifier.fromModel(model), images: balancedSubset(loadBuiltinDataset('mnist').test, 10, n), description };
-}
-
-/** `advlab eval` of the adversarially trained model: standard suite, eps 0.3, 1,000 images, corruptions and sanity checks; resumable. */
-const ADVERSARIAL_EVAL_DIR = join(dirname(fileURLToPath(import.meta.url)), '.cache', 'eval-at-standard-1000');
-
-async function standardOnAdversarial(backend: BackendInfo, log: (s: string) => void): Promise<Record<string, unknown>> {
-  // A finished run's result.json is read as it is (its wall time is that of the run);
-  // otherwise the run is made or resumed with the same options as
-  // `advlab eval --model bench/.cache/small-cnn-mnist-pgd-at --eps 0.3 --n 1000 --out <dir> --resume`.
-  const file = join(ADVERSARIAL_EVAL_DIR, 'result.json');
-  const r: EvalRunResult = existsSync(file)
-    ? (JSON.parse(readFileSync(file, 'utf8')) as EvalRunResult)
-    : await evalRun({ model: ADVERSARIAL_DIR, dataset: 'mnist', suite: 'standard', eps: [0.3], n: N, batchSize: BATCH, out: ADVERSARIAL_EVAL_DIR, resume: true, workers: 2 }, backend);
-  const s = r.sweep[0];
-  // The suite's busy thread-seconds over the workers: its wall time, without corruptions and sanity checks.
-  const suiteWall = s.seconds / r.workers;
-  log(`adversarial eps 0.3 standard on ${r.count}: robust ${r.robustAccuracy}, ~${round(suiteWall, 1)} s wall, ${round(s.gradientsPerImage, 1)} grads/img, ${round(s.queriesPerImage, 1)} queries/img, sanity ${r.sanity.verdict}`);
-  return {
-    images: r.count,
-    cleanAccuracy: r.cleanAccuracy,
-    robustAccuracy: r.robustAccuracy,
-    confidenceInterval: r.confidenceInterval.map((v) => round(v, 4)),
-    workers: r.workers,
-    threadSeconds: round(s.seconds, 1),
-    wallSeconds: round(suiteWall, 1),
-    imagesPerSecond: round(r.count / suiteWall, 3),
-    // The whole `advlab eval` run (suite, corruptions, sanity checks), when it ran in one session.
-    runWallSeconds: r.resumed ? null : round(r.seconds, 1),
-    gradientsPerImage: round(s.gradientsPerImage, 2),
-    queriesPerImage: round(s.queriesPerImage, 2),
-    stages: s.stages.map((st) => ({ name: st.name, broken: st.broken, attacked: st.attacked, gradients: st.gradients, queries: st.queries })),
-    sanity: { verdict: r.sanity.verdict, checks: r.sanity.checks.map((c) => ({ id: c.id, verdict: c.verdict, message: c.message })) },
-    corruptionMeanAccuracy: r.corruptions ? round(r.corruptions.overallMeanAccuracy, 4) : null,
-    report: 'bench/.cache/eval-at-standard-1000/report.html',
-  };
+function describeModel(dir: string) {
+  const run = JSON.parse(readFileSync(join(dir, 'result.json'), 'utf8')) as { options: object; dataset: { trainSize: number }; cleanAccuracy: number; secondsPerEpoch: number; epochs: number };
+  return { options: run.options, trainSize: run.dataset.trainSize, epochs: run.epochs, secondsPerEpoch: round(run.secondsPerEpoch, 1), cleanAccuracyFullTestSplit: round(run.cleanAccuracy, 4) };
 }
 
 /**
- * The standard suite as run (each stage only on the points no earlier stage
- * broke, target ranks batched when few points are left) against every stage
- * on every correctly classified point, on the first 100 images (batches of
- * 50, one per worker): same robust accuracy means the early exits cost no
- * strength; also each stage's robust accuracy alone.
+ * The engine's own speed on the evaluated model: one attack step (logits,
+ * cross-entropy, input gradient) and one forward pass on a batch of 128, on
+ * one thread, as the suite's workers run them.
  */
-async function notWeakened(classifier: Classifier, images: AttackInput, pool: WorkerPool, log: (s: string) => void): Promise<Record<string, unknown>> {
-  const n = 100;
-  const first = { ...images, images: images.images.subarray(0, n * 784), labels: images.labels.subarray(0, n), count: n };
-  const suite = buildSuite({ suite: 'standard', norm: 'linf', numClasses: 10 });
-  const run = async (allPoints: boolean) => {
-    const t0 = performance.now();
-    const ev = await evaluateRobustness(classifier, first, { suite, eps: 0.3, batchSize: 50, pool, keepImages: false, allPoints });
-    return { ev, wall: (performance.now() - t0) / 1000 };
+async function engineFigures(dir: string) {
+  const model = await loadModel(dir);
+  const classifier = Classifier.fromModel(model);
+  const rng = new Rng(0);
+  const x = tf.tensor4d(Float32Array.from({ length: BATCH * 784 }, () => rng.next()), [BATCH, 28, 28, 1]);
+  const y = tf.tensor1d(Int32Array.from({ length: BATCH }, () => rng.int(10)), 'int32');
+  try {
+    const step = time(() => {
+      const r = classifier.valueAndGradient(x, (z) => crossEntropy(z, y));
+      r.grad.dataSync();
+      tf.dispose([r.value, r.grad, r.logits]);
+    }, { warmup: 3, repeats: 9 });
+    const forward = time(() => tf.tidy(() => classifier.logits(x).dataSync()), { warmup: 3, repeats: 9 });
+    return {
+      model: 'small-cnn (mnist-pgd-at)',
+      batch: BATCH,
+      attackStepMs: step.medianMs,
+      gradientImagesPerThreadSecond: round((BATCH / step.medianMs) * 1000, 1),
+      forwardMs: forward.medianMs,
+      forwardImagesPerThreadSecond: round((BATCH / forward.medianMs) * 1000, 1),
+    };
+  } finally {
+    tf.dispose([x, y]);
+    classifier.dispose();
+    model.dispose();
+  }
+}
+
+interface SuiteFigures {
+  wallSeconds: number | null;
+  robustCount: number;
+  brokenSet: boolean[];
+  audit?: { misses: number } | null;
+}
+
+/** One `advlab eval` run (or its finished result), and its figures. */
+async function runSuite(name: ModelName, dir: string, dataset: string, eps: number, suite: 'standard' | 'fast', engineRate: number, backend: BackendInfo, log: (s: string) => void) {
+  const outDir = join(CACHE, `eval-${name}-${suite}-${N}`);
+  const file = join(outDir, 'result.json');
+  const fresh = process.env.ADVLAB_BENCH_FRESH === '1' || !existsSync(file);
+  const t0 = performance.now();
+  // The same options as `advlab eval --model <dir> --dataset <d> --eps <eps> --n 500 --suite <suite> --workers 2 [--resume]`.
+  const r: EvalRunResult = fresh
+    ? await evalRun({ model: dir, dataset, suite, eps: [eps], n: N, batchSize: BATCH, out: outDir, resume: true, workers: 2 }, backend)
+    : (JSON.parse(readFileSync(file, 'utf8')) as EvalRunResult);
+  const wall = fresh && !r.resumed ? round((performance.now() - t0) / 1000, 1) : null;
+  const s = r.sweep[0];
+  const whiteBox = s.stages.filter((st) => r.suite.stages.find((d) => d.name === st.name)?.whiteBox);
+  const whiteGradients = whiteBox.reduce((a, st) => a + st.gradients, 0);
+  const whiteSeconds = whiteBox.reduce((a, st) => a + st.seconds, 0);
+  const rate = whiteSeconds > 0 ? whiteGradients / whiteSeconds : 0;
+  const brokenBy = readNpy(join(outDir, r.files.brokenBy)).data as Int32Array;
+  const figures = {
+    wallSeconds: wall,
+    // With the run's own clock when this session did not make it (read back, or resumed).
+    runSeconds: round(r.seconds, 1),
+    finishedAt: r.finishedAt,
+    cleanAccuracy: r.cleanAccuracy,
+    robustAccuracy: r.robustAccuracy,
+    robustCount: Math.round(r.robustAccuracy * r.count),
+    confidenceInterval: r.confidenceInterval.map((v) => round(v, 4)),
+    gradientsPerImage: round(s.gradientsPerImage, 1),
+    queriesPerImage: round(s.queriesPerImage, 1),
+    forwardsPerImage: round(s.queriesPerImage - s.gradientsPerImage, 1),
+    suiteThreadSeconds: round(s.seconds, 1),
+    whiteBoxGradientImagesPerThreadSecond: round(rate, 1),
+    whiteBoxRateToEngine: engineRate > 0 ? round(rate / engineRate, 3) : null,
+    stages: s.stages.map((st) => ({ name: st.name, broken: st.broken, attacked: st.attacked, gradients: st.gradients, queries: st.queries, threadSeconds: round(st.seconds, 1), gradientImagesPerThreadSecond: st.seconds > 0 ? round(st.gradients / st.seconds, 1) : 0 })),
+    sanity: r.sanity.verdict,
+    sanityWarnings: r.sanity.checks.filter((c) => c.verdict === 'warn').map((c) => c.id),
+    audit: r.audit ? { sampled: r.audit.sampled, robustBefore: r.audit.robustBefore, misses: r.audit.misses, escalated: r.audit.escalated, gapUpperPoints: r.audit.gapUpperPoints, gradients: r.audit.gradients, queries: r.audit.queries, threadSeconds: round(r.audit.seconds, 1) } : null,
+    report: `bench/.cache/eval-${name}-${suite}-${N}/report.html`,
+    brokenSet: Array.from(brokenBy, (b) => b >= 0),
   };
-  const fast = await run(false);
-  const all = await run(true);
-  let agree = 0;
-  for (let i = 0; i < n; i++) if ((fast.ev.brokenBy[i] === ROBUST) === (all.ev.brokenBy[i] === ROBUST)) agree++;
-  const figures = (x: { ev: Awaited<ReturnType<typeof evaluateRobustness>>; wall: number }) => ({
-    robustAccuracy: x.ev.summary.robustAccuracy,
-    wallSeconds: round(x.wall, 1),
-    gradientsPerImage: round(x.ev.summary.gradientsPerImage, 1),
-    queriesPerImage: round(x.ev.summary.queriesPerImage, 1),
-  });
-  const result = {
-    images: n,
-    eps: 0.3,
-    asRun: figures(fast),
-    everyStageOnEveryPoint: { ...figures(all), standaloneRobustAccuracy: Object.fromEntries(all.ev.summary.stages.map((st) => [st.name, st.standaloneRobustAccuracy ?? null])) },
-    verdictsAgreeing: agree,
-    speedup: round(all.wall / fast.wall, 2),
-  };
-  log(`not weakened (first ${n}): as run ${result.asRun.robustAccuracy} in ${result.asRun.wallSeconds} s, every stage on every point ${result.everyStageOnEveryPoint.robustAccuracy} in ${result.everyStageOnEveryPoint.wallSeconds} s; ${agree}/${n} verdicts agree`);
-  return result;
+  log(`${name} ${suite} eps ${eps}: robust ${figures.robustAccuracy} (${figures.robustCount}/${r.count}), wall ${wall ?? `read back (${figures.runSeconds} s)`}, ${figures.gradientsPerImage} grads + ${figures.forwardsPerImage} forwards per image, white-box ${figures.whiteBoxGradientImagesPerThreadSecond} grad-img/thread-s (${figures.whiteBoxRateToEngine} of the engine), sanity ${figures.sanity}${figures.audit ? `, audit ${figures.audit.misses} misses of ${figures.audit.sampled}` : ''}`);
+  return figures;
 }

@@ -191,6 +191,9 @@ test('the scheduler fills batches across the set, keeps every worker busy on a s
   const next = scheduler.take(1)!;
   assert.ok(!next.points.includes(1) && next.ranks.every((r) => r === 3));
   const state = scheduler.state;
+  // A stage with a smaller largest batch is cut to it.
+  const capped = new Scheduler({ ...suite, stages: [{ ...suite.stages[0], maxBatch: 8 }, suite.stages[1]] }, initialState(suite, labels, clean), { batchSize: 128 });
+  assert.equal(capped.take(2)!.points.length, 8);
   assert.equal(state.brokenBy[0], 0);
   assert.equal(state.brokenBy[1], 1);
   assert.equal(state.finalPredictions[1], 4);

@@ -123,6 +123,8 @@ export class Scheduler {
   private running = 0;
   private readonly batchSize: number;
   private readonly minBatch: number;
+  /** Each stage's largest batch. */
+  private readonly stageBatch: number[];
   private readonly allPoints: boolean;
 
   constructor(
@@ -134,6 +136,7 @@ export class Scheduler {
     this.inFlight = new Uint8Array(state.count);
     this.batchSize = options.batchSize;
     this.minBatch = Math.max(1, options.minBatch ?? Math.ceil(options.batchSize / 4));
+    this.stageBatch = suite.stages.map((s) => Math.max(1, Math.min(options.batchSize, s.maxBatch ?? options.batchSize)));
     this.allPoints = options.allPoints ?? false;
   }
 
@@ -178,17 +181,18 @@ export class Scheduler {
       return -1;
     };
     const largest = () => counts.indexOf(Math.max(...counts));
-    let stage = deepest((s) => counts[s] >= this.batchSize);
-    let size = this.batchSize;
+    const full = (s: number) => this.stageBatch[s];
+    let stage = deepest((s) => counts[s] >= full(s));
+    let size = stage >= 0 ? full(stage) : 0;
     if (stage < 0) {
       // Stages below reachFrom can still receive points; the others are complete.
       stage = deepest((s) => counts[s] > 0 && s < reachFrom);
-      if (stage >= 0) size = Math.min(this.batchSize, Math.ceil(counts[stage] / Math.max(1, idle)));
+      if (stage >= 0) size = Math.min(full(stage), Math.ceil(counts[stage] / Math.max(1, idle)));
     }
     if (stage < 0) {
       stage = largest();
-      if (this.running > 0 && counts[stage] < this.minBatch) return null;
-      size = this.batchSize;
+      if (this.running > 0 && counts[stage] < Math.min(this.minBatch, full(stage))) return null;
+      size = full(stage);
     }
     const points = ready[stage].slice(0, size);
     for (const i of points) this.inFlight[i] = 1;
@@ -213,7 +217,7 @@ export class Scheduler {
     }
     const out: ScheduledBatch[] = [];
     ready.forEach((points, stage) => {
-      const parts = Math.ceil(points.length / this.batchSize);
+      const parts = Math.ceil(points.length / this.stageBatch[stage]);
       const size = Math.ceil(points.length / Math.max(1, parts));
       for (let p = 0; p < points.length; p += size) {
         const chunk = points.slice(p, p + size);

@@ -24,7 +24,7 @@ const NAMED_STAGES: Record<string, SuiteStage> = {
   // APGD-T on the targets MALT ranks first (Melamed et al. 2024): the nearest linearized boundaries.
   'apgd-t-malt': { name: 'apgd-t-malt', attack: 'apgd', params: { steps: 100, loss: 'dlr' }, targetClasses: 3, targetOrder: 'malt', whiteBox: true },
   // AutoAttack builds Square with resc_schedule=False: p halves at raw iteration counts.
-  square: { name: 'square', attack: 'square', params: { queries: 5000, rescaleSchedule: false }, whiteBox: false },
+  square: { name: 'square', attack: 'square', params: { queries: 5000, rescaleSchedule: false }, maxBatch: 32, whiteBox: false },
 };
 
 /** Suite names `advlab eval --suite` takes. */

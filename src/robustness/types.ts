@@ -27,6 +27,14 @@ export interface SuiteStage {
    * Melamed et al. 2024). See targets.ts.
    */
   targetOrder?: 'logits' | 'malt';
+  /**
+   * Largest engine batch of this stage, below the evaluation's batch size.
+   * For a stage whose batches take as long whatever their size (Square: its
+   * queries are sequential, each a forward pass of the batch), small batches
+   * let the last ones spread over every worker instead of leaving one to
+   * finish alone. Verdicts do not depend on it.
+   */
+  maxBatch?: number;
   /** Needs gradients (false for black-box stages). */
   whiteBox: boolean;
 }
