@@ -236,9 +236,10 @@ function blackBoxVerdict(broken: number, n: number, figures: SanityCheck['figure
 }
 
 /**
- * `more-steps`: the reference attack at eps on the sample against the same
- * attack with 4x its steps (or iterations, queries) and 2 extra restarts;
- * robust accuracy must not drop by more than 3 points and 2 examples.
+ * `more-steps`: the reference attack at eps on the sample, then the same
+ * attack with 4x its steps (or iterations, queries) and 2 extra restarts on
+ * the images it left robust; what the longer one breaks there (the drop in
+ * robust accuracy) must stay within 3 points and 2 examples.
  */
 export async function checkMoreSteps(input: SanityInput): Promise<SanityCheck> {
   const id = 'more-steps';
@@ -251,14 +252,17 @@ export async function checkMoreSteps(input: SanityInput): Promise<SanityCheck> {
   // The same seed for both: the longer run differs by its effort only.
   const seed = deriveSeed(input.seed, 'sanity:more-steps');
   const base = await attackOn(input, attack, input.sample, { eps: input.eps, params, seed });
-  const more = await attackOn(input, attack, input.sample, { eps: input.eps, params: longer, seed });
+  // The longer run only where the reference effort left the image robust: what it breaks there is what more effort adds.
+  const open: number[] = [];
+  for (let i = 0; i < base.count; i++) if (base.cleanPredictions[i] === base.labels[i] && !base.success[i]) open.push(i);
+  const more = open.length ? await attackOn(input, attack, subset(input.sample, open), { eps: input.eps, params: longer, seed }) : null;
   const n = input.sample.count;
-  const robustBase = correctCount(base) - count(base.success);
-  const robustMore = correctCount(more) - count(more.success);
-  const dropExamples = robustBase - robustMore;
+  const robustBase = open.length;
+  const dropExamples = more ? count(more.success) : 0;
+  const robustMore = robustBase - dropExamples;
   const drop = dropExamples / n;
   const warn = drop > MORE_STEPS_MAX_DROP && dropExamples >= MORE_STEPS_MIN_EXAMPLES;
-  const figures = { count: n, robustAccuracy: robustBase / n, robustAccuracyLonger: robustMore / n, drop, dropExamples, threshold: MORE_STEPS_MAX_DROP, params: JSON.stringify(base.params), paramsLonger: JSON.stringify(more.params) };
+  const figures = { count: n, robustAccuracy: robustBase / n, robustAccuracyLonger: robustMore / n, drop, dropExamples, threshold: MORE_STEPS_MAX_DROP, params: JSON.stringify(base.params), paramsLonger: JSON.stringify(longer) };
   const message = warn
     ? `With ${MORE_STEPS_FACTOR}x the steps and ${MORE_RESTARTS} more restarts ${attack.name} lowers robust accuracy by ${pct(drop)} (${dropExamples} examples, ${pct(robustBase / n)} to ${pct(robustMore / n)}): the attack had not converged, so the evaluation overestimates robustness.`
     : `With ${MORE_STEPS_FACTOR}x the steps and ${MORE_RESTARTS} more restarts ${attack.name} gives robust accuracy ${pct(robustMore / n)}, against ${pct(robustBase / n)} with the reference effort.`;
