@@ -290,6 +290,9 @@ const poolCases: { x: Shape4; f: number; s: number; pad: Pad; ties?: boolean }[]
   { x: [2, 7, 6, 2], f: 3, s: 1, pad: 'same' },
   { x: [1, 9, 9, 2], f: 2, s: 3, pad: 1 },
   { x: [2, 6, 6, 4], f: 3, s: 1, pad: 'valid', ties: true },
+  // The unrolled 2x2 path: ties, and odd sizes whose last row and column no window covers.
+  { x: [2, 8, 8, 5], f: 2, s: 2, pad: 'valid', ties: true },
+  { x: [1, 7, 9, 3], f: 2, s: 2, pad: 'valid', ties: true },
 ];
 
 test('maxPool gradients match the CPU backend, including ties', async () => {

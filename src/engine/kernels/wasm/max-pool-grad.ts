@@ -23,6 +23,10 @@ function maxPoolGrad(args: KernelArgs): tf.TensorInfo {
   const dx = heapF32(backend, out);
   const xs = heapF32(backend, input);
   const g = heapF32(backend, dy);
+  if (KH === 2 && KW === 2 && sh === 2 && sw === 2 && pt === 0 && pl === 0 && OH * 2 <= H && OW * 2 <= W) {
+    pool2x2(xs, g, dx, N, H, W, C, OH, OW);
+    return out;
+  }
   // Channels innermost: every read of a window row is contiguous (NHWC), with
   // the running maximum and its position kept per channel.
   const best = new Float32Array(C);
@@ -56,6 +60,45 @@ function maxPoolGrad(args: KernelArgs): tf.TensorInfo {
     }
   }
   return out;
+}
+
+/**
+ * The common 2x2 pool of stride 2 without padding, unrolled: the window's four
+ * values compared in row-major order with strict `>` (the first maximum wins,
+ * as above); a window of NaNs or -Infinity only passes nothing.
+ */
+function pool2x2(xs: Float32Array, g: Float32Array, dx: Float32Array, N: number, H: number, W: number, C: number, OH: number, OW: number): void {
+  const row = W * C;
+  for (let n = 0; n < N; n++) {
+    for (let oh = 0; oh < OH; oh++) {
+      for (let ow = 0; ow < OW; ow++) {
+        const i00 = ((n * H + 2 * oh) * W + 2 * ow) * C;
+        const y0 = ((n * OH + oh) * OW + ow) * C;
+        for (let c = 0; c < C; c++) {
+          const a = i00 + c;
+          const b = a + C;
+          const d = a + row;
+          const e = d + C;
+          let where = -1;
+          let best = -Infinity;
+          if (xs[a] > best) {
+            best = xs[a];
+            where = a;
+          }
+          if (xs[b] > best) {
+            best = xs[b];
+            where = b;
+          }
+          if (xs[d] > best) {
+            best = xs[d];
+            where = d;
+          }
+          if (xs[e] > best) where = e;
+          if (where >= 0) dx[where] += g[y0 + c];
+        }
+      }
+    }
+  }
 }
 
 /** `MaxPoolGrad` on wasm matching the CPU backend's tie-breaking. */
