@@ -6,8 +6,8 @@
 
 /** Base class of every error advlab throws on purpose. */
 export class AdvlabError extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = new.target.name;
   }
 }
@@ -20,8 +20,9 @@ export class InputError extends AdvlabError {
   constructor(
     readonly argument: string,
     problem: string,
+    options?: { cause?: unknown },
   ) {
-    super(`${argument}: ${problem}`);
+    super(`${argument}: ${problem}`, options);
   }
 }
 
@@ -36,6 +37,24 @@ export class FileFormatError extends AdvlabError {
   ) {
     super(`${file}: ${problem}`);
   }
+}
+
+/**
+ * A file the caller gave as `argument` that turned out missing or malformed:
+ * the FileFormatError (naming the file) becomes an InputError naming the
+ * argument too (`classifier: runs/x/model.json: not valid JSON`), with the
+ * original as its cause, so the CLI can say which option to fix. Other errors
+ * are returned unchanged.
+ */
+export function forArgument(argument: string, e: unknown): unknown {
+  return e instanceof FileFormatError ? new InputError(argument, e.message, { cause: e }) : e;
+}
+
+/** A `.catch` handler that rethrows through {@link forArgument}: `await loadX(path).catch(rethrowFor('classifier'))`. */
+export function rethrowFor(argument: string): (e: unknown) => never {
+  return (e) => {
+    throw forArgument(argument, e);
+  };
 }
 
 /** True for errors caused by the caller's input (CLI exit code 2). */

@@ -179,13 +179,13 @@ test('in-process: a self-conditioned (scgan) run clusters its images, keeps the 
   const s = await sampleGan({ model: join(out, 'generator'), n: 5, out: join(dir, 'sc.npy') });
   assert.deepEqual([s.conditional, s.classes, s.shape], [false, null, [5, 28, 28, 1]]);
   await assert.rejects(sampleGan({ model: out, n: 2, class: 1, out: join(dir, 'sc.png') }), (e: unknown) => e instanceof InputError && e.argument === 'class' && /self-conditioned/.test(e.message));
-  // A prior that is not a distribution over the one-hot input is a corrupt file, named.
+  // A prior that is not a distribution over the one-hot input is a corrupt file: named, as the fault of the option that gave it.
   const corrupt = join(dir, 'scgan-corrupt');
   cpSync(join(out, 'generator'), corrupt, { recursive: true });
   const json = JSON.parse(readFileSync(join(corrupt, 'model.json'), 'utf8'));
   json.userDefinedMetadata.advlabGenerator.clusterPrior = c.prior.slice(1);
   writeFileSync(join(corrupt, 'model.json'), JSON.stringify(json));
-  await assert.rejects(sampleGan({ model: corrupt, n: 2, out: join(dir, 'bad.npy') }), (err: unknown) => err instanceof FileFormatError && /clusterPrior must be 4 non-negative probabilities summing to 1/.test(err.message));
+  await assert.rejects(sampleGan({ model: corrupt, n: 2, out: join(dir, 'bad.npy') }), (err: unknown) => err instanceof InputError && err.argument === 'model' && err.cause instanceof FileFormatError && err.message.includes(join(corrupt, 'model.json')) && /clusterPrior must be 4 non-negative probabilities summing to 1/.test(err.message));
   const e = await evaluateGan({ model: out, n: 20 }, backend);
   assert.deepEqual([e.generator.conditional, e.generator.numClasses, e.metrics.classAccuracy], [false, 10, null]);
   assert.equal(tf.memory().numTensors, before, 'tensors after sampling');

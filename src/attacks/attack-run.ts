@@ -11,6 +11,7 @@ import { packageVersions } from '../models/train-run.js';
 import { runMeta, type RunMeta } from '../report/meta.js';
 import { attackRows, captionName, gridPng, type GridLabel } from '../report/png-grid.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
+import { checkOutputFolder, type OutputLayout } from '../util/paths.js';
 import { InputError } from '../errors.js';
 import { ATTACKS, findAttack } from './index.js';
 import { runAttack } from './run.js';
@@ -106,6 +107,11 @@ export interface AttackRunResult extends RunMeta {
   packages: Record<string, string>;
 }
 
+/** What `advlab attack` writes in its output folder (checked before any work, see util/paths.ts). */
+export const ATTACK_OUTPUT: OutputLayout = {
+  files: ['result.json', 'adversarial.npy', 'labels.npy', 'predictions.npy', 'success.npy', 'targets.npy', 'grid.png', 'queue-run.json'],
+};
+
 export const ATTACK_DEFAULTS = { dataset: 'mnist', n: 1000, batchSize: 128, seed: 0, gridExamples: 10 } as const;
 
 const TARGET_MODES = ['random', 'least-likely'] as const;
@@ -121,7 +127,7 @@ const TARGET_MODES = ['random', 'least-likely'] as const;
 export async function attackRun(options: AttackRunOptions, backend: BackendInfo): Promise<AttackRunResult> {
   const startedAt = new Date();
   // Cheap checks first, before any data or model is loaded.
-  if (!options.out) throw new InputError('out', 'an output folder is required');
+  checkOutputFolder(options.out, 'out', ATTACK_OUTPUT);
   const attack = findAttack(options.attack);
   if (!attack) throw new InputError('attack', `unknown attack "${options.attack}"; expected one of ${ATTACKS.map((a) => a.name).join(', ')}`);
   if (options.norm !== undefined) {

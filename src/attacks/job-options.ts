@@ -7,7 +7,7 @@ import type { Dataset, ImageSet } from '../data/types.js';
 import { loadSavedClassifier } from '../models/resolve.js';
 import { countParameters, type ClassifierModel } from '../models/io.js';
 import { isZooName } from '../models/zoo.js';
-import { InputError } from '../errors.js';
+import { InputError, rethrowFor } from '../errors.js';
 
 /** What every job on a trained model and a test split takes (`advlab attack`, `advlab eval`). */
 export interface ModelJobOptions {
@@ -73,7 +73,8 @@ export async function loadModelJob(
   onProgress?.({ type: 'dataset', dataset: data, count: n });
   const bounds: [number, number] = options.bounds ? [options.bounds[0], options.bounds[1]] : [0, 1];
   checkBounds(subset.images, bounds);
-  const model = await loadSavedClassifier(modelPath, { imageShape: data.test.imageShape, numClasses: data.numClasses });
+  // A malformed model file is the --model option's fault: named as such, with the file.
+  const model = await loadSavedClassifier(modelPath, { imageShape: data.test.imageShape, numClasses: data.numClasses }).catch(rethrowFor('model'));
   onProgress?.({ type: 'model', path: options.model, parameters: countParameters(model) });
   return { modelPath, datasetSpec, data, n, subset, bounds, model };
 }

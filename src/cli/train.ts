@@ -26,6 +26,7 @@ const DEFENSE_OPTIONS: Record<string, string> = {
   width: '--width',
   activation: '--activation',
   trainSize: '--train-n',
+  out: '--out',
 };
 
 /** `advlab train`: a thin shell over {@link trainRun}. */

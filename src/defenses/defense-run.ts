@@ -14,7 +14,9 @@ import type { BackendInfo } from '../engine/backend.js';
 import { startJobPool, workerCount, type WorkersSpec } from '../engine/workers.js';
 import type { WorkerPool } from '../engine/pool.js';
 import { clearWorkerModels } from '../models/pool-model.js';
-import { trainRun, type TrainRunOptions, type TrainRunResult } from '../models/train-run.js';
+import { trainRun, TRAIN_OUTPUT, type TrainRunOptions, type TrainRunResult } from '../models/train-run.js';
+import { checkSavedClassifier } from '../models/resolve.js';
+import { checkOutputFolder, type OutputLayout } from '../util/paths.js';
 import type { EpochRecord } from '../models/train.js';
 import { Classifier } from '../models/classifier.js';
 import { loadModel, saveModel } from '../models/io.js';
@@ -24,7 +26,7 @@ import { findAttack } from '../attacks/index.js';
 import { runAttack } from '../attacks/run.js';
 import { deriveSeed } from '../util/rng.js';
 import { existsSync } from 'node:fs';
-import { evalRun } from '../robustness/eval-run.js';
+import { evalRun, EVAL_OUTPUT } from '../robustness/eval-run.js';
 import { SUITE_NAMES } from '../robustness/suites.js';
 import { savedModelPath } from '../attacks/job-options.js';
 import type { EvalRunResult } from '../robustness/types.js';
@@ -76,6 +78,12 @@ export interface DefenseRunResult extends TrainRunResult {
   evidence: { suite: string; n: number; eps: number[]; defended: EvidenceEntry; baseline: EvidenceEntry | null } | null;
 }
 
+/** What a defended run writes in its output folder, besides the evaluations' own folders (checked before any work). */
+export const DEFENSE_OUTPUT: OutputLayout = {
+  folders: [...(TRAIN_OUTPUT.folders ?? []), 'best-model', 'eval', 'baseline-eval'],
+  files: [...(TRAIN_OUTPUT.files ?? []), 'report.html'],
+};
+
 /** Trains with a defense and writes the evidence (see the module comment). */
 export async function defenseRun(options: DefenseRunOptions, backend: BackendInfo): Promise<DefenseRunResult> {
   if (!(DEFENSE_NAMES as readonly string[]).includes(options.defense) || options.defense === 'none') {
@@ -102,7 +110,14 @@ export async function defenseRun(options: DefenseRunOptions, backend: BackendInf
       if (config.norm === 'linf' && e > config.bounds[1] - config.bounds[0]) throw new InputError('evalEps', `${e} exceeds the input range: is it in the input's scale?`);
     }
   }
-  if (options.baseline !== undefined) savedModelPath(options.baseline, 'baseline');
+  // Everything written or read after training is checked now: a run of hours must not fail at its end.
+  checkOutputFolder(options.out, 'out', DEFENSE_OUTPUT);
+  if (evidence) {
+    checkOutputFolder(join(options.out, 'eval'), 'out', EVAL_OUTPUT);
+    if (options.baseline !== undefined) checkOutputFolder(join(options.out, 'baseline-eval'), 'out', EVAL_OUTPUT);
+  }
+  const baseline = options.baseline === undefined ? undefined : savedModelPath(options.baseline, 'baseline');
+  if (baseline !== undefined) await checkSavedClassifier(baseline, 'baseline');
   // Two halves of a batch already fill two workers.
   const workers = workerCount(options.workers, backend, 2);
   let pool: WorkerPool | undefined;
@@ -113,7 +128,17 @@ export async function defenseRun(options: DefenseRunOptions, backend: BackendInf
     pool = await startJobPool(workers, backend);
     const watch = overfittingWatch(config, options.out, pool, options.seed ?? 0);
     trained = await trainRun(
-      { ...options, defense: pool ? pooledDefense(defense, pool) : defense, validation: VALIDATION_IMAGES, monitor: watch.monitor, beforeSave: watch.beforeSave },
+      {
+        ...options,
+        defense: pool ? pooledDefense(defense, pool) : defense,
+        validation: VALIDATION_IMAGES,
+        monitor: watch.monitor,
+        beforeSave: watch.beforeSave,
+        // The baseline against the data's image shape and classes, before the first epoch.
+        checkInputs: async (data) => {
+          if (baseline !== undefined) await checkSavedClassifier(baseline, 'baseline', { imageShape: data.train.imageShape, numClasses: data.numClasses });
+        },
+      },
       backend,
     );
     overfitting = watch.verdict();

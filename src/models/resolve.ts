@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { tf, type tfl } from '../engine/tf.js';
 import { buildModel, isZooName, ZOO_NAMES, type BuildModelOptions } from './zoo.js';
 import { loadModel, loadClassifierModel, checkInputShape, isGraphModel, type ClassifierModel } from './io.js';
-import { InputError } from '../errors.js';
+import { forArgument, InputError } from '../errors.js';
 
 /** Where a model came from: a fresh zoo model or a saved one. */
 export interface ResolvedModel {
@@ -40,6 +40,27 @@ export async function resolveModel(spec: string, data: ModelDataSpec, seed: numb
  */
 export async function loadSavedClassifier(path: string, data: ModelDataSpec, argument = 'model'): Promise<ClassifierModel> {
   return checked(await loadClassifierModel(path), path, data, argument);
+}
+
+/**
+ * Opens a saved model the job reads only later (a baseline, a metrics
+ * classifier) and disposes it again, so a missing or malformed one fails
+ * before hours of work rather than after them. With `data`, it is also checked
+ * against the data's image shape and class count.
+ * @throws InputError naming `argument` and the path (a FileFormatError about
+ *   the model's files comes back as an InputError naming `argument`, with the file).
+ */
+export async function checkSavedClassifier(path: string, argument: string, data?: ModelDataSpec): Promise<void> {
+  if (typeof path !== 'string' || path === '') throw new InputError(argument, 'expected the path of a saved model');
+  if (!existsSync(path)) throw new InputError(argument, `"${path}" does not exist; expected a saved model folder (model.json + weights), a model.json file, or an advlab train run folder`);
+  try {
+    const model = data ? await loadSavedClassifier(path, data, argument) : await loadClassifierModel(path);
+    model.dispose();
+  } catch (e) {
+    // The data's shape is checked under the name `dataset` (right for --model); here the model given as `argument` is at fault.
+    if (e instanceof InputError && e.argument === 'dataset') throw new InputError(argument, `${path}: ${e.message.slice('dataset: '.length)}`);
+    throw forArgument(argument, e);
+  }
 }
 
 /** Returns `model` if it takes the data's images and outputs one logit per class; else disposes it and throws. */

@@ -14,7 +14,8 @@ import { parseAugmentations } from '../data/augment.js';
 import { accuracy } from './evaluate.js';
 import { runMeta, type RunMeta } from '../report/meta.js';
 import { writeJsonAtomic } from '../util/atomic.js';
-import { InputError } from '../errors.js';
+import { checkOutputFolder, type OutputLayout } from '../util/paths.js';
+import { InputError, rethrowFor } from '../errors.js';
 
 const require = createRequire(import.meta.url);
 
@@ -50,6 +51,12 @@ export interface TrainRunOptions {
   validation?: number;
   /** Per-epoch figures on the held-out images (see TrainOptions.monitor). */
   monitor?: (model: tfl.LayersModel, epoch: number, validation: ImageSet) => Promise<Record<string, number>>;
+  /**
+   * Called once the dataset is loaded, before the model is built and trained:
+   * checks of inputs the job reads only later (e.g. the baseline model of a
+   * defended run, checked against the data), so they fail before the first epoch.
+   */
+  checkInputs?: (data: Dataset) => Promise<void>;
   /** Called after training, before the model is saved (e.g. to restore the best epoch's weights). */
   beforeSave?: (model: tfl.LayersModel, history: EpochRecord[]) => Promise<void>;
   onProgress?: (event: TrainRunEvent) => void;
@@ -72,6 +79,9 @@ export interface TrainRunResult extends RunMeta {
   packages: Record<string, string>;
 }
 
+/** What `advlab train` writes in its output folder (checked before any work, see util/paths.ts). */
+export const TRAIN_OUTPUT: OutputLayout = { folders: ['checkpoint', 'model'], files: ['result.json'] };
+
 export const TRAIN_DEFAULTS = { batchSize: 64, learningRate: 1e-3, schedule: 'cosine', augment: 'shift:1', seed: 0 } as const;
 
 /**
@@ -89,10 +99,12 @@ export function defaultEpochs(trainSize: number): number {
  */
 export async function trainRun(options: TrainRunOptions, backend: BackendInfo): Promise<TrainRunResult> {
   const startedAt = new Date();
-  if (!options.out) throw new InputError('out', 'an output folder is required');
+  // Before the data is read: a bad output folder would otherwise fail at the first checkpoint, after an epoch's work.
+  checkOutputFolder(options.out, 'out', TRAIN_OUTPUT);
   const seed = options.seed ?? TRAIN_DEFAULTS.seed;
   const data = loadDataset(options.dataset);
   options.onProgress?.({ type: 'dataset', dataset: data });
+  await options.checkInputs?.(data);
   const epochs = options.epochs ?? defaultEpochs(data.train.count);
   const batchSize = options.batchSize ?? TRAIN_DEFAULTS.batchSize;
   const learningRate = options.learningRate ?? TRAIN_DEFAULTS.learningRate;
@@ -104,7 +116,7 @@ export async function trainRun(options: TrainRunOptions, backend: BackendInfo): 
   const { train, validation } = holdOut(source, data.numClasses, options.validation ?? 0);
   if (options.width !== undefined && (!Number.isSafeInteger(options.width) || options.width < 1 || options.width > 16)) throw new InputError('width', `expected an integer in [1, 16], got ${options.width}`);
   const zoo = { ...(options.activation !== undefined ? { activation: options.activation } : {}), ...(options.width !== undefined ? { width: options.width } : {}) };
-  const { model } = await resolveModel(options.model, { imageShape: data.train.imageShape, numClasses: data.numClasses }, seed, 'model', zoo);
+  const { model } = await resolveModel(options.model, { imageShape: data.train.imageShape, numClasses: data.numClasses }, seed, 'model', zoo).catch(rethrowFor('model'));
   try {
     const trained = await trainClassifier(model, train, {
       epochs,

@@ -28,7 +28,8 @@ import { checkEpsValue, validateEps } from '../attacks/validate.js';
 import { NORMS, type Norm } from '../attacks/types.js';
 import { runMeta } from '../report/meta.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
-import { InputError } from '../errors.js';
+import { checkOutputFolder, type OutputLayout } from '../util/paths.js';
+import { InputError, rethrowFor } from '../errors.js';
 import { buildSuite } from './suites.js';
 import { evaluateRobustness, type Evaluation } from './evaluate.js';
 import { MISCLASSIFIED, ROBUST, planRuns, type PipelineState } from './schedule.js';
@@ -103,12 +104,18 @@ function finishedPoints(state: PipelineState, suite: Suite): { done: number; rob
   return { done, robust };
 }
 
+/** What `advlab eval` writes in its output folder (checked before any work, see util/paths.ts). */
+export const EVAL_OUTPUT: OutputLayout = {
+  folders: ['checkpoint'],
+  files: ['result.json', 'report.html', 'adversarial.npy', 'labels.npy', 'predictions.npy', 'broken-by.npy', 'queue-run.json'],
+};
+
 export const EVAL_DEFAULTS = { dataset: 'mnist', suite: 'standard', norm: 'linf' as Norm, n: 1000, batchSize: 128, seed: 0, sanitySample: 100 } as const;
 
 /** Runs the evaluation and writes `out` (see the module comment). */
 export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Promise<EvalRunResult> {
   const startedAt = new Date();
-  if (!options.out) throw new InputError('out', 'an output folder is required');
+  checkOutputFolder(options.out, 'out', EVAL_OUTPUT);
   const norm = options.norm ?? EVAL_DEFAULTS.norm;
   if (!NORMS.includes(norm)) throw new InputError('norm', `unknown norm "${norm}"; expected linf or l2`);
   if (!Array.isArray(options.eps) || !options.eps.length) throw new InputError('eps', 'at least one budget is required (e.g. 0.3 for mnist linf, or a sweep 0.1,0.2,0.3)');
@@ -132,10 +139,18 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
   if (defenseSpec && options.preprocess) throw new InputError('defense', 'a purifier works on the images themselves: not together with --mean/--std');
   // A wrong or unreachable Redis fails here, in seconds, before any data is loaded.
   if (options.queue !== undefined) await (await import('../distributed/connection.js')).checkRedis(options.queue);
-  const { modelPath, datasetSpec, data, n, subset, bounds, model } = await loadModelJob(options, EVAL_DEFAULTS, options.onProgress);
+  // The purifier is opened before the data: a missing or corrupt AAE folder is named at once.
+  const purifier: AaePurifier | undefined = defenseSpec ? await loadAaePurifier(defenseSpec.path).catch(rethrowFor('defense')) : undefined;
+  let inputs: Awaited<ReturnType<typeof loadModelJob>>;
+  try {
+    inputs = await loadModelJob(options, EVAL_DEFAULTS, options.onProgress);
+  } catch (e) {
+    purifier?.dispose();
+    throw e;
+  }
+  const { modelPath, datasetSpec, data, n, subset, bounds, model } = inputs;
   let classifier: Classifier | undefined;
   let runPool: RunPool | undefined;
-  let purifier: AaePurifier | undefined;
   const purified: { name: PurifierGradients; model: tfl.LayersModel; classifier: Classifier }[] = [];
   try {
     const suite = buildSuite({ suite: options.suite, attacks: options.attacks, norm, numClasses: data.numClasses });
@@ -143,9 +158,8 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
     if (audited && defenseSpec) throw new InputError('suite', 'the fast suite audits itself on the bare model; evaluate a defense with --suite standard');
     if (!audited && options.audit !== undefined) throw new InputError('audit', 'only the fast suite is audited (--suite fast)');
     classifier = Classifier.fromModel(model, { bounds, preprocess: options.preprocess });
-    if (defenseSpec) {
+    if (purifier) {
       if (bounds[0] !== 0 || bounds[1] !== 1) throw new InputError('defense', `an AAE reconstructs images in [0, 1]; the model's bounds are [${bounds.join(', ')}]`);
-      purifier = await loadAaePurifier(defenseSpec.path);
       for (const name of DEFENSE_THREAT_MODELS) {
         const m = purifiedModel(model, purifier, name);
         purified.push({ name, model: m, classifier: Classifier.fromModel(m, { bounds }) });

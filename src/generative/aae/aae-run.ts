@@ -54,6 +54,7 @@ import { take } from '../../data/split.js';
 import { parseAugmentations } from '../../data/augment.js';
 import type { ImageSet } from '../../data/types.js';
 import { writeFileAtomic, writeJsonAtomic } from '../../util/atomic.js';
+import { checkOutputFolder, type OutputLayout } from '../../util/paths.js';
 import { Rng, deriveSeed } from '../../util/rng.js';
 import { InputError } from '../../errors.js';
 import { AAE_ARCHS, DEFAULT_AAE_LATENT_DIM, buildAae, categoricalCodes, decodeImages, encodeCategorical, encodeImages, reconstructImages, type AaeArch, type AaeModels } from './architectures.js';
@@ -124,6 +125,12 @@ export interface AaeRunOptions {
 }
 
 /** The defaults of {@link AaeRunOptions}. */
+/** What `advlab aae` writes in its output folder (checked before any work, see util/paths.ts). */
+export const AAE_OUTPUT: OutputLayout = {
+  folders: ['checkpoint', 'grids', 'encoder', 'decoder', 'discriminator', 'category-discriminator'],
+  files: ['reconstruction.png', 'samples.png', 'history.csv', 'test-codes.npy', 'test-categories.npy', 'report.html', 'result.json'],
+};
+
 export const AAE_RUN_DEFAULTS = { arch: 'mlp', prior: 'gaussian', latentDim: DEFAULT_AAE_LATENT_DIM, epochs: 20, batchSize: 100, reconstructionLoss: 'bce', seed: 0 } as const;
 
 /**
@@ -376,6 +383,8 @@ export async function aaeRun(options: AaeRunOptions, backend: BackendInfo): Prom
   const startedAt = new Date();
   const o = resolveOptions(options);
   const out = o.out;
+  // Before the data is read: a bad output folder would otherwise fail at the first grid, after an epoch's work.
+  checkOutputFolder(out, 'out', AAE_OUTPUT);
   const data = loadDataset(o.dataset);
   const K = data.numClasses;
   // One component per class when the labels choose it; else the paper's 10.

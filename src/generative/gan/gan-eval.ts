@@ -4,13 +4,14 @@
  * A conditional generator is asked for the classes in turn, and its samples'
  * class accuracy is reported.
  */
-import { existsSync } from 'node:fs';
 import type { BackendInfo } from '../../engine/backend.js';
 import { loadDataset } from '../../data/load.js';
 import { runMeta, type RunMeta } from '../../report/meta.js';
 import { writeJsonAtomic } from '../../util/atomic.js';
+import { checkOutputFile } from '../../util/paths.js';
+import { checkSavedClassifier } from '../../models/resolve.js';
 import { Rng, deriveSeed } from '../../util/rng.js';
-import { InputError } from '../../errors.js';
+import { InputError, rethrowFor } from '../../errors.js';
 import { shippedMetricClassifier } from '../metric-classifier.js';
 import { closeMetrics, generatorMetrics, openMetrics, PRECISION_RECALL_K, realFidFloor, type GanMetrics, type MetricsClassifier, type MetricsContext } from './gan-metrics.js';
 import { generateImages, generatorClasses, latentCodes, loadGenerator, MAX_SAMPLES } from './sample.js';
@@ -55,25 +56,29 @@ export async function evaluateGan(options: EvaluateGanOptions, backend: BackendI
   const seed = options.seed ?? 0;
   if (!Number.isSafeInteger(n) || n < PRECISION_RECALL_K + 1 || n > MAX_SAMPLES) throw new InputError('n', `expected an integer in [${PRECISION_RECALL_K + 1}, ${MAX_SAMPLES}], got ${n}`);
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new InputError('seed', `expected an integer in [0, 2^32), got ${seed}`);
-  if (options.out !== undefined && !/\.json$/i.test(options.out)) throw new InputError('out', `expected a file name ending in .json, got "${options.out}"`);
-  const { generator, spec, generatorPath, runResult } = await loadGenerator(options.model);
+  if (options.out !== undefined) {
+    if (!/\.json$/i.test(options.out)) throw new InputError('out', `expected a file name ending in .json, got "${options.out}"`);
+    checkOutputFile(options.out, 'out');
+  }
+  const { generator, spec, generatorPath, runResult } = await loadGenerator(options.model).catch(rethrowFor('model'));
   let metrics: MetricsContext | null = null;
   try {
     const dataset = options.dataset ?? runResult?.dataset;
     if (!dataset) throw new InputError('dataset', `required: ${generatorPath} has no advlab gan result.json to take the dataset from`);
+    // The classifier is opened before the data: a missing or corrupt one is named at once.
+    const runClassifier = runResult?.classifier && runResult.classifier !== 'none' ? runResult.classifier : undefined;
+    const classifier = options.classifier ?? runClassifier ?? shippedMetricClassifier(dataset)?.path;
+    if (!classifier) throw new InputError('classifier', `required: advlab ships a metric classifier for the built-in datasets only; give a saved advlab classifier for ${dataset}`);
+    await checkSavedClassifier(classifier, 'classifier');
     const data = loadDataset(dataset);
     if (data.train.imageShape.some((d, i) => d !== spec.imageShape[i])) {
       throw new InputError('dataset', `${dataset} has images of ${data.train.imageShape.join('x')}, the generator makes ${spec.imageShape.join('x')}`);
     }
     if (spec.conditional && !spec.clusterPrior && spec.numClasses !== data.numClasses) throw new InputError('dataset', `${dataset} has ${data.numClasses} classes, the generator ${spec.numClasses}`);
-    const runClassifier = runResult?.classifier && runResult.classifier !== 'none' ? runResult.classifier : undefined;
-    const classifier = options.classifier ?? runClassifier ?? shippedMetricClassifier(dataset)?.path;
-    if (!classifier) throw new InputError('classifier', `required: advlab ships a metric classifier for the built-in datasets only; give a saved advlab classifier for ${dataset}`);
-    if (!existsSync(classifier)) throw new InputError('classifier', `"${classifier}" does not exist; expected a saved advlab classifier (a model folder or an advlab train run folder)`);
     const realSamples = options.realSamples ?? Math.min(n, data.test.count, data.train.count);
     if (!Number.isSafeInteger(realSamples) || realSamples < PRECISION_RECALL_K + 1) throw new InputError('realSamples', `expected an integer >= ${PRECISION_RECALL_K + 1}, got ${realSamples}`);
 
-    metrics = await openMetrics(classifier, data, realSamples);
+    metrics = await openMetrics(classifier, data, realSamples).catch(rethrowFor('classifier'));
     const floor = realFidFloor(metrics, data, realSamples);
     const z = latentCodes(new Rng(deriveSeed(seed, 'gan-eval')), n, spec.latentDim);
     // A self-conditioned generator draws its clusters from its prior; a conditional one is asked for the classes in turn.

@@ -38,8 +38,10 @@ import { packageVersions } from '../../models/train-run.js';
 import { runMeta, type RunMeta } from '../../report/meta.js';
 import { captionName, gridPng } from '../../report/png-grid.js';
 import { writeFileAtomic, writeJsonAtomic } from '../../util/atomic.js';
+import { checkOutputFolder, type OutputLayout } from '../../util/paths.js';
+import { checkSavedClassifier } from '../../models/resolve.js';
 import { Rng, deriveSeed } from '../../util/rng.js';
-import { InputError } from '../../errors.js';
+import { InputError, rethrowFor } from '../../errors.js';
 import { DEFAULT_GAN_LOSS, DEFAULT_GP_LAMBDA, parseGanLoss, type GanLoss } from '../losses.js';
 import { closeMetrics, generatorMetrics, monitorFigures, openMetrics, PRECISION_RECALL_K, realFidFloor, type GanMetrics, type MetricsClassifier } from './gan-metrics.js';
 import { shippedMetricClassifier } from '../metric-classifier.js';
@@ -81,6 +83,12 @@ export interface GanRunOptions extends Pick<GanTrainOptions, 'learningRate' | 'b
   stopAfterEpochs?: number;
   onProgress?: (event: GanRunEvent) => void;
 }
+
+/** What `advlab gan` writes in its output folder (checked before any work, see util/paths.ts). */
+export const GAN_OUTPUT: OutputLayout = {
+  folders: ['checkpoint', 'grids', 'generator', 'discriminator'],
+  files: ['samples.png', 'history.csv', 'fid-floor.json', 'report.html', 'result.json'],
+};
 
 /** scgan's default number of k-means clusters. */
 export const DEFAULT_CLUSTERS = 100;
@@ -239,6 +247,9 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
   const startedAt = new Date();
   const o = resolveOptions(options);
   const out = o.out;
+  // Before the data is read: what the run writes, and the classifier it reads only for the metrics.
+  checkOutputFolder(out, 'out', GAN_OUTPUT);
+  if (o.classifier !== null && o.classifier !== 'none') await checkSavedClassifier(o.classifier, 'classifier');
   const data = loadDataset(o.dataset);
   const K = data.numClasses;
   const subset = o.trainSize === null ? data.train : balancedSubset(data.train, K, o.trainSize, 'trainSize', 'train');
@@ -252,7 +263,7 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
 
   // Default: the classifier advlab ships for a built-in dataset (metric-classifier.ts); 'none' skips the metrics.
   const classifierPath = o.classifier === 'none' ? null : (o.classifier ?? shippedMetricClassifier(o.dataset)?.path ?? null);
-  const metrics = classifierPath !== null ? await openMetrics(classifierPath, data, o.metricSamples, 'metricSamples') : null;
+  const metrics = classifierPath !== null ? await openMetrics(classifierPath, data, o.metricSamples, 'metricSamples').catch(rethrowFor('classifier')) : null;
   let models: GanModels | undefined;
   try {
     if (o.clusters !== null && o.clusters > subset.count) throw new InputError('clusters', `expected at most the number of training images (${subset.count}), got ${o.clusters}`);

@@ -9,10 +9,11 @@ import { dirname, join } from 'node:path';
 import { tf, tfl } from '../../engine/tf.js';
 import { loadModel } from '../../models/io.js';
 import { writeFileAtomic } from '../../util/atomic.js';
+import { checkOutputFile } from '../../util/paths.js';
 import { writeNpy } from '../../data/formats/npy.js';
 import { captionName, gridPng } from '../../report/png-grid.js';
 import { Rng, cumulativeProbabilities, deriveSeed, isDistribution } from '../../util/rng.js';
-import { FileFormatError, InputError } from '../../errors.js';
+import { FileFormatError, InputError, rethrowFor } from '../../errors.js';
 
 /** What a generator takes and makes. */
 export interface GeneratorSpec {
@@ -125,7 +126,7 @@ export const MAX_SAMPLES = 100_000;
 /**
  * Loads a trained generator and writes `n` of its images, seeded, as a PNG
  * grid or an NPY array (by the extension of `out`).
- * @throws InputError naming `model`, `n`, `class`, `seed` or `out`.
+ * @throws InputError naming `model` (also for its malformed files), `n`, `class`, `seed` or `out` (also a folder that does not exist or takes no files).
  */
 export async function sampleGan(options: SampleGanOptions): Promise<SampleGanResult> {
   const { n, out } = options;
@@ -133,8 +134,9 @@ export async function sampleGan(options: SampleGanOptions): Promise<SampleGanRes
   if (!Number.isSafeInteger(n) || n < 1 || n > MAX_SAMPLES) throw new InputError('n', `expected an integer in [1, ${MAX_SAMPLES}], got ${n}`);
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new InputError('seed', `expected an integer in [0, 2^32), got ${seed}`);
   if (typeof out !== 'string' || !/\.(png|npy)$/i.test(out)) throw new InputError('out', `expected a file name ending in .png (a grid) or .npy (the raw images), got "${out}"`);
+  checkOutputFile(out, 'out');
   const format = out.toLowerCase().endsWith('.png') ? 'png' : 'npy';
-  const { generator, spec, generatorPath, runResult } = await loadGenerator(options.model);
+  const { generator, spec, generatorPath, runResult } = await loadGenerator(options.model).catch(rethrowFor('model'));
   try {
     const cls = options.class;
     if (cls !== undefined && spec.clusterPrior) throw new InputError('class', `the generator in ${generatorPath} is self-conditioned (scgan): its one-hot input is a k-means cluster it draws itself, not a class; train a conditional GAN (--arch cgan or acgan) to ask for a class`);
