@@ -7,6 +7,7 @@ import { PRIORS } from '../generative/aae/priors.js';
 import { RECONSTRUCTION_LOSSES } from '../generative/aae/losses.js';
 import { BUILTIN_DATASETS } from '../data/builtin.js';
 import { createProgress } from './progress.js';
+import { guardRun } from './failure.js';
 import { finiteOption, intOption, pathTag, optionNamed, positiveOption, startBackend, backendOption, resumeOption } from './common.js';
 
 /** Argument names of aaeRun's InputErrors → the options that set them. */
@@ -97,7 +98,7 @@ export function aaeCommand(): Command {
           progress.stop(`epoch ${e.epoch}/${e.epochs}: reconstruction ${e.reconstruction.toFixed(4)}${adversarial}${category}${cls} (${e.seconds.toFixed(1)}s)${test}${error}`);
         }
       };
-      const result = await aaeRun(
+      const result = await guardRun(out, 'epochs', progress, () => aaeRun(
         {
           dataset: o.dataset,
           out,
@@ -125,7 +126,7 @@ export function aaeCommand(): Command {
           onProgress,
         },
         backend,
-      ).catch(optionNamed(OPTIONS));
+      ).catch(optionNamed(OPTIONS)));
       const t = result.test;
       progress.log(`test (${t.images} images): reconstruction MSE ${t.reconstructionMse.toFixed(4)}; codes vs prior: MMD² ${t.posterior.mmd.toFixed(4)}, worst mean offset ${t.posterior.meanError.toFixed(2)} sd, worst variance factor ${Math.exp(t.posterior.logVarianceRatio).toFixed(2)}`);
       if (t.classification) progress.log(`test classification error (argmax q(y|x)): ${percent(t.classification.error)} (${t.classification.errors} of ${t.classification.images})`);

@@ -6,6 +6,7 @@ import { NORMS, type Attack, type ParamSpec } from '../attacks/types.js';
 import { BUILTIN_DATASETS } from '../data/builtin.js';
 import { InputError } from '../errors.js';
 import { createProgress } from './progress.js';
+import { guardRun } from './failure.js';
 import { intOption, startBackend, pathTag, workersOption, finiteOption, listOption, boundsOption, backendOption, queueOption, queueLine } from './common.js';
 
 /** `stepSize` → `step-size`. */
@@ -135,7 +136,7 @@ export function attackCommand(): Command {
     const paramNames = new Set(union.keys());
     let result;
     try {
-      result = await attackRun(
+      result = await guardRun(out, 'none', progress, () => attackRun(
         {
           model: o.model,
           dataset: o.dataset,
@@ -167,7 +168,7 @@ export function attackCommand(): Command {
           },
         },
         backend,
-      );
+      ));
     } catch (e) {
       // Name the command-line option, not the library argument, in the message.
       if (e instanceof InputError) {

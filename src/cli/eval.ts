@@ -7,6 +7,7 @@ import { MINIMAL_ATTACKS } from '../robustness/minimal.js';
 import { BUILTIN_DATASETS } from '../data/builtin.js';
 import { InputError } from '../errors.js';
 import { createProgress } from './progress.js';
+import { guardRun } from './failure.js';
 import { intOption, startBackend, pathTag, workersOption, listOption, boundsOption, backendOption, queueOption, queueLine } from './common.js';
 
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
@@ -64,7 +65,7 @@ export function evalCommand(): Command {
       const out: string = o.out ?? join('runs', `${pathTag(String(o.model), 'model')}-eval`);
       let result;
       try {
-        result = await evalRun(
+        result = await guardRun(out, 'eval', progress, () => evalRun(
           {
             model: o.model,
             dataset: o.dataset,
@@ -102,7 +103,7 @@ export function evalCommand(): Command {
             },
           },
           backend,
-        );
+        ));
       } catch (e) {
         if (e instanceof InputError && !e.argument.startsWith('--')) {
           const map: Record<string, string> = { 'preprocess.mean': '--mean', 'preprocess.std': '--std', batchSize: '--batch-size', sanitySample: '--sanity-sample', allPoints: '--all-points' };

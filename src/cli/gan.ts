@@ -9,6 +9,7 @@ import { BUILTIN_DATASETS } from '../data/builtin.js';
 import { createProgress } from './progress.js';
 import { finiteOption, intOption, optionNamed, pathTag, positiveOption, startBackend, backendOption, resumeOption } from './common.js';
 import { InputError } from '../errors.js';
+import { guardRun } from './failure.js';
 
 /** Argument names of ganRun's and sampleGan's InputErrors → the options that set them. */
 const TRAIN_OPTIONS: Record<string, string> = {
@@ -100,7 +101,7 @@ function ganTrainCommand(): Command {
           progress.stop(`epoch ${e.epoch}/${e.epochs}: D loss ${e.dLoss.toFixed(4)} G loss ${e.gLoss.toFixed(4)} D(x) ${e.dReal.toFixed(3)} D(G(z)) ${e.dFake.toFixed(3)} (${e.seconds.toFixed(1)}s)${metrics}`);
         }
       };
-      const result = await ganRun(
+      const result = await guardRun(out, 'epochs', progress, () => ganRun(
         {
           dataset: o.dataset,
           out,
@@ -126,7 +127,7 @@ function ganTrainCommand(): Command {
           onProgress,
         },
         backend,
-      ).catch(optionNamed(TRAIN_OPTIONS));
+      ).catch(optionNamed(TRAIN_OPTIONS)));
       if (result.metrics) {
         const m = result.metrics;
         progress.log(`final (epoch ${m.epoch}, ${m.samples} samples): FID ${m.fid.toFixed(2)} (floor ${result.fidFloor!.toFixed(2)}), Inception Score ${m.inceptionScore.toFixed(3)}, precision ${m.precision.toFixed(3)}, recall ${m.recall.toFixed(3)}${m.coverage.modeCollapse ? `, mode collapse (class ${m.coverage.minClass} at ${(m.coverage.minFraction * 100).toFixed(1)}%)` : ''}`);

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { isInputError } from '../errors.js';
+import { errorReport } from './failure.js';
 import { ADVLAB_VERSION } from '../report/meta.js';
 import { trainCommand } from './train.js';
 import { attackCommand } from './attack.js';
@@ -19,7 +20,11 @@ export function program(): Command {
   return root;
 }
 
-/** Runs the CLI; returns the exit code (0 ok, 2 bad input, 1 failure). */
+/**
+ * Runs the CLI; returns the exit code (0 ok, 2 bad input, 1 failure). Every
+ * error ends as one line on stderr (see failure.ts); the stack trace follows
+ * only with ADVLAB_DEBUG=1.
+ */
 export async function main(argv: string[]): Promise<number> {
   try {
     await program().parseAsync(argv, { from: 'user' });
@@ -29,11 +34,7 @@ export async function main(argv: string[]): Promise<number> {
       // Help and version exit with code 0; parse errors were already printed by commander.
       return e.exitCode === 0 ? 0 : 2;
     }
-    if (isInputError(e)) {
-      process.stderr.write(`advlab: ${(e as Error).message}\n`);
-      return 2;
-    }
-    process.stderr.write(`advlab: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-    return 1;
+    process.stderr.write(errorReport(e));
+    return isInputError(e) ? 2 : 1;
   }
 }

@@ -6,6 +6,8 @@ export interface Progress {
   update(done: number, fields: Record<string, string>): void;
   stop(summary: string): void;
   log(line: string): void;
+  /** Ends a running bar where it stands (cursor shown again), so an error line that follows starts a line of its own. */
+  abort(): void;
 }
 
 /** Chooses the display from whether stdout is a terminal. */
@@ -33,6 +35,10 @@ class BarProgress implements Progress {
   }
   log(line: string): void {
     this.stream.write(line + '\n');
+  }
+  abort(): void {
+    this.bar?.stop();
+    this.bar = undefined;
   }
 }
 
@@ -62,6 +68,9 @@ class LineProgress implements Progress {
   }
   log(line: string): void {
     this.stream.write(line + '\n');
+  }
+  abort(): void {
+    // Every line is complete already.
   }
 }
 

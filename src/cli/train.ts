@@ -9,6 +9,7 @@ import { Option } from 'commander';
 import { defenseRun, type DefenseRunResult } from '../defenses/defense-run.js';
 import { DEFENSE_NAMES } from '../defenses/types.js';
 import { InputError } from '../errors.js';
+import { guardRun } from './failure.js';
 
 /** Argument names of defenseRun's InputErrors (its own and the evaluation's) → the options that set them. */
 const DEFENSE_OPTIONS: Record<string, string> = {
@@ -103,10 +104,11 @@ export function trainCommand(): Command {
       if (o.defense === 'none') {
         for (const flag of ['baseline', 'evalEps', 'evalN'] as const) if (o[flag] !== undefined) throw new InputError(`--${flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, 'only applies with --defense');
       }
-      const result =
+      // A failure mid-run (a full disk, a bug) says where the last checkpoint is.
+      const result = await guardRun(out, 'epochs', progress, () =>
         o.defense === 'none'
-          ? await trainRun(common, backend).catch(optionNamed(DEFENSE_OPTIONS))
-          : await defenseRun(
+          ? trainRun(common, backend).catch(optionNamed(DEFENSE_OPTIONS))
+          : defenseRun(
               {
                 ...common,
                 defense: o.defense,
@@ -122,7 +124,8 @@ export function trainCommand(): Command {
                 evidence: o.eval === false ? false : { suite: o.evalSuite, n: o.evalN, eps: o.evalEps },
               },
               backend,
-            ).catch(optionNamed(DEFENSE_OPTIONS));
+            ).catch(optionNamed(DEFENSE_OPTIONS)),
+      );
       const evidence = 'evidence' in result ? (result as DefenseRunResult).evidence : null;
       if (evidence) {
         const e = evidence;

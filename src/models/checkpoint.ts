@@ -25,6 +25,21 @@ export class CheckpointStore {
     }
   }
 
+  /**
+   * The latest checkpoint's tag and folder, when `latest.json` names one whose
+   * state is there; undefined otherwise. Never throws: it serves the message
+   * after a failed run, which must not fail in turn.
+   */
+  peek(): { tag: string; path: string } | undefined {
+    try {
+      const { tag } = JSON.parse(readFileSync(join(this.dir, 'latest.json'), 'utf8')) as { tag?: unknown };
+      if (typeof tag !== 'string' || !existsSync(join(this.dir, tag, 'state.json'))) return undefined;
+      return { tag, path: join(this.dir, tag) };
+    } catch {
+      return undefined;
+    }
+  }
+
   /** The latest checkpoint's state and a reader for its files, or undefined if there is none. */
   load<S>(): { tag: string; state: S; read: (name: string) => Uint8Array; path: (name: string) => string } | undefined {
     const latest = join(this.dir, 'latest.json');

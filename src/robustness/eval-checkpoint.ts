@@ -43,6 +43,15 @@ export class EvalCheckpoint {
   }
 
   /**
+   * The checkpoint folder of the eval run in `out` when it has one, else
+   * undefined (for the message after a failed run: never throws).
+   */
+  static find(out: string): string | undefined {
+    const dir = join(out, 'checkpoint');
+    return existsSync(join(dir, 'state.json')) ? dir : undefined;
+  }
+
+  /**
    * Opens `<out>/checkpoint` for a run with this `fingerprint`. With `resume`,
    * an existing checkpoint must have the same fingerprint (else InputError
    * naming `resume`); without it, any old checkpoint is removed.

@@ -16,6 +16,9 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });
+    // A failed write (ENOSPC, EIO) carries no path: name the file, so the message says which one.
+    const err = e as NodeJS.ErrnoException;
+    if (err && typeof err.code === 'string' && err.path === undefined) err.path = path;
     throw e;
   }
 }
