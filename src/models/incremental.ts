@@ -160,13 +160,18 @@ export class IncrementalForward {
     const [h, w, c] = this.classifier.inputShape;
     this.count = n;
     this.last = null;
-    const { features, logits } = tf.tidy(() => {
+    // Tensors out of the tidy, arrays read after it: tf.tidy walks what it returns, element by element for a typed array.
+    const [features, logits] = tf.tidy(() => {
       const f = this.runLocal(tf.tensor4d(images, [n, h, w, c]));
-      return { features: f.dataSync() as Float32Array, logits: this.runRest(f).dataSync() as Float32Array };
+      return [f, this.runRest(f)];
     });
-    this.base = Float32Array.from(features);
-    this.classifier.addCounts({ queries: n, gradients: 0 });
-    return Float32Array.from(logits);
+    try {
+      this.base = (features.dataSync() as Float32Array).slice();
+      this.classifier.addCounts({ queries: n, gradients: 0 });
+      return (logits.dataSync() as Float32Array).slice();
+    } finally {
+      tf.dispose([features, logits]);
+    }
   }
 
   /**
@@ -210,23 +215,32 @@ export class IncrementalForward {
       }
     });
     const fc = this.channels;
-    const { local, logits } = tf.tidy(() => {
-      const out = this.runLocal(tf.tensor4d(patches, [m, ph, pw, c]));
-      const patchFeatures = out.dataSync() as Float32Array;
-      // Each example's base features with its region replaced.
-      const maps = new Float32Array(m * this.featureSize);
-      regions.forEach((r, j) => {
-        maps.set(this.base.subarray(rows[j] * this.featureSize, (rows[j] + 1) * this.featureSize), j * this.featureSize);
-        for (let y = 0; y < qh; y++) {
-          const from = ((j * qh + y) * qw) * fc;
-          maps.set(patchFeatures.subarray(from, from + qw * fc), j * this.featureSize + ((r.r0 + y) * fw + r.c0) * fc);
-        }
-      });
-      return { local: Float32Array.from(patchFeatures), logits: this.runRest(tf.tensor4d(maps, [m, fh, fw, fc])).dataSync() as Float32Array };
+    const out = tf.tidy(() => this.runLocal(tf.tensor4d(patches, [m, ph, pw, c])));
+    let local: Float32Array;
+    try {
+      local = (out.dataSync() as Float32Array).slice();
+    } finally {
+      out.dispose();
+    }
+    // Each example's base features with its region replaced.
+    const maps = new Float32Array(m * this.featureSize);
+    regions.forEach((r, j) => {
+      maps.set(this.base.subarray(rows[j] * this.featureSize, (rows[j] + 1) * this.featureSize), j * this.featureSize);
+      for (let y = 0; y < qh; y++) {
+        const from = (j * qh + y) * qw * fc;
+        maps.set(local.subarray(from, from + qw * fc), j * this.featureSize + ((r.r0 + y) * fw + r.c0) * fc);
+      }
     });
+    const z = tf.tidy(() => this.runRest(tf.tensor4d(maps, [m, fh, fw, fc])));
+    let logits: Float32Array;
+    try {
+      logits = (z.dataSync() as Float32Array).slice();
+    } finally {
+      z.dispose();
+    }
     this.last = { rows, regions, patches: local, qh, qw };
     this.classifier.addCounts({ queries: m, gradients: 0 });
-    return Float32Array.from(logits);
+    return logits;
   }
 
   /** After {@link score}: proposal j becomes the base of its example. */
