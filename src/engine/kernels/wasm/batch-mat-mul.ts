@@ -10,7 +10,7 @@
  */
 import { tf } from '../../tf.js';
 import { copyOf, heapF32, release, reshaped, runKernel, wasmBackend, zeros, type KernelArgs } from './util.js';
-import { derivedWeight } from './derived-weights.js';
+import { derivedWeight, keepsCopy } from './derived-weights.js';
 
 /**
  * Materialises transposed operands with the backend's `Transpose` (a copy,
@@ -55,7 +55,8 @@ function batchMatMul(args: KernelArgs): tf.TensorInfo {
 
   // An empty inner dimension sums nothing: zeros (XNNPACK would leave the output unwritten).
   if (K === 0) return zeros(backend, outShape);
-  if (batchB === 1 && transposeB && !transposeA && batchA * M <= FEW_ROWS) return fewRowsTimesTransposed(backend, a3, b3, batchA * M, K, N, outShape);
+  // A model's weight keeps its transposed copy and packed operator: XNNPACK is then the fastest at any size.
+  if (batchB === 1 && transposeB && !transposeA && batchA * M <= FEW_ROWS && !keepsCopy(b)) return fewRowsTimesTransposed(backend, a3, b3, batchA * M, K, N, outShape);
   const folds = batchB === 1 && (transposeA || transposeB || batchA > 1);
   if (!folds || M * N === 0) {
     const out = runKernel('_FusedMatMul', backend, { a: a3, b: b3 }, { transposeA, transposeB, ...linear });
@@ -85,10 +86,10 @@ function batchMatMul(args: KernelArgs): tf.TensorInfo {
 }
 
 /**
- * Below this many rows of a, a·bᵀ is computed by dot products here: XNNPACK
- * would first transpose and pack all of b (for a dense layer's dx = dy·Wᵀ with
- * W 9216x128, ~50 ms whatever the batch), which dominates an attack step on a
- * few images (the later stages of an evaluation run on few survivors). Each
+ * Below this many rows of a, a·bᵀ is computed by dot products here when b is
+ * not a model weight: XNNPACK would first transpose and pack all of b (for a
+ * 9216x128 matrix, ~50 ms whatever the batch). A weight's transposed copy is
+ * kept (derived-weights.ts), so for it XNNPACK wins at any size. Each
  * output is a dot product of two contiguous rows, so the loop streams memory.
  * The sum runs in float32, k in order, a rounded product added to a rounded
  * sum, as XNNPACK's wasm SIMD GEMM accumulates each output (mul then add, no

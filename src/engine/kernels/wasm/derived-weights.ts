@@ -56,6 +56,11 @@ function sweep(backend: WasmBackend): void {
   }
 }
 
+/** Whether `source` is a model weight whose rearranged copy is kept across calls (so rearranging it costs nothing after the first call). */
+export function keepsCopy(source: tf.TensorInfo): boolean {
+  return isVariableData(source.dataId);
+}
+
 function isVariableData(dataId: tf.DataId): boolean {
   const variables = tf.engine().state.registeredVariables;
   for (const name in variables) if (variables[name].dataId === dataId) return true;
