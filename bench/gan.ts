@@ -3,7 +3,7 @@ import { loadBuiltinDataset } from '../src/data/builtin.js';
 import { take } from '../src/data/split.js';
 import { buildGan, type GanArch } from '../src/generative/gan/architectures.js';
 import { trainGan } from '../src/generative/gan/train-gan.js';
-import { DEFAULT_CLUSTERS, GAN_RUN_DEFAULTS } from '../src/generative/gan/gan-run.js';
+import { DEFAULT_CLUSTERS, GAN_RUN_DEFAULTS } from '../src/jobs/gan-run.js';
 import { clusterTrainingSet } from '../src/generative/gan/clustering.js';
 import { closeMetrics, generatorMetrics, openMetrics } from '../src/generative/gan/gan-metrics.js';
 import { generateImages, latentCodes } from '../src/generative/gan/sample.js';

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BackendInfo } from '../src/engine/backend.js';
-import { trainRun } from '../src/models/train-run.js';
+import { trainRun } from '../src/jobs/train-run.js';
 import { loadModel } from '../src/models/io.js';
 import { Classifier } from '../src/models/classifier.js';
 import { loadBuiltinDataset } from '../src/data/builtin.js';

@@ -7,7 +7,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '../src/engine/backend.js';
-import { trainRun } from '../src/models/train-run.js';
+import { trainRun } from '../src/jobs/train-run.js';
 import { BUILTIN_DATASETS } from '../src/data/builtin.js';
 import { METRIC_CLASSIFIERS_DIR, type MetricClassifierProvenance } from '../src/generative/metric-classifier.js';
 import { writeJsonAtomic } from '../src/util/atomic.js';

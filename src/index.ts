@@ -23,12 +23,13 @@ export { resolveModel, loadSavedClassifier, type ResolvedModel, type ModelDataSp
 export { shareModel, modelInWorker, shareClassifier, classifierInWorker, type SharedModel, type SharedClassifier } from './models/pool-model.js';
 export { workerCount, startJobPool, type WorkersSpec } from './engine/workers.js';
 export { trainClassifier, type TrainOptions, type TrainEvent, type TrainResult, type EpochRecord } from './models/train.js';
-export { trainRun, defaultEpochs, type TrainRunOptions, type TrainRunResult } from './models/train-run.js';
+export { trainRun, defaultEpochs } from './jobs/train-run.js';
+export type { TrainRunOptions, TrainRunResult, TrainRunEvent } from './models/types.js';
 export { accuracy, predictLabels } from './models/evaluate.js';
 export { Classifier, type ClassifierOptions, type LogitsFunction, type Preprocessing } from './models/classifier.js';
 
 export * from './attacks/index.js';
-export { attackRun, type AttackRunOptions, type AttackRunResult } from './attacks/attack-run.js';
+export { attackRun, type AttackRunOptions, type AttackRunResult } from './jobs/attack-run.js';
 export { parseAugmentations, randomShift, gaussianNoise, cutout, type Augmentation } from './data/augment.js';
 
 export { Rng, deriveSeed } from './util/rng.js';
@@ -43,13 +44,14 @@ export { minimalNorms, summarizeMinimal, MINIMAL_ATTACKS, type MinimalNorms, typ
 export { CORRUPTIONS, CORRUPTION_NAMES, parseCorruptions, type CorruptionName } from './robustness/corruptions.js';
 export { corruptionAccuracy, type CorruptionAccuracyResult } from './robustness/corruption-accuracy.js';
 export { runSanityChecks, overallVerdict, type SanityInput } from './robustness/sanity.js';
-export { evalRun, EVAL_DEFAULTS, type EvalRunOptions, type EvalRunEvent } from './robustness/eval-run.js';
+export { evalRun, EVAL_DEFAULTS, type EvalRunOptions, type EvalRunEvent } from './jobs/eval-run.js';
 export type { Suite, SuiteStage, EpsilonResult, StageSummary, ClassSummary, MinimalPerturbations, SanityCheck, Verdict, EvalRunResult } from './robustness/types.js';
 
 // Defenses (adversarial training).
 export { createDefense, defaultDefenseConfig, validateDefense, attackStart, attackFrom, klFromLogits, epsAt } from './defenses/defenses.js';
 export { pooledDefense } from './defenses/pooled.js';
-export { defenseRun, type DefenseRunOptions, type DefenseRunResult, type EvidenceEntry, type OverfittingVerdict } from './defenses/defense-run.js';
+export { defenseRun, type DefenseRunOptions } from './jobs/defense-run.js';
+export type { DefenseRunResult, EvidenceEntry, OverfittingVerdict } from './defenses/types.js';
 export { DEFENSE_NAMES, type Defense, type DefenseConfig, type DefenseName } from './defenses/types.js';
 export type { TrainingDefense } from './models/train.js';
 
@@ -58,8 +60,9 @@ export { GAN_LOSSES, DEFAULT_GAN_LOSS, DEFAULT_GP_LAMBDA, discriminatorLoss, gen
 export * from './generative/metrics/index.js';
 export { buildGan, GAN_ARCHS, DEFAULT_LATENT_DIM, type GanArch, type GanArchOptions, type GanModels, type DiscriminatorNorm } from './generative/gan/architectures.js';
 export { trainGan, ganOptimizerDefaults, type GanTrainOptions, type GanTrainEvent, type GanTrainResult, type GanEpochRecord } from './generative/gan/train-gan.js';
-export { ganRun, GAN_RUN_DEFAULTS, DEFAULT_CLUSTERS, HISTORY_COLUMNS as GAN_HISTORY_COLUMNS, type GanRunOptions, type GanRunEvent, type GanRunResult } from './generative/gan/gan-run.js';
-export { evaluateGan, type EvaluateGanOptions, type GanEvalResult } from './generative/gan/gan-eval.js';
+export { ganRun, GAN_RUN_DEFAULTS, DEFAULT_CLUSTERS, HISTORY_COLUMNS as GAN_HISTORY_COLUMNS, type GanRunOptions, type GanRunEvent } from './jobs/gan-run.js';
+export type { GanRunResult } from './generative/gan/types.js';
+export { evaluateGan, type EvaluateGanOptions, type GanEvalResult } from './jobs/gan-eval.js';
 export { loadGenerator, sampleGan, generateImages, latentCodes, clusterDraws, generatorClasses, GENERATOR_METADATA_KEY, type GeneratorMetadata, type LoadedGenerator, type GanRunInfo, type SampleGanOptions, type SampleGanResult, type GeneratorSpec } from './generative/gan/sample.js';
 export { clusterTrainingSet, type ClusteringSummary } from './generative/gan/clustering.js';
 export { kMeans, type KMeansOptions, type KMeansResult } from './generative/kmeans.js';
@@ -71,7 +74,8 @@ export { RECONSTRUCTION_LOSSES, AAE_ADVERSARIAL_LOSSES, parseReconstructionLoss,
 export { buildAae, encodeImages, decodeImages, encodeCategorical, categoricalCodes, reconstructImages, AAE_ARCHS, DEFAULT_AAE_LATENT_DIM, MLP_HIDDEN_UNITS, CLASS_HEAD, type AaeArch, type AaeArchOptions, type AaeModels, type CategoricalCodes } from './generative/aae/architectures.js';
 export { predictedCategories, classificationError, clusteringError, type ClassificationFigures, type ClusteringFigures } from './generative/aae/clustering.js';
 export { trainAae, AAE_OPTIMIZER_DEFAULTS, type AaeTrainOptions, type AaeTrainEvent, type AaeTrainResult, type AaeEpochRecord } from './generative/aae/train-aae.js';
-export { aaeRun, labelledSubset, AAE_RUN_DEFAULTS, HISTORY_COLUMNS as AAE_HISTORY_COLUMNS, type AaeRunOptions, type AaeRunEvent, type AaeRunResult, type AaeTestFigures } from './generative/aae/aae-run.js';
+export { aaeRun, labelledSubset, AAE_RUN_DEFAULTS, HISTORY_COLUMNS as AAE_HISTORY_COLUMNS, type AaeRunOptions, type AaeRunEvent } from './jobs/aae-run.js';
+export type { AaeRunResult, AaeTestFigures } from './generative/aae/types.js';
 
 // Distributed runs on Redis (BullMQ).
 export * from './distributed/index.js';

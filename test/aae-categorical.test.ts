@@ -23,7 +23,7 @@ import { predictedCategories, classificationError, clusteringError } from '../sr
 import { sampleCategorical } from '../src/generative/aae/priors.js';
 import { categoryBalanceLoss } from '../src/generative/aae/losses.js';
 import { trainAae, type AaeTrainOptions } from '../src/generative/aae/train-aae.js';
-import { DEFAULT_CLUSTER_BALANCE, aaeRun, labelledSubset } from '../src/generative/aae/aae-run.js';
+import { DEFAULT_CLUSTER_BALANCE, aaeRun, labelledSubset } from '../src/jobs/aae-run.js';
 
 /** Clusters more the balance term must use in the collapse test (half the measured gap; see the test). */
 const GAP = 4;

@@ -19,7 +19,7 @@ import { tf } from '../src/engine/tf.js';
 import { initBackend, type BackendInfo } from '../src/engine/backend.js';
 import { readNpy } from '../src/data/formats/npy.js';
 import { InputError } from '../src/errors.js';
-import { aaeRun, HISTORY_COLUMNS, type AaeRunOptions, DEFAULT_CLUSTER_BALANCE } from '../src/generative/aae/aae-run.js';
+import { aaeRun, HISTORY_COLUMNS, type AaeRunOptions, DEFAULT_CLUSTER_BALANCE } from '../src/jobs/aae-run.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'advlab-aae-modes-'));
 const validate = compileSchema('schemas/aae.result.schema.json');

@@ -66,14 +66,12 @@ function linearData(): AttackInput & { scores: number[] } {
   return { images, labels, count: dists.length, imageShape: [4, 4, 1], scores };
 }
 
-let mnistTrain: ImageSet;
 let mnistTest: ImageSet;
 let mlp: Classifier;
 
 before(async () => {
   await initBackend({ backend: 'wasm' });
   const trained = await trainMnistMlp({ testImages: 30, learningRate: 2e-3 });
-  mnistTrain = trained.train;
   mnistTest = trained.test;
   mlp = Classifier.fromModel(trained.model);
 });

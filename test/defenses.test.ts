@@ -26,7 +26,7 @@ import { findAttack } from '../src/attacks/index.js';
 import { InputError } from '../src/errors.js';
 import { attackStart, createDefense, defaultDefenseConfig, epsAt, klFromLogits, validateDefense } from '../src/defenses/defenses.js';
 import { pooledDefense } from '../src/defenses/pooled.js';
-import { defenseRun, isCatastrophicOverfitting, overfittingFlag } from '../src/defenses/defense-run.js';
+import { defenseRun, isCatastrophicOverfitting, overfittingFlag } from '../src/jobs/defense-run.js';
 import { writeNpy } from '../src/data/formats/npy.js';
 import { loadModel } from '../src/models/io.js';
 import type { DefenseConfig } from '../src/defenses/types.js';

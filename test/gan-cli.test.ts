@@ -19,9 +19,9 @@ import { readNpy } from '../src/data/formats/npy.js';
 import { buildModel } from '../src/models/zoo.js';
 import { saveModel } from '../src/models/io.js';
 import { FileFormatError, InputError } from '../src/errors.js';
-import { ganRun, HISTORY_COLUMNS, type GanRunEvent, type GanRunOptions } from '../src/generative/gan/gan-run.js';
+import { ganRun, HISTORY_COLUMNS, type GanRunEvent, type GanRunOptions } from '../src/jobs/gan-run.js';
 import { sampleGan } from '../src/generative/gan/sample.js';
-import { evaluateGan } from '../src/generative/gan/gan-eval.js';
+import { evaluateGan } from '../src/jobs/gan-eval.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'advlab-gan-cli-'));
 const classifier = join(dir, 'classifier');

@@ -14,7 +14,7 @@ import { accuracy } from '../src/models/evaluate.js';
 import type { ImageSet } from '../src/data/types.js';
 import { randomShift } from '../src/data/augment.js';
 import { writeNpy } from '../src/data/formats/npy.js';
-import { trainRun } from '../src/models/train-run.js';
+import { trainRun } from '../src/jobs/train-run.js';
 import { resolveModel } from '../src/models/resolve.js';
 
 let train: ImageSet;

@@ -1,6 +1,5 @@
 import { tf } from '../engine/tf.js';
 import type { Attack, BatchContext } from './types.js';
-import type { Classifier } from '../models/classifier.js';
 import { normOps } from './norms.js';
 import { InputError } from '../errors.js';
 

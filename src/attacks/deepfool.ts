@@ -2,7 +2,6 @@ import { tf } from '../engine/tf.js';
 import type { Attack, BatchContext, Norm } from './types.js';
 import { normOps } from './norms.js';
 import { InputError } from '../errors.js';
-import type { Classifier } from '../models/classifier.js';
 
 /** Parameters of {@link deepfool}. */
 export type DeepFoolParams = { steps: number; overshoot: number; candidates: number };

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { join } from 'node:path';
-import { aaeRun, AAE_RUN_DEFAULTS, DEFAULT_CLUSTER_BALANCE, type AaeRunEvent } from '../generative/aae/aae-run.js';
+import { aaeRun, AAE_RUN_DEFAULTS, DEFAULT_CLUSTER_BALANCE, type AaeRunEvent } from '../jobs/aae-run.js';
 import { AAE_ARCHS } from '../generative/aae/architectures.js';
 import { AAE_OPTIMIZER_DEFAULTS } from '../generative/aae/train-aae.js';
 import { PRIORS } from '../generative/aae/priors.js';

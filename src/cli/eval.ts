@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { join } from 'node:path';
-import { evalRun, EVAL_DEFAULTS } from '../robustness/eval-run.js';
+import { evalRun, EVAL_DEFAULTS } from '../jobs/eval-run.js';
 import { SUITE_NAMES } from '../robustness/suites.js';
 import { parseCorruptions } from '../robustness/corruptions.js';
 import { MINIMAL_ATTACKS } from '../robustness/minimal.js';

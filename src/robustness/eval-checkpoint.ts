@@ -6,7 +6,7 @@
  * only the rest; a checkpoint made with other settings or another model is
  * refused, not silently mixed in.
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { writeJsonAtomic } from '../util/atomic.js';

@@ -61,7 +61,7 @@ import { InputError } from '../../errors.js';
 import { loopResult, type EpochLoopEvent, type EpochLoopResult } from '../../models/train.js';
 import { AAE_ADVERSARIAL_LOSSES, categoryBalanceLoss, classificationLoss, encoderAdversarialLoss, latentDiscriminatorLoss, parseReconstructionLoss, reconstructionLoss, type AaeAdversarialLoss, type ReconstructionLoss } from './losses.js';
 import { DEFAULT_COMPONENTS, parsePrior, sampleCategorical, samplePrior, type PriorName } from './priors.js';
-import { CLASS_HEAD, type AaeModels } from './architectures.js';
+import type { AaeModels } from './architectures.js';
 
 /** Options of {@link trainAae}. */
 export interface AaeTrainOptions {

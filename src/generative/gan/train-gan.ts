@@ -31,7 +31,7 @@
  * the generator on the same cross-entropy (in its step): the mutual-information
  * lower bound of Chen et al. 2016 with lambda = 1, their value for discrete codes.
  */
-import { tf, type tfl } from '../../engine/tf.js';
+import { tf } from '../../engine/tf.js';
 import type { ImageSet } from '../../data/types.js';
 import { batchOrder, makeBatch } from '../../data/batches.js';
 import { Rng, cumulativeProbabilities, deriveSeed, isDistribution } from '../../util/rng.js';

@@ -14,7 +14,8 @@ import type { BackendInfo } from '../engine/backend.js';
 import { startJobPool, workerCount, type WorkersSpec } from '../engine/workers.js';
 import type { WorkerPool } from '../engine/pool.js';
 import { clearWorkerModels } from '../models/pool-model.js';
-import { trainRun, TRAIN_OUTPUT, type TrainRunOptions, type TrainRunResult } from '../models/train-run.js';
+import { trainRun, TRAIN_OUTPUT } from './train-run.js';
+import type { TrainRunOptions, TrainRunResult } from '../models/types.js';
 import { checkSavedClassifier } from '../models/resolve.js';
 import { checkOutputFolder, type OutputLayout } from '../util/paths.js';
 import type { EpochRecord } from '../models/train.js';
@@ -26,16 +27,16 @@ import { findAttack } from '../attacks/index.js';
 import { runAttack } from '../attacks/run.js';
 import { deriveSeed } from '../util/rng.js';
 import { existsSync } from 'node:fs';
-import { evalRun, EVAL_OUTPUT } from '../robustness/eval-run.js';
+import { evalRun, EVAL_OUTPUT } from './eval-run.js';
 import { SUITE_NAMES } from '../robustness/suites.js';
-import { savedModelPath } from '../attacks/job-options.js';
+import { savedModelPath } from './job-options.js';
 import type { EvalRunResult } from '../robustness/types.js';
 import type { Norm } from '../attacks/types.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { InputError } from '../errors.js';
-import { createDefense, defaultDefenseConfig } from './defenses.js';
-import { pooledDefense } from './pooled.js';
-import { DEFENSE_NAMES, type DefenseConfig, type DefenseName } from './types.js';
+import { createDefense, defaultDefenseConfig } from '../defenses/defenses.js';
+import { pooledDefense } from '../defenses/pooled.js';
+import { DEFENSE_NAMES, type DefenseConfig, type DefenseName, type DefenseRunResult, type EvidenceEntry, type OverfittingVerdict } from '../defenses/types.js';
 
 /** Options of {@link defenseRun}: those of plain training plus the defense's. */
 export interface DefenseRunOptions extends Omit<TrainRunOptions, 'defense'> {
@@ -56,26 +57,6 @@ export interface DefenseRunOptions extends Omit<TrainRunOptions, 'defense'> {
   baseline?: string;
   /** The evaluation after training; false skips it. */
   evidence?: false | { suite?: string; n?: number; eps?: number[] };
-}
-
-/** One model's evaluation, as the comparison shows it. */
-export interface EvidenceEntry {
-  model: string;
-  /** Test images evaluated. */
-  count: number;
-  cleanAccuracy: number;
-  robustAccuracy: number;
-  confidenceInterval: [number, number];
-  curve: { eps: number; robustAccuracy: number }[];
-  sanity: 'pass' | 'warn';
-  /** Folder of the full evaluation (report.html, result.json). */
-  evalDir: string;
-}
-
-/** result.json of a defended training run: the training result plus the defense and the evidence. */
-export interface DefenseRunResult extends TrainRunResult {
-  defense: DefenseConfig & { workers: number; trainingSeconds: number; overfitting: OverfittingVerdict | null };
-  evidence: { suite: string; n: number; eps: number[]; defended: EvidenceEntry; baseline: EvidenceEntry | null } | null;
 }
 
 /** What a defended run writes in its output folder, besides the evaluations' own folders (checked before any work). */
@@ -212,21 +193,6 @@ export function isCatastrophicOverfitting(figures: { pgdAccuracy: number; fgsmAc
  */
 export function overfittingFlag(epoch: number, warmupEpochs: number, figures: { pgdAccuracy: number; fgsmAccuracy: number }, bestPgdAccuracy: number): boolean {
   return epoch > warmupEpochs && isCatastrophicOverfitting(figures, bestPgdAccuracy);
-}
-
-/** What the per-epoch watch concluded. */
-export interface OverfittingVerdict {
-  /** Catastrophic overfitting at the last epoch (see {@link isCatastrophicOverfitting}). */
-  detected: boolean;
-  /** Epochs whose held-out figures showed it (1-based). */
-  epochs: number[];
-  /** Epoch with the best held-out PGD accuracy, and that accuracy. */
-  bestEpoch: number;
-  bestPgdAccuracy: number;
-  finalPgdAccuracy: number;
-  finalFgsmAccuracy: number;
-  /** The saved model holds the best epoch's weights instead of the last. */
-  restored: boolean;
 }
 
 /**

@@ -4,17 +4,17 @@
  * A conditional generator is asked for the classes in turn, and its samples'
  * class accuracy is reported.
  */
-import type { BackendInfo } from '../../engine/backend.js';
-import { loadDataset } from '../../data/load.js';
-import { runMeta, type RunMeta } from '../../report/meta.js';
-import { writeJsonAtomic } from '../../util/atomic.js';
-import { checkOutputFile } from '../../util/paths.js';
-import { checkSavedClassifier } from '../../models/resolve.js';
-import { Rng, deriveSeed } from '../../util/rng.js';
-import { InputError, rethrowFor } from '../../errors.js';
-import { shippedMetricClassifier } from '../metric-classifier.js';
-import { closeMetrics, generatorMetrics, openMetrics, PRECISION_RECALL_K, realFidFloor, type GanMetrics, type MetricsClassifier, type MetricsContext } from './gan-metrics.js';
-import { generateImages, generatorClasses, latentCodes, loadGenerator, MAX_SAMPLES } from './sample.js';
+import type { BackendInfo } from '../engine/backend.js';
+import { loadDataset } from '../data/load.js';
+import { runMeta, type RunMeta } from '../report/meta.js';
+import { writeJsonAtomic } from '../util/atomic.js';
+import { checkOutputFile } from '../util/paths.js';
+import { checkSavedClassifier } from '../models/resolve.js';
+import { Rng, deriveSeed } from '../util/rng.js';
+import { InputError, rethrowFor } from '../errors.js';
+import { shippedMetricClassifier } from '../generative/metric-classifier.js';
+import { closeMetrics, generatorMetrics, openMetrics, PRECISION_RECALL_K, realFidFloor, type GanMetrics, type MetricsClassifier, type MetricsContext } from '../generative/gan/gan-metrics.js';
+import { generateImages, generatorClasses, latentCodes, loadGenerator, MAX_SAMPLES } from '../generative/gan/sample.js';
 
 /** Options of {@link evaluateGan}. */
 export interface EvaluateGanOptions {

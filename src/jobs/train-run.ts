@@ -2,82 +2,21 @@ import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import type { BackendInfo } from '../engine/backend.js';
 import { loadDataset } from '../data/load.js';
-import type { Dataset, ImageSet } from '../data/types.js';
+import type { ImageSet } from '../data/types.js';
 import { take } from '../data/split.js';
 import { balancedSubset } from '../data/subset.js';
-import type { tfl } from '../engine/tf.js';
-import { resolveModel } from './resolve.js';
-import type { ZooActivation } from './zoo.js';
-import { saveModel } from './io.js';
-import { trainClassifier, type TrainEvent, type EpochRecord, type LearningRateSchedule, type TrainingDefense } from './train.js';
+import { resolveModel } from '../models/resolve.js';
+import { saveModel } from '../models/io.js';
+import { trainClassifier } from '../models/train.js';
 import { parseAugmentations } from '../data/augment.js';
-import { accuracy } from './evaluate.js';
-import { runMeta, type RunMeta } from '../report/meta.js';
+import { accuracy } from '../models/evaluate.js';
+import { runMeta } from '../report/meta.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 import { checkOutputFolder, type OutputLayout } from '../util/paths.js';
 import { InputError, rethrowFor } from '../errors.js';
+import type { TrainRunOptions, TrainRunResult } from '../models/types.js';
 
 const require = createRequire(import.meta.url);
-
-/** Options of {@link trainRun} (the `advlab train` job). */
-export interface TrainRunOptions {
-  /** Zoo model name, or a saved model folder to train further. */
-  model: string;
-  /** Built-in dataset name or a path in a supported format. */
-  dataset: string;
-  /** Output folder: model/, checkpoint/, result.json. */
-  out: string;
-  /** Defaults to {@link defaultEpochs}. */
-  epochs?: number;
-  batchSize?: number;
-  learningRate?: number;
-  seed?: number;
-  /** Learning-rate schedule (default cosine). */
-  schedule?: LearningRateSchedule;
-  /** Augmentations as written on the command line: `none`, or a list of `shift[:N]`, `noise:SIGMA`, `cutout:N` (default `shift:1`). */
-  augment?: string;
-  /** Train on a class-balanced subset of this many images of the train split (default: all of it). */
-  trainSize?: number;
-  /** Zoo models only: hidden activation (default relu; smooth ones help adversarial training, Xie et al. 2020). */
-  activation?: ZooActivation;
-  /** Zoo models only: width multiplier of every hidden layer (default 1). */
-  width?: number;
-  resume?: boolean;
-  /** Stop after this many epochs in this call (simulates a kill, for tests). */
-  stopAfterEpochs?: number;
-  /** Adversarial training (built by src/defenses; the CLI's --defense). */
-  defense?: TrainingDefense;
-  /** Images of the train split held out (class-balanced, the last of each class) for `monitor`; default 0. */
-  validation?: number;
-  /** Per-epoch figures on the held-out images (see TrainOptions.monitor). */
-  monitor?: (model: tfl.LayersModel, epoch: number, validation: ImageSet) => Promise<Record<string, number>>;
-  /**
-   * Called once the dataset is loaded, before the model is built and trained:
-   * checks of inputs the job reads only later (e.g. the baseline model of a
-   * defended run, checked against the data), so they fail before the first epoch.
-   */
-  checkInputs?: (data: Dataset) => Promise<void>;
-  /** Called after training, before the model is saved (e.g. to restore the best epoch's weights). */
-  beforeSave?: (model: tfl.LayersModel, history: EpochRecord[]) => Promise<void>;
-  onProgress?: (event: TrainRunEvent) => void;
-}
-
-export type TrainRunEvent = TrainEvent | { type: 'dataset'; dataset: Dataset };
-
-/** The content of `result.json` for `advlab train`. */
-export interface TrainRunResult extends RunMeta {
-  options: Required<Pick<TrainRunOptions, 'model' | 'dataset' | 'out' | 'epochs' | 'batchSize' | 'learningRate' | 'schedule' | 'augment' | 'seed' | 'resume' | 'activation' | 'width'>> & { trainSize: number | null };
-  dataset: { name: string; trainSize: number; validationSize?: number; testSize: number; skipped: number; numClasses: number; imageShape: number[] };
-  model: string;
-  modelPath: string;
-  parameters: number;
-  cleanAccuracy: number;
-  secondsPerEpoch: number;
-  epochs: number;
-  resumedFromEpoch: number;
-  history: EpochRecord[];
-  packages: Record<string, string>;
-}
 
 /** What `advlab train` writes in its output folder (checked before any work, see util/paths.ts). */
 export const TRAIN_OUTPUT: OutputLayout = { folders: ['checkpoint', 'model'], files: ['result.json'] };

@@ -40,28 +40,29 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BackendInfo } from '../../engine/backend.js';
-import { loadDataset } from '../../data/load.js';
-import type { Dataset } from '../../data/types.js';
-import { balancedSubset } from '../../data/subset.js';
-import { writeNpy } from '../../data/formats/npy.js';
-import { saveModel } from '../../models/io.js';
-import { followHistory, prepareRunFolder, writeHistory } from '../../models/run-folder.js';
-import { packageVersions } from '../../models/train-run.js';
-import { runMeta, type RunMeta } from '../../report/meta.js';
-import { captionName, gridPng } from '../../report/png-grid.js';
-import { take } from '../../data/split.js';
-import { parseAugmentations } from '../../data/augment.js';
-import type { ImageSet } from '../../data/types.js';
-import { writeFileAtomic, writeJsonAtomic } from '../../util/atomic.js';
-import { checkOutputFolder, type OutputLayout } from '../../util/paths.js';
-import { Rng, deriveSeed } from '../../util/rng.js';
-import { InputError } from '../../errors.js';
-import { AAE_ARCHS, DEFAULT_AAE_LATENT_DIM, buildAae, categoricalCodes, decodeImages, encodeCategorical, encodeImages, reconstructImages, type AaeArch, type AaeModels } from './architectures.js';
-import { predictedCategories, classificationError, clusteringError, type ClassificationFigures, type ClusteringFigures } from './clustering.js';
-import { AAE_OPTIMIZER_DEFAULTS, trainAae, type AaeEpochRecord, type AaeTrainEvent } from './train-aae.js';
-import { parseReconstructionLoss, type ReconstructionLoss } from './losses.js';
-import { DEFAULT_COMPONENTS, MIXTURE_RADIUS, parsePrior, posteriorMatch, priorLogDensity, samplePrior, type PosteriorMatch, type PriorName } from './priors.js';
+import type { BackendInfo } from '../engine/backend.js';
+import { loadDataset } from '../data/load.js';
+import type { Dataset } from '../data/types.js';
+import { balancedSubset } from '../data/subset.js';
+import { writeNpy } from '../data/formats/npy.js';
+import { saveModel } from '../models/io.js';
+import { followHistory, prepareRunFolder, writeHistory } from '../models/run-folder.js';
+import { packageVersions } from './train-run.js';
+import { runMeta } from '../report/meta.js';
+import { captionName, gridPng } from '../report/png-grid.js';
+import { take } from '../data/split.js';
+import { parseAugmentations } from '../data/augment.js';
+import type { ImageSet } from '../data/types.js';
+import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
+import { checkOutputFolder, type OutputLayout } from '../util/paths.js';
+import { Rng, deriveSeed } from '../util/rng.js';
+import { InputError } from '../errors.js';
+import { AAE_ARCHS, DEFAULT_AAE_LATENT_DIM, buildAae, categoricalCodes, decodeImages, encodeCategorical, encodeImages, reconstructImages, type AaeArch, type AaeModels } from '../generative/aae/architectures.js';
+import { predictedCategories, classificationError, clusteringError, type ClassificationFigures, type ClusteringFigures } from '../generative/aae/clustering.js';
+import { AAE_OPTIMIZER_DEFAULTS, trainAae, type AaeEpochRecord, type AaeTrainEvent } from '../generative/aae/train-aae.js';
+import { parseReconstructionLoss } from '../generative/aae/losses.js';
+import type { AaeRunResult, AaeTestFigures } from '../generative/aae/types.js';
+import { DEFAULT_COMPONENTS, MIXTURE_RADIUS, parsePrior, posteriorMatch, priorLogDensity, samplePrior } from '../generative/aae/priors.js';
 
 /** Options of {@link aaeRun} (the `advlab aae` job). */
 export interface AaeRunOptions {
@@ -181,89 +182,7 @@ export const HISTORY_COLUMNS = [
   'metricSeconds',
 ] as const;
 
-/** The test figures of one epoch, or of the end of the run. */
-export interface AaeTestFigures {
-  /** Test images measured (the whole test split). */
-  images: number;
-  /** Mean squared error per pixel of sigmoid(decoder(encoder(x))) against x. */
-  reconstructionMse: number;
-  /** The test codes (the style codes in the categorical modes) against the prior. */
-  posterior: PosteriorMatch;
-  /** Semi-supervised mode: the error of argmax q(y | x) against the test labels; else null. */
-  classification: ClassificationFigures | null;
-  /** Clustering mode: the clustering error (majority label of each cluster's training images, scored on the test split) and the cluster sizes; else null. */
-  clustering: ClusteringFigures | null;
-}
-
-/** The content of `result.json` for `advlab aae`. */
-export interface AaeRunResult extends RunMeta {
-  options: {
-    dataset: string;
-    out: string;
-    arch: AaeArch;
-    prior: PriorName;
-    /** Mixture components or swiss-roll segments; null for gaussian. */
-    components: number | null;
-    supervisedPrior: boolean;
-    regularization: boolean;
-    latentDim: number;
-    width: number;
-    epochs: number;
-    batchSize: number;
-    learningRate: number;
-    adversarialLearningRate: number;
-    beta1: number;
-    adversarialBeta1: number;
-    reconstructionLoss: ReconstructionLoss;
-    trainSize: number | null;
-    /** Labelled training images of the semi-supervised mode; null otherwise. */
-    labels: number | null;
-    /** Categories of the clustering mode; null otherwise. */
-    clusters: number | null;
-    /** Adam's rate of the semi-supervised phase; null outside that mode. */
-    classificationLearningRate: number | null;
-    /** Augmentations of the labelled batches (e.g. `shift:2`); null for none. */
-    augment: string | null;
-    /** Weight of the balance term of the categorical modes; null outside them. */
-    categoryBalance: number | null;
-    /** Sd of the noise on the category discriminator's inputs; null outside the categorical modes. */
-    categoryNoise: number | null;
-    /** The epoch from which the learning rates are cut tenfold; null for none. */
-    decayEpoch: number | null;
-    seed: number;
-    resume: boolean;
-  };
-  dataset: { name: string; trainSize: number; testSize: number; skipped: number; numClasses: number; imageShape: number[]; classNames: string[] };
-  models: {
-    arch: AaeArch;
-    latentDim: number;
-    imageShape: number[];
-    /** Classes of the discriminator's one-hot label input (supervised prior), 0 without. */
-    labelClasses: number;
-    /** Categories of the encoder's class head (the categorical modes), 0 without. */
-    categories: number;
-    encoder: { parameters: number; path: string };
-    decoder: { parameters: number; path: string };
-    discriminator: { parameters: number; path: string };
-    /** The discriminator of y against Cat(K) (the categorical modes); null otherwise. */
-    categoryDiscriminator: { parameters: number; path: string } | null;
-  };
-  epochs: number;
-  resumedFromEpoch: number;
-  /** Mean seconds of training per epoch (the test figures' time is in each record's monitor.metricSeconds). */
-  secondsPerEpoch: number;
-  history: AaeEpochRecord[];
-  /** The trained models on the test split. */
-  test: AaeTestFigures;
-  /** Files of the run, relative to its folder. */
-  files: { reconstructionGrids: string[]; sampleGrids: string[]; reconstruction: string; samples: string; history: string; testCodes: string; testCategories: string | null; report: string; checkpoint: string };
-  packages: Record<string, string>;
-}
-
 type Resolved = AaeRunResult['options'];
-
-/** The settings that shape training: a resume must keep them. */
-type TrainingSettings = Omit<Resolved, 'out' | 'epochs' | 'resume' | 'components'>;
 
 /** Checks every option up front (before any data is read) and fills in the defaults (components after the data is read). */
 function resolveOptions(o: AaeRunOptions): Resolved {
@@ -533,7 +452,7 @@ export async function aaeRun(options: AaeRunOptions, backend: BackendInfo): Prom
       },
       packages: packageVersions(),
     };
-    const { renderAaeReport } = await import('../../report/aae-report.js');
+    const { renderAaeReport } = await import('../report/aae-report.js');
     const read = (f: string) => ({ epoch: Number(/-(\d+)\.png$/.exec(f)![1]), png: readFileSync(join(out, f)) });
     const report = await renderAaeReport(result, {
       reconstructions: pickGrids(result.files.reconstructionGrids).map(read),

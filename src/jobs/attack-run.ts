@@ -7,16 +7,16 @@ import { loadModelJob, type ModelJobOptions } from './job-options.js';
 import { writeNpy } from '../data/formats/npy.js';
 import type { Dataset } from '../data/types.js';
 import { Classifier, type Preprocessing } from '../models/classifier.js';
-import { packageVersions } from '../models/train-run.js';
+import { packageVersions } from './train-run.js';
 import { runMeta, type RunMeta } from '../report/meta.js';
 import { attackRows, captionName, gridPng, type GridLabel } from '../report/png-grid.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { checkOutputFolder, type OutputLayout } from '../util/paths.js';
 import { InputError } from '../errors.js';
-import { ATTACKS, findAttack } from './index.js';
-import { runAttack } from './run.js';
-import { validateCommon, resolveParams, checkEpsValue } from './validate.js';
-import { NORMS, type Attack, type AttackResult, type Norm } from './types.js';
+import { ATTACKS, findAttack } from '../attacks/index.js';
+import { runAttack } from '../attacks/run.js';
+import { validateCommon, resolveParams, checkEpsValue } from '../attacks/validate.js';
+import { NORMS, type Attack, type AttackResult, type Norm } from '../attacks/types.js';
 
 /** Options of {@link attackRun} (the `advlab attack` job). */
 export interface AttackRunOptions extends ModelJobOptions {

@@ -28,27 +28,28 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BackendInfo } from '../../engine/backend.js';
-import { loadDataset } from '../../data/load.js';
-import type { Dataset } from '../../data/types.js';
-import { balancedSubset } from '../../data/subset.js';
-import { saveModel } from '../../models/io.js';
-import { followHistory, prepareRunFolder, writeHistory } from '../../models/run-folder.js';
-import { packageVersions } from '../../models/train-run.js';
-import { runMeta, type RunMeta } from '../../report/meta.js';
-import { captionName, gridPng } from '../../report/png-grid.js';
-import { writeFileAtomic, writeJsonAtomic } from '../../util/atomic.js';
-import { checkOutputFolder, type OutputLayout } from '../../util/paths.js';
-import { checkSavedClassifier } from '../../models/resolve.js';
-import { Rng, deriveSeed } from '../../util/rng.js';
-import { InputError, rethrowFor } from '../../errors.js';
-import { DEFAULT_GAN_LOSS, DEFAULT_GP_LAMBDA, parseGanLoss, type GanLoss } from '../losses.js';
-import { closeMetrics, generatorMetrics, monitorFigures, openMetrics, PRECISION_RECALL_K, realFidFloor, type GanMetrics, type MetricsClassifier } from './gan-metrics.js';
-import { shippedMetricClassifier } from '../metric-classifier.js';
-import { buildGan, DEFAULT_LATENT_DIM, GAN_ARCHS, type GanArch, type GanModels } from './architectures.js';
-import { ganOptimizerDefaults, trainGan, type GanEpochRecord, type GanTrainEvent, type GanTrainOptions } from './train-gan.js';
-import { clusterDraws, generateImages, generatorClasses, GENERATOR_METADATA_KEY, gridScale, latentCodes, type GeneratorMetadata, type GeneratorSpec } from './sample.js';
-import { clusterTrainingSet, type ClusteringSummary } from './clustering.js';
+import type { BackendInfo } from '../engine/backend.js';
+import { loadDataset } from '../data/load.js';
+import type { Dataset } from '../data/types.js';
+import { balancedSubset } from '../data/subset.js';
+import { saveModel } from '../models/io.js';
+import { followHistory, prepareRunFolder, writeHistory } from '../models/run-folder.js';
+import { packageVersions } from './train-run.js';
+import { runMeta } from '../report/meta.js';
+import { captionName, gridPng } from '../report/png-grid.js';
+import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
+import { checkOutputFolder, type OutputLayout } from '../util/paths.js';
+import { checkSavedClassifier } from '../models/resolve.js';
+import { Rng, deriveSeed } from '../util/rng.js';
+import { InputError, rethrowFor } from '../errors.js';
+import { DEFAULT_GAN_LOSS, DEFAULT_GP_LAMBDA, parseGanLoss } from '../generative/losses.js';
+import { closeMetrics, generatorMetrics, monitorFigures, openMetrics, PRECISION_RECALL_K, realFidFloor, type GanMetrics } from '../generative/gan/gan-metrics.js';
+import { shippedMetricClassifier } from '../generative/metric-classifier.js';
+import { buildGan, DEFAULT_LATENT_DIM, GAN_ARCHS, type GanArch, type GanModels } from '../generative/gan/architectures.js';
+import { ganOptimizerDefaults, trainGan, type GanEpochRecord, type GanTrainEvent, type GanTrainOptions } from '../generative/gan/train-gan.js';
+import { clusterDraws, generateImages, generatorClasses, GENERATOR_METADATA_KEY, gridScale, latentCodes, type GeneratorMetadata, type GeneratorSpec } from '../generative/gan/sample.js';
+import { clusterTrainingSet, type ClusteringSummary } from '../generative/gan/clustering.js';
+import type { GanRunResult } from '../generative/gan/types.js';
 
 /** Options of {@link ganRun} (the `advlab gan` job); the optimizer's as in {@link trainGan}, whose defaults depend on the loss. */
 export interface GanRunOptions extends Pick<GanTrainOptions, 'learningRate' | 'beta1' | 'beta2' | 'criticSteps' | 'labelSmoothing' | 'gpLambda' | 'emaDecay'> {
@@ -109,55 +110,6 @@ export type GanRunEvent =
 
 /** The columns of history.csv, in order. */
 export const HISTORY_COLUMNS = ['epoch', 'dLoss', 'gLoss', 'dReal', 'dFake', 'seconds', 'fid', 'inceptionScore', 'klFromUniform', 'minClassFraction', 'modeCollapse', 'precision', 'recall', 'classAccuracy', 'metricSeconds'] as const;
-
-/** The content of `result.json` for `advlab gan`. */
-export interface GanRunResult extends RunMeta {
-  options: {
-    dataset: string;
-    out: string;
-    arch: GanArch;
-    loss: GanLoss;
-    latentDim: number;
-    width: number;
-    /** scgan's k-means clusters (null for the other architectures). */
-    clusters: number | null;
-    epochs: number;
-    batchSize: number;
-    learningRate: number;
-    beta1: number;
-    beta2: number;
-    criticSteps: number;
-    labelSmoothing: number | null;
-    gpLambda: number | null;
-    /** Decay of the generator's weight average (0: none). */
-    emaDecay: number;
-    trainSize: number | null;
-    seed: number;
-    resume: boolean;
-    classifier: string | null;
-    metricSamples: number;
-  };
-  dataset: { name: string; trainSize: number; testSize: number; skipped: number; numClasses: number; imageShape: number[]; classNames: string[] };
-  generator: { arch: GanArch; conditional: boolean; latentDim: number; numClasses: number; imageShape: number[]; parameters: number; path: string };
-  /** scgan: the k-means clustering its classes are (null for the other architectures). */
-  clustering: ClusteringSummary | null;
-  discriminator: { parameters: number; path: string };
-  epochs: number;
-  resumedFromEpoch: number;
-  /** Mean seconds of training per epoch (the metrics' time is in each record's monitor.metricSeconds). */
-  secondsPerEpoch: number;
-  history: GanEpochRecord[];
-  /** The last epoch's metrics, or null without a classifier. */
-  metrics: GanMetrics | null;
-  /** Why there are no metrics (null when there are). */
-  metricsSkipped: string | null;
-  /** FID of real train vs real test images (metricSamples each): the floor of the FID figures; null without a classifier. */
-  fidFloor: number | null;
-  metricsClassifier: MetricsClassifier | null;
-  /** Files of the run, relative to its folder. */
-  files: { grids: string[]; samples: string; history: string; report: string; checkpoint: string };
-  packages: Record<string, string>;
-}
 
 /** The settings that shape training: a resume must keep them. */
 type TrainingSettings = Omit<Resolved, 'out' | 'epochs' | 'resume' | 'classifier' | 'metricSamples'>;
@@ -363,7 +315,7 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
       files: { grids, samples: 'samples.png', history: 'history.csv', report: 'report.html', checkpoint: 'checkpoint' },
       packages: packageVersions(),
     };
-    const { renderGanReport } = await import('../../report/gan-report.js');
+    const { renderGanReport } = await import('../report/gan-report.js');
     const shown = pickGrids(grids).map((f) => ({ epoch: Number(/epoch-(\d+)\.png$/.exec(f)![1]), png: readFileSync(join(out, f)) }));
     writeFileAtomic(join(out, 'report.html'), await renderGanReport(result, shown));
     writeJsonAtomic(join(out, 'result.json'), result);
