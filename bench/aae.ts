@@ -1,5 +1,5 @@
-import { initBackend } from '../src/engine/backend.js';
-import { loadBuiltinDataset } from '../src/data/builtin.js';
+import { initBackend } from '../src/node/backend.js';
+import { loadBuiltinDataset } from '../src/node/data/builtin.js';
 import { take } from '../src/data/split.js';
 import { buildAae } from '../src/generative/aae/architectures.js';
 import { trainAae, type AaeTrainOptions } from '../src/generative/aae/train-aae.js';

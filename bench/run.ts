@@ -3,7 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { writeJsonAtomic } from '../src/util/atomic.js';
+import { writeJsonAtomic } from '../src/node/atomic.js';
 import { ADVLAB_VERSION } from '../src/report/meta.js';
 import { benchEngine } from './engine.js';
 import { benchAttacks } from './attacks.js';

@@ -12,8 +12,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tf } from '../src/engine/tf.js';
-import { initBackend, type BackendInfo } from '../src/engine/backend.js';
-import { loadBuiltinDataset } from '../src/data/builtin.js';
+import { initBackend } from '../src/node/backend.js';
+import type { BackendInfo } from '../src/engine/backend.js';
+import { loadBuiltinDataset } from '../src/node/data/builtin.js';
 import { balancedSubset } from '../src/data/subset.js';
 import type { Dataset, ImageSet } from '../src/data/types.js';
 import { InputError } from '../src/errors.js';
@@ -24,6 +25,7 @@ import { sampleCategorical } from '../src/generative/aae/priors.js';
 import { categoryBalanceLoss } from '../src/generative/aae/losses.js';
 import { trainAae, type AaeTrainOptions } from '../src/generative/aae/train-aae.js';
 import { DEFAULT_CLUSTER_BALANCE, aaeRun, labelledSubset } from '../src/jobs/aae-run.js';
+import { CheckpointFolder } from '../src/node/checkpoint.js';
 
 /** Clusters more the balance term must use in the collapse test (half the measured gap; see the test). */
 const GAP = 4;
@@ -188,7 +190,7 @@ test('semi-supervised and clustering runs stopped after epoch 1 resume bit-ident
     const full = build();
     const w0 = weightsOf(full.categoryDiscriminator!);
     const before = tf.memory().numTensors;
-    const r = await trainAae(full, small, { ...opts, checkpointDir: join(dir, 'a') });
+    const r = await trainAae(full, small, { ...opts, checkpoints: new CheckpointFolder(join(dir, 'a')) });
     assert.equal(tf.memory().numTensors, before, `${what}: tensors`);
     assert.notDeepEqual(weightsOf(full.categoryDiscriminator!), w0, `${what}: the category discriminator trained`);
     for (const h of r.history) {
@@ -197,10 +199,10 @@ test('semi-supervised and clustering runs stopped after epoch 1 resume bit-ident
     }
 
     const part = build();
-    await trainAae(part, small, { ...opts, checkpointDir: join(dir, 'b'), stopAfterEpochs: 1 });
+    await trainAae(part, small, { ...opts, checkpoints: new CheckpointFolder(join(dir, 'b')), stopAfterEpochs: 1 });
     dispose(part);
     const resumed = build();
-    const r2 = await trainAae(resumed, small, { ...opts, checkpointDir: join(dir, 'b'), resume: true });
+    const r2 = await trainAae(resumed, small, { ...opts, checkpoints: new CheckpointFolder(join(dir, 'b')), resume: true });
     assert.equal(r2.resumedFromEpoch, 1);
     const figures = (h: typeof r.history) => h.map(({ seconds: _s, ...rest }) => rest);
     assert.deepEqual(figures(r2.history), figures(r.history), what);

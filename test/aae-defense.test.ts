@@ -10,8 +10,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tf, tfl } from '../src/engine/tf.js';
-import { initBackend } from '../src/engine/backend.js';
-import { modelFromArtifacts, modelToArtifacts } from '../src/models/io.js';
+import { initBackend } from '../src/node/backend.js';
+import { modelFromArtifacts, modelToArtifacts } from '../src/models/artifacts.js';
 import { GradientGate } from '../src/models/gradient-gate.js';
 import { buildAae } from '../src/generative/aae/architectures.js';
 import { purifiedModel, reconstructionErrors, parseDefenseSpec, type AaePurifier } from '../src/defenses/aae-purifier.js';
@@ -20,7 +20,7 @@ import { threatModelSuite, worstOverThreatModels } from '../src/robustness/defen
 import { MISCLASSIFIED, ROBUST } from '../src/robustness/schedule.js';
 import type { Evaluation } from '../src/robustness/evaluate.js';
 import type { EpsilonResult, Suite } from '../src/robustness/types.js';
-import { readNpy } from '../src/data/formats/npy.js';
+import { readNpy } from '../src/node/data/formats/npy.js';
 import { InputError } from '../src/errors.js';
 import { advlab, compileSchema, readJson } from './fixtures/cli.js';
 

@@ -12,8 +12,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tf } from '../src/engine/tf.js';
-import { initBackend } from '../src/engine/backend.js';
-import { loadBuiltinDataset } from '../src/data/builtin.js';
+import { initBackend } from '../src/node/backend.js';
+import { loadBuiltinDataset } from '../src/node/data/builtin.js';
 import { balancedSubset } from '../src/data/subset.js';
 import type { Dataset, ImageSet } from '../src/data/types.js';
 import { InputError } from '../src/errors.js';
@@ -21,6 +21,7 @@ import { Rng } from '../src/util/rng.js';
 import { AAE_ARCHS, buildAae, decodeImages, encodeImages, type AaeModels } from '../src/generative/aae/architectures.js';
 import { trainAae, type AaeTrainOptions } from '../src/generative/aae/train-aae.js';
 import { mixtureMeans, posteriorMatch } from '../src/generative/aae/priors.js';
+import { CheckpointFolder } from '../src/node/checkpoint.js';
 
 let data: Dataset;
 let small: ImageSet;
@@ -83,7 +84,7 @@ test('training moves all three nets, keeps the tensor count, and a run stopped a
     const full = build();
     const w0 = [weightsOf(full.encoder), weightsOf(full.decoder), weightsOf(full.discriminator)];
     const before = tf.memory().numTensors;
-    const r = await trainAae(full, small, { ...opts, checkpointDir: join(dir, 'a') });
+    const r = await trainAae(full, small, { ...opts, checkpoints: new CheckpointFolder(join(dir, 'a')) });
     assert.equal(tf.memory().numTensors, before, `${what}: tensors`);
     assert.equal(r.history.length, 2);
     for (const h of r.history) for (const v of [h.reconstruction, h.dLoss, h.gLoss, h.dPrior, h.dCode]) assert.ok(Number.isFinite(v), `${what}: ${JSON.stringify(h)}`);
@@ -92,11 +93,11 @@ test('training moves all three nets, keeps the tensor count, and a run stopped a
     assert.notDeepEqual(weightsOf(full.discriminator), w0[2]);
 
     const part = build();
-    await trainAae(part, small, { ...opts, checkpointDir: join(dir, 'b'), stopAfterEpochs: 1 });
+    await trainAae(part, small, { ...opts, checkpoints: new CheckpointFolder(join(dir, 'b')), stopAfterEpochs: 1 });
     dispose(part);
     const resumed = build();
     const beforeResume = tf.memory().numTensors;
-    const r2 = await trainAae(resumed, small, { ...opts, checkpointDir: join(dir, 'b'), resume: true });
+    const r2 = await trainAae(resumed, small, { ...opts, checkpoints: new CheckpointFolder(join(dir, 'b')), resume: true });
     assert.equal(r2.resumedFromEpoch, 1);
     const figures = (h: typeof r.history) => h.map(({ seconds: _s, ...rest }) => rest);
     assert.deepEqual(figures(r2.history), figures(r.history), what);

@@ -1,6 +1,6 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { initBackend } from '../src/engine/backend.js';
+import { initBackend } from '../src/node/backend.js';
 import { tf } from '../src/engine/tf.js';
 import { Classifier } from '../src/models/classifier.js';
 import { take } from '../src/data/split.js';

@@ -21,7 +21,7 @@ import {
   readIdx,
   readNpy,
   writeNpy,
-} from '../src/data/formats/index.js';
+} from '../src/node/data/formats/index.js';
 
 // ---------------------------------------------------------------------------
 // Fixtures: 3 classes x 5 images, interleaved (labels 0,1,2,0,1,2,...), so the

@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf } from '../src/engine/tf.js';
-import { initBackend } from '../src/engine/backend.js';
+import { initBackend } from '../src/node/backend.js';
 import { Classifier } from '../src/models/classifier.js';
 import type { ImageSet } from '../src/data/types.js';
 import { buildSuite, remainderOf } from '../src/robustness/suites.js';

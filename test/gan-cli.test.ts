@@ -14,13 +14,14 @@ import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { advlab, compileSchema, readJson, type Json, type Run } from './fixtures/cli.js';
 import { tf } from '../src/engine/tf.js';
-import { initBackend, type BackendInfo } from '../src/engine/backend.js';
-import { readNpy } from '../src/data/formats/npy.js';
+import { initBackend } from '../src/node/backend.js';
+import type { BackendInfo } from '../src/engine/backend.js';
+import { readNpy } from '../src/node/data/formats/npy.js';
 import { buildModel } from '../src/models/zoo.js';
-import { saveModel } from '../src/models/io.js';
+import { saveModel } from '../src/node/model-files.js';
 import { FileFormatError, InputError } from '../src/errors.js';
 import { ganRun, HISTORY_COLUMNS, type GanRunEvent, type GanRunOptions } from '../src/jobs/gan-run.js';
-import { sampleGan } from '../src/generative/gan/sample.js';
+import { sampleGan } from '../src/jobs/gan-sample.js';
 import { evaluateGan } from '../src/jobs/gan-eval.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'advlab-gan-cli-'));

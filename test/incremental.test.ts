@@ -1,7 +1,7 @@
 // Scoring images that differ from known ones in a window (models/incremental.ts), and Square Attack on it.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { initBackend } from '../src/engine/backend.js';
+import { initBackend } from '../src/node/backend.js';
 import { tf } from '../src/engine/tf.js';
 import { buildModel } from '../src/models/zoo.js';
 import { Classifier } from '../src/models/classifier.js';

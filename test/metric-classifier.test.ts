@@ -10,12 +10,12 @@ import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tf } from '../src/engine/tf.js';
-import { initBackend } from '../src/engine/backend.js';
-import { loadBuiltinDataset } from '../src/data/builtin.js';
-import { loadModel } from '../src/models/io.js';
+import { initBackend } from '../src/node/backend.js';
+import { loadBuiltinDataset } from '../src/node/data/builtin.js';
+import { loadModel } from '../src/node/model-files.js';
 import { accuracy } from '../src/models/evaluate.js';
 import { FileFormatError } from '../src/errors.js';
-import { METRIC_CLASSIFIERS_DIR, shippedMetricClassifier } from '../src/generative/metric-classifier.js';
+import { METRIC_CLASSIFIERS_DIR, shippedMetricClassifier } from '../src/node/metric-classifier.js';
 import { inceptionScoreFromLogits, classCoverage, argmaxRows } from '../src/generative/metrics/index.js';
 
 before(async () => {

@@ -2,7 +2,7 @@
 // an honest MNIST MLP passes them; a gradient-masked and a randomized copy of it are caught.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { initBackend } from '../src/engine/backend.js';
+import { initBackend } from '../src/node/backend.js';
 import { tf } from '../src/engine/tf.js';
 import type { ImageSet } from '../src/data/types.js';
 import { buildModel } from '../src/models/zoo.js';

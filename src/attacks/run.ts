@@ -5,7 +5,7 @@ import { validateInput, validateEps, resolveParams, validateCommon, type AttackI
 import { verifyBatch } from './verify.js';
 import { Rng, deriveSeed } from '../util/rng.js';
 import { InputError } from '../errors.js';
-import { poolFor, type TaskPool, type TaskRef } from '../engine/pool.js';
+import { poolFor, type TaskPool, type TaskRef } from '../engine/task-pool.js';
 import { shareClassifier } from '../models/pool-model.js';
 import { ATTACK_TASK_URL, type AttackBatchOutput, type AttackBatchPayload } from './pool-task.js';
 

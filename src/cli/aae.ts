@@ -5,7 +5,7 @@ import { AAE_ARCHS } from '../generative/aae/architectures.js';
 import { AAE_OPTIMIZER_DEFAULTS } from '../generative/aae/train-aae.js';
 import { PRIORS } from '../generative/aae/priors.js';
 import { RECONSTRUCTION_LOSSES } from '../generative/aae/losses.js';
-import { BUILTIN_DATASETS } from '../data/builtin.js';
+import { BUILTIN_DATASETS } from '../node/data/builtin.js';
 import { createProgress } from './progress.js';
 import { guardRun } from './failure.js';
 import { finiteOption, intOption, pathTag, optionNamed, positiveOption, startBackend, backendOption, resumeOption } from './common.js';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { trainRun, TRAIN_DEFAULTS } from '../jobs/train-run.js';
 import type { TrainRunEvent } from '../models/types.js';
 import { describeZoo, ZOO_ACTIVATIONS } from '../models/zoo.js';
-import { BUILTIN_DATASETS } from '../data/builtin.js';
+import { BUILTIN_DATASETS } from '../node/data/builtin.js';
 import { createProgress } from './progress.js';
 import { intOption, positiveOption, startBackend, pathTag, workersOption, listOption, finiteOption, optionNamed, backendOption, resumeOption } from './common.js';
 import { Option } from 'commander';

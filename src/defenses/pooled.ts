@@ -8,7 +8,7 @@
  * thread (no gradient averaging needed).
  */
 import { tf, type tfl } from '../engine/tf.js';
-import { splitRanges, type TaskRef, type WorkerPool } from '../engine/pool.js';
+import { splitRanges, type TaskPool, type TaskRef } from '../engine/task-pool.js';
 import { shareModel, type SharedModel } from '../models/pool-model.js';
 import { concatArrays } from '../util/arrays.js';
 import { attackStart } from './defenses.js';
@@ -22,7 +22,7 @@ const ascentTask = (): TaskRef => ({ module: DEFENSE_TASK_URL, name: 'ascentTask
  * is shared with the workers on the first batch (its topology, once); its
  * weights are published to them before every batch.
  */
-export function pooledDefense(defense: Defense, pool: WorkerPool): Defense {
+export function pooledDefense(defense: Defense, pool: TaskPool): Defense {
   let state: { model: tfl.LayersModel; shared: SharedModel; sizes: number[]; buffer: SharedArrayBuffer; all: Float32Array } | undefined;
   let version = 0;
   return {

@@ -41,20 +41,20 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BackendInfo } from '../engine/backend.js';
-import { loadDataset } from '../data/load.js';
+import { loadDataset } from '../node/data/load.js';
 import type { Dataset } from '../data/types.js';
 import { balancedSubset } from '../data/subset.js';
-import { writeNpy } from '../data/formats/npy.js';
-import { saveModel } from '../models/io.js';
-import { followHistory, prepareRunFolder, writeHistory } from '../models/run-folder.js';
+import { writeNpy } from '../node/data/formats/npy.js';
+import { saveModel } from '../node/model-files.js';
+import { followHistory, prepareRunFolder, writeHistory } from '../node/run-folder.js';
 import { packageVersions } from './train-run.js';
 import { runMeta } from '../report/meta.js';
 import { captionName, gridPng } from '../report/png-grid.js';
 import { take } from '../data/split.js';
 import { parseAugmentations } from '../data/augment.js';
 import type { ImageSet } from '../data/types.js';
-import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
-import { checkOutputFolder, type OutputLayout } from '../util/paths.js';
+import { writeFileAtomic, writeJsonAtomic } from '../node/atomic.js';
+import { checkOutputFolder, type OutputLayout } from '../node/paths.js';
 import { Rng, deriveSeed } from '../util/rng.js';
 import { InputError } from '../errors.js';
 import { AAE_ARCHS, DEFAULT_AAE_LATENT_DIM, buildAae, categoricalCodes, decodeImages, encodeCategorical, encodeImages, reconstructImages, type AaeArch, type AaeModels } from '../generative/aae/architectures.js';
@@ -63,6 +63,7 @@ import { AAE_OPTIMIZER_DEFAULTS, trainAae, type AaeEpochRecord, type AaeTrainEve
 import { parseReconstructionLoss } from '../generative/aae/losses.js';
 import type { AaeRunResult, AaeTestFigures } from '../generative/aae/types.js';
 import { DEFAULT_COMPONENTS, MIXTURE_RADIUS, parsePrior, posteriorMatch, priorLogDensity, samplePrior } from '../generative/aae/priors.js';
+import { CheckpointFolder } from '../node/checkpoint.js';
 
 /** Options of {@link aaeRun} (the `advlab aae` job). */
 export interface AaeRunOptions {
@@ -399,7 +400,7 @@ export async function aaeRun(options: AaeRunOptions, backend: BackendInfo): Prom
       ...(o.categoryBalance !== null ? { categoryBalance: o.categoryBalance, categoryNoise: o.categoryNoise! } : {}),
       ...(labelled ? { labelled, classificationLearningRate: o.classificationLearningRate!, labelledAugment: o.augment === null ? [] : parseAugmentations(o.augment, 'augment') } : {}),
       seed: o.seed,
-      checkpointDir,
+      checkpoints: new CheckpointFolder(checkpointDir),
       resume: o.resume,
       stopAfterEpochs: options.stopAfterEpochs,
       monitor,

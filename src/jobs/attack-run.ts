@@ -1,17 +1,17 @@
 import { join } from 'node:path';
 import type { BackendInfo } from '../engine/backend.js';
 import { clearWorkerModels } from '../models/pool-model.js';
-import type { WorkersSpec } from '../engine/workers.js';
-import { startRunPool, type QueueRunInfo, type RunPool } from '../distributed/run-pool.js';
+import type { WorkersSpec } from '../node/workers.js';
+import { startRunPool, type QueueRunInfo, type RunPool } from '../node/distributed/run-pool.js';
 import { loadModelJob, type ModelJobOptions } from './job-options.js';
-import { writeNpy } from '../data/formats/npy.js';
+import { writeNpy } from '../node/data/formats/npy.js';
 import type { Dataset } from '../data/types.js';
 import { Classifier, type Preprocessing } from '../models/classifier.js';
 import { packageVersions } from './train-run.js';
 import { runMeta, type RunMeta } from '../report/meta.js';
 import { attackRows, captionName, gridPng, type GridLabel } from '../report/png-grid.js';
-import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
-import { checkOutputFolder, type OutputLayout } from '../util/paths.js';
+import { writeFileAtomic, writeJsonAtomic } from '../node/atomic.js';
+import { checkOutputFolder, type OutputLayout } from '../node/paths.js';
 import { InputError } from '../errors.js';
 import { ATTACKS, findAttack } from '../attacks/index.js';
 import { runAttack } from '../attacks/run.js';
@@ -149,7 +149,7 @@ export async function attackRun(options: AttackRunOptions, backend: BackendInfo)
   if (!Number.isInteger(gridExamples) || gridExamples < 0) throw new InputError('gridExamples', `expected an integer >= 0, got ${gridExamples}`);
   if (options.resume && options.queue === undefined) throw new InputError('resume', 'an attack run resumes only as a distributed run (with queue): a local one has no checkpoint');
   // A wrong or unreachable Redis fails here, in seconds, before any data is loaded.
-  if (options.queue !== undefined) await (await import('../distributed/connection.js')).checkRedis(options.queue);
+  if (options.queue !== undefined) await (await import('../node/distributed/connection.js')).checkRedis(options.queue);
   const { modelPath, datasetSpec, data, n, subset, bounds, model } = await loadModelJob(options, ATTACK_DEFAULTS, options.onProgress);
   let classifier: Classifier | undefined;
   let runPool: RunPool | undefined;
@@ -281,7 +281,7 @@ export function normStats(values: Float32Array, mask: Uint8Array): NormStats {
  * shown) captioned with the attack norm's size, and adversarial images captioned
  * true->adversarial prediction (red where the attack succeeded).
  */
-function attackGrid(clean: Float32Array, r: AttackResult, k: number, classNames: string[]): { png: Buffer; examples: number; scale: number } | null {
+function attackGrid(clean: Float32Array, r: AttackResult, k: number, classNames: string[]): { png: Uint8Array; examples: number; scale: number } | null {
   if (k < 1) return null;
   const [h, w, c] = r.imageShape;
   const size = h * w * c;

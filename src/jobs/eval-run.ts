@@ -11,14 +11,14 @@
  * Then NPY arrays, report.html and, last, result.json.
  */
 import { join } from 'node:path';
-import type { TaskPool } from '../engine/pool.js';
+import type { TaskPool } from '../engine/task-pool.js';
 import { createHash } from 'node:crypto';
 import type { BackendInfo } from '../engine/backend.js';
-import { startRunPool, type QueueRunInfo, type RunPool } from '../distributed/run-pool.js';
+import { startRunPool, type QueueRunInfo, type RunPool } from '../node/distributed/run-pool.js';
 import { loadModelJob, type ModelJobOptions } from './job-options.js';
 import { tf } from '../engine/tf.js';
 import { balancedSubset } from '../data/subset.js';
-import { writeNpy } from '../data/formats/npy.js';
+import { writeNpy } from '../node/data/formats/npy.js';
 import type { Dataset } from '../data/types.js';
 import { Classifier } from '../models/classifier.js';
 import { clearWorkerModels } from '../models/pool-model.js';
@@ -27,20 +27,21 @@ import { packageVersions } from './train-run.js';
 import { checkEpsValue, validateEps } from '../attacks/validate.js';
 import { NORMS, type Norm } from '../attacks/types.js';
 import { runMeta } from '../report/meta.js';
-import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
-import { checkOutputFolder, type OutputLayout } from '../util/paths.js';
+import { writeFileAtomic, writeJsonAtomic } from '../node/atomic.js';
+import { checkOutputFolder, type OutputLayout } from '../node/paths.js';
 import { InputError, rethrowFor } from '../errors.js';
 import { buildSuite } from '../robustness/suites.js';
 import { evaluateRobustness, type Evaluation } from '../robustness/evaluate.js';
 import { MISCLASSIFIED, ROBUST, planRuns, type PipelineState } from '../robustness/schedule.js';
-import { EvalCheckpoint, decodeArray, encodeArray } from '../robustness/eval-checkpoint.js';
+import { EvalCheckpoint, decodeArray, encodeArray } from '../node/eval-checkpoint.js';
 import { auditEvaluation, DEFAULT_AUDIT_SAMPLE } from '../robustness/audit.js';
 import { minimalNorms, summarizeMinimal, MINIMAL_ATTACKS, type MinimalNorms } from '../robustness/minimal.js';
 import { corruptionAccuracy, type CorruptionAccuracyResult } from '../robustness/corruption-accuracy.js';
 import { CORRUPTION_NAMES, type CorruptionName } from '../robustness/corruptions.js';
 import { runSanityChecks, overallVerdict } from '../robustness/sanity.js';
 import type { AuditSummary, EpsilonResult, EvalRunResult, SanityCheck, Suite } from '../robustness/types.js';
-import { loadAaePurifier, parseDefenseSpec, purifiedModel, PURIFIER_GRADIENT_DESCRIPTIONS, type AaePurifier, type PurifierGradients } from '../defenses/aae-purifier.js';
+import { loadAaePurifier } from '../node/aae-purifier-files.js';
+import { parseDefenseSpec, purifiedModel, PURIFIER_GRADIENT_DESCRIPTIONS, type AaePurifier, type PurifierGradients } from '../defenses/aae-purifier.js';
 import { evaluateDetector, threatModelSuite, worstOverThreatModels, type DetectorResult } from '../robustness/defense-eval.js';
 import type { tfl } from '../engine/tf.js';
 
@@ -138,7 +139,7 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
   const defenseSpec = options.defense === undefined ? undefined : parseDefenseSpec(options.defense);
   if (defenseSpec && options.preprocess) throw new InputError('defense', 'a purifier works on the images themselves: not together with --mean/--std');
   // A wrong or unreachable Redis fails here, in seconds, before any data is loaded.
-  if (options.queue !== undefined) await (await import('../distributed/connection.js')).checkRedis(options.queue);
+  if (options.queue !== undefined) await (await import('../node/distributed/connection.js')).checkRedis(options.queue);
   // The purifier is opened before the data: a missing or corrupt AAE folder is named at once.
   const purifier: AaePurifier | undefined = defenseSpec ? await loadAaePurifier(defenseSpec.path).catch(rethrowFor('defense')) : undefined;
   let inputs: Awaited<ReturnType<typeof loadModelJob>>;

@@ -5,16 +5,18 @@
  * class accuracy is reported.
  */
 import type { BackendInfo } from '../engine/backend.js';
-import { loadDataset } from '../data/load.js';
+import { loadDataset } from '../node/data/load.js';
 import { runMeta, type RunMeta } from '../report/meta.js';
-import { writeJsonAtomic } from '../util/atomic.js';
-import { checkOutputFile } from '../util/paths.js';
-import { checkSavedClassifier } from '../models/resolve.js';
+import { writeJsonAtomic } from '../node/atomic.js';
+import { checkOutputFile } from '../node/paths.js';
+import { checkSavedClassifier } from '../node/resolve.js';
 import { Rng, deriveSeed } from '../util/rng.js';
 import { InputError, rethrowFor } from '../errors.js';
-import { shippedMetricClassifier } from '../generative/metric-classifier.js';
-import { closeMetrics, generatorMetrics, openMetrics, PRECISION_RECALL_K, realFidFloor, type GanMetrics, type MetricsClassifier, type MetricsContext } from '../generative/gan/gan-metrics.js';
-import { generateImages, generatorClasses, latentCodes, loadGenerator, MAX_SAMPLES } from '../generative/gan/sample.js';
+import { shippedMetricClassifier } from '../node/metric-classifier.js';
+import { openMetricsAt } from '../node/metrics-files.js';
+import { closeMetrics, generatorMetrics, PRECISION_RECALL_K, realFidFloor, type GanMetrics, type MetricsClassifier, type MetricsContext } from '../generative/gan/gan-metrics.js';
+import { generateImages, generatorClasses, latentCodes } from '../generative/gan/sample.js';
+import { loadGenerator, MAX_SAMPLES } from './gan-sample.js';
 
 /** Options of {@link evaluateGan}. */
 export interface EvaluateGanOptions {
@@ -78,7 +80,7 @@ export async function evaluateGan(options: EvaluateGanOptions, backend: BackendI
     const realSamples = options.realSamples ?? Math.min(n, data.test.count, data.train.count);
     if (!Number.isSafeInteger(realSamples) || realSamples < PRECISION_RECALL_K + 1) throw new InputError('realSamples', `expected an integer >= ${PRECISION_RECALL_K + 1}, got ${realSamples}`);
 
-    metrics = await openMetrics(classifier, data, realSamples).catch(rethrowFor('classifier'));
+    metrics = await openMetricsAt(classifier, data, realSamples).catch(rethrowFor('classifier'));
     const floor = realFidFloor(metrics, data, realSamples);
     const z = latentCodes(new Rng(deriveSeed(seed, 'gan-eval')), n, spec.latentDim);
     // A self-conditioned generator draws its clusters from its prior; a conditional one is asked for the classes in turn.

@@ -29,27 +29,29 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BackendInfo } from '../engine/backend.js';
-import { loadDataset } from '../data/load.js';
+import { loadDataset } from '../node/data/load.js';
 import type { Dataset } from '../data/types.js';
 import { balancedSubset } from '../data/subset.js';
-import { saveModel } from '../models/io.js';
-import { followHistory, prepareRunFolder, writeHistory } from '../models/run-folder.js';
+import { saveModel } from '../node/model-files.js';
+import { followHistory, prepareRunFolder, writeHistory } from '../node/run-folder.js';
 import { packageVersions } from './train-run.js';
 import { runMeta } from '../report/meta.js';
 import { captionName, gridPng } from '../report/png-grid.js';
-import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
-import { checkOutputFolder, type OutputLayout } from '../util/paths.js';
-import { checkSavedClassifier } from '../models/resolve.js';
+import { writeFileAtomic, writeJsonAtomic } from '../node/atomic.js';
+import { checkOutputFolder, type OutputLayout } from '../node/paths.js';
+import { checkSavedClassifier } from '../node/resolve.js';
 import { Rng, deriveSeed } from '../util/rng.js';
 import { InputError, rethrowFor } from '../errors.js';
 import { DEFAULT_GAN_LOSS, DEFAULT_GP_LAMBDA, parseGanLoss } from '../generative/losses.js';
-import { closeMetrics, generatorMetrics, monitorFigures, openMetrics, PRECISION_RECALL_K, realFidFloor, type GanMetrics } from '../generative/gan/gan-metrics.js';
-import { shippedMetricClassifier } from '../generative/metric-classifier.js';
+import { openMetricsAt, fidFloorFile } from '../node/metrics-files.js';
+import { closeMetrics, generatorMetrics, monitorFigures, PRECISION_RECALL_K, realFidFloor, type GanMetrics } from '../generative/gan/gan-metrics.js';
+import { shippedMetricClassifier } from '../node/metric-classifier.js';
 import { buildGan, DEFAULT_LATENT_DIM, GAN_ARCHS, type GanArch, type GanModels } from '../generative/gan/architectures.js';
 import { ganOptimizerDefaults, trainGan, type GanEpochRecord, type GanTrainEvent, type GanTrainOptions } from '../generative/gan/train-gan.js';
 import { clusterDraws, generateImages, generatorClasses, GENERATOR_METADATA_KEY, gridScale, latentCodes, type GeneratorMetadata, type GeneratorSpec } from '../generative/gan/sample.js';
 import { clusterTrainingSet, type ClusteringSummary } from '../generative/gan/clustering.js';
 import type { GanRunResult } from '../generative/gan/types.js';
+import { CheckpointFolder } from '../node/checkpoint.js';
 
 /** Options of {@link ganRun} (the `advlab gan` job); the optimizer's as in {@link trainGan}, whose defaults depend on the loss. */
 export interface GanRunOptions extends Pick<GanTrainOptions, 'learningRate' | 'beta1' | 'beta2' | 'criticSteps' | 'labelSmoothing' | 'gpLambda' | 'emaDecay'> {
@@ -215,7 +217,7 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
 
   // Default: the classifier advlab ships for a built-in dataset (metric-classifier.ts); 'none' skips the metrics.
   const classifierPath = o.classifier === 'none' ? null : (o.classifier ?? shippedMetricClassifier(o.dataset)?.path ?? null);
-  const metrics = classifierPath !== null ? await openMetrics(classifierPath, data, o.metricSamples, 'metricSamples').catch(rethrowFor('classifier')) : null;
+  const metrics = classifierPath !== null ? await openMetricsAt(classifierPath, data, o.metricSamples, 'metricSamples').catch(rethrowFor('classifier')) : null;
   let models: GanModels | undefined;
   try {
     if (o.clusters !== null && o.clusters > subset.count) throw new InputError('clusters', `expected at most the number of training images (${subset.count}), got ${o.clusters}`);
@@ -230,7 +232,7 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
     let fidFloor: number | null = null;
     if (metrics) {
       // Cached in the run folder, so a resume does not redo it.
-      const floor = realFidFloor(metrics, data, o.metricSamples, join(out, 'fid-floor.json'), 'metricSamples');
+      const floor = realFidFloor(metrics, data, o.metricSamples, fidFloorFile(join(out, 'fid-floor.json')), 'metricSamples');
       fidFloor = floor.fid;
       options.onProgress?.({ type: 'fid-floor', fid: floor.fid, samples: o.metricSamples, cached: floor.cached });
     }
@@ -279,7 +281,7 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
       ...(o.emaDecay ? { emaDecay: o.emaDecay } : {}),
       ...(clusterPrior ? { generatorClassPrior: clusterPrior } : {}),
       seed: o.seed,
-      checkpointDir,
+      checkpoints: new CheckpointFolder(checkpointDir),
       resume: o.resume,
       stopAfterEpochs: options.stopAfterEpochs,
       monitor,

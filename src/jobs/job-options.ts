@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
-import type { WorkersSpec } from '../engine/workers.js';
+import type { WorkersSpec } from '../node/workers.js';
 import type { Preprocessing } from '../models/classifier.js';
-import { loadDataset } from '../data/load.js';
+import { loadDataset } from '../node/data/load.js';
 import { balancedSubset } from '../data/subset.js';
 import type { Dataset, ImageSet } from '../data/types.js';
-import { loadSavedClassifier } from '../models/resolve.js';
-import { countParameters, type ClassifierModel } from '../models/io.js';
+import { loadSavedClassifier } from '../node/resolve.js';
+import { countParameters, type ClassifierModel } from '../models/artifacts.js';
 import { isZooName } from '../models/zoo.js';
 import { InputError, rethrowFor } from '../errors.js';
 

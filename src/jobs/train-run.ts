@@ -1,20 +1,21 @@
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import type { BackendInfo } from '../engine/backend.js';
-import { loadDataset } from '../data/load.js';
+import { loadDataset } from '../node/data/load.js';
 import type { ImageSet } from '../data/types.js';
 import { take } from '../data/split.js';
 import { balancedSubset } from '../data/subset.js';
-import { resolveModel } from '../models/resolve.js';
-import { saveModel } from '../models/io.js';
+import { resolveModel } from '../node/resolve.js';
+import { saveModel } from '../node/model-files.js';
 import { trainClassifier } from '../models/train.js';
 import { parseAugmentations } from '../data/augment.js';
 import { accuracy } from '../models/evaluate.js';
 import { runMeta } from '../report/meta.js';
-import { writeJsonAtomic } from '../util/atomic.js';
-import { checkOutputFolder, type OutputLayout } from '../util/paths.js';
+import { writeJsonAtomic } from '../node/atomic.js';
+import { checkOutputFolder, type OutputLayout } from '../node/paths.js';
 import { InputError, rethrowFor } from '../errors.js';
 import type { TrainRunOptions, TrainRunResult } from '../models/types.js';
+import { CheckpointFolder } from '../node/checkpoint.js';
 
 const require = createRequire(import.meta.url);
 
@@ -65,7 +66,7 @@ export async function trainRun(options: TrainRunOptions, backend: BackendInfo): 
       augment,
       seed,
       test: data.test,
-      checkpointDir: join(options.out, 'checkpoint'),
+      checkpoints: new CheckpointFolder(join(options.out, 'checkpoint')),
       resume: options.resume,
       stopAfterEpochs: options.stopAfterEpochs,
       defense: options.defense,

@@ -13,7 +13,7 @@ import { findAttack, runAttack } from '../attacks/index.js';
 import type { AttackInput } from '../attacks/validate.js';
 import type { Norm } from '../attacks/types.js';
 import type { Classifier } from '../models/classifier.js';
-import type { TaskPool } from '../engine/pool.js';
+import type { TaskPool } from '../engine/task-pool.js';
 import { deriveSeed } from '../util/rng.js';
 import { reconstructionErrors, type AaePurifier } from '../defenses/aae-purifier.js';
 import { MISCLASSIFIED, ROBUST, type PipelineState } from './schedule.js';

@@ -10,7 +10,7 @@
 import { tf } from '../engine/tf.js';
 import type { Classifier } from '../models/classifier.js';
 import { shareClassifier, type SharedClassifier } from '../models/pool-model.js';
-import type { TaskPool, TaskRef } from '../engine/pool.js';
+import type { TaskPool, TaskRef } from '../engine/task-pool.js';
 import { validateInput, validateEps, type AttackInput } from '../attacks/validate.js';
 import { deriveSeed } from '../util/rng.js';
 import { InputError } from '../errors.js';

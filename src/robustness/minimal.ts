@@ -7,7 +7,7 @@
  * et al. 2016; FAB: Croce & Hein 2020).
  */
 import type { Classifier } from '../models/classifier.js';
-import type { TaskPool } from '../engine/pool.js';
+import type { TaskPool } from '../engine/task-pool.js';
 import { findAttack } from '../attacks/index.js';
 import { runAttack } from '../attacks/run.js';
 import type { AttackInput } from '../attacks/validate.js';

@@ -11,7 +11,7 @@
  */
 import { tf } from '../engine/tf.js';
 import type { Classifier } from '../models/classifier.js';
-import type { TaskPool } from '../engine/pool.js';
+import type { TaskPool } from '../engine/task-pool.js';
 import { findAttack } from '../attacks/index.js';
 import { runAttack } from '../attacks/run.js';
 import { validateInput, validateEps, resolveParams, type AttackInput } from '../attacks/validate.js';
