@@ -64,8 +64,9 @@ window.run = async () => {
   const count = 6;
   const images = Float32Array.from({ length: count * 64 }, () => rng.next());
   const logits = classifier.logits(tf.tensor4d(images, [count, 8, 8, 1]));
-  const labels = Int32Array.from(await logits.argMax(1).data());
-  tf.dispose(logits);
+  const predicted = tf.argMax(logits, 1);
+  const labels = Int32Array.from(await predicted.data());
+  tf.dispose([logits, predicted]);
   const before = tf.memory().numTensors;
   const r = await advlab.runAttack(advlab.fgsm, classifier, { images, labels, count, imageShape: [8, 8, 1] }, { eps: 0.25, seed: 0 });
   return { backend: info.name, version: advlab.ADVLAB_VERSION, count: r.count, linf: Array.from(r.norms.linf), success: Array.from(r.success), rejected: r.rejected, leaked: tf.memory().numTensors - before };
