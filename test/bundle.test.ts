@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { builtinModules } from 'node:module';
-import { bundleForBrowser, launchChromium, serveFolder } from './fixtures/browser.js';
+import { bundleForBrowser, launchChromium, serveDir } from './fixtures/browser.js';
 import { ADVLAB_VERSION } from '../src/version.js';
 
 const NODE_BUILTINS = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
@@ -74,7 +74,7 @@ window.run = async () => {
 window.ready = true;
 </script>`,
   );
-  const server = await serveFolder(dir);
+  const server = await serveDir(dir);
   const context = await launchChromium(join(dir, 'profile'));
   try {
     const page = await context.newPage();

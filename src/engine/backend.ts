@@ -2,9 +2,15 @@ import { tf } from './tf.js';
 import { InputError, AdvlabError } from '../errors.js';
 import { setAdvlabKernels, type KernelMode } from './kernels/index.js';
 
-/** The backends advlab can run on. `node` is `@tensorflow/tfjs-node` (TensorFlow C library). */
-export type BackendName = 'node' | 'wasm' | 'cpu';
+/**
+ * The backends advlab can run on. `node` is `@tensorflow/tfjs-node` (TensorFlow
+ * C library, Node only); `webgl` and `webgpu` run on a page's GPU.
+ */
+export type BackendName = 'node' | 'wasm' | 'cpu' | 'webgl' | 'webgpu';
+/** The backends of Node (the CLI's `--backend`). */
 export const BACKEND_NAMES: readonly BackendName[] = ['node', 'wasm', 'cpu'];
+/** The backends of a page. */
+export const BROWSER_BACKEND_NAMES: readonly BackendName[] = ['webgl', 'webgpu', 'wasm', 'cpu'];
 
 /** What {@link initBackend} chose and why. */
 export interface BackendInfo {
@@ -122,6 +128,15 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
   } else if (requested === 'cpu') {
     await tf.setBackend('cpu');
     name = 'cpu';
+  } else if (requested === 'webgl' || requested === 'webgpu') {
+    // Loaded only when asked for: their modules touch browser APIs.
+    try {
+      await (requested === 'webgl' ? import('@tensorflow/tfjs-backend-webgl') : import('@tensorflow/tfjs-backend-webgpu'));
+      if (!(await tf.setBackend(requested))) throw new Error(`tfjs could not start ${requested} (no ${requested === 'webgl' ? 'WebGL context' : 'WebGPU adapter'})`);
+    } catch (e) {
+      throw new AdvlabError(`backend "${requested}" requested but unavailable: ${firstLine(e)}`);
+    }
+    name = requested;
   } else {
     if (await tryNode()) name = 'node';
     else if (await tryWasm()) name = 'wasm';
