@@ -1,5 +1,6 @@
 // Makes what the playground and the demo ship (assets/web, assets/models):
-// `node --import tsx scripts/web-assets.ts [--pgd-at <advlab train --defense pgd-at run>]`
+// `node --import tsx scripts/web-assets.ts [--plain <run>] [--pgd-at <run>] [--only data,plain,pgd-at]`
+// (a run: an `advlab train` folder to ship instead of training here)
 // - assets/web/mnist-test-images.npy, -labels.npy: the whole mnist test split of
 //   advlab's shared split (2,004 digits), uint8, so a page needs no dataset package;
 // - assets/models/mnist-small-cnn: the zoo's small-cnn trained with `advlab train`'s
@@ -10,7 +11,7 @@
 // Weights are stored as float16 (tfjs dequantizes them to float32 on load), half
 // the bytes of float32; provenance.json records the recipe, the accuracy of the
 // stored weights on the test split, and their hash.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '../src/node/backend.js';
@@ -27,20 +28,36 @@ import { tf } from '../src/engine/tf.js';
 
 const root = join(import.meta.dirname, '..');
 const argv = process.argv.slice(2);
-const pgdAtRun = argv[argv.indexOf('--pgd-at') + 1] && argv.includes('--pgd-at') ? argv[argv.indexOf('--pgd-at') + 1] : undefined;
+const option = (name: string) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined);
+const only = new Set((option('--only') ?? 'data,plain,pgd-at').split(','));
+const plainRun = option('--plain');
+const pgdAtRun = option('--pgd-at');
 const backend = await initBackend({ backend: 'wasm' });
 const data = loadBuiltinDataset('mnist');
 
 // The test split as bytes: the digits are k/255 exactly, so uint8 loses nothing.
-const test = data.test;
-writeNpy(join(root, 'assets', 'web', 'mnist-test-images.npy'), Uint8Array.from(test.images, (v) => Math.round(v * 255)), [test.count, ...test.imageShape]);
-writeNpy(join(root, 'assets', 'web', 'mnist-test-labels.npy'), Uint8Array.from(test.labels), [test.count]);
-console.log(`assets/web: ${test.count} mnist test digits`);
+if (only.has('data')) {
+  const test = data.test;
+  mkdirSync(join(root, 'assets', 'web'), { recursive: true });
+  writeNpy(join(root, 'assets', 'web', 'mnist-test-images.npy'), Uint8Array.from(test.images, (v) => Math.round(v * 255)), [test.count, ...test.imageShape]);
+  writeNpy(join(root, 'assets', 'web', 'mnist-test-labels.npy'), Uint8Array.from(test.labels), [test.count]);
+  console.log(`assets/web: ${test.count} mnist test digits`);
+}
 
 const work = mkdtempSync(join(tmpdir(), 'advlab-web-assets-'));
 try {
-  const plain = await trainRun({ model: 'small-cnn', dataset: 'mnist', out: join(work, 'plain'), seed: 0 }, backend);
-  await shipModel(join(work, 'plain', 'model'), 'mnist-small-cnn', { recipe: 'advlab train --model small-cnn --dataset mnist --seed 0', epochs: plain.epochs });
+  if (only.has('plain')) {
+    const dir = plainRun ?? join(work, 'plain');
+    if (!plainRun) await trainRun({ model: 'small-cnn', dataset: 'mnist', out: dir, seed: 0 }, backend);
+    const run = JSON.parse(readFileSync(join(dir, 'result.json'), 'utf8')) as { epochs: number };
+    await shipModel(join(dir, 'model'), 'mnist-small-cnn', { recipe: 'advlab train --model small-cnn --dataset mnist --seed 0', epochs: run.epochs });
+  }
+  if (only.has('pgd-at')) await shipPgdAt();
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
+
+async function shipPgdAt() {
   let runDir = pgdAtRun;
   if (!runDir) {
     runDir = join(work, 'pgd-at');
@@ -49,8 +66,6 @@ try {
   if (!existsSync(join(runDir, 'model', 'model.json'))) throw new Error(`${runDir} holds no model/`);
   const run = JSON.parse(readFileSync(join(runDir, 'result.json'), 'utf8')) as { epochs: number; options: Record<string, unknown>; defense?: Record<string, unknown> };
   await shipModel(join(runDir, 'model'), 'mnist-small-cnn-pgd-at', { recipe: 'advlab train --model small-cnn --dataset mnist --defense pgd-at --defense-eps 0.3 --defense-steps 10 --eps-warmup 3 --epochs 12 --batch-size 128', epochs: run.epochs, defense: run.defense ?? null });
-} finally {
-  rmSync(work, { recursive: true, force: true });
 }
 
 /** Stores the model with float16 weights, then scores the stored model (as a page loads it) on the test split. */

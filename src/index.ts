@@ -7,7 +7,7 @@
  * The library never prints and knows nothing of the CLI.
  */
 export { tf, tfl } from './engine/tf.js';
-export { initBackend, backendInfo, BACKEND_NAMES, type BackendName, type BackendInfo, type InitBackendOptions } from './engine/backend.js';
+export { initBackend, backendInfo, BACKEND_NAMES, BROWSER_BACKEND_NAMES, type BackendName, type BackendInfo, type InitBackendOptions } from './engine/backend.js';
 export { setAdvlabKernels, kernelMode, type KernelMode } from './engine/kernels/index.js';
 export { splitRanges, poolFor, serializeError, deserializeError, type TaskPool, type TaskRef, type Transfer, type PoolOptions, type PoolBackend, type PoolWorkerInfo, type PoolWorkerData, type RunMessage, type WorkerMessage, type SerializedError } from './engine/task-pool.js';
 export { runTaskMessage, unsendableResult } from './engine/task-runner.js';
