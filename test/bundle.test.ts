@@ -27,6 +27,9 @@ test('the core bundles for the browser: no Node built-in, no Node-only package, 
     assert.deepEqual(inputs.filter((f) => /node_modules\/(bullmq|ioredis|pngjs|commander|cli-progress)\//.test(f)), [], 'Node-only packages in the core bundle');
     const fromAdvlab = Object.entries(meta.inputs).filter(([f]) => f.startsWith('src/')).flatMap(([f, i]) => i.imports.filter((imp) => NODE_BUILTINS.has(imp.path) || imp.path.startsWith('(disabled)')).map((imp) => `${f} imports ${imp.path}`));
     assert.deepEqual(fromAdvlab, [], 'advlab source importing Node built-ins');
+    // The playground's page: the core plus the web platform, nothing of Node.
+    const page = await bundleForBrowser('src/web/playground/main.ts', join(dir, 'playground.js'));
+    assert.deepEqual(Object.keys(page.inputs).filter((f) => NODE_ONLY.test(f)), [], 'Node-only modules of advlab in the playground bundle');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
