@@ -1,15 +1,13 @@
 import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { tf } from '../src/engine/tf.js';
 import { initBackend, wasmDir } from '../src/node/backend.js';
 import { buildModel } from '../src/models/zoo.js';
 import { Classifier } from '../src/models/classifier.js';
-import { crossEntropy } from '../src/attacks/losses.js';
-import { Rng } from '../src/util/rng.js';
 import { serveFolder } from '../src/node/serve.js';
 import { bundleForBrowser, launchChromium } from '../test/fixtures/browser.js';
-import { machine, round, time } from './measure.js';
+import { machine, round } from './measure.js';
+import { attackStepTiming } from './attack-step.js';
 
 const BATCH = 128;
 
@@ -71,19 +69,10 @@ export async function benchBrowser(log: (s: string) => void) {
 function nodeFigures() {
   const model = buildModel('small-cnn', { inputShape: [28, 28, 1], numClasses: 10, seed: 0 });
   const classifier = Classifier.fromModel(model);
-  const rng = new Rng(0);
-  const x = tf.tensor4d(Float32Array.from({ length: BATCH * 784 }, () => rng.next()), [BATCH, 28, 28, 1]);
-  const y = tf.tensor1d(Int32Array.from({ length: BATCH }, () => rng.int(10)), 'int32');
   try {
-    const step = time(() => {
-      const r = classifier.valueAndGradient(x, (z) => crossEntropy(z, y));
-      r.grad.dataSync();
-      tf.dispose([r.value, r.grad, r.logits]);
-    }, { warmup: 3, repeats: 9 });
-    const forward = time(() => tf.tidy(() => classifier.logits(x).dataSync()), { warmup: 3, repeats: 9 });
-    return { stepMs: step.medianMs, forwardMs: forward.medianMs, gradientImagesPerSecond: round((BATCH / step.medianMs) * 1000) };
+    const { stepMs, forwardMs } = attackStepTiming(classifier, BATCH);
+    return { stepMs, forwardMs, gradientImagesPerSecond: round((BATCH / stepMs) * 1000) };
   } finally {
-    tf.dispose([x, y]);
     classifier.dispose();
     model.dispose();
   }

@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { builtinModules } from 'node:module';
-import { bundleForBrowser, launchChromium, serveDir } from './fixtures/browser.js';
+import { bundleForBrowser, collectErrors, launchChromium, serveDir } from './fixtures/browser.js';
 import { ADVLAB_VERSION } from '../src/version.js';
 
 const NODE_BUILTINS = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
@@ -81,9 +81,7 @@ window.ready = true;
   const context = await launchChromium(join(dir, 'profile'));
   try {
     const page = await context.newPage();
-    const errors: string[] = [];
-    page.on('console', (m) => m.type() === 'error' && errors.push(`console: ${m.text()}`));
-    page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
+    const errors = collectErrors(page);
     await page.goto(server.url, { waitUntil: 'load' });
     await page.waitForFunction(() => (window as unknown as { ready?: boolean }).ready === true, undefined, { timeout: 60_000 });
     const r = await page.evaluate(() => (window as unknown as { run: () => Promise<any> }).run());

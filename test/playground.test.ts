@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildWeb } from '../scripts/build-web.js';
 import { serveFolder } from '../src/node/serve.js';
-import { launchChromium } from './fixtures/browser.js';
+import { collectErrors, launchChromium } from './fixtures/browser.js';
 
 const SCREENSHOTS = join('runs', 'screenshots');
 
@@ -23,9 +23,7 @@ test('the playground: loads without errors, PGD flips a test digit of the shippe
   const context = await launchChromium(join(dir, 'profile'));
   try {
     const page = await context.newPage();
-    const errors: string[] = [];
-    page.on('console', (m) => m.type() === 'error' && errors.push(`console: ${m.text()}`));
-    page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
+    const errors = collectErrors(page);
     await page.goto(server.url, { waitUntil: 'load' });
     await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
     const idle = () => page.waitForFunction(() => !document.body.dataset.busy, undefined, { timeout: 120_000 });
