@@ -98,7 +98,7 @@ test('bad training options are rejected naming the option', async () => {
   await assert.rejects(trainClassifier(model, train, { ...opts, epochs: 0 }), /epochs: expected a positive integer, got 0/);
   await assert.rejects(trainClassifier(model, train, { ...opts, batchSize: 2.5 }), /batchSize: expected a positive integer/);
   await assert.rejects(trainClassifier(model, train, { ...opts, learningRate: NaN }), /learningRate: expected a positive number, got NaN/);
-  await assert.rejects(trainClassifier(model, train, { ...opts, resume: true }), /resume: needs a checkpoint folder/);
+  await assert.rejects(trainClassifier(model, train, { ...opts, resume: true }), /resume: needs a checkpoint store \(checkpoints\)/);
   const other = buildModel('lenet', { inputShape: [28, 28, 1], numClasses: 10, seed: 4 });
   const dir = mkdtempSync(join(tmpdir(), 'advlab-train-'));
   await trainClassifier(model, train, { ...opts, epochs: 1, checkpoints: new CheckpointFolder(dir )});
