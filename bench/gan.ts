@@ -60,8 +60,8 @@ export async function benchGan(log: (s: string) => void) {
   try {
     const spec = { latentDim: models.latentDim, numClasses: 10, conditional: false, imageShape: models.imageShape };
     const t0 = performance.now();
-    const images = generateImages(models.generator, spec, latentCodes(new Rng(0), METRIC_SAMPLES, models.latentDim));
-    generatorMetrics(ctx, images, METRIC_SAMPLES, 0);
+    const images = await generateImages(models.generator, spec, latentCodes(new Rng(0), METRIC_SAMPLES, models.latentDim));
+    await generatorMetrics(ctx, images, METRIC_SAMPLES, 0);
     const seconds = (performance.now() - t0) / 1000;
     out.metrics = { samples: METRIC_SAMPLES, seconds: round(seconds, 2) };
     log(`metrics on ${METRIC_SAMPLES} samples: ${round(seconds, 2)} s`);

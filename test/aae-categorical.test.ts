@@ -107,7 +107,7 @@ test('the categorical prior: one-hot rows, uniform categories, seeded', () => {
   assert.throws(() => sampleCategorical(3, 1, new Rng(0)), isInputError('k'));
 });
 
-test('categorical architecture: z and class logits from the encoder, the decoder on [y, z], a category discriminator; helpers leave no tensor', () => {
+test('categorical architecture: z and class logits from the encoder, the decoder on [y, z], a category discriminator; helpers leave no tensor', async () => {
   for (const arch of ['mlp', 'conv']) {
     const m = buildAae(arch, { imageShape: [28, 28, 1], latentDim: 3, seed: 2, categories: 16 });
     assert.equal(m.categories, 16);
@@ -118,10 +118,10 @@ test('categorical architecture: z and class logits from the encoder, the decoder
     assert.ok(m.encoder.getLayer(CLASS_HEAD));
     const before = tf.memory().numTensors;
     const images = small.images.subarray(0, 5 * 784);
-    const c = encodeCategorical(m.encoder, images, [28, 28, 1]);
+    const c = await encodeCategorical(m.encoder, images, [28, 28, 1]);
     assert.deepEqual([c.n, c.z.length, c.logits.length], [5, 15, 80]);
-    assert.deepEqual(encodeImages(m.encoder, images, [28, 28, 1]), c.z, 'encodeImages gives the style codes');
-    const rec = reconstructImages(m, images);
+    assert.deepEqual(await encodeImages(m.encoder, images, [28, 28, 1]), c.z, 'encodeImages gives the style codes');
+    const rec = await reconstructImages(m, images);
     assert.ok(rec.length === 5 * 784 && rec.every((v) => v >= 0 && v <= 1));
     assert.equal(tf.memory().numTensors, before);
     dispose(m);
@@ -134,7 +134,7 @@ test('categorical architecture: z and class logits from the encoder, the decoder
   assert.throws(() => buildAae('mlp', { imageShape: [28, 28, 1], seed: 0, categories: 10, labelClasses: 10 }), isInputError('categories'));
   const plain = buildAae('mlp', { imageShape: [28, 28, 1], seed: 0 });
   assert.equal(plain.categoryDiscriminator, null);
-  assert.throws(() => encodeCategorical(plain.encoder, small.images.subarray(0, 784), [28, 28, 1]), isInputError('encoder'));
+  await assert.rejects(encodeCategorical(plain.encoder, small.images.subarray(0, 784), [28, 28, 1]), isInputError('encoder'));
   dispose(plain);
 });
 
@@ -284,7 +284,7 @@ test('clustering: the balance term keeps the class head from collapsing onto a f
   for (const categoryBalance of [0, DEFAULT_CLUSTER_BALANCE]) {
     const m = buildAae('mlp', { imageShape: [28, 28, 1], latentDim: 8, seed: 0, categories: 16 });
     await trainAae(m, train, { epochs: 2, batchSize: 100, prior: 'gaussian', seed: 0, categoryBalance });
-    const clusters = predictedCategories(encodeCategorical(m.encoder, train.images, [28, 28, 1]).logits, 16);
+    const clusters = predictedCategories((await encodeCategorical(m.encoder, train.images, [28, 28, 1])).logits, 16);
     used.push(new Set(clusters).size);
     dispose(m);
   }

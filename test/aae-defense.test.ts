@@ -88,7 +88,7 @@ test('the gradient gate: plain blocks gradients, bpda passes the classifier grad
   assert.equal(tf.memory().numTensors, before, 'tensors');
   // The reconstruction error is the per-image mean squared error of sigmoid(decoder(encoder(x))).
   const images = new Float32Array(2 * 16).map((_, i) => (i % 5) / 4);
-  const errors = reconstructionErrors(purifier, images);
+  const errors = await reconstructionErrors(purifier, images);
   const expected = tf.tidy(() => {
     const t = tf.tensor4d(images, [2, 4, 4, 1]);
     return Array.from(tf.mean(tf.square(tf.sub(tf.sigmoid(purifier.decoder.apply(purifier.encoder.apply(t)) as tf.Tensor), t)), [1, 2, 3]).dataSync());

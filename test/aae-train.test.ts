@@ -35,7 +35,7 @@ before(async () => {
 const weightsOf = (m: { getWeights(): tf.Tensor[] }) => m.getWeights().map((w) => Array.from(w.dataSync()));
 const dispose = (m: AaeModels) => [m.encoder, m.decoder, m.discriminator].forEach((x) => x.dispose());
 
-test('every architecture: codes [n, d], decoder logits of the image shape, one discriminator logit (with a label input when supervised); same seed, same weights', () => {
+test('every architecture: codes [n, d], decoder logits of the image shape, one discriminator logit (with a label input when supervised); same seed, same weights', async () => {
   for (const arch of AAE_ARCHS) {
     for (const labelClasses of [0, 10]) {
       const a = buildAae(arch, { imageShape: [28, 28, 1], latentDim: 3, seed: 4, labelClasses });
@@ -56,8 +56,8 @@ test('every architecture: codes [n, d], decoder logits of the image shape, one d
       assert.equal(tf.memory().numTensors, before);
       for (const part of ['encoder', 'decoder', 'discriminator'] as const) assert.deepEqual(weightsOf(a[part]), weightsOf(b[part]), `${arch} ${part}`);
       // The helpers: images in [0, 1], codes as the encoder gives them, nothing left behind.
-      const codes = encodeImages(a.encoder, small.images.subarray(0, 3 * 784), [28, 28, 1]);
-      const images = decodeImages(a.decoder, codes, 3);
+      const codes = await encodeImages(a.encoder, small.images.subarray(0, 3 * 784), [28, 28, 1]);
+      const images = await decodeImages(a.decoder, codes, 3);
       assert.equal(codes.length, 9);
       assert.ok(images.length === 3 * 784 && images.every((v) => v >= 0 && v <= 1));
       assert.equal(tf.memory().numTensors, before);
@@ -170,7 +170,7 @@ test('after training, the aggregate posterior of held-out images matches the gau
   const run = async (regularization: boolean) => {
     const m = buildAae('mlp', { imageShape: [28, 28, 1], latentDim: d, seed: 1 });
     await trainAae(m, train, { epochs: 10, batchSize: 50, prior: 'gaussian', seed: 1, regularization });
-    const codes = encodeImages(m.encoder, test.images, [28, 28, 1]);
+    const codes = await encodeImages(m.encoder, test.images, [28, 28, 1]);
     dispose(m);
     return posteriorMatch('gaussian', codes, d, { rng: new Rng(3) });
   };
@@ -194,7 +194,7 @@ test('supervised prior: the labels put each class\'s held-out codes in its own m
   // adversarial rate is raised to 1e-3 (at the default 3e-4 only 22% land right
   // after 10 epochs); with it 50% do, where chance is 10%.
   await trainAae(m, train, { epochs: 10, batchSize: 50, prior: 'mixture', supervisedPrior: true, seed: 2, adversarialLearningRate: 1e-3 });
-  const codes = encodeImages(m.encoder, test.images, [28, 28, 1]);
+  const codes = await encodeImages(m.encoder, test.images, [28, 28, 1]);
   dispose(m);
   // The component whose mean is nearest to each code, against the code's class: chance is 10%.
   const means = mixtureMeans(10);

@@ -101,12 +101,12 @@ export function purifiedModel(classifier: ClassifierModel, purifier: AaePurifier
  * The detector's score: mean squared error per pixel between each image and
  * its reconstruction sigmoid(decoder(encoder(x))). No tensor outlives the call.
  */
-export function reconstructionErrors(purifier: AaePurifier, images: Float32Array): Float32Array {
+export async function reconstructionErrors(purifier: AaePurifier, images: Float32Array): Promise<Float32Array> {
   const shape = purifier.imageShape;
   const size = shape[0] * shape[1] * shape[2];
   // encodeImages checks that `images` holds whole images.
-  const codes = encodeImages(purifier.encoder, images, shape);
-  const reconstructed = decodeImages(purifier.decoder, codes, purifier.encoder.outputs[0].shape[1] as number);
+  const codes = await encodeImages(purifier.encoder, images, shape);
+  const reconstructed = await decodeImages(purifier.decoder, codes, purifier.encoder.outputs[0].shape[1] as number);
   const out = new Float32Array(images.length / size);
   for (let i = 0; i < out.length; i++) {
     let sum = 0;

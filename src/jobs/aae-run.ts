@@ -330,26 +330,26 @@ export async function aaeRun(options: AaeRunOptions, backend: BackendInfo): Prom
     const sampleGrid = fixedSamples(o, models.latentDim, categories, data);
     const scale = gridScale(shape);
 
-    const evaluate = (m: AaeModels): { figures: AaeTestFigures; codes: Float32Array; categories: Float32Array | null } => {
+    const evaluate = async (m: AaeModels): Promise<{ figures: AaeTestFigures; codes: Float32Array; categories: Float32Array | null }> => {
       let codes: Float32Array;
       let images: Float32Array;
       let probabilities: Float32Array | null = null;
       let classification: ClassificationFigures | null = null;
       let clustering: ClusteringFigures | null = null;
       if (categories === 0) {
-        codes = encodeImages(m.encoder, data.test.images, shape);
-        images = decodeImages(m.decoder, codes, m.latentDim);
+        codes = await encodeImages(m.encoder, data.test.images, shape);
+        images = await decodeImages(m.decoder, codes, m.latentDim);
       } else {
-        const c = encodeCategorical(m.encoder, data.test.images, shape);
+        const c = await encodeCategorical(m.encoder, data.test.images, shape);
         codes = c.z;
         const input = categoricalCodes(c.logits, c.z, categories, m.latentDim);
-        images = decodeImages(m.decoder, input, categories + m.latentDim);
+        images = await decodeImages(m.decoder, input, categories + m.latentDim);
         probabilities = new Float32Array(data.test.count * categories);
         for (let i = 0; i < data.test.count; i++) probabilities.set(input.subarray(i * (categories + m.latentDim), i * (categories + m.latentDim) + categories), i * categories);
         const predicted = predictedCategories(c.logits, categories);
         // Section 5: the class is argmax q(y | x). Section 6: clusters labelled by the majority of their training images.
         if (o.labels !== null) classification = classificationError(predicted, data.test.labels);
-        else clustering = clusteringError(predictedCategories(encodeCategorical(m.encoder, train.images, shape).logits, categories), train.labels, predicted, data.test.labels, categories, K);
+        else clustering = clusteringError(predictedCategories((await encodeCategorical(m.encoder, train.images, shape)).logits, categories), train.labels, predicted, data.test.labels, categories, K);
       }
       let sum = 0;
       for (let i = 0; i < images.length; i++) sum += (images[i] - data.test.images[i]) ** 2;
@@ -359,14 +359,14 @@ export async function aaeRun(options: AaeRunOptions, backend: BackendInfo): Prom
     };
     const monitor = async (m: AaeModels, epoch: number): Promise<Record<string, number>> => {
       const t0 = performance.now();
-      const rec = reconstructImages(m, recInputs.images);
+      const rec = await reconstructImages(m, recInputs.images);
       const recPng = gridPng(interleaveRows(recInputs.images, rec, recInputs.count, GRID_COLUMNS), { imageShape: shape, columns: GRID_COLUMNS, scale, fontScale: scale, spacing: 2, rowLabels: Array.from({ length: 2 * Math.ceil(recInputs.count / GRID_COLUMNS) }, (_, r) => (r % 2 === 0 ? 'IN' : 'OUT')) });
       writeFileAtomic(join(out, gridFile('reconstruction', epoch)), recPng);
       writeFileAtomic(join(out, 'reconstruction.png'), recPng);
-      const samplePng = gridPng(decodeImages(m.decoder, sampleGrid.z, sampleGrid.width), { imageShape: shape, columns: GRID_COLUMNS, scale, fontScale: scale, spacing: 2, ...(sampleGrid.rowLabels ? { rowLabels: sampleGrid.rowLabels } : {}) });
+      const samplePng = gridPng(await decodeImages(m.decoder, sampleGrid.z, sampleGrid.width), { imageShape: shape, columns: GRID_COLUMNS, scale, fontScale: scale, spacing: 2, ...(sampleGrid.rowLabels ? { rowLabels: sampleGrid.rowLabels } : {}) });
       writeFileAtomic(join(out, gridFile('samples', epoch)), samplePng);
       writeFileAtomic(join(out, 'samples.png'), samplePng);
-      const { figures } = evaluate(m);
+      const { figures } = await evaluate(m);
       return {
         testMse: figures.reconstructionMse,
         meanError: figures.posterior.meanError,
@@ -410,7 +410,7 @@ export async function aaeRun(options: AaeRunOptions, backend: BackendInfo): Prom
     writeHistory(out, HISTORY_COLUMNS, history);
     const lastEpoch = history.length ? history[history.length - 1].epoch : 0;
     // Measured again on the final models (deterministic: the last epoch's figures; also after a resume with nothing left to train).
-    const final = evaluate(models);
+    const final = await evaluate(models);
     writeNpy(join(out, 'test-codes.npy'), final.codes, [data.test.count, models.latentDim]);
     if (final.categories) writeNpy(join(out, 'test-categories.npy'), final.categories, [data.test.count, categories]);
 

@@ -81,13 +81,13 @@ export async function evaluateGan(options: EvaluateGanOptions, backend: BackendI
     if (!Number.isSafeInteger(realSamples) || realSamples < PRECISION_RECALL_K + 1) throw new InputError('realSamples', `expected an integer >= ${PRECISION_RECALL_K + 1}, got ${realSamples}`);
 
     metrics = await openMetricsAt(classifier, data, realSamples).catch(rethrowFor('classifier'));
-    const floor = realFidFloor(metrics, data, realSamples);
+    const floor = await realFidFloor(metrics, data, realSamples);
     const z = latentCodes(new Rng(deriveSeed(seed, 'gan-eval')), n, spec.latentDim);
     // A self-conditioned generator draws its clusters from its prior; a conditional one is asked for the classes in turn.
     const classes = generatorClasses(spec, n, new Rng(deriveSeed(seed, 'gan-eval-clusters')));
-    const images = generateImages(generator, spec, z, classes);
+    const images = await generateImages(generator, spec, z, classes);
     // InfoGAN's codes are drawn in turn too, but neither they nor scgan's clusters are labels: no class accuracy.
-    const measured = generatorMetrics(metrics, images, n, runResult?.epochs ?? 0, runResult?.arch === 'infogan' || spec.clusterPrior ? undefined : classes);
+    const measured = await generatorMetrics(metrics, images, n, runResult?.epochs ?? 0, runResult?.arch === 'infogan' || spec.clusterPrior ? undefined : classes);
     const result: GanEvalResult = {
       ...runMeta('gan eval', backend, seed, startedAt),
       options: { model: options.model, dataset, classifier, n, realSamples, seed },

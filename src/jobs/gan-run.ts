@@ -232,7 +232,7 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
     let fidFloor: number | null = null;
     if (metrics) {
       // Cached in the run folder, so a resume does not redo it.
-      const floor = realFidFloor(metrics, data, o.metricSamples, fidFloorFile(join(out, 'fid-floor.json')), 'metricSamples');
+      const floor = await realFidFloor(metrics, data, o.metricSamples, fidFloorFile(join(out, 'fid-floor.json')), 'metricSamples');
       fidFloor = floor.fid;
       options.onProgress?.({ type: 'fid-floor', fid: floor.fid, samples: o.metricSamples, cached: floor.cached });
     }
@@ -247,18 +247,18 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
     const metricClasses = generatorClasses(spec, o.metricSamples, new Rng(deriveSeed(o.seed, 'gan-metric-clusters')));
 
     let lastMetrics: GanMetrics | null = null;
-    const measure = (m: GanModels, epoch: number): GanMetrics => {
-      const images = generateImages(m.generator, spec, metricZ, metricClasses);
+    const measure = async (m: GanModels, epoch: number): Promise<GanMetrics> => {
+      const images = await generateImages(m.generator, spec, metricZ, metricClasses);
       // InfoGAN's codes and scgan's clusters are not labels: no class accuracy for them.
       return generatorMetrics(metrics!, images, o.metricSamples, epoch, m.categoricalCode || m.clusterCode ? undefined : metricClasses);
     };
     const monitor = async (m: GanModels, epoch: number): Promise<Record<string, number>> => {
-      const png = gridPng(generateImages(m.generator, spec, grid.z, grid.classes), grid.layout);
+      const png = gridPng(await generateImages(m.generator, spec, grid.z, grid.classes), grid.layout);
       writeFileAtomic(join(out, gridFile(epoch)), png);
       writeFileAtomic(join(out, 'samples.png'), png);
       if (!metrics) return {};
       const t0 = performance.now();
-      lastMetrics = measure(m, epoch);
+      lastMetrics = await measure(m, epoch);
       return { ...monitorFigures(lastMetrics), metricSeconds: (performance.now() - t0) / 1000 };
     };
 
@@ -291,7 +291,7 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
     writeHistory(out, HISTORY_COLUMNS, history);
     const lastEpoch = history.length ? history[history.length - 1].epoch : 0;
     // A resume with nothing left to train measures the restored generator here (deterministic: the same figures).
-    const final = metrics ? ((lastMetrics as GanMetrics | null)?.epoch === lastEpoch ? lastMetrics : measure(models, lastEpoch)) : null;
+    const final = metrics ? ((lastMetrics as GanMetrics | null)?.epoch === lastEpoch ? lastMetrics : await measure(models, lastEpoch)) : null;
 
     const generatorPath = join(out, 'generator');
     const discriminatorPath = join(out, 'discriminator');

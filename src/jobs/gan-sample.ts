@@ -69,7 +69,7 @@ export async function sampleGan(options: SampleGanOptions): Promise<SampleGanRes
     }
     const classes = generatorClasses(spec, n, new Rng(deriveSeed(seed, 'gan-sample-clusters')), cls);
     const z = latentCodes(new Rng(deriveSeed(seed, 'gan-sample')), n, spec.latentDim);
-    const images = generateImages(generator, spec, z, classes);
+    const images = await generateImages(generator, spec, z, classes);
     const [h, w, c] = spec.imageShape;
     if (format === 'npy') {
       writeNpy(out, images, [n, h, w, c]);

@@ -77,7 +77,7 @@ export async function trainRun(options: TrainRunOptions, backend: BackendInfo): 
     const modelPath = join(options.out, 'model');
     await saveModel(model, modelPath);
     const last = trained.history[trained.history.length - 1];
-    const cleanAccuracy = last?.epoch === epochs && last.testAccuracy !== undefined ? last.testAccuracy : accuracy(model, data.test);
+    const cleanAccuracy = last?.epoch === epochs && last.testAccuracy !== undefined ? last.testAccuracy : await accuracy(model, data.test);
     const result: TrainRunResult = {
       ...runMeta('train', backend, seed, startedAt),
       options: { model: options.model, dataset: options.dataset, out: options.out, epochs, batchSize, learningRate, schedule, augment: augmentSpec, seed, resume: !!options.resume, activation: options.activation ?? 'relu', width: options.width ?? 1, trainSize: options.trainSize ?? null },

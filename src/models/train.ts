@@ -1,4 +1,5 @@
 import { tf, tfl } from '../engine/tf.js';
+import { readAndDispose } from '../engine/read.js';
 import type { ImageSet } from '../data/types.js';
 import { batchOrder, makeBatch, type Batch } from '../data/batches.js';
 import type { Augmentation } from '../data/augment.js';
@@ -163,7 +164,7 @@ export async function trainClassifier(model: tfl.LayersModel, train: ImageSet, o
         const step = (epoch - 1) * order.length + b;
         const { loss, correct: c } = options.defense
           ? await defendedStep(model, optimizer, batch, numClasses, options.defense, options.defense.epsAt(step, order.length), deriveSeed(options.seed, `defense:${step}`))
-          : trainStep(model, optimizer, batch, numClasses);
+          : await trainStep(model, optimizer, batch, numClasses);
         lossSum += loss * order[b].length;
         correct += c;
         seen += order[b].length;
@@ -177,7 +178,7 @@ export async function trainClassifier(model: tfl.LayersModel, train: ImageSet, o
         trainAccuracy: correct / train.count,
         seconds: (performance.now() - t0) / 1000,
       };
-      if (options.test) record.testAccuracy = accuracy(model, options.test);
+      if (options.test) record.testAccuracy = await accuracy(model, options.test);
       if (options.monitor) record.monitor = await options.monitor(model, epoch);
       history.push(record);
       if (store) await saveCheckpoint(store, model, optimizer, rng, history, epoch);
@@ -189,8 +190,8 @@ export async function trainClassifier(model: tfl.LayersModel, train: ImageSet, o
   }
 }
 
-/** One Adam step on one batch (disposed here); returns the batch's mean loss and correct count. */
-function trainStep(model: tfl.LayersModel, optimizer: tf.Optimizer, batch: Batch, numClasses: number): { loss: number; correct: number } {
+/** One Adam step on one batch (disposed here); returns the batch's mean loss and correct count (read in one wait). */
+async function trainStep(model: tfl.LayersModel, optimizer: tf.Optimizer, batch: Batch, numClasses: number): Promise<{ loss: number; correct: number }> {
   let correctT: tf.Scalar | undefined;
   try {
     const lossT = optimizer.minimize(() => {
@@ -198,9 +199,8 @@ function trainStep(model: tfl.LayersModel, optimizer: tf.Optimizer, batch: Batch
       correctT = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), batch.y), 'int32'))) as tf.Scalar;
       return tf.losses.softmaxCrossEntropy(tf.oneHot(batch.y, numClasses), logits) as tf.Scalar;
     }, true) as tf.Scalar;
-    const loss = lossT.dataSync()[0];
-    lossT.dispose();
-    return { loss, correct: correctT!.dataSync()[0] };
+    const [loss, correct] = await readAndDispose([lossT, correctT!]);
+    return { loss: loss[0], correct: correct[0] };
   } finally {
     tf.dispose([batch.x, batch.y, correctT as tf.Tensor]);
   }
@@ -222,9 +222,8 @@ async function defendedStep(model: tfl.LayersModel, optimizer: tf.Optimizer, bat
       correctT = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), batch.y), 'int32'))) as tf.Scalar;
       return loss;
     }, true) as tf.Scalar;
-    const loss = lossT.dataSync()[0];
-    lossT.dispose();
-    return { loss, correct: correctT!.dataSync()[0] };
+    const [loss, correct] = await readAndDispose([lossT, correctT!]);
+    return { loss: loss[0], correct: correct[0] };
   } finally {
     tf.dispose([batch.x, batch.y, correctT as tf.Tensor, perturbed as tf.Tensor].filter(Boolean));
   }

@@ -14,6 +14,7 @@
  *   biased upwards for a finite n).
  */
 import { tf, tfl } from '../../engine/tf.js';
+import { readAndDispose } from '../../engine/read.js';
 import type { Dataset } from '../../data/types.js';
 import { imageSize } from '../../data/types.js';
 import { balancedSubset } from '../../data/subset.js';
@@ -114,7 +115,7 @@ export async function openMetrics(loaded: ClassifierModel, path: string, data: D
     const probe = tfl.model({ inputs: model.inputs, outputs: [features, model.outputs[0]], name: 'gan_metrics_probe' });
     const ctx: Omitted<MetricsContext> = { model, probe, numClasses: data.numClasses, imageShape: data.train.imageShape, info: { path, featureLayer: dense.name, featureDim, outputs } };
     const testSet = balancedSubset(data.test, data.numClasses, realSamples, argument, 'test');
-    const real = embed(ctx, testSet.images, testSet.count).features;
+    const real = (await embed(ctx, testSet.images, testSet.count)).features;
     return { ...ctx, real, realMoments: meanAndCovariance(real), realHash: sha256Hex(viewBytes(real.data)) };
   } catch (e) {
     model.dispose();
@@ -129,8 +130,8 @@ export function closeMetrics(ctx: MetricsContext | null | undefined): void {
 
 type Omitted<T> = Omit<T, 'real' | 'realMoments' | 'realHash'>;
 
-/** Features and class scores of images (NHWC float32) through the probe, in batches. */
-function embed(ctx: Omitted<MetricsContext>, images: Float32Array, count: number, batchSize = 256): { features: SampleMatrix; scores: SampleMatrix } {
+/** Features and class scores of images (NHWC float32) through the probe, in batches (one wait each). */
+async function embed(ctx: Omitted<MetricsContext>, images: Float32Array, count: number, batchSize = 256): Promise<{ features: SampleMatrix; scores: SampleMatrix }> {
   const size = imageSize(ctx.imageShape);
   const d = ctx.info.featureDim;
   const k = ctx.numClasses;
@@ -138,13 +139,14 @@ function embed(ctx: Omitted<MetricsContext>, images: Float32Array, count: number
   const scores = new Float32Array(count * k);
   for (let start = 0; start < count; start += batchSize) {
     const m = Math.min(batchSize, count - start);
-    const [f, s] = tf.tidy(() => {
-      const x = tf.tensor4d(images.subarray(start * size, (start + m) * size), [m, ...ctx.imageShape]);
-      return ctx.probe.apply(x, { training: false }) as tf.Tensor[];
-    });
-    features.set(f.dataSync() as Float32Array, start * d);
-    scores.set(s.dataSync() as Float32Array, start * k);
-    tf.dispose([f, s]);
+    const [f, s] = await readAndDispose(
+      tf.tidy(() => {
+        const x = tf.tensor4d(images.subarray(start * size, (start + m) * size), [m, ...ctx.imageShape]);
+        return ctx.probe.apply(x, { training: false }) as tf.Tensor[];
+      }),
+    );
+    features.set(f as Float32Array, start * d);
+    scores.set(s as Float32Array, start * k);
   }
   return { features: { data: features, n: count, d }, scores: { data: scores, n: count, d: k } };
 }
@@ -154,8 +156,8 @@ function embed(ctx: Omitted<MetricsContext>, images: Float32Array, count: number
  * the real test features; `classes`, for a conditional generator, are the
  * classes the images were generated for.
  */
-export function generatorMetrics(ctx: MetricsContext, images: Float32Array, count: number, epoch: number, classes?: Int32Array): GanMetrics {
-  const { features, scores } = embed(ctx, images, count);
+export async function generatorMetrics(ctx: MetricsContext, images: Float32Array, count: number, epoch: number, classes?: Int32Array): Promise<GanMetrics> {
+  const { features, scores } = await embed(ctx, images, count);
   const probabilities = ctx.info.outputs === 'logits' ? softmaxRows(scores) : scores;
   const coverage = classCoverage(probabilities);
   const pr = precisionRecall(ctx.real, features, { k: PRECISION_RECALL_K });
@@ -210,12 +212,12 @@ export interface FidFloorCache {
  * hash of the test features (a changed classifier or dataset is recomputed).
  * @returns the FID and whether it came from the cache
  */
-export function realFidFloor(ctx: MetricsContext, data: Dataset, trainSamples: number, cache?: FidFloorCache, argument = 'realSamples'): { fid: number; cached: boolean } {
+export async function realFidFloor(ctx: MetricsContext, data: Dataset, trainSamples: number, cache?: FidFloorCache, argument = 'realSamples'): Promise<{ fid: number; cached: boolean }> {
   const key = JSON.stringify({ dataset: data.name, classifier: ctx.info.path, samples: trainSamples, realSamples: ctx.real.n, realFeatures: ctx.realHash });
   const cached = cache?.get(key);
   if (cached !== undefined && Number.isFinite(cached)) return { fid: cached, cached: true };
   const trainSet = balancedSubset(data.train, data.numClasses, trainSamples, argument, 'train');
-  const trainFeatures = embed(ctx, trainSet.images, trainSet.count).features;
+  const trainFeatures = (await embed(ctx, trainSet.images, trainSet.count)).features;
   const fid = frechetDistanceFromMoments(meanAndCovariance(trainFeatures), ctx.realMoments);
   cache?.set(key, fid);
   return { fid, cached: false };

@@ -4,6 +4,7 @@
  * batch, images back as a plain Float32Array in [0, 1].
  */
 import { tf, tfl } from '../../engine/tf.js';
+import { readOne } from '../../engine/read.js';
 import { Rng, cumulativeProbabilities, isDistribution } from '../../util/rng.js';
 import { FileFormatError, InputError } from '../../errors.js';
 
@@ -58,9 +59,10 @@ export function latentCodes(rng: Rng, n: number, latentDim: number): Float32Arra
 /**
  * Runs the generator in inference mode on the codes `z` ([n, latentDim]) and,
  * when conditional, the classes `classes` (n labels), in batches; returns the
- * images, NHWC float32 in [0, 1]. No tensor outlives the call.
+ * images, NHWC float32 in [0, 1]. No tensor outlives the call; each batch is
+ * read with `await` (no synchronous read, which WebGPU cannot do).
  */
-export function generateImages(generator: tfl.LayersModel, spec: GeneratorSpec, z: Float32Array, classes?: Int32Array, batchSize = 256): Float32Array {
+export async function generateImages(generator: tfl.LayersModel, spec: GeneratorSpec, z: Float32Array, classes?: Int32Array, batchSize = 256): Promise<Float32Array> {
   const n = z.length / spec.latentDim;
   if (spec.conditional && (!classes || classes.length !== n)) throw new InputError('classes', `a conditional generator needs one class per code (${n})`);
   const size = spec.imageShape[0] * spec.imageShape[1] * spec.imageShape[2];
@@ -72,8 +74,7 @@ export function generateImages(generator: tfl.LayersModel, spec: GeneratorSpec, 
       const inputs = spec.conditional ? [zt, tf.cast(tf.oneHot(tf.tensor1d(classes!.subarray(start, start + m), 'int32'), spec.numClasses), 'float32')] : zt;
       return generator.apply(inputs, { training: false }) as tf.Tensor;
     });
-    out.set(images.dataSync() as Float32Array, start * size);
-    images.dispose();
+    out.set((await readOne(images)) as Float32Array, start * size);
   }
   return out;
 }
