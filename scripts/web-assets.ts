@@ -78,7 +78,7 @@ async function shipModel(from: string, name: string, recipe: Record<string, unkn
   rmSync(dir, { recursive: true, force: true });
   saveArtifacts(half, dir);
   const stored = await modelFromArtifacts(half);
-  const testAccuracy = accuracy(stored, data.test);
+  const testAccuracy = await accuracy(stored, data.test);
   stored.dispose();
   writeJsonAtomic(join(dir, 'provenance.json'), {
     ...recipe,
