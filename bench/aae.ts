@@ -1,9 +1,9 @@
-import { initBackend } from '../src/engine/backend.js';
-import { loadBuiltinDataset } from '../src/data/builtin.js';
+import { initBackend } from '../src/node/backend.js';
+import { loadBuiltinDataset } from '../src/node/data/builtin.js';
 import { take } from '../src/data/split.js';
 import { buildAae } from '../src/generative/aae/architectures.js';
 import { trainAae, type AaeTrainOptions } from '../src/generative/aae/train-aae.js';
-import { AAE_RUN_DEFAULTS, DEFAULT_CLUSTER_BALANCE, labelledSubset } from '../src/generative/aae/aae-run.js';
+import { AAE_RUN_DEFAULTS, DEFAULT_CLUSTER_BALANCE, labelledSubset } from '../src/jobs/aae-run.js';
 import { machine, round, stepTimer } from './measure.js';
 
 const BATCH = AAE_RUN_DEFAULTS.batchSize;

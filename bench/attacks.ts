@@ -1,10 +1,10 @@
 import { tf } from '../src/engine/tf.js';
-import { initBackend } from '../src/engine/backend.js';
+import { initBackend } from '../src/node/backend.js';
 import { referenceSetup } from './reference-model.js';
 import { Classifier } from '../src/models/classifier.js';
 import { balancedSubset } from '../src/data/subset.js';
 import { runAttack } from '../src/attacks/run.js';
-import { WorkerPool } from '../src/engine/pool.js';
+import { WorkerPool } from '../src/node/worker-pool.js';
 import { clearWorkerModels } from '../src/models/pool-model.js';
 import { findAttack } from '../src/attacks/index.js';
 import { crossEntropy } from '../src/attacks/losses.js';

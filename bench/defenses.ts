@@ -1,7 +1,7 @@
-import { initBackend } from '../src/engine/backend.js';
-import { WorkerPool } from '../src/engine/pool.js';
+import { initBackend } from '../src/node/backend.js';
+import { WorkerPool } from '../src/node/worker-pool.js';
 import { clearWorkerModels } from '../src/models/pool-model.js';
-import { loadBuiltinDataset } from '../src/data/builtin.js';
+import { loadBuiltinDataset } from '../src/node/data/builtin.js';
 import { take } from '../src/data/split.js';
 import { buildModel } from '../src/models/zoo.js';
 import { trainClassifier } from '../src/models/train.js';

@@ -2,14 +2,14 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
-import { initBackend } from '../src/engine/backend.js';
-import { WorkerPool } from '../src/engine/pool.js';
+import { initBackend } from '../src/node/backend.js';
+import { WorkerPool } from '../src/node/worker-pool.js';
 import { clearWorkerModels } from '../src/models/pool-model.js';
 import { buildSuite } from '../src/robustness/suites.js';
 import { evaluateRobustness } from '../src/robustness/evaluate.js';
 import { ROBUST } from '../src/robustness/schedule.js';
 import { startRedisServer } from '../test/fixtures/redis.js';
-import { QueuePool } from '../src/distributed/queue-pool.js';
+import { QueuePool } from '../src/node/distributed/queue-pool.js';
 import { referenceSetup } from './reference-model.js';
 import { machine, round } from './measure.js';
 

@@ -1,5 +1,6 @@
 import { tf } from '../src/engine/tf.js';
-import { initBackend, type BackendName } from '../src/engine/backend.js';
+import { initBackend } from '../src/node/backend.js';
+import type { BackendName } from '../src/engine/backend.js';
 import type { KernelMode } from '../src/engine/kernels/index.js';
 import { buildModel } from '../src/models/zoo.js';
 import { Rng } from '../src/util/rng.js';

@@ -1,17 +1,16 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { tf } from '../src/engine/tf.js';
-import { initBackend, type BackendInfo } from '../src/engine/backend.js';
-import { loadModel } from '../src/models/io.js';
-import { defenseRun, type DefenseRunOptions } from '../src/defenses/defense-run.js';
-import { evalRun } from '../src/robustness/eval-run.js';
+import { initBackend } from '../src/node/backend.js';
+import type { BackendInfo } from '../src/engine/backend.js';
+import { loadModel } from '../src/node/model-files.js';
+import { defenseRun, type DefenseRunOptions } from '../src/jobs/defense-run.js';
+import { evalRun } from '../src/jobs/eval-run.js';
 import type { EvalRunResult } from '../src/robustness/types.js';
-import { crossEntropy } from '../src/attacks/losses.js';
 import { Classifier } from '../src/models/classifier.js';
-import { Rng } from '../src/util/rng.js';
-import { readNpy } from '../src/data/formats/npy.js';
-import { machine, round, time } from './measure.js';
+import { readNpy } from '../src/node/data/formats/npy.js';
+import { machine, round } from './measure.js';
+import { attackStepTiming } from './attack-step.js';
 
 const CACHE = join(dirname(fileURLToPath(import.meta.url)), '.cache');
 const N = 500;
@@ -101,26 +100,17 @@ function describeModel(dir: string) {
 async function engineFigures(dir: string) {
   const model = await loadModel(dir);
   const classifier = Classifier.fromModel(model);
-  const rng = new Rng(0);
-  const x = tf.tensor4d(Float32Array.from({ length: BATCH * 784 }, () => rng.next()), [BATCH, 28, 28, 1]);
-  const y = tf.tensor1d(Int32Array.from({ length: BATCH }, () => rng.int(10)), 'int32');
   try {
-    const step = time(() => {
-      const r = classifier.valueAndGradient(x, (z) => crossEntropy(z, y));
-      r.grad.dataSync();
-      tf.dispose([r.value, r.grad, r.logits]);
-    }, { warmup: 3, repeats: 9 });
-    const forward = time(() => tf.tidy(() => classifier.logits(x).dataSync()), { warmup: 3, repeats: 9 });
+    const { stepMs, forwardMs } = attackStepTiming(classifier, BATCH);
     return {
       model: 'small-cnn (mnist-pgd-at)',
       batch: BATCH,
-      attackStepMs: step.medianMs,
-      gradientImagesPerThreadSecond: round((BATCH / step.medianMs) * 1000, 1),
-      forwardMs: forward.medianMs,
-      forwardImagesPerThreadSecond: round((BATCH / forward.medianMs) * 1000, 1),
+      attackStepMs: stepMs,
+      gradientImagesPerThreadSecond: round((BATCH / stepMs) * 1000, 1),
+      forwardMs,
+      forwardImagesPerThreadSecond: round((BATCH / forwardMs) * 1000, 1),
     };
   } finally {
-    tf.dispose([x, y]);
     classifier.dispose();
     model.dispose();
   }

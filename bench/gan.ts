@@ -1,13 +1,14 @@
-import { initBackend } from '../src/engine/backend.js';
-import { loadBuiltinDataset } from '../src/data/builtin.js';
+import { initBackend } from '../src/node/backend.js';
+import { loadBuiltinDataset } from '../src/node/data/builtin.js';
 import { take } from '../src/data/split.js';
 import { buildGan, type GanArch } from '../src/generative/gan/architectures.js';
 import { trainGan } from '../src/generative/gan/train-gan.js';
-import { DEFAULT_CLUSTERS, GAN_RUN_DEFAULTS } from '../src/generative/gan/gan-run.js';
+import { DEFAULT_CLUSTERS, GAN_RUN_DEFAULTS } from '../src/jobs/gan-run.js';
 import { clusterTrainingSet } from '../src/generative/gan/clustering.js';
-import { closeMetrics, generatorMetrics, openMetrics } from '../src/generative/gan/gan-metrics.js';
+import { closeMetrics, generatorMetrics } from '../src/generative/gan/gan-metrics.js';
+import { openMetricsAt } from '../src/node/metrics-files.js';
 import { generateImages, latentCodes } from '../src/generative/gan/sample.js';
-import { shippedMetricClassifier } from '../src/generative/metric-classifier.js';
+import { shippedMetricClassifier } from '../src/node/metric-classifier.js';
 import type { GanLoss } from '../src/generative/losses.js';
 import { Rng } from '../src/util/rng.js';
 import { machine, round, stepTimer } from './measure.js';
@@ -55,12 +56,12 @@ export async function benchGan(log: (s: string) => void) {
 
   // One metric evaluation as the per-epoch monitor runs it: generate, embed, FID, IS, coverage, precision/recall.
   const models = buildGan('dcgan', { imageShape: [28, 28, 1], numClasses: 10, seed: 0 });
-  const ctx = await openMetrics(shippedMetricClassifier('mnist')!.path, data, METRIC_SAMPLES);
+  const ctx = await openMetricsAt(shippedMetricClassifier('mnist')!.path, data, METRIC_SAMPLES);
   try {
     const spec = { latentDim: models.latentDim, numClasses: 10, conditional: false, imageShape: models.imageShape };
     const t0 = performance.now();
-    const images = generateImages(models.generator, spec, latentCodes(new Rng(0), METRIC_SAMPLES, models.latentDim));
-    generatorMetrics(ctx, images, METRIC_SAMPLES, 0);
+    const images = await generateImages(models.generator, spec, latentCodes(new Rng(0), METRIC_SAMPLES, models.latentDim));
+    await generatorMetrics(ctx, images, METRIC_SAMPLES, 0);
     const seconds = (performance.now() - t0) / 1000;
     out.metrics = { samples: METRIC_SAMPLES, seconds: round(seconds, 2) };
     log(`metrics on ${METRIC_SAMPLES} samples: ${round(seconds, 2)} s`);

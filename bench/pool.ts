@@ -1,6 +1,7 @@
 import { loadavg } from 'node:os';
-import { initBackend } from '../src/engine/backend.js';
-import { WorkerPool, splitRanges, type TaskRef } from '../src/engine/pool.js';
+import { initBackend } from '../src/node/backend.js';
+import { WorkerPool } from '../src/node/worker-pool.js';
+import { splitRanges, type TaskRef } from '../src/engine/task-pool.js';
 import { buildModel } from '../src/models/zoo.js';
 import { clearWorkerModels, shareModel } from '../src/models/pool-model.js';
 import { Rng } from '../src/util/rng.js';

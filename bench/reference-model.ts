@@ -2,10 +2,10 @@ import { existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BackendInfo } from '../src/engine/backend.js';
-import { trainRun } from '../src/models/train-run.js';
-import { loadModel } from '../src/models/io.js';
+import { trainRun } from '../src/jobs/train-run.js';
+import { loadModel } from '../src/node/model-files.js';
 import { Classifier } from '../src/models/classifier.js';
-import { loadBuiltinDataset } from '../src/data/builtin.js';
+import { loadBuiltinDataset } from '../src/node/data/builtin.js';
 import { balancedSubset } from '../src/data/subset.js';
 
 /** The default-trained reference model; trained once (advlab train's defaults) and cached here. */

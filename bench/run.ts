@@ -3,7 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { writeJsonAtomic } from '../src/util/atomic.js';
+import { writeJsonAtomic } from '../src/node/atomic.js';
 import { ADVLAB_VERSION } from '../src/report/meta.js';
 import { benchEngine } from './engine.js';
 import { benchAttacks } from './attacks.js';
@@ -12,10 +12,11 @@ import { benchDefenses } from './defenses.js';
 import { benchGan } from './gan.js';
 import { benchAae } from './aae.js';
 import { benchDistributed } from './distributed.js';
+import { benchBrowser } from './browser.js';
 
 /** A section's figures; `previous` is what results.json held for it (for sections that can re-run a part). */
 type Section = (log: (s: string) => void, previous?: unknown) => Promise<unknown>;
-const SECTIONS: Record<string, Section> = { engine: benchEngine, attacks: benchAttacks, eval: benchEval, defenses: benchDefenses, gan: benchGan, aae: benchAae, distributed: benchDistributed };
+const SECTIONS: Record<string, Section> = { engine: benchEngine, attacks: benchAttacks, eval: benchEval, defenses: benchDefenses, gan: benchGan, aae: benchAae, distributed: benchDistributed, browser: benchBrowser };
 
 const file = join(dirname(fileURLToPath(import.meta.url)), 'results.json');
 const requested = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -6,11 +6,11 @@ import { createHash } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { initBackend } from '../src/engine/backend.js';
-import { trainRun } from '../src/models/train-run.js';
-import { BUILTIN_DATASETS } from '../src/data/builtin.js';
-import { METRIC_CLASSIFIERS_DIR, type MetricClassifierProvenance } from '../src/generative/metric-classifier.js';
-import { writeJsonAtomic } from '../src/util/atomic.js';
+import { initBackend } from '../src/node/backend.js';
+import { trainRun } from '../src/jobs/train-run.js';
+import { BUILTIN_DATASETS } from '../src/node/data/builtin.js';
+import { METRIC_CLASSIFIERS_DIR, type MetricClassifierProvenance } from '../src/node/metric-classifier.js';
+import { writeJsonAtomic } from '../src/node/atomic.js';
 
 const backend = await initBackend({ backend: 'wasm' });
 const datasets = process.argv.slice(2).length ? process.argv.slice(2) : [...BUILTIN_DATASETS];

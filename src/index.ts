@@ -1,39 +1,39 @@
 /**
- * advlab: adversarial machine learning for TensorFlow.js.
+ * advlab: adversarial machine learning for TensorFlow.js — the platform-neutral
+ * core, which runs wherever TensorFlow.js runs (Node, a page, a Web Worker).
+ * Node's parts (files, worker threads, the npm datasets, Redis, the jobs behind
+ * the CLI) are in `advlab/node`, which also re-exports all of this.
  *
- * The library never prints and knows nothing of the CLI; the `advlab` command is
- * a thin layer over these exports.
+ * The library never prints and knows nothing of the CLI.
  */
 export { tf, tfl } from './engine/tf.js';
-export { initBackend, backendInfo, wasmDir, BACKEND_NAMES, type BackendName, type BackendInfo, type InitBackendOptions } from './engine/backend.js';
+export { initBackend, backendInfo, BACKEND_NAMES, BROWSER_BACKEND_NAMES, type BackendName, type BackendInfo, type InitBackendOptions } from './engine/backend.js';
 export { setAdvlabKernels, kernelMode, type KernelMode } from './engine/kernels/index.js';
-export { WorkerPool, splitRanges, poolFor, type TaskPool, type TaskRef, type PoolOptions, type PoolWorkerInfo } from './engine/pool.js';
+export { splitRanges, poolFor, serializeError, deserializeError, type TaskPool, type TaskRef, type Transfer, type PoolOptions, type PoolBackend, type PoolWorkerInfo, type PoolWorkerData, type RunMessage, type WorkerMessage, type SerializedError } from './engine/task-pool.js';
+export { runTaskMessage, unsendableResult } from './engine/task-runner.js';
 
 export type { Dataset, ImageSet } from './data/types.js';
-export { loadDataset } from './data/load.js';
-export { loadBuiltinDataset, BUILTIN_DATASETS, type BuiltinDatasetName } from './data/builtin.js';
-export { loadDatasetFromPath } from './data/formats/index.js';
 export { splitByClass, TRAIN_FRACTION } from './data/split.js';
 export { balancedSubset, balancedOrder } from './data/subset.js';
 export { batches, batchOrder, makeBatch, type Batch } from './data/batches.js';
 
 export { buildModel, describeZoo, ZOO_NAMES, ZOO_ACTIVATIONS, type ZooName, type ZooActivation, type BuildModelOptions } from './models/zoo.js';
-export { saveModel, loadModel, loadClassifierModel, countParameters, isGraphModel, checkInputShape, type ClassifierModel } from './models/io.js';
-export { resolveModel, loadSavedClassifier, type ResolvedModel, type ModelDataSpec } from './models/resolve.js';
+export { countParameters, isGraphModel, checkInputShape, artifactsFromModelJson, classifierModelFromArtifacts, layersModelFromArtifacts, modelToArtifacts, modelFromArtifacts, MODEL_JSON, WEIGHTS_BIN, type ClassifierModel, type ShardReader } from './models/artifacts.js';
+export type { CheckpointStore, LoadedCheckpoint } from './models/checkpoint.js';
+export { decodeImage, type Rgba } from './data/decode-image.js';
 export { shareModel, modelInWorker, shareClassifier, classifierInWorker, type SharedModel, type SharedClassifier } from './models/pool-model.js';
-export { workerCount, startJobPool, type WorkersSpec } from './engine/workers.js';
 export { trainClassifier, type TrainOptions, type TrainEvent, type TrainResult, type EpochRecord } from './models/train.js';
-export { trainRun, defaultEpochs, type TrainRunOptions, type TrainRunResult } from './models/train-run.js';
+export type { TrainRunOptions, TrainRunResult, TrainRunEvent } from './models/types.js';
 export { accuracy, predictLabels } from './models/evaluate.js';
 export { Classifier, type ClassifierOptions, type LogitsFunction, type Preprocessing } from './models/classifier.js';
 
 export * from './attacks/index.js';
-export { attackRun, type AttackRunOptions, type AttackRunResult } from './attacks/attack-run.js';
 export { parseAugmentations, randomShift, gaussianNoise, cutout, type Augmentation } from './data/augment.js';
 
 export { Rng, deriveSeed } from './util/rng.js';
 export { AdvlabError, InputError, FileFormatError } from './errors.js';
-export { ADVLAB_VERSION } from './report/meta.js';
+export { ADVLAB_VERSION } from './version.js';
+export { runMeta, type RunMeta } from './report/meta.js';
 
 // Robustness evaluation.
 export { buildSuite, SUITE_NAMES, type SuiteName } from './robustness/suites.js';
@@ -43,13 +43,12 @@ export { minimalNorms, summarizeMinimal, MINIMAL_ATTACKS, type MinimalNorms, typ
 export { CORRUPTIONS, CORRUPTION_NAMES, parseCorruptions, type CorruptionName } from './robustness/corruptions.js';
 export { corruptionAccuracy, type CorruptionAccuracyResult } from './robustness/corruption-accuracy.js';
 export { runSanityChecks, overallVerdict, type SanityInput } from './robustness/sanity.js';
-export { evalRun, EVAL_DEFAULTS, type EvalRunOptions, type EvalRunEvent } from './robustness/eval-run.js';
 export type { Suite, SuiteStage, EpsilonResult, StageSummary, ClassSummary, MinimalPerturbations, SanityCheck, Verdict, EvalRunResult } from './robustness/types.js';
 
 // Defenses (adversarial training).
 export { createDefense, defaultDefenseConfig, validateDefense, attackStart, attackFrom, klFromLogits, epsAt } from './defenses/defenses.js';
 export { pooledDefense } from './defenses/pooled.js';
-export { defenseRun, type DefenseRunOptions, type DefenseRunResult, type EvidenceEntry, type OverfittingVerdict } from './defenses/defense-run.js';
+export type { DefenseRunResult, EvidenceEntry, OverfittingVerdict } from './defenses/types.js';
 export { DEFENSE_NAMES, type Defense, type DefenseConfig, type DefenseName } from './defenses/types.js';
 export type { TrainingDefense } from './models/train.js';
 
@@ -58,9 +57,8 @@ export { GAN_LOSSES, DEFAULT_GAN_LOSS, DEFAULT_GP_LAMBDA, discriminatorLoss, gen
 export * from './generative/metrics/index.js';
 export { buildGan, GAN_ARCHS, DEFAULT_LATENT_DIM, type GanArch, type GanArchOptions, type GanModels, type DiscriminatorNorm } from './generative/gan/architectures.js';
 export { trainGan, ganOptimizerDefaults, type GanTrainOptions, type GanTrainEvent, type GanTrainResult, type GanEpochRecord } from './generative/gan/train-gan.js';
-export { ganRun, GAN_RUN_DEFAULTS, DEFAULT_CLUSTERS, HISTORY_COLUMNS as GAN_HISTORY_COLUMNS, type GanRunOptions, type GanRunEvent, type GanRunResult } from './generative/gan/gan-run.js';
-export { evaluateGan, type EvaluateGanOptions, type GanEvalResult } from './generative/gan/gan-eval.js';
-export { loadGenerator, sampleGan, generateImages, latentCodes, clusterDraws, generatorClasses, GENERATOR_METADATA_KEY, type GeneratorMetadata, type LoadedGenerator, type GanRunInfo, type SampleGanOptions, type SampleGanResult, type GeneratorSpec } from './generative/gan/sample.js';
+export type { GanRunResult } from './generative/gan/types.js';
+export { generateImages, latentCodes, clusterDraws, generatorClasses, generatorSpec, GENERATOR_METADATA_KEY, type GeneratorMetadata, type GanRunInfo, type GeneratorSpec } from './generative/gan/sample.js';
 export { clusterTrainingSet, type ClusteringSummary } from './generative/gan/clustering.js';
 export { kMeans, type KMeansOptions, type KMeansResult } from './generative/kmeans.js';
 export { openMetrics, closeMetrics, generatorMetrics, conditionalAccuracy, realFidFloor, PRECISION_RECALL_K, type GanMetrics, type MetricsClassifier, type MetricsContext } from './generative/gan/gan-metrics.js';
@@ -71,7 +69,6 @@ export { RECONSTRUCTION_LOSSES, AAE_ADVERSARIAL_LOSSES, parseReconstructionLoss,
 export { buildAae, encodeImages, decodeImages, encodeCategorical, categoricalCodes, reconstructImages, AAE_ARCHS, DEFAULT_AAE_LATENT_DIM, MLP_HIDDEN_UNITS, CLASS_HEAD, type AaeArch, type AaeArchOptions, type AaeModels, type CategoricalCodes } from './generative/aae/architectures.js';
 export { predictedCategories, classificationError, clusteringError, type ClassificationFigures, type ClusteringFigures } from './generative/aae/clustering.js';
 export { trainAae, AAE_OPTIMIZER_DEFAULTS, type AaeTrainOptions, type AaeTrainEvent, type AaeTrainResult, type AaeEpochRecord } from './generative/aae/train-aae.js';
-export { aaeRun, labelledSubset, AAE_RUN_DEFAULTS, HISTORY_COLUMNS as AAE_HISTORY_COLUMNS, type AaeRunOptions, type AaeRunEvent, type AaeRunResult, type AaeTestFigures } from './generative/aae/aae-run.js';
+export type { AaeRunResult, AaeTestFigures } from './generative/aae/types.js';
 
 // Distributed runs on Redis (BullMQ).
-export * from './distributed/index.js';

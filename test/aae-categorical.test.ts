@@ -12,8 +12,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tf } from '../src/engine/tf.js';
-import { initBackend, type BackendInfo } from '../src/engine/backend.js';
-import { loadBuiltinDataset } from '../src/data/builtin.js';
+import { initBackend } from '../src/node/backend.js';
+import type { BackendInfo } from '../src/engine/backend.js';
+import { loadBuiltinDataset } from '../src/node/data/builtin.js';
 import { balancedSubset } from '../src/data/subset.js';
 import type { Dataset, ImageSet } from '../src/data/types.js';
 import { InputError } from '../src/errors.js';
@@ -23,7 +24,8 @@ import { predictedCategories, classificationError, clusteringError } from '../sr
 import { sampleCategorical } from '../src/generative/aae/priors.js';
 import { categoryBalanceLoss } from '../src/generative/aae/losses.js';
 import { trainAae, type AaeTrainOptions } from '../src/generative/aae/train-aae.js';
-import { DEFAULT_CLUSTER_BALANCE, aaeRun, labelledSubset } from '../src/generative/aae/aae-run.js';
+import { DEFAULT_CLUSTER_BALANCE, aaeRun, labelledSubset } from '../src/jobs/aae-run.js';
+import { CheckpointFolder } from '../src/node/checkpoint.js';
 
 /** Clusters more the balance term must use in the collapse test (half the measured gap; see the test). */
 const GAP = 4;
@@ -105,7 +107,7 @@ test('the categorical prior: one-hot rows, uniform categories, seeded', () => {
   assert.throws(() => sampleCategorical(3, 1, new Rng(0)), isInputError('k'));
 });
 
-test('categorical architecture: z and class logits from the encoder, the decoder on [y, z], a category discriminator; helpers leave no tensor', () => {
+test('categorical architecture: z and class logits from the encoder, the decoder on [y, z], a category discriminator; helpers leave no tensor', async () => {
   for (const arch of ['mlp', 'conv']) {
     const m = buildAae(arch, { imageShape: [28, 28, 1], latentDim: 3, seed: 2, categories: 16 });
     assert.equal(m.categories, 16);
@@ -116,10 +118,10 @@ test('categorical architecture: z and class logits from the encoder, the decoder
     assert.ok(m.encoder.getLayer(CLASS_HEAD));
     const before = tf.memory().numTensors;
     const images = small.images.subarray(0, 5 * 784);
-    const c = encodeCategorical(m.encoder, images, [28, 28, 1]);
+    const c = await encodeCategorical(m.encoder, images, [28, 28, 1]);
     assert.deepEqual([c.n, c.z.length, c.logits.length], [5, 15, 80]);
-    assert.deepEqual(encodeImages(m.encoder, images, [28, 28, 1]), c.z, 'encodeImages gives the style codes');
-    const rec = reconstructImages(m, images);
+    assert.deepEqual(await encodeImages(m.encoder, images, [28, 28, 1]), c.z, 'encodeImages gives the style codes');
+    const rec = await reconstructImages(m, images);
     assert.ok(rec.length === 5 * 784 && rec.every((v) => v >= 0 && v <= 1));
     assert.equal(tf.memory().numTensors, before);
     dispose(m);
@@ -132,7 +134,7 @@ test('categorical architecture: z and class logits from the encoder, the decoder
   assert.throws(() => buildAae('mlp', { imageShape: [28, 28, 1], seed: 0, categories: 10, labelClasses: 10 }), isInputError('categories'));
   const plain = buildAae('mlp', { imageShape: [28, 28, 1], seed: 0 });
   assert.equal(plain.categoryDiscriminator, null);
-  assert.throws(() => encodeCategorical(plain.encoder, small.images.subarray(0, 784), [28, 28, 1]), isInputError('encoder'));
+  await assert.rejects(encodeCategorical(plain.encoder, small.images.subarray(0, 784), [28, 28, 1]), isInputError('encoder'));
   dispose(plain);
 });
 
@@ -188,7 +190,7 @@ test('semi-supervised and clustering runs stopped after epoch 1 resume bit-ident
     const full = build();
     const w0 = weightsOf(full.categoryDiscriminator!);
     const before = tf.memory().numTensors;
-    const r = await trainAae(full, small, { ...opts, checkpointDir: join(dir, 'a') });
+    const r = await trainAae(full, small, { ...opts, checkpoints: new CheckpointFolder(join(dir, 'a')) });
     assert.equal(tf.memory().numTensors, before, `${what}: tensors`);
     assert.notDeepEqual(weightsOf(full.categoryDiscriminator!), w0, `${what}: the category discriminator trained`);
     for (const h of r.history) {
@@ -197,10 +199,10 @@ test('semi-supervised and clustering runs stopped after epoch 1 resume bit-ident
     }
 
     const part = build();
-    await trainAae(part, small, { ...opts, checkpointDir: join(dir, 'b'), stopAfterEpochs: 1 });
+    await trainAae(part, small, { ...opts, checkpoints: new CheckpointFolder(join(dir, 'b')), stopAfterEpochs: 1 });
     dispose(part);
     const resumed = build();
-    const r2 = await trainAae(resumed, small, { ...opts, checkpointDir: join(dir, 'b'), resume: true });
+    const r2 = await trainAae(resumed, small, { ...opts, checkpoints: new CheckpointFolder(join(dir, 'b')), resume: true });
     assert.equal(r2.resumedFromEpoch, 1);
     const figures = (h: typeof r.history) => h.map(({ seconds: _s, ...rest }) => rest);
     assert.deepEqual(figures(r2.history), figures(r.history), what);
@@ -282,7 +284,7 @@ test('clustering: the balance term keeps the class head from collapsing onto a f
   for (const categoryBalance of [0, DEFAULT_CLUSTER_BALANCE]) {
     const m = buildAae('mlp', { imageShape: [28, 28, 1], latentDim: 8, seed: 0, categories: 16 });
     await trainAae(m, train, { epochs: 2, batchSize: 100, prior: 'gaussian', seed: 0, categoryBalance });
-    const clusters = predictedCategories(encodeCategorical(m.encoder, train.images, [28, 28, 1]).logits, 16);
+    const clusters = predictedCategories((await encodeCategorical(m.encoder, train.images, [28, 28, 1])).logits, 16);
     used.push(new Set(clusters).size);
     dispose(m);
   }

@@ -10,8 +10,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tf, tfl } from '../src/engine/tf.js';
-import { initBackend } from '../src/engine/backend.js';
-import { modelFromArtifacts, modelToArtifacts } from '../src/models/io.js';
+import { initBackend } from '../src/node/backend.js';
+import { modelFromArtifacts, modelToArtifacts } from '../src/models/artifacts.js';
 import { GradientGate } from '../src/models/gradient-gate.js';
 import { buildAae } from '../src/generative/aae/architectures.js';
 import { purifiedModel, reconstructionErrors, parseDefenseSpec, type AaePurifier } from '../src/defenses/aae-purifier.js';
@@ -20,7 +20,7 @@ import { threatModelSuite, worstOverThreatModels } from '../src/robustness/defen
 import { MISCLASSIFIED, ROBUST } from '../src/robustness/schedule.js';
 import type { Evaluation } from '../src/robustness/evaluate.js';
 import type { EpsilonResult, Suite } from '../src/robustness/types.js';
-import { readNpy } from '../src/data/formats/npy.js';
+import { readNpy } from '../src/node/data/formats/npy.js';
 import { InputError } from '../src/errors.js';
 import { advlab, compileSchema, readJson } from './fixtures/cli.js';
 
@@ -88,7 +88,7 @@ test('the gradient gate: plain blocks gradients, bpda passes the classifier grad
   assert.equal(tf.memory().numTensors, before, 'tensors');
   // The reconstruction error is the per-image mean squared error of sigmoid(decoder(encoder(x))).
   const images = new Float32Array(2 * 16).map((_, i) => (i % 5) / 4);
-  const errors = reconstructionErrors(purifier, images);
+  const errors = await reconstructionErrors(purifier, images);
   const expected = tf.tidy(() => {
     const t = tf.tensor4d(images, [2, 4, 4, 1]);
     return Array.from(tf.mean(tf.square(tf.sub(tf.sigmoid(purifier.decoder.apply(purifier.encoder.apply(t)) as tf.Tensor), t)), [1, 2, 3]).dataSync());

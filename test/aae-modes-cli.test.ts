@@ -16,10 +16,11 @@ import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { advlab, compileSchema, readJson, type Json } from './fixtures/cli.js';
 import { tf } from '../src/engine/tf.js';
-import { initBackend, type BackendInfo } from '../src/engine/backend.js';
-import { readNpy } from '../src/data/formats/npy.js';
+import { initBackend } from '../src/node/backend.js';
+import type { BackendInfo } from '../src/engine/backend.js';
+import { readNpy } from '../src/node/data/formats/npy.js';
 import { InputError } from '../src/errors.js';
-import { aaeRun, HISTORY_COLUMNS, type AaeRunOptions, DEFAULT_CLUSTER_BALANCE } from '../src/generative/aae/aae-run.js';
+import { aaeRun, HISTORY_COLUMNS, type AaeRunOptions, DEFAULT_CLUSTER_BALANCE } from '../src/jobs/aae-run.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'advlab-aae-modes-'));
 const validate = compileSchema('schemas/aae.result.schema.json');

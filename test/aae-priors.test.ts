@@ -10,7 +10,7 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf } from '../src/engine/tf.js';
-import { initBackend } from '../src/engine/backend.js';
+import { initBackend } from '../src/node/backend.js';
 import { InputError } from '../src/errors.js';
 import { Rng } from '../src/util/rng.js';
 import type { GaussianMoments } from '../src/generative/metrics/linalg.js';

@@ -12,8 +12,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tf } from '../src/engine/tf.js';
-import { initBackend } from '../src/engine/backend.js';
-import { loadBuiltinDataset } from '../src/data/builtin.js';
+import { initBackend } from '../src/node/backend.js';
+import { loadBuiltinDataset } from '../src/node/data/builtin.js';
 import { balancedSubset } from '../src/data/subset.js';
 import type { Dataset, ImageSet } from '../src/data/types.js';
 import { InputError } from '../src/errors.js';
@@ -21,6 +21,7 @@ import { Rng } from '../src/util/rng.js';
 import { AAE_ARCHS, buildAae, decodeImages, encodeImages, type AaeModels } from '../src/generative/aae/architectures.js';
 import { trainAae, type AaeTrainOptions } from '../src/generative/aae/train-aae.js';
 import { mixtureMeans, posteriorMatch } from '../src/generative/aae/priors.js';
+import { CheckpointFolder } from '../src/node/checkpoint.js';
 
 let data: Dataset;
 let small: ImageSet;
@@ -34,7 +35,7 @@ before(async () => {
 const weightsOf = (m: { getWeights(): tf.Tensor[] }) => m.getWeights().map((w) => Array.from(w.dataSync()));
 const dispose = (m: AaeModels) => [m.encoder, m.decoder, m.discriminator].forEach((x) => x.dispose());
 
-test('every architecture: codes [n, d], decoder logits of the image shape, one discriminator logit (with a label input when supervised); same seed, same weights', () => {
+test('every architecture: codes [n, d], decoder logits of the image shape, one discriminator logit (with a label input when supervised); same seed, same weights', async () => {
   for (const arch of AAE_ARCHS) {
     for (const labelClasses of [0, 10]) {
       const a = buildAae(arch, { imageShape: [28, 28, 1], latentDim: 3, seed: 4, labelClasses });
@@ -55,8 +56,8 @@ test('every architecture: codes [n, d], decoder logits of the image shape, one d
       assert.equal(tf.memory().numTensors, before);
       for (const part of ['encoder', 'decoder', 'discriminator'] as const) assert.deepEqual(weightsOf(a[part]), weightsOf(b[part]), `${arch} ${part}`);
       // The helpers: images in [0, 1], codes as the encoder gives them, nothing left behind.
-      const codes = encodeImages(a.encoder, small.images.subarray(0, 3 * 784), [28, 28, 1]);
-      const images = decodeImages(a.decoder, codes, 3);
+      const codes = await encodeImages(a.encoder, small.images.subarray(0, 3 * 784), [28, 28, 1]);
+      const images = await decodeImages(a.decoder, codes, 3);
       assert.equal(codes.length, 9);
       assert.ok(images.length === 3 * 784 && images.every((v) => v >= 0 && v <= 1));
       assert.equal(tf.memory().numTensors, before);
@@ -83,7 +84,7 @@ test('training moves all three nets, keeps the tensor count, and a run stopped a
     const full = build();
     const w0 = [weightsOf(full.encoder), weightsOf(full.decoder), weightsOf(full.discriminator)];
     const before = tf.memory().numTensors;
-    const r = await trainAae(full, small, { ...opts, checkpointDir: join(dir, 'a') });
+    const r = await trainAae(full, small, { ...opts, checkpoints: new CheckpointFolder(join(dir, 'a')) });
     assert.equal(tf.memory().numTensors, before, `${what}: tensors`);
     assert.equal(r.history.length, 2);
     for (const h of r.history) for (const v of [h.reconstruction, h.dLoss, h.gLoss, h.dPrior, h.dCode]) assert.ok(Number.isFinite(v), `${what}: ${JSON.stringify(h)}`);
@@ -92,11 +93,11 @@ test('training moves all three nets, keeps the tensor count, and a run stopped a
     assert.notDeepEqual(weightsOf(full.discriminator), w0[2]);
 
     const part = build();
-    await trainAae(part, small, { ...opts, checkpointDir: join(dir, 'b'), stopAfterEpochs: 1 });
+    await trainAae(part, small, { ...opts, checkpoints: new CheckpointFolder(join(dir, 'b')), stopAfterEpochs: 1 });
     dispose(part);
     const resumed = build();
     const beforeResume = tf.memory().numTensors;
-    const r2 = await trainAae(resumed, small, { ...opts, checkpointDir: join(dir, 'b'), resume: true });
+    const r2 = await trainAae(resumed, small, { ...opts, checkpoints: new CheckpointFolder(join(dir, 'b')), resume: true });
     assert.equal(r2.resumedFromEpoch, 1);
     const figures = (h: typeof r.history) => h.map(({ seconds: _s, ...rest }) => rest);
     assert.deepEqual(figures(r2.history), figures(r.history), what);
@@ -169,7 +170,7 @@ test('after training, the aggregate posterior of held-out images matches the gau
   const run = async (regularization: boolean) => {
     const m = buildAae('mlp', { imageShape: [28, 28, 1], latentDim: d, seed: 1 });
     await trainAae(m, train, { epochs: 10, batchSize: 50, prior: 'gaussian', seed: 1, regularization });
-    const codes = encodeImages(m.encoder, test.images, [28, 28, 1]);
+    const codes = await encodeImages(m.encoder, test.images, [28, 28, 1]);
     dispose(m);
     return posteriorMatch('gaussian', codes, d, { rng: new Rng(3) });
   };
@@ -193,7 +194,7 @@ test('supervised prior: the labels put each class\'s held-out codes in its own m
   // adversarial rate is raised to 1e-3 (at the default 3e-4 only 22% land right
   // after 10 epochs); with it 50% do, where chance is 10%.
   await trainAae(m, train, { epochs: 10, batchSize: 50, prior: 'mixture', supervisedPrior: true, seed: 2, adversarialLearningRate: 1e-3 });
-  const codes = encodeImages(m.encoder, test.images, [28, 28, 1]);
+  const codes = await encodeImages(m.encoder, test.images, [28, 28, 1]);
   dispose(m);
   // The component whose mean is nearest to each code, against the code's class: chance is 10%.
   const means = mixtureMeans(10);

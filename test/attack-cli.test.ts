@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { Ajv } from 'ajv';
 import { PNG } from 'pngjs';
-import { readNpy } from '../src/data/formats/npy.js';
-import { loadDataset } from '../src/data/load.js';
+import { readNpy } from '../src/node/data/formats/npy.js';
+import { loadDataset } from '../src/node/data/load.js';
 import { balancedSubset } from '../src/data/subset.js';
 import { renderGrid, gridPng, perturbationImages, textWidth } from '../src/report/png-grid.js';
 
@@ -174,7 +174,7 @@ test('png-grid: a 2x2 grid puts known pixels at known positions; captions and ro
   }
   for (const [x, y] of [[0, 0], [5, 3], [10, 10], [3, 5]]) assert.deepEqual(at(img, x, y), [255, 255, 255, 255], `spacing at (${x}, ${y})`);
   // The PNG holds the same pixels.
-  const decoded = PNG.sync.read(gridPng(images, opts));
+  const decoded = PNG.sync.read(Buffer.from(gridPng(images, opts)));
   assert.deepEqual([decoded.width, decoded.height], [11, 11]);
   assert.deepEqual(Buffer.from(decoded.data), Buffer.from(img.data));
 

@@ -6,8 +6,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf } from '../src/engine/tf.js';
-import { initBackend } from '../src/engine/backend.js';
-import { WorkerPool } from '../src/engine/pool.js';
+import { initBackend } from '../src/node/backend.js';
+import { WorkerPool } from '../src/node/worker-pool.js';
 import { Classifier } from '../src/models/classifier.js';
 import { clearWorkerModels } from '../src/models/pool-model.js';
 import { runAttack, type RunAttackOptions } from '../src/attacks/run.js';

@@ -1,7 +1,7 @@
 // Black-box attacks (Square, SimBA, HopSkipJump) against a model whose gradient throws.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { initBackend } from '../src/engine/backend.js';
+import { initBackend } from '../src/node/backend.js';
 import { tf } from '../src/engine/tf.js';
 import type { ImageSet } from '../src/data/types.js';
 import { Classifier } from '../src/models/classifier.js';

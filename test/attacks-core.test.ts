@@ -1,7 +1,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf } from '../src/engine/tf.js';
-import { initBackend } from '../src/engine/backend.js';
+import { initBackend } from '../src/node/backend.js';
 import { Classifier } from '../src/models/classifier.js';
 import { runAttack } from '../src/attacks/run.js';
 import { fgsm } from '../src/attacks/fgsm.js';
@@ -12,7 +12,7 @@ import { Rng } from '../src/util/rng.js';
 import { buildModel } from '../src/models/zoo.js';
 import type { ImageSet } from '../src/data/types.js';
 import { trainMnistMlp } from './fixtures/mnist-mlp.js';
-import { loadBuiltinDataset } from '../src/data/builtin.js';
+import { loadBuiltinDataset } from '../src/node/data/builtin.js';
 import { take } from '../src/data/split.js';
 import { balancedOrder, balancedSubset } from '../src/data/subset.js';
 import { trainClassifier } from '../src/models/train.js';

@@ -1,7 +1,7 @@
 // Iterative gradient attacks: BIM, MI-FGSM and APGD against FGSM and PGD on a small MNIST MLP.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { initBackend } from '../src/engine/backend.js';
+import { initBackend } from '../src/node/backend.js';
 import { tf } from '../src/engine/tf.js';
 import type { ImageSet } from '../src/data/types.js';
 import { buildModel } from '../src/models/zoo.js';

@@ -1,6 +1,6 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { initBackend } from '../src/engine/backend.js';
+import { initBackend } from '../src/node/backend.js';
 import { tf } from '../src/engine/tf.js';
 import { Classifier } from '../src/models/classifier.js';
 import { take } from '../src/data/split.js';
@@ -66,14 +66,12 @@ function linearData(): AttackInput & { scores: number[] } {
   return { images, labels, count: dists.length, imageShape: [4, 4, 1], scores };
 }
 
-let mnistTrain: ImageSet;
 let mnistTest: ImageSet;
 let mlp: Classifier;
 
 before(async () => {
   await initBackend({ backend: 'wasm' });
   const trained = await trainMnistMlp({ testImages: 30, learningRate: 2e-3 });
-  mnistTrain = trained.train;
   mnistTest = trained.test;
   mlp = Classifier.fromModel(trained.model);
 });

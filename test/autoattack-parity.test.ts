@@ -2,7 +2,7 @@
 // the places where an earlier advlab was weaker or counted differently, each on a case with a known answer.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { initBackend } from '../src/engine/backend.js';
+import { initBackend } from '../src/node/backend.js';
 import { tf } from '../src/engine/tf.js';
 import { Classifier } from '../src/models/classifier.js';
 import { runAttack, type RunAttackOptions } from '../src/attacks/run.js';

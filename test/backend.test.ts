@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { initBackend, parseBackendName, wasmDir } from '../src/engine/backend.js';
+import { initBackend, wasmDir } from '../src/node/backend.js';
+import { parseBackendName } from '../src/engine/backend.js';
 import { tf } from '../src/engine/tf.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';

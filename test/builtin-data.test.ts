@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadBuiltinDataset, _parseRecordsForTest } from '../src/data/builtin.js';
+import { loadBuiltinDataset, _parseRecordsForTest } from '../src/node/data/builtin.js';
 import { balancedOrder, balancedSubset } from '../src/data/subset.js';
 import { splitByClass } from '../src/data/split.js';
-import { loadDataset } from '../src/data/load.js';
+import { loadDataset } from '../src/node/data/load.js';
 import { batchOrder } from '../src/data/batches.js';
 import { Rng } from '../src/util/rng.js';
 

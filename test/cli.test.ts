@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
-import { writeNpy } from '../src/data/formats/npy.js';
+import { writeNpy } from '../src/node/data/formats/npy.js';
 import { createRequire } from 'node:module';
 
 // ajv-formats is CommonJS; require gives its plugin function directly.

@@ -1,9 +1,9 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf } from '../src/engine/tf.js';
-import { initBackend } from '../src/engine/backend.js';
+import { initBackend } from '../src/node/backend.js';
 import { Classifier } from '../src/models/classifier.js';
-import { loadBuiltinDataset } from '../src/data/builtin.js';
+import { loadBuiltinDataset } from '../src/node/data/builtin.js';
 import { balancedSubset } from '../src/data/subset.js';
 import type { ImageSet } from '../src/data/types.js';
 import { InputError } from '../src/errors.js';

@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { PNG } from 'pngjs';
+import { encode as encodePngFile } from 'fast-png';
+import { decodeImage } from '../src/data/decode-image.js';
 import { encode as encodeJpeg } from 'jpeg-js';
 import { FileFormatError, InputError } from '../src/errors.js';
 import type { ImageSet } from '../src/data/types.js';
@@ -21,7 +23,7 @@ import {
   readIdx,
   readNpy,
   writeNpy,
-} from '../src/data/formats/index.js';
+} from '../src/node/data/formats/index.js';
 
 // ---------------------------------------------------------------------------
 // Fixtures: 3 classes x 5 images, interleaved (labels 0,1,2,0,1,2,...), so the
@@ -437,4 +439,31 @@ test('loadDatasetFromPath: missing path and unknown layouts are clear errors', (
   writeFileSync(join(dir, 'readme.txt'), 'hi');
   assert.throws(() => loadDatasetFromPath(dir), /no dataset found in this folder\.\nSupported layouts:[^]*x_train\.npy[^]*idx3[^]*data_batch_1\.bin[^]*sub-folder per class/);
   assert.throws(() => loadDatasetFromPath(join(dir, 'readme.txt')), /readme\.txt: is not a dataset file/);
+});
+
+test('decodeImage (pure JS, any platform) reads every PNG colour type and bit depth as pngjs does, and 1-bit packed rows', () => {
+  const w = 5, h = 3;
+  const rgba = Buffer.alloc(w * h * 4);
+  for (let i = 0; i < w * h; i++) {
+    rgba[4 * i] = (i * 37) % 256;
+    rgba[4 * i + 1] = (i * 91) % 256;
+    rgba[4 * i + 2] = (i * 13) % 256;
+    rgba[4 * i + 3] = 255 - i * 7;
+  }
+  for (const [colorType, bitDepth] of [[0, 8], [0, 16], [2, 8], [2, 16], [4, 8], [6, 8], [6, 16]] as const) {
+    const png = new PNG({ width: w, height: h });
+    png.data = rgba;
+    const bytes = PNG.sync.write(png, { colorType, bitDepth, inputColorType: 6, inputHasAlpha: true });
+    const expected = PNG.sync.read(bytes);
+    const got = decodeImage(bytes, 'x.png');
+    assert.deepEqual([got.width, got.height], [w, h]);
+    assert.deepEqual(Array.from(got.data), Array.from(expected.data), `colour type ${colorType}, ${bitDepth} bits`);
+  }
+  // Rows below 8 bits are packed and start on a byte: 9 pixels of 1 bit take 2 bytes.
+  const bits = [1, 0, 1, 1, 0, 0, 1, 0, 1];
+  const packed = new Uint8Array(2);
+  bits.forEach((b, i) => (packed[i >> 3] |= b ? 0x80 >> (i & 7) : 0));
+  const g = decodeImage(encodePngFile({ width: 9, height: 1, data: packed, channels: 1, depth: 1 }), 'bits.png');
+  assert.deepEqual(Array.from({ length: 9 }, (_, i) => g.data[4 * i]), bits.map((b) => b * 255));
+  assert.throws(() => decodeImage(new Uint8Array([1, 2, 3, 4]), 'junk.png'), (e: unknown) => e instanceof FileFormatError && /unrecognised magic bytes/.test(e.message));
 });

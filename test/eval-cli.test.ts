@@ -1,12 +1,12 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, existsSync, readdirSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { readNpy } from '../src/data/formats/npy.js';
-import { loadDataset } from '../src/data/load.js';
+import { readNpy } from '../src/node/data/formats/npy.js';
+import { loadDataset } from '../src/node/data/load.js';
 import { balancedSubset } from '../src/data/subset.js';
 import { SANITY_CHECK_IDS } from '../src/robustness/sanity.js';
 import { advlab, advlabAsync, advlabSpawnArgs, compileSchema, readJson, type Json, type Run } from './fixtures/cli.js';

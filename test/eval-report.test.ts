@@ -5,13 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_ARGS } from './fixtures/browser.js';
 import { renderEvalReport, escapeHtml } from '../src/report/eval-report.js';
 import { robustAccuracyPlot, scopeIds } from '../src/report/plots.js';
 import { evalExamplesFixture, evalResultFixture } from './fixtures/eval-result.js';
 
-/** Debian's chromium (CI installs it with apt-get); a browser is never downloaded. */
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const HOSTILE = '<script>alert("x")</script>';
 
 function count(haystack: string, needle: string): number {

@@ -18,15 +18,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { advlabAsync, type Run } from './fixtures/cli.js';
 import { TASKS_URL } from './fixtures/pool-tasks.js';
-import { initBackend } from '../src/engine/backend.js';
-import { WorkerPool } from '../src/engine/pool.js';
+import { initBackend } from '../src/node/backend.js';
+import { WorkerPool } from '../src/node/worker-pool.js';
 import { buildModel } from '../src/models/zoo.js';
-import { saveModel } from '../src/models/io.js';
+import { saveModel } from '../src/node/model-files.js';
 import { buildGan } from '../src/generative/gan/architectures.js';
 import { buildAae } from '../src/generative/aae/architectures.js';
-import { checkOutputFile, checkOutputFolder } from '../src/util/paths.js';
+import { checkOutputFile, checkOutputFolder } from '../src/node/paths.js';
 import { describeError, errorReport, guardRun, RunFailure } from '../src/cli/failure.js';
-import { CheckpointStore } from '../src/models/checkpoint.js';
+import { CheckpointFolder } from '../src/node/checkpoint.js';
 import { FileFormatError, InputError } from '../src/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'advlab-fail-early-'));
@@ -160,7 +160,7 @@ test('failure messages: one line saying what failed and where the last checkpoin
 
   // A run folder with a checkpoint: the message says where it is and how to continue.
   const run = join(dir, 'failed-run');
-  new CheckpointStore(join(run, 'checkpoint')).save('epoch-2', { epoch: 2 }, { 'model.bin': new Uint8Array(4) });
+  new CheckpointFolder(join(run, 'checkpoint')).saveSync('epoch-2', { epoch: 2 }, { 'model.bin': new Uint8Array(4) });
   const failure = await guardRun(run, 'epochs', { abort: () => {} }, async () => {
     throw system;
   }).catch((e: unknown) => e);

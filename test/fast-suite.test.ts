@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf } from '../src/engine/tf.js';
-import { initBackend } from '../src/engine/backend.js';
+import { initBackend } from '../src/node/backend.js';
 import { Classifier } from '../src/models/classifier.js';
 import type { ImageSet } from '../src/data/types.js';
 import { buildSuite, remainderOf } from '../src/robustness/suites.js';
@@ -52,7 +52,7 @@ const fast: Suite = {
   stages: [reference.stages[0], { name: 'apgd-t-malt', attack: 'apgd', params: { steps: 10, loss: 'dlr' }, targetClasses: 1, targetOrder: 'malt', whiteBox: true }],
 };
 
-test("MALT orders targets by the linearized distance to each boundary: (z_y - z_j) / ||w_y - w_j||_1 on a linear model", () => {
+test("MALT orders targets by the linearized distance to each boundary: (z_y - z_j) / ||w_y - w_j||_1 on a linear model", async () => {
   // Logits W x + b on 3 pixels, 4 classes; the image x = (0.5, 0.5, 0.5) is class 0.
   // Class 0 is the runner-up by logit but its boundary is far (its weights differ from class 1's by 0.01);
   // class 2 is third by logit but its boundary is the nearest.
@@ -77,7 +77,7 @@ test("MALT orders targets by the linearized distance to each boundary: (z_y - z_
     .map((j) => ({ j, d: (z[y] - z[j]) / W[y].reduce((s, v, p) => s + Math.abs(v - W[j][p]), 0) }))
     .sort((p, q) => p.d - q.d)
     .map((e) => e.j);
-  const linfOrder = Array.from(rankByMalt(linear, x, Int32Array.of(y), 'linf'));
+  const linfOrder = Array.from(await rankByMalt(linear, x, Int32Array.of(y), 'linf'));
   assert.deepEqual(linfOrder, expected);
   assert.deepEqual(expected, [2, 3, 0]);
   // The logit order differs: MALT is not the logit order in disguise.

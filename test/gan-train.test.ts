@@ -9,13 +9,14 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tf, type tfl } from '../src/engine/tf.js';
-import { initBackend } from '../src/engine/backend.js';
-import { loadBuiltinDataset } from '../src/data/builtin.js';
+import { initBackend } from '../src/node/backend.js';
+import { loadBuiltinDataset } from '../src/node/data/builtin.js';
 import { balancedSubset } from '../src/data/subset.js';
 import type { ImageSet } from '../src/data/types.js';
 import { InputError } from '../src/errors.js';
 import { buildGan, GAN_ARCHS } from '../src/generative/gan/architectures.js';
 import { trainGan } from '../src/generative/gan/train-gan.js';
+import { CheckpointFolder } from '../src/node/checkpoint.js';
 
 let train: ImageSet;
 
@@ -80,7 +81,7 @@ test('training moves both players, keeps the tensor count, and a run stopped aft
     const g0 = weightsOf(full.generator);
     const d0 = weightsOf(full.discriminator);
     const before = tf.memory().numTensors;
-    const r = await trainGan(full, train, { ...opts, checkpointDir: join(dir, 'a') });
+    const r = await trainGan(full, train, { ...opts, checkpoints: new CheckpointFolder(join(dir, 'a')) });
     assert.equal(tf.memory().numTensors, before, `${arch} ${loss}: tensors`);
     assert.equal(r.history.length, 2);
     for (const h of r.history) for (const v of [h.dLoss, h.gLoss, h.dReal, h.dFake]) assert.ok(Number.isFinite(v), `${arch} ${loss}: ${JSON.stringify(h)}`);
@@ -88,11 +89,11 @@ test('training moves both players, keeps the tensor count, and a run stopped aft
     assert.notDeepEqual(weightsOf(full.discriminator), d0);
 
     const part = build();
-    await trainGan(part, train, { ...opts, checkpointDir: join(dir, 'b'), stopAfterEpochs: 1 });
+    await trainGan(part, train, { ...opts, checkpoints: new CheckpointFolder(join(dir, 'b')), stopAfterEpochs: 1 });
     part.generator.dispose();
     part.discriminator.dispose();
     const resumed = build();
-    const r2 = await trainGan(resumed, train, { ...opts, checkpointDir: join(dir, 'b'), resume: true });
+    const r2 = await trainGan(resumed, train, { ...opts, checkpoints: new CheckpointFolder(join(dir, 'b')), resume: true });
     assert.equal(r2.resumedFromEpoch, 1);
     assert.deepEqual(r2.history.map((h) => [h.dLoss, h.gLoss]), r.history.map((h) => [h.dLoss, h.gLoss]), `${arch} ${loss}`);
     assert.deepEqual(weightsOf(resumed.generator), weightsOf(full.generator), `${arch} ${loss}: generator`);
@@ -201,11 +202,11 @@ test("the generator's weight average: after one step it is d w0 + (1 - d) w1 wit
   const full = build();
   await trainGan(full, small, two);
   const part = build();
-  await trainGan(part, small, { ...two, checkpointDir: dir, stopAfterEpochs: 1 });
+  await trainGan(part, small, { ...two, checkpoints: new CheckpointFolder(dir), stopAfterEpochs: 1 });
   const resumed = build();
-  await trainGan(resumed, small, { ...two, checkpointDir: dir, resume: true });
+  await trainGan(resumed, small, { ...two, checkpoints: new CheckpointFolder(dir), resume: true });
   assert.deepEqual(weightsOf(resumed.generator), weightsOf(full.generator));
-  await assert.rejects(trainGan(build(), small, { ...two, epochs: 3, emaDecay: undefined, checkpointDir: dir, resume: true }), (e: unknown) => e instanceof InputError && e.argument === 'resume');
+  await assert.rejects(trainGan(build(), small, { ...two, epochs: 3, emaDecay: undefined, checkpoints: new CheckpointFolder(dir), resume: true }), (e: unknown) => e instanceof InputError && e.argument === 'resume');
   await assert.rejects(trainGan(build(), small, { ...two, emaDecay: 1 }), (e: unknown) => e instanceof InputError && e.argument === 'emaDecay');
   for (const m of [start, plain, averaged, full, part, resumed]) {
     m.generator.dispose();

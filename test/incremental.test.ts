@@ -1,7 +1,7 @@
 // Scoring images that differ from known ones in a window (models/incremental.ts), and Square Attack on it.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { initBackend } from '../src/engine/backend.js';
+import { initBackend } from '../src/node/backend.js';
 import { tf } from '../src/engine/tf.js';
 import { buildModel } from '../src/models/zoo.js';
 import { Classifier } from '../src/models/classifier.js';
@@ -16,7 +16,7 @@ before(async () => {
 
 const logitsOf = (c: Classifier, images: Float32Array, n: number) => tf.tidy(() => c.logits(tf.tensor4d(images, [n, ...c.inputShape])).dataSync() as Float32Array);
 
-test('window queries give the full forward pass bit for bit, at every square size, also after accepted proposals and with preprocessing', () => {
+test('window queries give the full forward pass bit for bit, at every square size, also after accepted proposals and with preprocessing', async () => {
   const model = buildModel('small-cnn', { inputShape: [28, 28, 1], numClasses: 10, seed: 3 });
   const rng = new Rng(5);
   for (const preprocess of [undefined, { mean: 0.13, std: 0.31 }]) {
@@ -27,7 +27,7 @@ test('window queries give the full forward pass bit for bit, at every square siz
     const d = 784;
     const base = Float32Array.from({ length: n * d }, () => rng.next());
     const tensors = tf.memory().numTensors;
-    assert.deepEqual(inc.reset(base, n), logitsOf(c, base, n));
+    assert.deepEqual(await inc.reset(base, n), logitsOf(c, base, n));
     for (const size of [1, 2, 3, 4, 6, 9, 13, 18, 25, 28]) {
       const rows = [0, 5, 11];
       const tops = rows.map(() => rng.int(28 - size + 1));
@@ -37,14 +37,14 @@ test('window queries give the full forward pass bit for bit, at every square siz
         proposals.set(base.subarray(r * d, (r + 1) * d), j * d);
         for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) proposals[j * d + (tops[j] + y) * 28 + lefts[j] + x] = rng.next();
       });
-      assert.deepEqual(inc.score(rows, proposals, tops, lefts, size), logitsOf(c, proposals, rows.length), `square of ${size}`);
+      assert.deepEqual(await inc.score(rows, proposals, tops, lefts, size), logitsOf(c, proposals, rows.length), `square of ${size}`);
       // Accept the middle proposal: it is example 5's base from now on.
       inc.accept(1);
       base.set(proposals.subarray(d, 2 * d), 5 * d);
     }
     // A query that changes nothing scores the accepted base itself.
     const unchanged = base.slice(5 * d, 6 * d);
-    assert.deepEqual(inc.score([5], unchanged, [0], [0], 1), logitsOf(c, unchanged, 1));
+    assert.deepEqual(await inc.score([5], unchanged, [0], [0], 1), logitsOf(c, unchanged, 1));
     assert.equal(tf.memory().numTensors, tensors);
     c.dispose();
   }

@@ -5,7 +5,7 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf } from '../src/engine/tf.js';
-import { initBackend } from '../src/engine/backend.js';
+import { initBackend } from '../src/node/backend.js';
 import { kMeans } from '../src/generative/kmeans.js';
 import { clusterTrainingSet } from '../src/generative/gan/clustering.js';
 import { InputError } from '../src/errors.js';

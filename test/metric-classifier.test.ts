@@ -10,12 +10,12 @@ import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tf } from '../src/engine/tf.js';
-import { initBackend } from '../src/engine/backend.js';
-import { loadBuiltinDataset } from '../src/data/builtin.js';
-import { loadModel } from '../src/models/io.js';
+import { initBackend } from '../src/node/backend.js';
+import { loadBuiltinDataset } from '../src/node/data/builtin.js';
+import { loadModel } from '../src/node/model-files.js';
 import { accuracy } from '../src/models/evaluate.js';
 import { FileFormatError } from '../src/errors.js';
-import { METRIC_CLASSIFIERS_DIR, shippedMetricClassifier } from '../src/generative/metric-classifier.js';
+import { METRIC_CLASSIFIERS_DIR, shippedMetricClassifier } from '../src/node/metric-classifier.js';
 import { inceptionScoreFromLogits, classCoverage, argmaxRows } from '../src/generative/metrics/index.js';
 
 before(async () => {
@@ -29,7 +29,7 @@ test('the shipped mnist metric classifier: hash checked, recorded test accuracy 
   const model = await loadModel(shipped.path);
   const test = loadBuiltinDataset('mnist').test;
   assert.equal(test.count, shipped.provenance.testSize);
-  assert.equal(accuracy(model, test), shipped.provenance.testAccuracy);
+  assert.equal(await accuracy(model, test), shipped.provenance.testAccuracy);
   const logits = tf.tidy(() => model.predict(tf.tensor4d(test.images, [test.count, 28, 28, 1])) as tf.Tensor2D);
   const data = logits.dataSync() as Float32Array;
   logits.dispose();
@@ -48,7 +48,7 @@ test('the shipped fashion-mnist metric classifier: hash checked, recorded test a
   assert.ok(shipped, 'assets/metric-classifiers/fashion-mnist ships');
   const model = await loadModel(shipped.path);
   const test = loadBuiltinDataset('fashion-mnist').test;
-  assert.equal(accuracy(model, test), shipped.provenance.testAccuracy);
+  assert.equal(await accuracy(model, test), shipped.provenance.testAccuracy);
   model.dispose();
 });
 

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { tf, tfl } from '../src/engine/tf.js';
 import { FileFormatError, InputError } from '../src/errors.js';
 import { buildModel, describeZoo, ZOO_NAMES } from '../src/models/zoo.js';
-import { checkInputShape, loadModel, modelFromArtifacts, modelToArtifacts, saveModel } from '../src/models/io.js';
+import { loadModel, saveModel } from '../src/node/model-files.js';
+import { checkInputShape, modelFromArtifacts, modelToArtifacts } from '../src/models/artifacts.js';
 
 before(async () => {
   await tf.setBackend('cpu');
@@ -385,7 +386,7 @@ test('checkInputShape: names the argument and both shapes', () => {
 // ---------------------------------------------------------------------------
 // Zoo options for adversarial training (issue 7): `activation` and `width`.
 // (Imports here because this part of the file is append-only; ES imports are hoisted.)
-import { initBackend } from '../src/engine/backend.js';
+import { initBackend } from '../src/node/backend.js';
 import { ZOO_ACTIVATIONS } from '../src/models/zoo.js';
 import { Rng } from '../src/util/rng.js';
 

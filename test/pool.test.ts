@@ -14,8 +14,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { tf } from '../src/engine/tf.js';
-import { initBackend } from '../src/engine/backend.js';
-import { WorkerPool, splitRanges, type TaskRef } from '../src/engine/pool.js';
+import { initBackend } from '../src/node/backend.js';
+import { WorkerPool } from '../src/node/worker-pool.js';
+import { splitRanges, type TaskRef } from '../src/engine/task-pool.js';
 import { buildModel } from '../src/models/zoo.js';
 import { clearWorkerModels, shareModel, workerModelCount, type SharedModel } from '../src/models/pool-model.js';
 import { InputError, isInputError } from '../src/errors.js';
@@ -226,7 +227,7 @@ test('the main thread holds no more tensors than before', async () => {
 
 test('close() lets the process exit; so does a forgotten pool (idle workers are unref-ed)', async () => {
   const script = (close: boolean) => `
-    import { WorkerPool } from ${JSON.stringify(new URL('../src/engine/pool.ts', import.meta.url).href)};
+    import { WorkerPool } from ${JSON.stringify(new URL('../src/node/worker-pool.ts', import.meta.url).href)};
     const pool = await WorkerPool.start({ size: 2, backend: 'cpu' });
     const out = await pool.run({ module: ${JSON.stringify(TASKS_URL)}, name: 'slowEcho' }, [{ value: 1, delayMs: 0 }, { value: 2, delayMs: 0 }]);
     if (out.map((r) => r.value).join() !== '1,2') process.exit(3);

@@ -2,7 +2,7 @@
 // an honest MNIST MLP passes them; a gradient-masked and a randomized copy of it are caught.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { initBackend } from '../src/engine/backend.js';
+import { initBackend } from '../src/node/backend.js';
 import { tf } from '../src/engine/tf.js';
 import type { ImageSet } from '../src/data/types.js';
 import { buildModel } from '../src/models/zoo.js';
@@ -130,12 +130,12 @@ test('a gradient-masked MLP (round(4x)/4): gradients, unbounded-attack and black
   ctx.diagnostic(`${survivors.length} white-box survivors | ${summary(checks)}`);
 });
 
-test('a randomized MLP (fresh input noise at every call): randomized warns; the deterministic one passes', () => {
+test('a randomized MLP (fresh input noise at every call): randomized warns; the deterministic one passes', async () => {
   const tensors = tf.memory().numTensors;
-  const noisy = checkRandomized(input(randomizedClassifier()));
+  const noisy = await checkRandomized(input(randomizedClassifier()));
   assert.equal(noisy.verdict, 'warn', noisy.message);
   assert.equal(noisy.figures.differingExamples, N);
-  assert.equal(checkRandomized(input(classifier)).verdict, 'pass');
+  assert.equal((await checkRandomized(input(classifier))).verdict, 'pass');
   assert.equal(tf.memory().numTensors, tensors);
 });
 

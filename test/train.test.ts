@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { initBackend } from '../src/engine/backend.js';
+import { initBackend } from '../src/node/backend.js';
 import { tf } from '../src/engine/tf.js';
-import { loadBuiltinDataset } from '../src/data/builtin.js';
+import { loadBuiltinDataset } from '../src/node/data/builtin.js';
 import { take } from '../src/data/split.js';
 import { balancedOrder } from '../src/data/subset.js';
 import { buildModel } from '../src/models/zoo.js';
@@ -13,9 +13,10 @@ import { trainClassifier, type TrainEvent } from '../src/models/train.js';
 import { accuracy } from '../src/models/evaluate.js';
 import type { ImageSet } from '../src/data/types.js';
 import { randomShift } from '../src/data/augment.js';
-import { writeNpy } from '../src/data/formats/npy.js';
-import { trainRun } from '../src/models/train-run.js';
-import { resolveModel } from '../src/models/resolve.js';
+import { writeNpy } from '../src/node/data/formats/npy.js';
+import { trainRun } from '../src/jobs/train-run.js';
+import { resolveModel } from '../src/node/resolve.js';
+import { CheckpointFolder } from '../src/node/checkpoint.js';
 
 let train: ImageSet;
 let testSet: ImageSet;
@@ -36,16 +37,16 @@ const opts = { epochs: 3, batchSize: 50, learningRate: 1e-3, seed: 5, augment: [
 test('a run stopped after epoch 1 and resumed ends with exactly the weights of an uninterrupted run', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'advlab-train-'));
   const full = buildModel('mlp', { inputShape: [28, 28, 1], numClasses: 10, seed: 1 });
-  const fullResult = await trainClassifier(full, train, { ...opts, checkpointDir: join(dir, 'a') });
+  const fullResult = await trainClassifier(full, train, { ...opts, checkpoints: new CheckpointFolder(join(dir, 'a')) });
   const expected = weightsOf(full);
 
   const first = buildModel('mlp', { inputShape: [28, 28, 1], numClasses: 10, seed: 1 });
-  await trainClassifier(first, train, { ...opts, checkpointDir: join(dir, 'b'), stopAfterEpochs: 1 });
+  await trainClassifier(first, train, { ...opts, checkpoints: new CheckpointFolder(join(dir, 'b')), stopAfterEpochs: 1 });
   first.dispose();
   // A new process would rebuild the model from the same seed, then restore the checkpoint.
   const resumed = buildModel('mlp', { inputShape: [28, 28, 1], numClasses: 10, seed: 1 });
   const events: TrainEvent[] = [];
-  const resumedResult = await trainClassifier(resumed, train, { ...opts, checkpointDir: join(dir, 'b'), resume: true, onProgress: (e) => events.push(e) });
+  const resumedResult = await trainClassifier(resumed, train, { ...opts, checkpoints: new CheckpointFolder(join(dir, 'b')), resume: true, onProgress: (e) => events.push(e) });
   assert.deepEqual(events[0], { type: 'resumed', epoch: 1 });
   assert.equal(resumedResult.resumedFromEpoch, 1);
   assert.equal(resumedResult.history.length, 3);
@@ -67,8 +68,9 @@ test('training learns: mlp on 600 mnist images beats chance by far, loss falls',
   const model = buildModel('mlp', { inputShape: [28, 28, 1], numClasses: 10, seed: 2 });
   const r = await trainClassifier(model, train, { ...opts, epochs: 4, test: testSet });
   assert.ok(r.history[3].loss < r.history[0].loss);
-  assert.ok(accuracy(model, testSet) > 0.7, `accuracy ${accuracy(model, testSet)}`);
-  assert.equal(r.history[3].testAccuracy, accuracy(model, testSet));
+  const acc = await accuracy(model, testSet);
+  assert.ok(acc > 0.7, `accuracy ${acc}`);
+  assert.equal(r.history[3].testAccuracy, acc);
   model.dispose();
 });
 
@@ -85,9 +87,9 @@ test('trainClassifier leaves tf.memory().numTensors as it found it', async () =>
   const model = buildModel('mlp', { inputShape: [28, 28, 1], numClasses: 10, seed: 4 });
   const before = tf.memory().numTensors;
   const dir = mkdtempSync(join(tmpdir(), 'advlab-train-'));
-  await trainClassifier(model, train, { ...opts, epochs: 2, test: testSet, checkpointDir: dir });
-  await trainClassifier(model, train, { ...opts, epochs: 3, checkpointDir: dir, resume: true });
-  accuracy(model, testSet);
+  await trainClassifier(model, train, { ...opts, epochs: 2, test: testSet, checkpoints: new CheckpointFolder(dir )});
+  await trainClassifier(model, train, { ...opts, epochs: 3, checkpoints: new CheckpointFolder(dir), resume: true });
+  await accuracy(model, testSet);
   assert.equal(tf.memory().numTensors, before);
   model.dispose();
 });
@@ -97,14 +99,14 @@ test('bad training options are rejected naming the option', async () => {
   await assert.rejects(trainClassifier(model, train, { ...opts, epochs: 0 }), /epochs: expected a positive integer, got 0/);
   await assert.rejects(trainClassifier(model, train, { ...opts, batchSize: 2.5 }), /batchSize: expected a positive integer/);
   await assert.rejects(trainClassifier(model, train, { ...opts, learningRate: NaN }), /learningRate: expected a positive number, got NaN/);
-  await assert.rejects(trainClassifier(model, train, { ...opts, resume: true }), /resume: needs a checkpoint folder/);
+  await assert.rejects(trainClassifier(model, train, { ...opts, resume: true }), /resume: needs a checkpoint store \(checkpoints\)/);
   const other = buildModel('lenet', { inputShape: [28, 28, 1], numClasses: 10, seed: 4 });
   const dir = mkdtempSync(join(tmpdir(), 'advlab-train-'));
-  await trainClassifier(model, train, { ...opts, epochs: 1, checkpointDir: dir });
-  await assert.rejects(trainClassifier(other, train, { ...opts, checkpointDir: dir, resume: true }), /written for a different model/);
+  await trainClassifier(model, train, { ...opts, epochs: 1, checkpoints: new CheckpointFolder(dir )});
+  await assert.rejects(trainClassifier(other, train, { ...opts, checkpoints: new CheckpointFolder(dir), resume: true }), /written for a different model/);
   // Same weight shapes, another activation: only the topology hash tells them apart.
   const smooth = buildModel('mlp', { inputShape: [28, 28, 1], numClasses: 10, seed: 4, activation: 'softplus' });
-  await assert.rejects(trainClassifier(smooth, train, { ...opts, checkpointDir: dir, resume: true }), /written for a different model \(its layers, activation or width differ\)/);
+  await assert.rejects(trainClassifier(smooth, train, { ...opts, checkpoints: new CheckpointFolder(dir), resume: true }), /written for a different model \(its layers, activation or width differ\)/);
   smooth.dispose();
   assert.ok(existsSync(join(dir, 'latest.json')));
   model.dispose();

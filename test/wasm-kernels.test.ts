@@ -13,7 +13,7 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf } from '../src/engine/tf.js';
-import { initBackend } from '../src/engine/backend.js';
+import { initBackend } from '../src/node/backend.js';
 import { kernelMode, setAdvlabKernels } from '../src/engine/kernels/index.js';
 import { usesCol2Im } from '../src/engine/kernels/wasm/conv2d-backprop-input.js';
 

@@ -3,7 +3,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf } from '../src/engine/tf.js';
-import { initBackend } from '../src/engine/backend.js';
+import { initBackend } from '../src/node/backend.js';
 import { buildModel, ZOO_NAMES } from '../src/models/zoo.js';
 import { Rng } from '../src/util/rng.js';
 

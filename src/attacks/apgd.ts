@@ -1,4 +1,5 @@
 import { tf } from '../engine/tf.js';
+import { readAndDispose, readOne } from '../engine/read.js';
 import { meetsCriterion, type Attack, type BatchContext, type Criterion } from './types.js';
 import { normOps, type NormOps } from './norms.js';
 import { crossEntropy, targetedCrossEntropy, dlr, targetedDlr } from './losses.js';
@@ -104,7 +105,7 @@ interface RunNumbers {
 }
 const RUN_NUMBERS = ['index', 'label', 'target', 'state'] as const satisfies readonly (keyof RunNumbers)[];
 
-function runApgd(ctx: BatchContext, p: ApgdParams): tf.Tensor4D {
+async function runApgd(ctx: BatchContext, p: ApgdParams): Promise<tf.Tensor4D> {
   const { classifier, x, labels, targets } = ctx;
   if (ctx.norm !== 'linf' && ctx.norm !== 'l2') throw new InputError('norm', `apgd supports linf, l2, not ${ctx.norm}`);
   if (p.loss === 'dlr' && !targets && classifier.numClasses < 3) {
@@ -113,12 +114,10 @@ function runApgd(ctx: BatchContext, p: ApgdParams): tf.Tensor4D {
   const loss = lossFor(p.loss, !!targets);
   const n = x.shape[0];
   const d = x.size / n;
-  const out = (x.dataSync() as Float32Array).slice();
-  const labelData = (labels.dataSync() as Int32Array).slice();
-  const targetData = targets ? (targets.dataSync() as Int32Array).slice() : undefined;
-  const cleanPredT = tf.tidy(() => tf.argMax(classifier.logits(x), 1));
-  const cleanPred = (cleanPredT.dataSync() as Int32Array).slice();
-  cleanPredT.dispose();
+  const out = ((await x.data()) as Float32Array).slice();
+  const labelData = ((await labels.data()) as Int32Array).slice();
+  const targetData = targets ? ((await targets.data()) as Int32Array).slice() : undefined;
+  const cleanPred = ((await readOne(tf.tidy(() => tf.argMax(classifier.logits(x), 1)))) as Int32Array).slice();
   // Examples misclassified before the attack can never count as successes: leave them clean.
   let todo: number[] = [];
   for (let i = 0; i < n; i++) if (cleanPred[i] === labelData[i]) todo.push(i);
@@ -126,7 +125,7 @@ function runApgd(ctx: BatchContext, p: ApgdParams): tf.Tensor4D {
   const lossOverall = new Float64Array(n).fill(-Infinity);
   const checkpoints = apgdCheckpoints(p.steps);
   for (let run = 0; run < p.restarts && todo.length > 0; run++) {
-    const result = apgdRun(ctx, todo, p, loss, checkpoints, rngs, labelData, targetData);
+    const result = await apgdRun(ctx, todo, p, loss, checkpoints, rngs, labelData, targetData);
     for (const [i, row] of result.broken) out.set(row, i * d);
     for (const [i, { row, value }] of result.unbroken) {
       if (value > lossOverall[i]) {
@@ -143,7 +142,7 @@ function runApgd(ctx: BatchContext, p: ApgdParams): tf.Tensor4D {
  * One APGD run on the rows `todo` of the batch. Returns the first iterate of
  * each example broken in this run, and the best-loss point of the rest.
  */
-function apgdRun(
+async function apgdRun(
   ctx: BatchContext,
   todo: number[],
   p: ApgdParams,
@@ -152,7 +151,7 @@ function apgdRun(
   rngs: Rng[],
   labelData: Int32Array,
   targetData: Int32Array | undefined,
-): { broken: Map<number, Float32Array>; unbroken: Map<number, { row: Float32Array; value: number }> } {
+): Promise<{ broken: Map<number, Float32Array>; unbroken: Map<number, { row: Float32Array; value: number }> }> {
   const { classifier, eps } = ctx;
   const ops = normOps(ctx.norm);
   const [lo, hi] = classifier.bounds;
@@ -167,9 +166,9 @@ function apgdRun(
     const adv = tf.clipByValue(tf.add(x, tf.tensor4d(start, x.shape)), lo, hi) as tf.Tensor4D;
     return { x, labels: tf.gather(ctx.labels, idx) as tf.Tensor1D, targets: ctx.targets ? (tf.gather(ctx.targets, idx) as tf.Tensor1D) : undefined, adv };
   });
-  let first: ReturnType<typeof evaluate>;
+  let first: Evaluated;
   try {
-    first = evaluate(classifier, t.adv, t.labels, t.targets, loss, true);
+    first = await evaluate(classifier, t.adv, t.labels, t.targets, loss, true);
   } catch (e) {
     tf.dispose([t.x, t.labels, t.adv, ...(t.targets ? [t.targets] : [])]);
     throw e;
@@ -183,7 +182,7 @@ function apgdRun(
   };
   try {
     // The start itself may already meet the criterion.
-    retire(s, v, first.pred, ctx.criterion, broken, d);
+    await retire(s, v, first.pred, ctx.criterion, broken, d);
     let checkpoint = 0;
     let lastCheck = 0;
     for (let k = 0; k < p.steps && v.index.length > 0; k++) {
@@ -200,7 +199,7 @@ function apgdRun(
       s.adv = next;
       // The last iterate is only scored: its gradient would never be used.
       const last = k === p.steps - 1;
-      const e = evaluate(classifier, s.adv, s.labels, s.targets, loss, !last);
+      const e = await evaluate(classifier, s.adv, s.labels, s.targets, loss, !last);
       if (e.grad) {
         s.grad.dispose();
         s.grad = e.grad;
@@ -210,7 +209,7 @@ function apgdRun(
         s.best = replaceRows(s.best, improved, s.adv);
         if (!last) s.gradBest = replaceRows(s.gradBest, improved, s.grad);
       }
-      retire(s, v, e.pred, ctx.criterion, broken, d);
+      await retire(s, v, e.pred, ctx.criterion, broken, d);
       // Step-size review after the w_j-th iterate.
       if (checkpoint < checkpoints.length && k + 1 === checkpoints[checkpoint]) {
         const interval = checkpoints[checkpoint] - lastCheck;
@@ -226,7 +225,7 @@ function apgdRun(
     }
     const unbroken = new Map<number, { row: Float32Array; value: number }>();
     if (v.index.length > 0) {
-      const data = s.best.dataSync() as Float32Array;
+      const data = (await s.best.data()) as Float32Array;
       v.index.forEach((i, r) => unbroken.set(i, { row: data.slice(r * d, (r + 1) * d), value: v.state[r].lossBest }));
     }
     return { broken, unbroken };
@@ -235,33 +234,37 @@ function apgdRun(
   }
 }
 
-/** Loss and predictions at `adv`, and the loss gradient when `withGradient`. */
-function evaluate(
+/** What {@link evaluate} finds at a point. */
+interface Evaluated {
+  loss: Float32Array;
+  pred: Int32Array;
+  grad?: tf.Tensor4D;
+}
+
+/** Loss and predictions at `adv` (read in one wait), and the loss gradient when `withGradient`. */
+async function evaluate(
   classifier: BatchContext['classifier'],
   adv: tf.Tensor4D,
   labels: tf.Tensor1D,
   targets: tf.Tensor1D | undefined,
   loss: ApgdLoss,
   withGradient: boolean,
-): { loss: Float32Array; pred: Int32Array; grad?: tf.Tensor4D } {
+): Promise<Evaluated> {
   if (!withGradient) {
-    const [value, pred] = tf.tidy(() => {
-      const logits = classifier.logits(adv);
-      return [loss(logits, labels, targets), tf.argMax(logits, 1)];
-    });
-    try {
-      return { loss: value.dataSync() as Float32Array, pred: pred.dataSync() as Int32Array };
-    } finally {
-      tf.dispose([value, pred]);
-    }
+    const [value, pred] = await readAndDispose(
+      tf.tidy(() => {
+        const logits = classifier.logits(adv);
+        return [loss(logits, labels, targets), tf.argMax(logits, 1)];
+      }),
+    );
+    return { loss: value as Float32Array, pred: pred as Int32Array };
   }
   // The predictions come from the forward pass of the gradient evaluation itself.
   const { value, grad, logits } = classifier.valueAndGradient(adv, (z) => loss(z, labels, targets));
   try {
     const pred = tf.tidy(() => tf.argMax(logits, 1));
-    const out = { loss: value.dataSync() as Float32Array, pred: pred.dataSync() as Int32Array, grad };
-    pred.dispose();
-    return out;
+    const [lossValues, predValues] = await readAndDispose([value, pred]);
+    return { loss: lossValues as Float32Array, pred: predValues as Int32Array, grad };
   } catch (e) {
     grad.dispose();
     throw e;
@@ -289,12 +292,12 @@ function replaceRows(target: tf.Tensor4D, mask: Uint8Array, source: tf.Tensor4D)
  * Takes out of the run the examples whose current iterate meets the criterion,
  * recording that iterate (their first success) in `broken`.
  */
-function retire(s: RunTensors, v: RunNumbers, pred: Int32Array, criterion: Criterion, broken: Map<number, Float32Array>, d: number): void {
+async function retire(s: RunTensors, v: RunNumbers, pred: Int32Array, criterion: Criterion, broken: Map<number, Float32Array>, d: number): Promise<void> {
   const keep: number[] = [];
   let data: Float32Array | undefined;
   for (let r = 0; r < v.index.length; r++) {
     if (meetsCriterion(pred[r], v.label[r], v.target[r], criterion)) {
-      data ??= s.adv.dataSync() as Float32Array;
+      data ??= (await s.adv.data()) as Float32Array;
       broken.set(v.index[r], data.slice(r * d, (r + 1) * d));
     } else keep.push(r);
   }

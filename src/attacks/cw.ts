@@ -1,6 +1,6 @@
 import { tf } from '../engine/tf.js';
+import { readOne } from '../engine/read.js';
 import type { Attack, BatchContext } from './types.js';
-import type { Classifier } from '../models/classifier.js';
 import { normOps } from './norms.js';
 import { InputError } from '../errors.js';
 
@@ -62,7 +62,7 @@ const ADAM_EPS = 1e-8;
 /** tanh space excludes the bounds themselves; inputs are scaled by this to stay finite (as in the reference code). */
 const SHRINK = 0.999999;
 
-function cwBatch(ctx: BatchContext, p: CarliniWagnerParams): tf.Tensor4D {
+async function cwBatch(ctx: BatchContext, p: CarliniWagnerParams): Promise<tf.Tensor4D> {
   if (!(p.learningRate > 0)) throw new InputError('learningRate', `must be > 0, got ${p.learningRate}`);
   if (!(p.initialConst > 0)) throw new InputError('initialConst', `must be > 0, got ${p.initialConst}`);
   if (ctx.norm !== 'l2') throw new InputError('norm', `cw supports l2 only, not ${ctx.norm}`);
@@ -144,15 +144,17 @@ function cwBatch(ctx: BatchContext, p: CarliniWagnerParams): tf.Tensor4D {
           v = next.newV;
           w = next.newW;
           const check = p.abortEarly && step % interval === 0;
-          const loss = check ? next.loss.dataSync()[0] : 0;
-          next.loss.dispose();
+          // The batch loss is read (awaited) only at the steps that check it.
+          let loss = 0;
+          if (check) loss = (await readOne(next.loss))[0];
+          else next.loss.dispose();
           if (check) {
             if (!(loss <= prev * 0.9999)) break;
             prev = loss;
           }
         }
         // Binary search on c per example: lower it after a success, raise it after a failure.
-        const success = found.dataSync();
+        const success = await found.data();
         for (let i = 0; i < n; i++) {
           if (success[i]) upper[i] = Math.min(upper[i], consts[i]);
           else lower[i] = Math.max(lower[i], consts[i]);

@@ -1,8 +1,8 @@
 import { tf } from '../engine/tf.js';
+import { readOne } from '../engine/read.js';
 import type { Attack, BatchContext, Norm } from './types.js';
 import { normOps } from './norms.js';
 import { InputError } from '../errors.js';
-import type { Classifier } from '../models/classifier.js';
 
 /** Parameters of {@link deepfool}. */
 export type DeepFoolParams = { steps: number; overshoot: number; candidates: number };
@@ -52,7 +52,7 @@ export const deepfool: Attack<DeepFoolParams> = {
 const STABILITY = 1e-4;
 const TINY = 1e-8;
 
-function deepfoolBatch(ctx: BatchContext, p: DeepFoolParams): tf.Tensor4D {
+async function deepfoolBatch(ctx: BatchContext, p: DeepFoolParams): Promise<tf.Tensor4D> {
   const { classifier, x, labels, eps } = ctx;
   const norm: Norm = ctx.norm;
   if (norm !== 'l2' && norm !== 'linf') throw new InputError('norm', `deepfool supports l2 and linf, not ${norm}`);
@@ -62,10 +62,10 @@ function deepfoolBatch(ctx: BatchContext, p: DeepFoolParams): tf.Tensor4D {
   const d = x.shape[1] * x.shape[2] * x.shape[3];
   const numClasses = classifier.numClasses;
   const K = Math.min(p.candidates, numClasses);
-  const labelArr = (labels.dataSync() as Int32Array).slice();
+  const labelArr = ((await labels.data()) as Int32Array).slice();
 
   // Candidate classes per example: the label first, then the other classes by decreasing clean logit.
-  const cleanLogits = tf.tidy(() => classifier.logits(x).dataSync() as Float32Array).slice();
+  const cleanLogits = ((await readOne(tf.tidy(() => classifier.logits(x)))) as Float32Array).slice();
   const classes = new Int32Array(n * K);
   for (let i = 0; i < n; i++) {
     const row = cleanLogits.subarray(i * numClasses, (i + 1) * numClasses);
@@ -84,7 +84,7 @@ function deepfoolBatch(ctx: BatchContext, p: DeepFoolParams): tf.Tensor4D {
       // Which examples are still classified correctly at their current point?
       const idx = indicesOf(active);
       if (!idx.length) break;
-      const preds = tf.tidy(() => tf.argMax(classifier.logits(gatherRows(adv, idx)), 1).dataSync() as Int32Array);
+      const preds = (await readOne(tf.tidy(() => tf.argMax(classifier.logits(gatherRows(adv, idx)), 1)))) as Int32Array;
       idx.forEach((i, j) => {
         if (preds[j] !== labelArr[i]) active[i] = false;
       });

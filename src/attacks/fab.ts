@@ -1,4 +1,5 @@
 import { tf } from '../engine/tf.js';
+import { readAndDispose, readOne } from '../engine/read.js';
 import { meetsCriterion, type Attack, type BatchContext, type Norm } from './types.js';
 import type { Classifier } from '../models/classifier.js';
 import { Rng } from '../util/rng.js';
@@ -57,7 +58,7 @@ export const fab: Attack<FabParams> = {
   attackBatch: (ctx, p) => fabBatch(ctx, p),
 };
 
-function fabBatch(ctx: BatchContext, p: FabParams): tf.Tensor4D {
+async function fabBatch(ctx: BatchContext, p: FabParams): Promise<tf.Tensor4D> {
   const { classifier, x, labels, targets, eps, criterion } = ctx;
   const norm: Norm = ctx.norm;
   if (norm !== 'linf' && norm !== 'l2') throw new InputError('norm', `fab supports linf and l2, not ${norm}`);
@@ -66,15 +67,15 @@ function fabBatch(ctx: BatchContext, p: FabParams): tf.Tensor4D {
   const shape = x.shape;
   const n = shape[0];
   const d = shape[1] * shape[2] * shape[3];
-  const x0 = (x.dataSync() as Float32Array).slice();
-  const y = (labels.dataSync() as Int32Array).slice();
-  const t = (targets.dataSync() as Int32Array).slice();
+  const x0 = ((await x.data()) as Float32Array).slice();
+  const y = ((await labels.data()) as Int32Array).slice();
+  const t = ((await targets.data()) as Int32Array).slice();
   const best = x0.slice();
   const bestDist = new Float64Array(n).fill(Infinity);
   const size = norm === 'linf' ? linfNorm : l2Norm;
   const rival = criterion === 'target' ? 'strongest' : 'label';
 
-  const clean = gap(classifier, x0, n, shape, [], [], rival, false).pred;
+  const clean = (await gap(classifier, x0, n, shape, [], [], rival, false)).pred;
   const attacked: number[] = [];
   for (let i = 0; i < n; i++) if (clean[i] === y[i] && t[i] !== y[i]) attacked.push(i);
   const m = attacked.length;
@@ -97,7 +98,7 @@ function fabBatch(ctx: BatchContext, p: FabParams): tf.Tensor4D {
     });
     for (let step = 0; step < p.steps; step++) {
       // g = Z_t - Z_j and its gradient at x1 (j: the label, or the target's strongest rival there).
-      const g = gap(classifier, x1, m, shape, tA, yA, rival, true);
+      const g = await gap(classifier, x1, m, shape, tA, yA, rival, true);
       for (let j = 0; j < m; j++) {
         const xk = x1.subarray(j * d, (j + 1) * d);
         const xo = x0.subarray(attacked[j] * d, (attacked[j] + 1) * d);
@@ -118,7 +119,7 @@ function fabBatch(ctx: BatchContext, p: FabParams): tf.Tensor4D {
       // A forward pass checks the new iterates. (Taking the check from the next step's gradient instead would
       // save it, but an iterate that succeeds is pulled back and needs a gradient of its own, and near the
       // boundary, where FAB spends its steps, most of them do: measured, that cost more than the forward pass.)
-      const pred = gap(classifier, x1, m, shape, tA, yA, rival, false).pred;
+      const pred = (await gap(classifier, x1, m, shape, tA, yA, rival, false)).pred;
       for (let j = 0; j < m; j++) {
         const i = attacked[j];
         if (!meetsCriterion(pred[j], y[i], t[i], criterion)) continue;
@@ -257,13 +258,14 @@ interface Gap {
  * Predictions at `images` (m rows), and with `withGradient` the boundary
  * function g = Z_t - Z_j per example and its input gradient, the rival j fixed
  * at this point: the label (`label`) or the target's strongest rival
- * (`strongest`). Without the gradient, one forward pass.
+ * (`strongest`). Without the gradient, one forward pass. The values are read
+ * (awaited) in one wait.
  */
-function gap(classifier: Classifier, images: Float32Array, m: number, shape: readonly number[], t: number[], y: number[], rival: 'label' | 'strongest', withGradient: boolean): Gap {
+async function gap(classifier: Classifier, images: Float32Array, m: number, shape: readonly number[], t: number[], y: number[], rival: 'label' | 'strongest', withGradient: boolean): Promise<Gap> {
   const xs = tf.tensor4d(images, [m, shape[1], shape[2], shape[3]]);
   try {
     if (!withGradient) {
-      return { pred: tf.tidy(() => tf.argMax(classifier.logits(xs), 1).dataSync() as Int32Array).slice(), value: new Float32Array(m) };
+      return { pred: ((await readOne(tf.tidy(() => tf.argMax(classifier.logits(xs), 1)))) as Int32Array).slice(), value: new Float32Array(m) };
     }
     const K = classifier.numClasses;
     const tHot = tf.tidy(() => tf.oneHot(tf.tensor1d(t, 'int32'), K));
@@ -274,10 +276,12 @@ function gap(classifier: Classifier, images: Float32Array, m: number, shape: rea
         const jHot = yHot ?? tf.oneHot(tf.argMax(tf.sub(logits, tf.mul(tHot, 1e9)), 1), K);
         return tf.sum(tf.mul(logits, tf.sub(tHot, jHot)), 1) as tf.Tensor1D;
       });
-      const pred = tf.tidy(() => tf.argMax(out.logits, 1).dataSync() as Int32Array).slice();
-      const result = { pred, value: (out.value.dataSync() as Float32Array).slice(), grad: (out.grad.dataSync() as Float32Array).slice() };
-      tf.dispose([out.value, out.grad, out.logits]);
-      return result;
+      try {
+        const [pred, value, grad] = await readAndDispose([tf.tidy(() => tf.argMax(out.logits, 1)), out.value, out.grad]);
+        return { pred: (pred as Int32Array).slice(), value: (value as Float32Array).slice(), grad: (grad as Float32Array).slice() };
+      } finally {
+        tf.dispose([out.value, out.grad, out.logits]);
+      }
     } finally {
       tf.dispose([tHot, ...(yHot ? [yHot] : [])]);
     }

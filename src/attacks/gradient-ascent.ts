@@ -1,4 +1,5 @@
 import { tf } from '../engine/tf.js';
+import { readOne } from '../engine/read.js';
 import type { BatchContext } from './types.js';
 import { normOps } from './norms.js';
 import { crossEntropy, targetedCrossEntropy } from './losses.js';
@@ -26,9 +27,10 @@ export interface AscentOptions {
  * as in Foolbox): optional random start; then `steps` times: loss gradient,
  * step along the norm's steepest direction, project onto the eps-ball, clip to
  * the bounds. Per-example early stopping: an example keeps its first iterate that
- * meets the criterion, and the loop ends once every example has.
+ * meets the criterion, and the loop ends once every example has. Reads one
+ * flag per step from the device (`await`), nothing synchronously.
  */
-export function gradientAscent(ctx: BatchContext, o: AscentOptions): tf.Tensor4D {
+export async function gradientAscent(ctx: BatchContext, o: AscentOptions): Promise<tf.Tensor4D> {
   const { classifier, x, labels, targets, eps } = ctx;
   const ops = normOps(ctx.norm);
   const [lo, hi] = classifier.bounds;
@@ -40,8 +42,8 @@ export function gradientAscent(ctx: BatchContext, o: AscentOptions): tf.Tensor4D
   };
   let best = tf.keep(x.clone());
   let done = tf.keep(tf.zeros([n], 'bool'));
-  /** Keeps each example's first success among `point` (given its logits); true when all are done. */
-  const record = (logits: tf.Tensor2D, point: tf.Tensor4D): boolean =>
+  /** Keeps each example's first success among `point` (given its logits); returns whether all are done, a scalar to read after the tidy. */
+  const record = (logits: tf.Tensor2D, point: tf.Tensor4D): tf.Scalar =>
     tf.tidy(() => {
       const hit = tf.logicalAnd(reached(logits), tf.logicalNot(done));
       const newBest = tf.where(tf.broadcastTo(tf.reshape(hit, [n, 1, 1, 1]), x.shape), point, best) as tf.Tensor4D;
@@ -50,39 +52,50 @@ export function gradientAscent(ctx: BatchContext, o: AscentOptions): tf.Tensor4D
       done.dispose();
       best = tf.keep(newBest);
       done = tf.keep(newDone);
-      return tf.all(newDone).dataSync()[0] === 1;
+      return tf.all(newDone);
     });
+  const allDoneIn = async (flag: tf.Scalar): Promise<boolean> => (await readOne(flag))[0] === 1;
   for (let run = 0; run < o.runs; run++) {
     let adv = tf.tidy(() => (o.randomStart ? tf.clipByValue(tf.add(x, ops.randomStart(x.shape, eps, ctx.rng.seed())), lo, hi) : x.clone()) as tf.Tensor4D);
     let velocity: tf.Tensor4D | null = o.momentum > 0 ? tf.zerosLike(x) : null;
     let allDone = false;
     for (let step = 0; step < o.steps && !allDone; step++) {
-      const next = tf.tidy((): tf.Tensor4D | undefined => {
+      // The gradient's own forward pass tells whether the current iterate already
+      // succeeded: no extra forward pass per step for early stopping. The step
+      // itself is taken after the flag is read, only when some example is left.
+      const { grad, flag } = tf.tidy(() => {
         const { grad, logits } = classifier.valueAndGradient(adv, (z) => loss(z, ctx));
-        // The gradient's own forward pass tells whether the current iterate already
-        // succeeded: no extra forward pass per step for early stopping.
-        allDone = record(logits, adv);
-        if (allDone) return undefined;
-        let g = grad;
-        if (velocity) {
-          // Dong et al. 2018: accumulate L1-normalized gradients with decay mu.
-          const l1 = tf.reshape(tf.sum(tf.abs(tf.reshape(g, [n, -1])), 1), [-1, 1, 1, 1]);
-          const v = tf.add(tf.mul(o.momentum, velocity), tf.div(g, tf.add(l1, 1e-12))) as tf.Tensor4D;
-          velocity.dispose();
-          velocity = tf.keep(v);
-          g = v;
-        }
-        const moved = tf.add(adv, tf.mul(o.stepSize, ops.direction(g)));
-        const delta = ops.project(tf.sub(moved, x) as tf.Tensor4D, eps);
-        return tf.clipByValue(tf.add(x, delta), lo, hi) as tf.Tensor4D;
+        return { grad, flag: record(logits, adv) };
       });
+      let next: tf.Tensor4D | undefined;
+      try {
+        allDone = await allDoneIn(flag);
+        if (!allDone) {
+          next = tf.tidy(() => {
+            let g = grad;
+            if (velocity) {
+              // Dong et al. 2018: accumulate L1-normalized gradients with decay mu.
+              const l1 = tf.reshape(tf.sum(tf.abs(tf.reshape(g, [n, -1])), 1), [-1, 1, 1, 1]);
+              const v = tf.add(tf.mul(o.momentum, velocity), tf.div(g, tf.add(l1, 1e-12))) as tf.Tensor4D;
+              velocity.dispose();
+              velocity = tf.keep(v);
+              g = v;
+            }
+            const moved = tf.add(adv, tf.mul(o.stepSize, ops.direction(g)));
+            const delta = ops.project(tf.sub(moved, x) as tf.Tensor4D, eps);
+            return tf.clipByValue(tf.add(x, delta), lo, hi) as tf.Tensor4D;
+          });
+        }
+      } finally {
+        grad.dispose();
+      }
       if (next) {
         adv.dispose();
         adv = next;
       }
     }
     // The last iterate has not been scored yet.
-    if (!allDone) allDone = tf.tidy(() => record(classifier.logits(adv), adv));
+    if (!allDone) allDone = await allDoneIn(tf.tidy(() => record(classifier.logits(adv), adv)));
     // Examples never broken keep this run's last iterate.
     const merged = tf.tidy(() => tf.where(tf.broadcastTo(tf.reshape(done, [n, 1, 1, 1]), x.shape), best, adv) as tf.Tensor4D);
     best.dispose();

@@ -1,4 +1,5 @@
 import { tf } from '../engine/tf.js';
+import { readAndDispose, readOne } from '../engine/read.js';
 import type { Attack, BatchContext } from './types.js';
 import type { Rng } from '../util/rng.js';
 
@@ -87,7 +88,7 @@ interface State {
   bestDist: number;
 }
 
-function hopSkipJumpAttack(ctx: BatchContext, p: HopSkipJumpParams): tf.Tensor4D {
+async function hopSkipJumpAttack(ctx: BatchContext, p: HopSkipJumpParams): Promise<tf.Tensor4D> {
   const { classifier, x, rng } = ctx;
   const n = x.shape[0];
   const [h, w, c] = classifier.inputShape;
@@ -96,9 +97,9 @@ function hopSkipJumpAttack(ctx: BatchContext, p: HopSkipJumpParams): tf.Tensor4D
   const l2 = ctx.norm !== 'linf';
   const targeted = ctx.targets !== undefined;
   const cap = ctx.eps;
-  const clean = Float32Array.from(x.dataSync() as Float32Array);
-  const labels = Int32Array.from(ctx.labels.dataSync() as Int32Array);
-  const goal = Int32Array.from((ctx.targets ?? ctx.labels).dataSync() as Int32Array);
+  const clean = Float32Array.from((await x.data()) as Float32Array);
+  const labels = Int32Array.from((await ctx.labels.data()) as Int32Array);
+  const goal = Int32Array.from((await (ctx.targets ?? ctx.labels).data()) as Int32Array);
   const theta = l2 ? p.gamma / (d * Math.sqrt(d)) : p.gamma / (d * d);
   const xOf = (i: number) => clean.subarray(i * d, (i + 1) * d);
   const distance = (i: number, img: Float32Array): number => {
@@ -112,12 +113,12 @@ function hopSkipJumpAttack(ctx: BatchContext, p: HopSkipJumpParams): tf.Tensor4D
     return l2 ? Math.sqrt(acc) : acc;
   };
 
-  /** One decision per image: queries every (image, candidate) pair at once, counting each image's query. */
-  const decide = (items: { i: number; img: Float32Array }[]): boolean[] => {
+  /** One decision per image: queries every (image, candidate) pair at once (one read), counting each image's query. */
+  const decide = async (items: { i: number; img: Float32Array }[]): Promise<boolean[]> => {
     if (!items.length) return [];
     const data = new Float32Array(items.length * d);
     items.forEach((it, r) => data.set(it.img, r * d));
-    const preds = Int32Array.from(tf.tidy(() => tf.argMax(classifier.logits(tf.tensor4d(data, [items.length, h, w, c])), 1).dataSync() as Int32Array));
+    const preds = Int32Array.from((await readOne(tf.tidy(() => tf.argMax(classifier.logits(tf.tensor4d(data, [items.length, h, w, c])), 1)))) as Int32Array);
     return items.map((it, r) => {
       states[it.i].queries++;
       return targeted ? preds[r] === goal[it.i] : preds[r] !== goal[it.i];
@@ -139,7 +140,7 @@ function hopSkipJumpAttack(ctx: BatchContext, p: HopSkipJumpParams): tf.Tensor4D
 
   // 0. Images that already meet the goal need nothing.
   const cleanItems = states.map((_, i) => ({ i, img: xOf(i) }));
-  decide(cleanItems).forEach((hit, i) => {
+  (await decide(cleanItems)).forEach((hit, i) => {
     if (hit) {
       states[i].best = xOf(i).slice();
       states[i].bestDist = 0;
@@ -169,14 +170,14 @@ function hopSkipJumpAttack(ctx: BatchContext, p: HopSkipJumpParams): tf.Tensor4D
       }
     }
     if (!items.length) break;
-    decide(items).forEach((hit, r) => {
+    (await decide(items)).forEach((hit, r) => {
       if (hit) starts[items[r].i] = items[r].img.slice();
     });
   }
   for (let i = 0; i < n; i++) if (!starts[i]) states[i].done = true;
 
   // 2. Binary search from each start to the boundary.
-  binarySearch(starts.map((img, i) => (img && !states[i].done ? img : null)));
+  await binarySearch(starts.map((img, i) => (img && !states[i].done ? img : null)));
 
   // 3. Iterations: estimate the boundary normal, step along it, return to the boundary.
   for (let t = 1; t <= p.iterations; t++) {
@@ -192,7 +193,7 @@ function hopSkipJumpAttack(ctx: BatchContext, p: HopSkipJumpParams): tf.Tensor4D
       }
       // Probe radius (paper): 0.1 of the range at first, then sqrt(d) theta dist (L2) or d theta dist (L-inf).
       const delta = t === 1 ? 0.1 * (hi - lo) : (l2 ? Math.sqrt(d) : d) * theta * s.dist;
-      const grad = estimateGradient(i, s.point, evals, delta);
+      const grad = await estimateGradient(i, s.point, evals, delta);
       if (grad) updates[i] = grad;
     }
     if (updates.every((u) => u === null)) break;
@@ -214,7 +215,7 @@ function hopSkipJumpAttack(ctx: BatchContext, p: HopSkipJumpParams): tf.Tensor4D
         for (let k = 0; k < d; k++) img[k] = clip(s.point![k] + size[i] * u[k], lo, hi);
         items.push({ i, img });
       }
-      decide(items).forEach((hit, r) => {
+      (await decide(items)).forEach((hit, r) => {
         const i = items[r].i;
         if (hit) {
           stepped[i] = items[r].img;
@@ -222,7 +223,7 @@ function hopSkipJumpAttack(ctx: BatchContext, p: HopSkipJumpParams): tf.Tensor4D
         } else size[i] /= 2;
       });
     }
-    binarySearch(stepped);
+    await binarySearch(stepped);
   }
 
   const out = new Float32Array(n * d);
@@ -244,7 +245,7 @@ function hopSkipJumpAttack(ctx: BatchContext, p: HopSkipJumpParams): tf.Tensor4D
    * to the box of radius a around x, tolerance min(dist * theta, theta * range)
    * (the paper's, for inputs in [0, 1]).
    */
-  function binarySearch(far: (Float32Array | null)[]): void {
+  async function binarySearch(far: (Float32Array | null)[]): Promise<void> {
     const low = new Float64Array(n);
     const high = new Float64Array(n);
     const tol = new Float64Array(n);
@@ -276,7 +277,7 @@ function hopSkipJumpAttack(ctx: BatchContext, p: HopSkipJumpParams): tf.Tensor4D
         mids.push(mid);
       }
       if (!items.length) break;
-      decide(items).forEach((hit, r) => {
+      (await decide(items)).forEach((hit, r) => {
         const i = items[r].i;
         if (hit) high[i] = mids[r];
         else low[i] = mids[r];
@@ -297,7 +298,7 @@ function hopSkipJumpAttack(ctx: BatchContext, p: HopSkipJumpParams): tf.Tensor4D
    * bounds; the mean of (phi - mean phi) u, phi = +-1 the decision; unit L2 norm.
    * L-inf steps along its sign. Null if the estimate vanishes.
    */
-  function estimateGradient(i: number, point: Float32Array, evals: number, delta: number): Float32Array | null {
+  async function estimateGradient(i: number, point: Float32Array, evals: number, delta: number): Promise<Float32Array | null> {
     const chunk = Math.max(1, Math.floor(CHUNK_VALUES / d));
     const sumU = new Float64Array(d);
     const sumFU = new Float64Array(d);
@@ -305,23 +306,22 @@ function hopSkipJumpAttack(ctx: BatchContext, p: HopSkipJumpParams): tf.Tensor4D
     for (let start = 0; start < evals; start += chunk) {
       const b = Math.min(chunk, evals - start);
       const noise = l2 ? gaussian(b * d, rng) : uniform(b * d, rng);
-      const [f, u, fu] = tf.tidy(() => {
-        const base = tf.tensor4d(point, [1, h, w, c]);
-        const raw = tf.tensor4d(noise, [b, h, w, c]);
-        const norms = tf.reshape(tf.norm(tf.reshape(raw, [b, d]), 'euclidean', 1), [b, 1, 1, 1]);
-        const probes = tf.clipByValue(tf.add(base, tf.mul(delta, tf.div(raw, tf.add(norms, 1e-12)))), lo, hi) as tf.Tensor4D;
-        const dirs = tf.div(tf.sub(probes, base), delta);
-        const preds = tf.argMax(classifier.logits(probes), 1);
-        const hits = targeted ? tf.equal(preds, goal[i]) : tf.notEqual(preds, goal[i]);
-        const phi = tf.sub(tf.mul(tf.cast(hits, 'float32'), 2), 1);
-        return [
-          tf.sum(phi).dataSync()[0],
-          tf.sum(tf.reshape(dirs, [b, d]), 0).dataSync() as Float32Array,
-          tf.sum(tf.mul(tf.reshape(dirs, [b, d]), tf.reshape(phi, [b, 1])), 0).dataSync() as Float32Array,
-        ] as [number, Float32Array, Float32Array];
-      });
+      // The sums leave the tidy as tensors and are read in one wait.
+      const [fSum, u, fu] = await readAndDispose(
+        tf.tidy(() => {
+          const base = tf.tensor4d(point, [1, h, w, c]);
+          const raw = tf.tensor4d(noise, [b, h, w, c]);
+          const norms = tf.reshape(tf.norm(tf.reshape(raw, [b, d]), 'euclidean', 1), [b, 1, 1, 1]);
+          const probes = tf.clipByValue(tf.add(base, tf.mul(delta, tf.div(raw, tf.add(norms, 1e-12)))), lo, hi) as tf.Tensor4D;
+          const dirs = tf.div(tf.sub(probes, base), delta);
+          const preds = tf.argMax(classifier.logits(probes), 1);
+          const hits = targeted ? tf.equal(preds, goal[i]) : tf.notEqual(preds, goal[i]);
+          const phi = tf.sub(tf.mul(tf.cast(hits, 'float32'), 2), 1);
+          return [tf.sum(phi), tf.sum(tf.reshape(dirs, [b, d]), 0), tf.sum(tf.mul(tf.reshape(dirs, [b, d]), tf.reshape(phi, [b, 1])), 0)];
+        }),
+      );
       states[i].queries += b;
-      sumF += f;
+      sumF += fSum[0];
       for (let k = 0; k < d; k++) {
         sumU[k] += u[k];
         sumFU[k] += fu[k];

@@ -29,15 +29,30 @@ export function margin(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
 }
 
 /**
+ * Indices [n, k] of the k largest logits of each row, as an op the tape sees
+ * with a gradient of its own. TF.js has no gradient for TopK, so the ranking
+ * is computed inside a custom op (the tape is off inside it) whose gradient
+ * with respect to the logits is -0 everywhere: adding -0 leaves every other
+ * contribution to the logits' gradient bit for bit as it was (x + -0 === x,
+ * signed zeros included), as when the ranking came from a detached copy. This
+ * replaces a synchronous read of the logits (dataSync), which WebGPU cannot do.
+ */
+function topIndices(logits: tf.Tensor2D, k: number): tf.Tensor2D {
+  return tf.customGrad((z) => ({
+    value: tf.topk(z as tf.Tensor2D, k).indices,
+    gradFunc: () => tf.fill((z as tf.Tensor).shape, -0),
+  }))(logits) as tf.Tensor2D;
+}
+
+/**
  * The k largest logits of each row, as differentiable tensors [n] (largest first).
- * TF.js has no gradient for TopK, so the ranking comes from a copy of the logits
- * that is not on the tape, and the values are picked out of the logits with
- * one-hot masks: the gradient reaches the selected logits, as through a sort.
+ * The ranking ({@link topIndices}) passes no gradient; the values are picked out
+ * of the logits with one-hot masks, so the gradient reaches the selected
+ * logits, as through a sort.
  */
 function largest(logits: tf.Tensor2D, k: number): tf.Tensor1D[] {
-  const [n, classes] = logits.shape;
-  const detached = tf.tensor2d(logits.dataSync() as Float32Array, [n, classes]);
-  const order = tf.topk(detached, k).indices;
+  const classes = logits.shape[1];
+  const order = topIndices(logits, k);
   return Array.from({ length: k }, (_, j) => {
     const column = tf.reshape(tf.slice(order, [0, j], [-1, 1]), [-1]) as tf.Tensor1D;
     return tf.sum(tf.mul(logits, tf.oneHot(column, classes)), 1) as tf.Tensor1D;

@@ -1,11 +1,12 @@
 import { tf } from '../engine/tf.js';
+import { readAndDispose } from '../engine/read.js';
 import type { Classifier } from '../models/classifier.js';
 import type { Attack, AttackResult, AttackSummary, CommonAttackOptions, Criterion, Norm } from './types.js';
 import { validateInput, validateEps, resolveParams, validateCommon, type AttackInput } from './validate.js';
 import { verifyBatch } from './verify.js';
 import { Rng, deriveSeed } from '../util/rng.js';
 import { InputError } from '../errors.js';
-import { poolFor, type TaskPool, type TaskRef } from '../engine/pool.js';
+import { poolFor, type TaskPool, type TaskRef } from '../engine/task-pool.js';
 import { shareClassifier } from '../models/pool-model.js';
 import { ATTACK_TASK_URL, type AttackBatchOutput, type AttackBatchPayload } from './pool-task.js';
 
@@ -78,21 +79,23 @@ export async function runAttack(attack: Attack, classifier: Classifier, input: A
   for (let start = 0; start < n; start += batchSize) ranges.push([start, Math.min(n, start + batchSize)]);
 
   /** Clean predictions and targets of a batch: in the main thread, before its attack runs. */
-  const prepare = (start: number, end: number): { preds: Int32Array; targets: Int32Array | null } => {
+  const prepare = async (start: number, end: number): Promise<{ preds: Int32Array; targets: Int32Array | null }> => {
     const labelBatch = input.labels.subarray(start, end);
-    const logits = tf.tidy(() => classifier.logits(tf.tensor4d(input.images.subarray(start * size, end * size), [end - start, ...input.imageShape])));
-    try {
-      const preds = (tf.tidy(() => tf.argMax(logits, 1).dataSync()) as Int32Array).slice();
-      cleanPredictions.set(preds, start);
-      let chosen: Int32Array | null = null;
-      if (targets) {
-        chosen = chooseTargets(options.targeted!, labelBatch, logits, start, classifier.numClasses, targetRng);
-        targets.set(chosen, start);
-      }
-      return { preds, targets: chosen };
-    } finally {
-      logits.dispose();
+    const leastLikely = options.targeted === 'least-likely';
+    // The tidy returns the arg-max (and arg-min) tensors; their values are read after it (await cannot run inside tf.tidy).
+    const picked = tf.tidy(() => {
+      const logits = classifier.logits(tf.tensor4d(input.images.subarray(start * size, end * size), [end - start, ...input.imageShape]));
+      return leastLikely ? [tf.argMax(logits, 1), tf.argMin(logits, 1)] : [tf.argMax(logits, 1)];
+    });
+    const values = (await readAndDispose(picked)) as Int32Array[];
+    const preds = values[0].slice();
+    cleanPredictions.set(preds, start);
+    let chosen: Int32Array | null = null;
+    if (targets) {
+      chosen = chooseTargets(options.targeted!, labelBatch, leastLikely ? values[1] : null, start, classifier.numClasses, targetRng);
+      targets.set(chosen, start);
     }
+    return { preds, targets: chosen };
   };
   const batchSeed = (start: number) => deriveSeed(seed, `batch:${start}`);
 
@@ -107,16 +110,16 @@ export async function runAttack(attack: Attack, classifier: Classifier, input: A
         { classifier, x, labels, targets: targetT, norm, eps, criterion, rng: new Rng(batchSeed(start)), exampleSeeds: exampleSeeds.slice(start, end) },
         params,
       );
-      return (candidate.dataSync() as Float32Array).slice();
+      return ((await candidate.data()) as Float32Array).slice();
     } finally {
       tf.dispose([x, labels, targetT, candidate].filter((t) => t !== undefined) as tf.Tensor[]);
     }
   };
 
-  const verifyInto = (start: number, end: number, advBatch: Float32Array, preds: Int32Array) => {
+  const verifyInto = async (start: number, end: number, advBatch: Float32Array, preds: Int32Array): Promise<void> => {
     const cleanBatch = input.images.subarray(start * size, end * size);
     const labelBatch = input.labels.subarray(start, end);
-    const verdict = verifyBatch(classifier, cleanBatch, advBatch, labelBatch, targets ? targets.subarray(start, end) : null, criterion, preds, Number.isFinite(eps) ? { norm, eps } : null);
+    const verdict = await verifyBatch(classifier, cleanBatch, advBatch, labelBatch, targets ? targets.subarray(start, end) : null, criterion, preds, Number.isFinite(eps) ? { norm, eps } : null);
     adversarial.set(advBatch, start * size);
     adversarialPredictions.set(verdict.predictions, start);
     success.set(verdict.success, start);
@@ -135,7 +138,9 @@ export async function runAttack(attack: Attack, classifier: Classifier, input: A
     // Every batch is queued at once; the pool runs them on its workers while
     // this thread verifies finished batches in order.
     const shared = await shareClassifier(classifier);
-    const prepared = ranges.map(([start, end]) => prepare(start, end));
+    // One batch after the other: random targets are drawn from one generator in batch order.
+    const prepared: Awaited<ReturnType<typeof prepare>>[] = [];
+    for (const [start, end] of ranges) prepared.push(await prepare(start, end));
     const outputs = ranges.map(([start, end], i) => {
       const payload: AttackBatchPayload = {
         classifier: shared,
@@ -160,12 +165,12 @@ export async function runAttack(attack: Attack, classifier: Classifier, input: A
     for (let i = 0; i < ranges.length; i++) {
       const out = await outputs[i];
       classifier.addCounts(out);
-      verifyInto(ranges[i][0], ranges[i][1], out.adversarial, prepared[i].preds);
+      await verifyInto(ranges[i][0], ranges[i][1], out.adversarial, prepared[i].preds);
     }
   } else {
     for (const [start, end] of ranges) {
-      const { preds, targets: batchTargets } = prepare(start, end);
-      verifyInto(start, end, await attackHere(start, end, batchTargets), preds);
+      const { preds, targets: batchTargets } = await prepare(start, end);
+      await verifyInto(start, end, await attackHere(start, end, batchTargets), preds);
     }
   }
 
@@ -198,13 +203,14 @@ export async function runAttack(attack: Attack, classifier: Classifier, input: A
   };
 }
 
-function chooseTargets(spec: NonNullable<CommonAttackOptions['targeted']>, labels: Int32Array, logits: tf.Tensor2D, offset: number, k: number, rng: Rng): Int32Array {
+/** Targets of a batch; `leastLikely` is the arg-min of its clean logits (read by the caller), for the `least-likely` spec. */
+function chooseTargets(spec: NonNullable<CommonAttackOptions['targeted']>, labels: Int32Array, leastLikely: Int32Array | null, offset: number, k: number, rng: Rng): Int32Array {
   const m = labels.length;
   const out = new Int32Array(m);
   if (spec === 'random') {
     for (let i = 0; i < m; i++) out[i] = (labels[i] + 1 + rng.int(k - 1)) % k;
   } else if (spec === 'least-likely') {
-    out.set(tf.tidy(() => tf.argMin(logits, 1).dataSync() as Int32Array));
+    out.set(leastLikely!);
     // A class that is least likely and also the label only happens with constant logits; move it.
     for (let i = 0; i < m; i++) if (out[i] === labels[i]) out[i] = (labels[i] + 1) % k;
   } else if (typeof spec === 'string') {

@@ -1,4 +1,5 @@
 import { tf } from '../engine/tf.js';
+import { readOne } from '../engine/read.js';
 import type { Attack, BatchContext } from './types.js';
 import type { Rng } from '../util/rng.js';
 
@@ -87,7 +88,7 @@ interface Candidate {
   value: number;
 }
 
-function simbaAttack(ctx: BatchContext, p: SimbaParams): tf.Tensor4D {
+async function simbaAttack(ctx: BatchContext, p: SimbaParams): Promise<tf.Tensor4D> {
   const { classifier, x, eps, rng } = ctx;
   const n = x.shape[0];
   const [h, w, c] = classifier.inputShape;
@@ -98,15 +99,15 @@ function simbaAttack(ctx: BatchContext, p: SimbaParams): tf.Tensor4D {
   const linf = ctx.norm === 'linf';
   const dct = p.basis === 'dct';
   if (!(eps > 0) || !(p.stepSize > 0)) return tf.clone(x);
-  const clean = Float32Array.from(x.dataSync() as Float32Array);
-  const goal = Int32Array.from((ctx.targets ?? ctx.labels).dataSync() as Int32Array);
+  const clean = Float32Array.from((await x.data()) as Float32Array);
+  const goal = Int32Array.from((await (ctx.targets ?? ctx.labels).data()) as Int32Array);
   const step = linf && !dct ? Math.min(p.stepSize, eps) : p.stepSize;
   const cosH = dct ? dctTable(h) : null;
   const cosW = dct ? dctTable(w) : null;
   const makeOrder = dct ? () => dctOrder(h, w, c, p.freqRatio, rng) : () => rng.permutation(d);
 
   const states: ImageState[] = [];
-  const cleanLogits = score(classifier, clean, n);
+  const cleanLogits = await score(classifier, clean, n);
   for (let i = 0; i < n; i++) {
     const z = cleanLogits.subarray(i * k, (i + 1) * k);
     states.push({
@@ -224,21 +225,21 @@ function simbaAttack(ctx: BatchContext, p: SimbaParams): tf.Tensor4D {
     }
     if (!first.length) break;
     const retry: Candidate[] = [];
-    runRound(first, (cand, image, z) => {
+    await runRound(first, (cand, image, z) => {
       if (improves(cand.image, z)) accept(cand, image, z);
       else {
         const next = second.get(cand.image);
         if (next && states[cand.image].queries < p.maxQueries) retry.push(next);
       }
     });
-    if (retry.length) runRound(retry, (cand, image, z) => improves(cand.image, z) && accept(cand, image, z));
+    if (retry.length) await runRound(retry, (cand, image, z) => improves(cand.image, z) && accept(cand, image, z));
   }
 
-  function runRound(cands: Candidate[], handle: (cand: Candidate, image: Float32Array, z: Float32Array) => void): void {
+  async function runRound(cands: Candidate[], handle: (cand: Candidate, image: Float32Array, z: Float32Array) => void): Promise<void> {
     const m = cands.length;
     const images = new Float32Array(m * d);
     cands.forEach((cand, r) => render(cand, images.subarray(r * d, (r + 1) * d)));
-    const logits = score(classifier, images, m);
+    const logits = await score(classifier, images, m);
     cands.forEach((cand, r) => {
       states[cand.image].queries++;
       handle(cand, images.subarray(r * d, (r + 1) * d), logits.subarray(r * k, (r + 1) * k));
@@ -250,10 +251,10 @@ function simbaAttack(ctx: BatchContext, p: SimbaParams): tf.Tensor4D {
   return tf.tensor4d(out, [n, h, w, c]);
 }
 
-/** Logits of `m` images stored NHWC in `data` (m queries). */
-function score(classifier: BatchContext['classifier'], data: Float32Array, m: number): Float32Array {
+/** Logits of `m` images stored NHWC in `data` (m queries), read in one wait. */
+async function score(classifier: BatchContext['classifier'], data: Float32Array, m: number): Promise<Float32Array> {
   const [h, w, c] = classifier.inputShape;
-  return Float32Array.from(tf.tidy(() => classifier.logits(tf.tensor4d(data, [m, h, w, c])).dataSync() as Float32Array));
+  return Float32Array.from((await readOne(tf.tidy(() => classifier.logits(tf.tensor4d(data, [m, h, w, c]))))) as Float32Array);
 }
 
 function softmaxAt(z: Float32Array, j: number): number {

@@ -1,4 +1,5 @@
 import { tf } from '../engine/tf.js';
+import { readOne } from '../engine/read.js';
 import { meetsCriterion, type Attack, type BatchContext } from './types.js';
 import { Rng } from '../util/rng.js';
 import { IncrementalForward } from '../models/incremental.js';
@@ -93,7 +94,7 @@ interface Geometry {
   eps: number;
 }
 
-function squareAttack(ctx: BatchContext, p: SquareParams): tf.Tensor4D {
+async function squareAttack(ctx: BatchContext, p: SquareParams): Promise<tf.Tensor4D> {
   const { classifier, x, eps } = ctx;
   const n = x.shape[0];
   const [h, w, c] = classifier.inputShape;
@@ -101,10 +102,10 @@ function squareAttack(ctx: BatchContext, p: SquareParams): tf.Tensor4D {
   const g: Geometry = { h, w, c, d: h * w * c, lo, hi, eps };
   const d = g.d;
   if (!(eps > 0)) return tf.clone(x);
-  const clean = Float32Array.from(x.dataSync() as Float32Array);
-  const goal = Int32Array.from((ctx.targets ?? ctx.labels).dataSync() as Int32Array);
+  const clean = Float32Array.from((await x.data()) as Float32Array);
+  const goal = Int32Array.from((await (ctx.targets ?? ctx.labels).data()) as Int32Array);
   const targeted = ctx.targets !== undefined;
-  const labels = Int32Array.from(ctx.labels.dataSync() as Int32Array);
+  const labels = Int32Array.from((await ctx.labels.data()) as Int32Array);
   const goalMet = (z: Float32Array, i: number) => meetsCriterion(argmax(z), labels[i], targeted ? goal[i] : undefined, ctx.criterion);
   const k = classifier.numClasses;
   const rngs = Array.from(ctx.exampleSeeds, (seed) => new Rng(seed));
@@ -121,7 +122,7 @@ function squareAttack(ctx: BatchContext, p: SquareParams): tf.Tensor4D {
   const done = new Uint8Array(n);
   // L-inf proposals differ from their example's best in one square: scored by recomputing only what it reaches, when the model allows.
   const incremental = ctx.norm === 'linf' ? IncrementalForward.of(classifier) : null;
-  const initLogits = incremental ? incremental.reset(best, n) : score(classifier, best, n);
+  const initLogits = incremental ? await incremental.reset(best, n) : await score(classifier, best, n);
   for (let i = 0; i < n; i++) {
     const z = initLogits.subarray(i * k, (i + 1) * k);
     lossMin[i] = loss(z, goal[i], targeted);
@@ -149,7 +150,7 @@ function squareAttack(ctx: BatchContext, p: SquareParams): tf.Tensor4D {
         windows.size = w.size;
       } else proposeL2(xi, bi, out, delta, frac, g, rngs[i]);
     });
-    const logits = incremental ? incremental.score(active, proposals, windows.tops, windows.lefts, windows.size) : score(classifier, proposals, m);
+    const logits = incremental ? await incremental.score(active, proposals, windows.tops, windows.lefts, windows.size) : await score(classifier, proposals, m);
     active.forEach((i, r) => {
       const z = logits.subarray(r * k, (r + 1) * k);
       const l = loss(z, goal[i], targeted);
@@ -164,10 +165,10 @@ function squareAttack(ctx: BatchContext, p: SquareParams): tf.Tensor4D {
   return tf.tensor4d(best, [n, h, w, c]);
 }
 
-/** Logits of `m` images stored NHWC in `data` (m queries). */
-function score(classifier: BatchContext['classifier'], data: Float32Array, m: number): Float32Array {
+/** Logits of `m` images stored NHWC in `data` (m queries), read in one wait. */
+async function score(classifier: BatchContext['classifier'], data: Float32Array, m: number): Promise<Float32Array> {
   const [h, w, c] = classifier.inputShape;
-  return Float32Array.from(tf.tidy(() => classifier.logits(tf.tensor4d(data, [m, h, w, c])).dataSync() as Float32Array));
+  return Float32Array.from((await readOne(tf.tidy(() => classifier.logits(tf.tensor4d(data, [m, h, w, c]))))) as Float32Array);
 }
 
 /** The paper's losses, minimized: margin z_y - max_{j != y} z_j (untargeted), cross-entropy of the target (targeted). */

@@ -1,4 +1,5 @@
 import { tf } from '../engine/tf.js';
+import { readOne } from '../engine/read.js';
 import type { Classifier } from '../models/classifier.js';
 import { meetsCriterion, type Criterion, type Norm } from './types.js';
 
@@ -23,7 +24,7 @@ export interface BatchVerdict {
  * a check is not a success, and is replaced in `adv` (in place) by its clean image,
  * so every image advlab returns is a valid input.
  */
-export function verifyBatch(
+export async function verifyBatch(
   classifier: Classifier,
   clean: Float32Array,
   adv: Float32Array,
@@ -32,7 +33,7 @@ export function verifyBatch(
   criterion: Criterion,
   cleanPredictions: Int32Array,
   budget: { norm: Norm; eps: number } | null,
-): BatchVerdict {
+): Promise<BatchVerdict> {
   const n = labels.length;
   const size = clean.length / n;
   const [lo, hi] = classifier.bounds;
@@ -75,7 +76,7 @@ export function verifyBatch(
   // Re-predict what the attack produced (non-finite rows are scored as clean copies).
   const scored = adv.slice();
   for (let i = 0; i < n; i++) if (problem[i] === 'nonFinite') scored.set(clean.subarray(i * size, (i + 1) * size), i * size);
-  const predictions = tf.tidy(() => classifier.predict(tf.tensor4d(scored, [n, ...classifier.inputShape])).dataSync() as Int32Array).slice();
+  const predictions = ((await readOne(tf.tidy(() => classifier.predict(tf.tensor4d(scored, [n, ...classifier.inputShape]))))) as Int32Array).slice();
   const success = new Uint8Array(n);
   const rejected = { outOfBounds: 0, outsideBall: 0, nonFinite: 0 };
   for (let i = 0; i < n; i++) {

@@ -1,11 +1,11 @@
 import { Command, Option } from 'commander';
 import { join } from 'node:path';
-import { aaeRun, AAE_RUN_DEFAULTS, DEFAULT_CLUSTER_BALANCE, type AaeRunEvent } from '../generative/aae/aae-run.js';
+import { aaeRun, AAE_RUN_DEFAULTS, DEFAULT_CLUSTER_BALANCE, type AaeRunEvent } from '../jobs/aae-run.js';
 import { AAE_ARCHS } from '../generative/aae/architectures.js';
 import { AAE_OPTIMIZER_DEFAULTS } from '../generative/aae/train-aae.js';
 import { PRIORS } from '../generative/aae/priors.js';
 import { RECONSTRUCTION_LOSSES } from '../generative/aae/losses.js';
-import { BUILTIN_DATASETS } from '../data/builtin.js';
+import { BUILTIN_DATASETS } from '../node/data/builtin.js';
 import { createProgress } from './progress.js';
 import { guardRun } from './failure.js';
 import { finiteOption, intOption, pathTag, optionNamed, positiveOption, startBackend, backendOption, resumeOption } from './common.js';

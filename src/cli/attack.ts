@@ -1,9 +1,9 @@
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { join } from 'node:path';
-import { attackRun, ATTACK_DEFAULTS } from '../attacks/attack-run.js';
+import { attackRun, ATTACK_DEFAULTS } from '../jobs/attack-run.js';
 import { ATTACKS, findAttack } from '../attacks/index.js';
 import { NORMS, type Attack, type ParamSpec } from '../attacks/types.js';
-import { BUILTIN_DATASETS } from '../data/builtin.js';
+import { BUILTIN_DATASETS } from '../node/data/builtin.js';
 import { InputError } from '../errors.js';
 import { createProgress } from './progress.js';
 import { guardRun } from './failure.js';

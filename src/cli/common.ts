@@ -1,6 +1,7 @@
 import { InvalidArgumentError, Option } from 'commander';
 import { InputError } from '../errors.js';
-import { initBackend, parseBackendName, type BackendInfo } from '../engine/backend.js';
+import { initBackend } from '../node/backend.js';
+import { parseBackendName, type BackendInfo } from '../engine/backend.js';
 import type { KernelMode } from '../engine/kernels/index.js';
 
 /** Parses a non-negative integer option. */

@@ -1,10 +1,10 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { join } from 'node:path';
-import { evalRun, EVAL_DEFAULTS } from '../robustness/eval-run.js';
+import { evalRun, EVAL_DEFAULTS } from '../jobs/eval-run.js';
 import { SUITE_NAMES } from '../robustness/suites.js';
 import { parseCorruptions } from '../robustness/corruptions.js';
 import { MINIMAL_ATTACKS } from '../robustness/minimal.js';
-import { BUILTIN_DATASETS } from '../data/builtin.js';
+import { BUILTIN_DATASETS } from '../node/data/builtin.js';
 import { InputError } from '../errors.js';
 import { createProgress } from './progress.js';
 import { guardRun } from './failure.js';

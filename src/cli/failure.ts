@@ -8,8 +8,8 @@
  */
 import { join } from 'node:path';
 import { AdvlabError, isInputError } from '../errors.js';
-import { CheckpointStore } from '../models/checkpoint.js';
-import { EvalCheckpoint } from '../robustness/eval-checkpoint.js';
+import { CheckpointFolder } from '../node/checkpoint.js';
+import { EvalCheckpoint } from '../node/eval-checkpoint.js';
 import type { Progress } from './progress.js';
 
 /** The environment variable that turns stack traces on. */
@@ -56,7 +56,7 @@ export async function guardRun<T>(out: string, kind: CheckpointKind, progress: P
 export function resumeNote(out: string, kind: CheckpointKind): string | null {
   if (kind === 'none') return null;
   if (kind === 'epochs') {
-    const latest = new CheckpointStore(join(out, 'checkpoint')).peek();
+    const latest = new CheckpointFolder(join(out, 'checkpoint')).peek();
     if (!latest) return null;
     return `the last checkpoint (${latest.tag.replace('-', ' ')}) is intact in ${latest.path}: run the same command with --resume to continue from it`;
   }

@@ -1,11 +1,11 @@
 import { Command, Option } from 'commander';
 import { join } from 'node:path';
-import { ganRun, DEFAULT_CLUSTERS, GAN_RUN_DEFAULTS, type GanRunEvent } from '../generative/gan/gan-run.js';
-import { sampleGan } from '../generative/gan/sample.js';
-import { evaluateGan, type GanEvalResult } from '../generative/gan/gan-eval.js';
+import { ganRun, DEFAULT_CLUSTERS, GAN_RUN_DEFAULTS, type GanRunEvent } from '../jobs/gan-run.js';
+import { sampleGan } from '../jobs/gan-sample.js';
+import { evaluateGan, type GanEvalResult } from '../jobs/gan-eval.js';
 import { GAN_ARCHS } from '../generative/gan/architectures.js';
 import { GAN_LOSSES } from '../generative/losses.js';
-import { BUILTIN_DATASETS } from '../data/builtin.js';
+import { BUILTIN_DATASETS } from '../node/data/builtin.js';
 import { createProgress } from './progress.js';
 import { finiteOption, intOption, optionNamed, pathTag, positiveOption, startBackend, backendOption, resumeOption } from './common.js';
 import { InputError } from '../errors.js';

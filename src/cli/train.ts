@@ -1,12 +1,14 @@
 import { Command } from 'commander';
 import { join } from 'node:path';
-import { trainRun, TRAIN_DEFAULTS, type TrainRunEvent } from '../models/train-run.js';
+import { trainRun, TRAIN_DEFAULTS } from '../jobs/train-run.js';
+import type { TrainRunEvent } from '../models/types.js';
 import { describeZoo, ZOO_ACTIVATIONS } from '../models/zoo.js';
-import { BUILTIN_DATASETS } from '../data/builtin.js';
+import { BUILTIN_DATASETS } from '../node/data/builtin.js';
 import { createProgress } from './progress.js';
 import { intOption, positiveOption, startBackend, pathTag, workersOption, listOption, finiteOption, optionNamed, backendOption, resumeOption } from './common.js';
 import { Option } from 'commander';
-import { defenseRun, type DefenseRunResult } from '../defenses/defense-run.js';
+import { defenseRun } from '../jobs/defense-run.js';
+import type { DefenseRunResult } from '../defenses/types.js';
 import { DEFENSE_NAMES } from '../defenses/types.js';
 import { InputError } from '../errors.js';
 import { guardRun } from './failure.js';

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { InputError } from '../errors.js';
-import { workerCount } from '../engine/workers.js';
+import { workerCount } from '../node/workers.js';
 import { backendOption, positiveOption, startBackend, workersOption } from './common.js';
 
 /** `advlab worker`: takes attack and evaluation batches from a queue until stopped (SIGTERM or Ctrl-C). */
@@ -16,7 +16,7 @@ export function workerCommand(): Command {
       if (!o.queue) throw new InputError('--queue', 'required: the Redis URL the coordinator uses (redis://host:6379)');
       const log = (line: string) => process.stdout.write(line + '\n');
       // Imported here: the other commands should not load BullMQ.
-      const [{ startQueueWorker }, { redactUrl }] = await Promise.all([import('../distributed/queue-worker.js'), import('../distributed/connection.js')]);
+      const [{ startQueueWorker }, { redactUrl }] = await Promise.all([import('../node/distributed/queue-worker.js'), import('../node/distributed/connection.js')]);
       const backend = await startBackend(o.backend, undefined, log);
       const threads = workerCount(o.threads, backend, Number.MAX_SAFE_INTEGER);
       const worker = await startQueueWorker({

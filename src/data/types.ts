@@ -1,5 +1,3 @@
-import { resolve as resolvePath } from 'node:path';
-
 /** A set of images with integer labels, kept in plain typed arrays (tensors are made per batch). */
 export interface ImageSet {
   /** float32, NHWC, row-major, values in [0, 1]. Length = count * H * W * C. */
@@ -30,27 +28,4 @@ export interface Dataset {
 /** Number of values in one image. */
 export function imageSize(shape: readonly [number, number, number]): number {
   return shape[0] * shape[1] * shape[2];
-}
-
-/**
- * A Dataset read from a user path: `name` is the path as given, `source` its
- * absolute form; classes without names are called "0".."K-1".
- */
-export function datasetFromPath(
-  path: string,
-  train: ImageSet,
-  test: ImageSet,
-  numClasses: number,
-  skipped = 0,
-  classNames: readonly string[] = [],
-): Dataset {
-  return {
-    name: path,
-    source: resolvePath(path),
-    train,
-    test,
-    numClasses,
-    classNames: Array.from({ length: numClasses }, (_, i) => classNames[i] ?? String(i)),
-    skipped,
-  };
 }

@@ -13,11 +13,9 @@
  *   Carlini & Wagner 2018);
  * - `full`: gradients through the autoencoder itself (it is differentiable).
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { tfl } from '../engine/tf.js';
 import { InputError } from '../errors.js';
-import { isGraphModel, loadModel, type ClassifierModel } from '../models/io.js';
+import { isGraphModel, type ClassifierModel } from '../models/artifacts.js';
 import { GradientGate } from '../models/gradient-gate.js';
 import { decodeImages, encodeImages } from '../generative/aae/architectures.js';
 
@@ -60,15 +58,11 @@ export function parseDefenseSpec(spec: string): DefenseSpec {
 }
 
 /**
- * Loads the encoder and decoder of an `advlab aae` run.
- * @throws InputError('defense') if the folder holds no AAE, or a categorical one (whose code is not encoder(x) alone).
+ * The purifier of an `advlab aae` run's encoder and decoder (loaded from
+ * `path`), which it takes over: its `dispose` frees them.
+ * @throws InputError('defense') for a categorical AAE (whose code is not encoder(x) alone) or models that do not fit together; both are disposed then.
  */
-export async function loadAaePurifier(path: string): Promise<AaePurifier> {
-  for (const part of ['encoder', 'decoder']) {
-    if (!existsSync(join(path, part, 'model.json'))) throw new InputError('defense', `${path} is not an advlab aae run folder: ${join(path, part, 'model.json')} is missing`);
-  }
-  const encoder = await loadModel(join(path, 'encoder'));
-  const decoder = await loadModel(join(path, 'decoder'));
+export function aaePurifier(path: string, encoder: tfl.LayersModel, decoder: tfl.LayersModel): AaePurifier {
   const dispose = () => {
     encoder.dispose();
     decoder.dispose();
@@ -107,12 +101,12 @@ export function purifiedModel(classifier: ClassifierModel, purifier: AaePurifier
  * The detector's score: mean squared error per pixel between each image and
  * its reconstruction sigmoid(decoder(encoder(x))). No tensor outlives the call.
  */
-export function reconstructionErrors(purifier: AaePurifier, images: Float32Array): Float32Array {
+export async function reconstructionErrors(purifier: AaePurifier, images: Float32Array): Promise<Float32Array> {
   const shape = purifier.imageShape;
   const size = shape[0] * shape[1] * shape[2];
   // encodeImages checks that `images` holds whole images.
-  const codes = encodeImages(purifier.encoder, images, shape);
-  const reconstructed = decodeImages(purifier.decoder, codes, purifier.encoder.outputs[0].shape[1] as number);
+  const codes = await encodeImages(purifier.encoder, images, shape);
+  const reconstructed = await decodeImages(purifier.decoder, codes, purifier.encoder.outputs[0].shape[1] as number);
   const out = new Float32Array(images.length / size);
   for (let i = 0; i < out.length; i++) {
     let sum = 0;

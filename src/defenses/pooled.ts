@@ -8,7 +8,8 @@
  * thread (no gradient averaging needed).
  */
 import { tf, type tfl } from '../engine/tf.js';
-import { splitRanges, type TaskRef, type WorkerPool } from '../engine/pool.js';
+import { readOne } from '../engine/read.js';
+import { splitRanges, type TaskPool, type TaskRef } from '../engine/task-pool.js';
 import { shareModel, type SharedModel } from '../models/pool-model.js';
 import { concatArrays } from '../util/arrays.js';
 import { attackStart } from './defenses.js';
@@ -22,7 +23,7 @@ const ascentTask = (): TaskRef => ({ module: DEFENSE_TASK_URL, name: 'ascentTask
  * is shared with the workers on the first batch (its topology, once); its
  * weights are published to them before every batch.
  */
-export function pooledDefense(defense: Defense, pool: WorkerPool): Defense {
+export function pooledDefense(defense: Defense, pool: TaskPool): Defense {
   let state: { model: tfl.LayersModel; shared: SharedModel; sizes: number[]; buffer: SharedArrayBuffer; all: Float32Array } | undefined;
   let version = 0;
   return {
@@ -36,19 +37,17 @@ export function pooledDefense(defense: Defense, pool: WorkerPool): Defense {
       const { shared, sizes, buffer, all } = state;
       // Publish the current weights (they changed with the last step).
       let offset = 0;
-      m.weights.forEach((w, i) => {
-        const t = w.read();
-        all.set(t.dataSync() as Float32Array, offset);
+      for (let i = 0; i < m.weights.length; i++) {
+        all.set((await m.weights[i].read().data()) as Float32Array, offset);
         offset += sizes[i];
-      });
+      }
       version++;
       const start = attackStart(defense.config, b.x, b.eps, b.seed);
       const [n, h, wd, c] = b.x.shape;
       const size = h * wd * c;
-      const x = b.x.dataSync() as Float32Array;
-      const s = start.dataSync() as Float32Array;
-      const y = b.y.dataSync() as Int32Array;
-      start.dispose();
+      const x = (await b.x.data()) as Float32Array;
+      const s = (await readOne(start)) as Float32Array;
+      const y = (await b.y.data()) as Int32Array;
       const payloads: AscentPayload[] = splitRanges(n, Math.min(pool.size, n)).map(([from, to]) => ({
         model: shared,
         weights: buffer,

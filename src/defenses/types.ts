@@ -3,9 +3,9 @@
  * model is trained on (adversarial examples, found with the model in inference
  * mode) and the loss of that batch.
  */
-import type { tf } from '../engine/tf.js';
 import type { TrainingDefense } from '../models/train.js';
 import type { Norm } from '../attacks/types.js';
+import type { TrainRunResult } from '../models/types.js';
 
 /** Defense names `advlab train --defense` takes. */
 export const DEFENSE_NAMES = ['none', 'pgd-at', 'fgsm-rs', 'trades'] as const;
@@ -34,4 +34,39 @@ export interface DefenseConfig {
 /** A defense: its settings and the trainer's hooks (eps schedule, perturbation, loss). */
 export interface Defense extends TrainingDefense {
   config: DefenseConfig;
+}
+
+/** One model's evaluation, as the comparison shows it. */
+export interface EvidenceEntry {
+  model: string;
+  /** Test images evaluated. */
+  count: number;
+  cleanAccuracy: number;
+  robustAccuracy: number;
+  confidenceInterval: [number, number];
+  curve: { eps: number; robustAccuracy: number }[];
+  sanity: 'pass' | 'warn';
+  /** Folder of the full evaluation (report.html, result.json). */
+  evalDir: string;
+}
+
+/** result.json of a defended training run: the training result plus the defense and the evidence. */
+export interface DefenseRunResult extends TrainRunResult {
+  defense: DefenseConfig & { workers: number; trainingSeconds: number; overfitting: OverfittingVerdict | null };
+  evidence: { suite: string; n: number; eps: number[]; defended: EvidenceEntry; baseline: EvidenceEntry | null } | null;
+}
+
+/** What the per-epoch watch concluded. */
+export interface OverfittingVerdict {
+  /** Catastrophic overfitting at the last epoch (see {@link isCatastrophicOverfitting}). */
+  detected: boolean;
+  /** Epochs whose held-out figures showed it (1-based). */
+  epochs: number[];
+  /** Epoch with the best held-out PGD accuracy, and that accuracy. */
+  bestEpoch: number;
+  bestPgdAccuracy: number;
+  finalPgdAccuracy: number;
+  finalFgsmAccuracy: number;
+  /** The saved model holds the best epoch's weights instead of the last. */
+  restored: boolean;
 }

@@ -1,14 +1,16 @@
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { tf } from './tf.js';
 import { InputError, AdvlabError } from '../errors.js';
 import { setAdvlabKernels, type KernelMode } from './kernels/index.js';
 
-const require = createRequire(import.meta.url);
-
-/** The backends advlab can run on. `node` is `@tensorflow/tfjs-node` (TensorFlow C library). */
-export type BackendName = 'node' | 'wasm' | 'cpu';
+/**
+ * The backends advlab can run on. `node` is `@tensorflow/tfjs-node` (TensorFlow
+ * C library, Node only); `webgl` and `webgpu` run on a page's GPU.
+ */
+export type BackendName = 'node' | 'wasm' | 'cpu' | 'webgl' | 'webgpu';
+/** The backends of Node (the CLI's `--backend`). */
 export const BACKEND_NAMES: readonly BackendName[] = ['node', 'wasm', 'cpu'];
+/** The backends of a page. */
+export const BROWSER_BACKEND_NAMES: readonly BackendName[] = ['webgl', 'webgpu', 'wasm', 'cpu'];
 
 /** What {@link initBackend} chose and why. */
 export interface BackendInfo {
@@ -26,14 +28,32 @@ export interface BackendInfo {
 
 export interface InitBackendOptions {
   /**
-   * `auto` (default): tfjs-node if installed, else wasm, else cpu.
-   * The `ADVLAB_BACKEND` environment variable overrides `auto`.
+   * `auto` (default): tfjs-node if `loadNode` loads it, else wasm, else cpu.
+   * In Node, `advlab/node`'s initBackend lets `ADVLAB_BACKEND` override `auto`.
    */
   backend?: BackendName | 'auto';
   /** `advlab` (default) registers advlab's exact and complete gradient kernels on wasm; `shipped` keeps tfjs's own. */
   kernels?: KernelMode;
-  /** For tests: how to load tfjs-node. Defaults to a real dynamic import. */
+  /**
+   * Where the wasm backend's .wasm files are: a folder path or URL prefix
+   * ending in `/` (tfjs-backend-wasm's `setWasmPaths`). Node's initBackend
+   * points it at the installed package; in a page, wherever the site serves them.
+   */
+  wasmPaths?: string;
+  /**
+   * Loads `@tensorflow/tfjs-node` (registering the `tensorflow` backend).
+   * Only Node has it: `advlab/node`'s initBackend passes a dynamic import;
+   * without it the `node` backend is unavailable.
+   */
   loadNode?: () => Promise<unknown>;
+  /**
+   * wasm: use tfjs's threaded build where the platform can start its workers
+   * (a page under cross-origin isolation). Default false; Node cannot (its
+   * Worker rejects the blob: URLs the build starts them from).
+   */
+  wasmThreads?: boolean;
+  /** Threads the `node` backend computes with, for the record (Node's initBackend passes the core count). */
+  nodeThreads?: number;
 }
 
 let current: BackendInfo | undefined;
@@ -50,21 +70,21 @@ export function parseBackendName(value: string, argument: string): BackendName |
 }
 
 /**
- * Chooses and initialises the TensorFlow.js backend.
+ * Chooses and initialises the TensorFlow.js backend, on any platform.
  *
- * Order for `auto`: `@tensorflow/tfjs-node` when the user has installed it (an
- * optional peer dependency), else WebAssembly with its .wasm files read from the
- * installed `@tensorflow/tfjs-backend-wasm` package (never fetched), else the
- * pure-JavaScript CPU backend. An explicit backend that cannot start is an error,
- * not a silent fallback.
+ * Order for `auto`: `@tensorflow/tfjs-node` when `loadNode` loads it, else
+ * WebAssembly (its .wasm files from `wasmPaths`), else the pure-JavaScript CPU
+ * backend. An explicit backend that cannot start is an error, not a silent
+ * fallback. In Node, use `advlab/node`'s initBackend, which supplies the Node
+ * parts (tfjs-node, the installed .wasm files, `ADVLAB_BACKEND`).
  */
 export async function initBackend(options: InitBackendOptions = {}): Promise<BackendInfo> {
-  const env = process.env.ADVLAB_BACKEND;
-  let requested = options.backend ?? 'auto';
-  if (requested === 'auto' && env) requested = parseBackendName(env, 'ADVLAB_BACKEND');
+  const requested = options.backend ?? 'auto';
   const kernels = options.kernels ?? 'advlab';
   const notes: string[] = [];
-  const loadNode = options.loadNode ?? (() => import('@tensorflow/tfjs-node' as string));
+  const loadNode = options.loadNode ?? (async () => {
+    throw new Error('@tensorflow/tfjs-node runs in Node only (use the initBackend of advlab/node)');
+  });
 
   const tryNode = async (): Promise<boolean> => {
     try {
@@ -83,10 +103,8 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
   const tryWasm = async (): Promise<boolean> => {
     try {
       const wasm = await import('@tensorflow/tfjs-backend-wasm');
-      // The threaded build starts its workers from blob: URLs, which Node's Worker
-      // rejects; the single-threaded SIMD build is what runs here.
-      tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
-      wasm.setWasmPaths(wasmDir() + '/');
+      if (!options.wasmThreads) tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+      if (options.wasmPaths) wasm.setWasmPaths(options.wasmPaths);
       if (!(await tf.setBackend('wasm'))) {
         notes.push('the wasm backend did not start');
         return false;
@@ -110,6 +128,15 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
   } else if (requested === 'cpu') {
     await tf.setBackend('cpu');
     name = 'cpu';
+  } else if (requested === 'webgl' || requested === 'webgpu') {
+    // Loaded only when asked for: their modules touch browser APIs.
+    try {
+      await (requested === 'webgl' ? import('@tensorflow/tfjs-backend-webgl') : import('@tensorflow/tfjs-backend-webgpu'));
+      if (!(await tf.setBackend(requested))) throw new Error(`tfjs could not start ${requested} (no ${requested === 'webgl' ? 'WebGL context' : 'WebGPU adapter'})`);
+    } catch (e) {
+      throw new AdvlabError(`backend "${requested}" requested but unavailable: ${firstLine(e)}`);
+    }
+    name = requested;
   } else {
     if (await tryNode()) name = 'node';
     else if (await tryWasm()) name = 'wasm';
@@ -123,26 +150,21 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
   current = {
     name,
     tfjsName: tf.getBackend(),
-    threads: threadCount(name),
+    threads: threadCount(name, options.nodeThreads),
     kernels: name === 'wasm' ? kernels : 'native',
     notes,
   };
   return current;
 }
 
-/** The folder holding the wasm binaries inside the installed package. */
-export function wasmDir(): string {
-  return join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist');
-}
-
-function threadCount(name: BackendName): number {
+function threadCount(name: BackendName, nodeThreads: number | undefined): number {
   if (name === 'wasm') {
     const backend = tf.backend() as unknown as { wasm?: { tfjs?: { getThreadsCount?: () => number } } };
     return backend.wasm?.tfjs?.getThreadsCount?.() ?? 1;
   }
   if (name === 'node') {
     // TensorFlow's intra-op pool defaults to one thread per core.
-    return (globalThis as any).navigator?.hardwareConcurrency ?? require('node:os').cpus().length;
+    return nodeThreads ?? 1;
   }
   return 1;
 }

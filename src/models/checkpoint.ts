@@ -1,67 +1,25 @@
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
-import { FileFormatError } from '../errors.js';
-
 /**
- * A folder of numbered checkpoints with an atomically replaced `latest.json`.
- *
- * Each checkpoint is written completely into its own sub-folder first; only then
- * does `latest.json` point at it, so a kill at any moment leaves the previous
- * checkpoint intact and readable. Older checkpoints are removed afterwards.
+ * Where the trainers (classifier, GAN, AAE) keep the checkpoint that lets a
+ * killed run resume bit for bit. The platform supplies it: Node's
+ * `CheckpointFolder` (src/node) writes a folder, a page could keep it in
+ * IndexedDB. A store keeps the latest checkpoint and replaces it atomically:
+ * a kill at any moment leaves the previous one readable.
  */
-export class CheckpointStore {
-  constructor(readonly dir: string) {}
-
-  /** Writes checkpoint `tag` with the given files and JSON state, then makes it the latest. */
-  save(tag: string, state: unknown, files: Record<string, Uint8Array | string>): void {
-    const sub = join(this.dir, tag);
-    mkdirSync(sub, { recursive: true });
-    for (const [name, data] of Object.entries(files)) writeFileAtomic(join(sub, name), data);
-    writeJsonAtomic(join(sub, 'state.json'), state);
-    writeJsonAtomic(join(this.dir, 'latest.json'), { tag });
-    for (const entry of readdirSync(this.dir, { withFileTypes: true })) {
-      if (entry.isDirectory() && entry.name !== tag) rmSync(join(this.dir, entry.name), { recursive: true, force: true });
-    }
-  }
-
-  /**
-   * The latest checkpoint's tag and folder, when `latest.json` names one whose
-   * state is there; undefined otherwise. Never throws: it serves the message
-   * after a failed run, which must not fail in turn.
-   */
-  peek(): { tag: string; path: string } | undefined {
-    try {
-      const { tag } = JSON.parse(readFileSync(join(this.dir, 'latest.json'), 'utf8')) as { tag?: unknown };
-      if (typeof tag !== 'string' || !existsSync(join(this.dir, tag, 'state.json'))) return undefined;
-      return { tag, path: join(this.dir, tag) };
-    } catch {
-      return undefined;
-    }
-  }
-
-  /** The latest checkpoint's state and a reader for its files, or undefined if there is none. */
-  load<S>(): { tag: string; state: S; read: (name: string) => Uint8Array; path: (name: string) => string } | undefined {
-    const latest = join(this.dir, 'latest.json');
-    if (!existsSync(latest)) return undefined;
-    const { tag } = parseJson<{ tag: string }>(latest);
-    const sub = join(this.dir, tag);
-    const state = parseJson<S>(join(sub, 'state.json'));
-    const path = (name: string) => join(sub, name);
-    const read = (name: string) => {
-      const p = path(name);
-      if (!existsSync(p)) throw new FileFormatError(p, 'checkpoint file missing');
-      return new Uint8Array(readFileSync(p));
-    };
-    return { tag, state, read, path };
-  }
+export interface CheckpointStore {
+  /** What messages call the store (e.g. its folder). */
+  readonly location: string;
+  /** Writes checkpoint `tag` with the given files and JSON-able state, then makes it the latest. */
+  save(tag: string, state: unknown, files: Record<string, Uint8Array | string>): Promise<void>;
+  /** The latest checkpoint, or undefined when there is none. */
+  load<S>(): Promise<LoadedCheckpoint<S> | undefined>;
 }
 
-function parseJson<T>(file: string): T {
-  if (!existsSync(file)) throw new FileFormatError(file, 'checkpoint file missing');
-  try {
-    return JSON.parse(readFileSync(file, 'utf8')) as T;
-  } catch (e) {
-    throw new FileFormatError(file, `corrupt checkpoint (${(e as Error).message})`);
-  }
+/** A checkpoint read back from a {@link CheckpointStore}. */
+export interface LoadedCheckpoint<S> {
+  tag: string;
+  state: S;
+  /** A file of the checkpoint; throws FileFormatError when it is missing. */
+  read(name: string): Uint8Array;
+  /** What messages call that file (e.g. its path). */
+  name(file: string): string;
 }

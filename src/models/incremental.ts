@@ -21,6 +21,7 @@
  * models are scored the plain way.
  */
 import { tf, tfl } from '../engine/tf.js';
+import { readAndDispose, readOne } from '../engine/read.js';
 import type { Classifier } from './classifier.js';
 
 /** How a local layer maps positions along one spatial axis. */
@@ -156,7 +157,7 @@ export class IncrementalForward {
   }
 
   /** Makes `images` (n, NHWC) the examples' bases and returns their logits [n * classes] (n queries). */
-  reset(images: Float32Array, n: number): Float32Array {
+  async reset(images: Float32Array, n: number): Promise<Float32Array> {
     const [h, w, c] = this.classifier.inputShape;
     this.count = n;
     this.last = null;
@@ -165,13 +166,10 @@ export class IncrementalForward {
       const f = this.runLocal(tf.tensor4d(images, [n, h, w, c]));
       return [f, this.runRest(f)];
     });
-    try {
-      this.base = (features.dataSync() as Float32Array).slice();
-      this.classifier.addCounts({ queries: n, gradients: 0 });
-      return (logits.dataSync() as Float32Array).slice();
-    } finally {
-      tf.dispose([features, logits]);
-    }
+    const [baseValues, logitValues] = await readAndDispose([features, logits]);
+    this.base = (baseValues as Float32Array).slice();
+    this.classifier.addCounts({ queries: n, gradients: 0 });
+    return (logitValues as Float32Array).slice();
   }
 
   /**
@@ -179,7 +177,7 @@ export class IncrementalForward {
    * proposal j equals the base of example rows[j] except in the window of
    * `size` x `size` pixels at (tops[j], lefts[j]). Counts one query each.
    */
-  score(rows: number[], proposals: Float32Array, tops: number[], lefts: number[], size: number): Float32Array {
+  async score(rows: number[], proposals: Float32Array, tops: number[], lefts: number[], size: number): Promise<Float32Array> {
     const m = rows.length;
     const [h, w, c] = this.classifier.inputShape;
     const fh = this.rowSizes.at(-1)!;
@@ -215,13 +213,7 @@ export class IncrementalForward {
       }
     });
     const fc = this.channels;
-    const out = tf.tidy(() => this.runLocal(tf.tensor4d(patches, [m, ph, pw, c])));
-    let local: Float32Array;
-    try {
-      local = (out.dataSync() as Float32Array).slice();
-    } finally {
-      out.dispose();
-    }
+    const local = ((await readOne(tf.tidy(() => this.runLocal(tf.tensor4d(patches, [m, ph, pw, c]))))) as Float32Array).slice();
     // Each example's base features with its region replaced.
     const maps = new Float32Array(m * this.featureSize);
     regions.forEach((r, j) => {
@@ -231,13 +223,7 @@ export class IncrementalForward {
         maps.set(local.subarray(from, from + qw * fc), j * this.featureSize + ((r.r0 + y) * fw + r.c0) * fc);
       }
     });
-    const z = tf.tidy(() => this.runRest(tf.tensor4d(maps, [m, fh, fw, fc])));
-    let logits: Float32Array;
-    try {
-      logits = (z.dataSync() as Float32Array).slice();
-    } finally {
-      z.dispose();
-    }
+    const logits = ((await readOne(tf.tidy(() => this.runRest(tf.tensor4d(maps, [m, fh, fw, fc]))))) as Float32Array).slice();
     this.last = { rows, regions, patches: local, qh, qw };
     this.classifier.addCounts({ queries: m, gradients: 0 });
     return logits;

@@ -8,10 +8,9 @@
  * first use and keeps it under the snapshot's key, so each worker builds each
  * model once, not once per call.
  */
-import { randomUUID } from 'node:crypto';
 import { tf, tfl } from '../engine/tf.js';
 import { InputError } from '../errors.js';
-import { modelFromArtifacts, modelToArtifacts } from './io.js';
+import { modelFromArtifacts, modelToArtifacts } from './artifacts.js';
 import { Classifier, type Preprocessing } from './classifier.js';
 
 /** A model snapshot to put in pool task payloads. Treat it as immutable. */
@@ -42,7 +41,7 @@ export async function shareModel(model: tfl.LayersModel): Promise<SharedModel> {
   const shared = new SharedArrayBuffer(weights.byteLength);
   new Uint8Array(shared).set(weights);
   // A random key, not a hash of the weights: cheaper, and a snapshot is immutable anyway.
-  return { key: randomUUID(), artifacts: { ...artifacts, weightData: shared as unknown as ArrayBuffer } };
+  return { key: crypto.randomUUID(), artifacts: { ...artifacts, weightData: shared as unknown as ArrayBuffer } };
 }
 
 /** key → model being built or built, in least-recently-used-first order (Map keeps insertion order). */

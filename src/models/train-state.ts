@@ -3,14 +3,14 @@
  * specs, for checkpoints that resume bit-identically (the classifier trainer
  * and the GAN trainer share it).
  */
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../util/hash.js';
 import { tf, tfl } from '../engine/tf.js';
 import { packTensors, unpackTensors, type TensorSpec } from '../engine/tensor-io.js';
 import { InputError } from '../errors.js';
 
 /** A hash of the model's architecture as tfjs serializes it (names included: the same build gives the same names). */
 export function topologyHash(model: tfl.LayersModel): string {
-  return createHash('sha256').update(JSON.stringify(model.toJSON(null, false))).digest('hex');
+  return sha256Hex(JSON.stringify(model.toJSON(null, false)));
 }
 
 /** The model's weights (including batch-norm statistics), packed. */

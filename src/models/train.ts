@@ -1,13 +1,15 @@
 import { tf, tfl } from '../engine/tf.js';
+import { readAndDispose } from '../engine/read.js';
 import type { ImageSet } from '../data/types.js';
 import { batchOrder, makeBatch, type Batch } from '../data/batches.js';
 import type { Augmentation } from '../data/augment.js';
 import { Rng, deriveSeed } from '../util/rng.js';
 import type { TensorSpec } from '../engine/tensor-io.js';
 import { packModelWeights, packOptimizer, restoreModelWeights, restoreOptimizer, setLearningRate, topologyHash } from './train-state.js';
-import { CheckpointStore } from './checkpoint.js';
+import type { CheckpointStore } from './checkpoint.js';
 import { accuracy } from './evaluate.js';
 import { InputError } from '../errors.js';
+import { yieldToEventLoop } from '../util/yield.js';
 
 
 /** Options of {@link trainClassifier}. */
@@ -27,8 +29,8 @@ export interface TrainOptions {
   /** Test set scored after each epoch (inference mode); optional. */
   test?: ImageSet;
   /** Folder for per-epoch checkpoints (model weights, optimizer state, epoch, RNG). */
-  checkpointDir?: string;
-  /** Continue from the latest checkpoint in `checkpointDir`, if there is one. */
+  checkpoints?: CheckpointStore;
+  /** Continue from the latest checkpoint in `checkpoints`, if there is one. */
   resume?: boolean;
   /** Progress events; the library never prints. */
   onProgress?: (event: TrainEvent) => void;
@@ -129,17 +131,17 @@ export async function trainClassifier(model: tfl.LayersModel, train: ImageSet, o
   let rng = new Rng(deriveSeed(options.seed, 'shuffle'));
   let history: EpochRecord[] = [];
   let startEpoch = 0;
-  const store = options.checkpointDir ? new CheckpointStore(options.checkpointDir) : undefined;
+  const store = options.checkpoints;
 
   try {
     if (store && options.resume) {
-      const ck = store.load<CheckpointState>();
+      const ck = await store.load<CheckpointState>();
       if (ck) {
         if (ck.state.topology && ck.state.topology !== topologyHash(model)) {
-          throw new InputError('resume', `the checkpoint in ${options.checkpointDir} was written for a different model (its layers, activation or width differ); delete it or drop --resume`);
+          throw new InputError('resume', `the checkpoint in ${store.location} was written for a different model (its layers, activation or width differ); delete it or drop --resume`);
         }
-        restoreModelWeights(model, ck.state.modelSpecs, ck.read('model.bin'), ck.path('model.bin'));
-        await restoreOptimizer(optimizer, { specs: ck.state.optimizerSpecs, accBeta: ck.state.accBeta }, ck.read('optimizer.bin'), ck.path('optimizer.bin'));
+        restoreModelWeights(model, ck.state.modelSpecs, ck.read('model.bin'), ck.name('model.bin'));
+        await restoreOptimizer(optimizer, { specs: ck.state.optimizerSpecs, accBeta: ck.state.accBeta }, ck.read('optimizer.bin'), ck.name('optimizer.bin'));
         rng = Rng.fromState(ck.state.rngState);
         history = ck.state.history;
         startEpoch = ck.state.epoch;
@@ -162,13 +164,13 @@ export async function trainClassifier(model: tfl.LayersModel, train: ImageSet, o
         const step = (epoch - 1) * order.length + b;
         const { loss, correct: c } = options.defense
           ? await defendedStep(model, optimizer, batch, numClasses, options.defense, options.defense.epsAt(step, order.length), deriveSeed(options.seed, `defense:${step}`))
-          : trainStep(model, optimizer, batch, numClasses);
+          : await trainStep(model, optimizer, batch, numClasses);
         lossSum += loss * order[b].length;
         correct += c;
         seen += order[b].length;
         options.onProgress?.({ type: 'batch', epoch, batch: b + 1, batches: order.length, loss: lossSum / seen, accuracy: correct / seen });
         // Let timers (progress bars) run between steps.
-        await new Promise((r) => setImmediate(r));
+        await yieldToEventLoop();
       }
       const record: EpochRecord = {
         epoch,
@@ -176,7 +178,7 @@ export async function trainClassifier(model: tfl.LayersModel, train: ImageSet, o
         trainAccuracy: correct / train.count,
         seconds: (performance.now() - t0) / 1000,
       };
-      if (options.test) record.testAccuracy = accuracy(model, options.test);
+      if (options.test) record.testAccuracy = await accuracy(model, options.test);
       if (options.monitor) record.monitor = await options.monitor(model, epoch);
       history.push(record);
       if (store) await saveCheckpoint(store, model, optimizer, rng, history, epoch);
@@ -188,8 +190,8 @@ export async function trainClassifier(model: tfl.LayersModel, train: ImageSet, o
   }
 }
 
-/** One Adam step on one batch (disposed here); returns the batch's mean loss and correct count. */
-function trainStep(model: tfl.LayersModel, optimizer: tf.Optimizer, batch: Batch, numClasses: number): { loss: number; correct: number } {
+/** One Adam step on one batch (disposed here); returns the batch's mean loss and correct count (read in one wait). */
+async function trainStep(model: tfl.LayersModel, optimizer: tf.Optimizer, batch: Batch, numClasses: number): Promise<{ loss: number; correct: number }> {
   let correctT: tf.Scalar | undefined;
   try {
     const lossT = optimizer.minimize(() => {
@@ -197,9 +199,8 @@ function trainStep(model: tfl.LayersModel, optimizer: tf.Optimizer, batch: Batch
       correctT = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), batch.y), 'int32'))) as tf.Scalar;
       return tf.losses.softmaxCrossEntropy(tf.oneHot(batch.y, numClasses), logits) as tf.Scalar;
     }, true) as tf.Scalar;
-    const loss = lossT.dataSync()[0];
-    lossT.dispose();
-    return { loss, correct: correctT!.dataSync()[0] };
+    const [loss, correct] = await readAndDispose([lossT, correctT!]);
+    return { loss: loss[0], correct: correct[0] };
   } finally {
     tf.dispose([batch.x, batch.y, correctT as tf.Tensor]);
   }
@@ -221,9 +222,8 @@ async function defendedStep(model: tfl.LayersModel, optimizer: tf.Optimizer, bat
       correctT = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), batch.y), 'int32'))) as tf.Scalar;
       return loss;
     }, true) as tf.Scalar;
-    const loss = lossT.dataSync()[0];
-    lossT.dispose();
-    return { loss, correct: correctT!.dataSync()[0] };
+    const [loss, correct] = await readAndDispose([lossT, correctT!]);
+    return { loss: loss[0], correct: correct[0] };
   } finally {
     tf.dispose([batch.x, batch.y, correctT as tf.Tensor, perturbed as tf.Tensor].filter(Boolean));
   }
@@ -241,7 +241,7 @@ async function saveCheckpoint(store: CheckpointStore, model: tfl.LayersModel, op
     accBeta: opt.state.accBeta,
     topology: topologyHash(model),
   };
-  store.save(`epoch-${epoch}`, state, { 'model.bin': modelPack.data, 'optimizer.bin': opt.data });
+  await store.save(`epoch-${epoch}`, state, { 'model.bin': modelPack.data, 'optimizer.bin': opt.data });
 }
 
 function outputClasses(model: tfl.LayersModel): number {
@@ -256,6 +256,6 @@ function validate(o: TrainOptions, train: ImageSet): void {
   if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new InputError('batchSize', `expected a positive integer, got ${o.batchSize}`);
   if (!(o.learningRate > 0) || !Number.isFinite(o.learningRate)) throw new InputError('learningRate', `expected a positive number, got ${o.learningRate}`);
   if (o.schedule !== undefined && !LEARNING_RATE_SCHEDULES.includes(o.schedule)) throw new InputError('schedule', `expected one of ${LEARNING_RATE_SCHEDULES.join(', ')}, got "${o.schedule}"`);
-  if (o.resume && !o.checkpointDir) throw new InputError('resume', 'needs a checkpoint folder (checkpointDir)');
+  if (o.resume && !o.checkpoints) throw new InputError('resume', 'needs a checkpoint store (checkpoints)');
   if (train.count === 0) throw new InputError('train', 'the training set is empty');
 }

@@ -11,7 +11,7 @@
  * no external resource) and deterministic: the same inputs give the same bytes.
  */
 import type { TopLevelSpec } from 'vega-lite';
-import type { AaeRunResult } from '../generative/aae/aae-run.js';
+import type { AaeRunResult } from '../generative/aae/types.js';
 import { duration, html, int, num, pct, raw, kvTable, pngImg, provenanceRows, reportPage, type SafeHtml } from './eval-report.js';
 import { PLOT_CONFIG, vegaLiteSvg, type PlotOptions } from './plots.js';
 

@@ -4,7 +4,7 @@
  * training time) and the defense's settings. Self-contained like the eval
  * report (same style); links to the full evaluation reports.
  */
-import type { DefenseRunResult, EvidenceEntry } from '../defenses/defense-run.js';
+import type { DefenseRunResult, EvidenceEntry } from '../defenses/types.js';
 import { duration, html, pct, raw, reportPage } from './eval-report.js';
 import { comparisonPlot, formatEps } from './plots.js';
 

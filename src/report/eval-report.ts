@@ -7,11 +7,12 @@
  * only markup built here (the plots' SVG) is inserted raw.
  */
 import { InputError } from '../errors.js';
+import { bytesToBase64 } from '../util/base64.js';
 import type { RunMeta } from './meta.js';
 import type { Norm } from '../attacks/types.js';
 import type { EvalRunResult, EpsilonResult, MinimalPerturbations, SanityCheck, StageSummary } from '../robustness/types.js';
 import type { CorruptionAccuracyResult } from '../robustness/corruption-accuracy.js';
-import { attackRows, captionName, gridPng, type GridLabel } from './png-grid.js';
+import { attackRows, captionName, type GridLabel, renderGrid, encodePng } from './png-grid.js';
 import { corruptionPlot, formatEps, minimalHistogramPlot, normLabel, PLOT_FONT, robustAccuracyPlot, type PlotOptions } from './plots.js';
 
 /** The evaluated examples at the headline eps, as `advlab eval` keeps them (NHWC float32, one entry per example). */
@@ -331,7 +332,7 @@ function examplesSection(r: EvalRunResult, e: EpsilonResult | null, x: EvalRepor
   });
   return html`<section id="examples">
 ${title}
-<figure class="grid"><img src="data:image/png;base64,${grid.png.toString('base64')}" width="${grid.width}" height="${grid.height}" alt="clean images, perturbations and adversarial images of ${picked.length} broken examples">
+<figure class="grid"><img src="data:image/png;base64,${bytesToBase64(grid.png)}" width="${grid.width}" height="${grid.height}" alt="clean images, perturbations and adversarial images of ${picked.length} broken examples">
 <figcaption>The first ${picked.length} broken examples. Top: clean image, captioned true→predicted. Middle: the perturbation (gray: unchanged; black and white: ∓${num(grid.scale)}), captioned with the stage that broke it. Bottom: the adversarial image, captioned true→predicted.</figcaption></figure>
 <table class="data compact">
 <thead><tr><th class="num">example</th><th>true class</th><th>clean prediction</th><th>adversarial prediction</th><th>broken by</th><th class="num">‖δ‖ (${normLabel(r.norm)})</th></tr></thead>
@@ -341,7 +342,7 @@ ${title}
 }
 
 /** Three rows (clean, perturbation, adversarial) of the picked examples as a PNG, with its pixel size. */
-function exampleGrid(x: EvalReportExamples, picked: number[], stageName: (k: number) => string, classNames: string[]): { png: Buffer; width: number; height: number; scale: number } {
+function exampleGrid(x: EvalReportExamples, picked: number[], stageName: (k: number) => string, classNames: string[]): { png: Uint8Array; width: number; height: number; scale: number } {
   const [h, w, c] = x.imageShape;
   const size = h * w * c;
   const k = picked.length;
@@ -361,9 +362,8 @@ function exampleGrid(x: EvalReportExamples, picked: number[], stageName: (k: num
   ];
   // About 90 px per cell: large enough to see the perturbation, 10 cells fit the page.
   const scale = Math.max(1, Math.min(8, Math.floor(90 / Math.max(h, w))));
-  const png = gridPng(images, { imageShape: [h, w, c], columns: k, scale, spacing: 4, labels, rowLabels: ['clean', 'delta', 'adv'], fontScale: 2 });
-  // PNG header: width and height are the big-endian words at bytes 16 and 20 (IHDR).
-  return { png, width: png.readUInt32BE(16), height: png.readUInt32BE(20), scale: deltaScale };
+  const img = renderGrid(images, { imageShape: [h, w, c], columns: k, scale, spacing: 4, labels, rowLabels: ['clean', 'delta', 'adv'], fontScale: 2 });
+  return { png: encodePng(img), width: img.width, height: img.height, scale: deltaScale };
 }
 
 function perturbationNorm(clean: Float32Array, adversarial: Float32Array, norm: Norm): number {
@@ -548,7 +548,7 @@ function pngSize(png: Uint8Array): { width: number; height: number } {
 /** A PNG inlined as an <img> of its own size (the report stays one self-contained file). */
 export function pngImg(png: Uint8Array, alt: string): SafeHtml {
   const { width, height } = pngSize(png);
-  return html`<img src="data:image/png;base64,${Buffer.from(png.buffer, png.byteOffset, png.byteLength).toString('base64')}" width="${width}" height="${height}" alt="${alt}">`;
+  return html`<img src="data:image/png;base64,${bytesToBase64(png)}" width="${width}" height="${height}" alt="${alt}">`;
 }
 
 /** A two-column table of settings: name, value. */

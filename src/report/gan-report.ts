@@ -7,8 +7,8 @@
  * resource) and deterministic: the same result and grids give the same bytes.
  */
 import type { TopLevelSpec } from 'vega-lite';
-import type { GanRunResult } from '../generative/gan/gan-run.js';
-import { duration, escapeHtml, html, int, num, pct, raw, kvTable, pngImg, provenanceRows, reportPage, type SafeHtml } from './eval-report.js';
+import type { GanRunResult } from '../generative/gan/types.js';
+import { duration, html, int, num, pct, raw, kvTable, pngImg, provenanceRows, reportPage, type SafeHtml } from './eval-report.js';
 import { PLOT_CONFIG, vegaLiteSvg, type PlotOptions } from './plots.js';
 
 /** One per-epoch sample grid shown in the report. */

@@ -1,11 +1,8 @@
-import { createRequire } from 'node:module';
 import { tf } from '../engine/tf.js';
 import type { BackendInfo } from '../engine/backend.js';
+import { ADVLAB_VERSION } from '../version.js';
 
-const require = createRequire(import.meta.url);
-
-/** advlab's own version, from its package.json. */
-export const ADVLAB_VERSION: string = (require('../../package.json') as { version: string }).version;
+export { ADVLAB_VERSION };
 
 /** The fields every result.json starts with (see CONVENTIONS: command, versions, backend, seed, times). */
 export interface RunMeta {
@@ -27,7 +24,7 @@ export function runMeta(command: string, backend: BackendInfo, seed: number, sta
     command,
     advlabVersion: ADVLAB_VERSION,
     tfjsVersion: tf.version_core,
-    nodeVersion: process.versions.node,
+    nodeVersion: nodeVersion(),
     backend: backend.name,
     threads: backend.threads,
     kernels: backend.kernels,
@@ -35,4 +32,9 @@ export function runMeta(command: string, backend: BackendInfo, seed: number, sta
     startedAt: startedAt.toISOString(),
     finishedAt: finishedAt.toISOString(),
   };
+}
+
+/** Node's version, or `none` where the run is not in Node (a page). */
+function nodeVersion(): string {
+  return (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node ?? 'none';
 }

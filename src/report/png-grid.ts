@@ -4,7 +4,7 @@
  * (nearest neighbour), with a caption under each cell and an optional label at
  * the left of each row, written with a tiny built-in 3x5 bitmap font.
  */
-import { PNG } from 'pngjs';
+import { encode } from 'fast-png';
 import { InputError } from '../errors.js';
 
 /** An RGB colour, 0..255 per channel. */
@@ -188,14 +188,19 @@ function toByte(v: number): number {
 }
 
 /** Encodes an RGBA raster as an 8-bit RGB PNG (alpha dropped). */
-export function encodePng(img: RgbaImage): Buffer {
-  const png = new PNG({ width: img.width, height: img.height });
-  png.data = Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength);
-  return PNG.sync.write(png, { colorType: 2, inputColorType: 6, inputHasAlpha: true });
+export function encodePng(img: RgbaImage): Uint8Array {
+  const n = img.width * img.height;
+  const rgb = new Uint8Array(n * 3);
+  for (let i = 0; i < n; i++) {
+    rgb[3 * i] = img.data[4 * i];
+    rgb[3 * i + 1] = img.data[4 * i + 1];
+    rgb[3 * i + 2] = img.data[4 * i + 2];
+  }
+  return encode({ width: img.width, height: img.height, data: rgb, channels: 3, depth: 8 });
 }
 
 /** {@link renderGrid} then {@link encodePng}: the PNG file's bytes. */
-export function gridPng(images: Float32Array, options: GridOptions): Buffer {
+export function gridPng(images: Float32Array, options: GridOptions): Uint8Array {
   return encodePng(renderGrid(images, options));
 }
 

@@ -13,7 +13,7 @@ import { findAttack, runAttack } from '../attacks/index.js';
 import type { AttackInput } from '../attacks/validate.js';
 import type { Norm } from '../attacks/types.js';
 import type { Classifier } from '../models/classifier.js';
-import type { TaskPool } from '../engine/pool.js';
+import type { TaskPool } from '../engine/task-pool.js';
 import { deriveSeed } from '../util/rng.js';
 import { reconstructionErrors, type AaePurifier } from '../defenses/aae-purifier.js';
 import { MISCLASSIFIED, ROBUST, type PipelineState } from './schedule.js';
@@ -96,8 +96,8 @@ export async function evaluateDetector(
 ): Promise<DetectorResult> {
   const pgd = findAttack('pgd')!;
   const attack = await runAttack(pgd, bare, input, { norm: options.norm, eps: options.eps, params: { steps: DETECTOR_PGD_STEPS }, seed: deriveSeed(options.seed, 'defense:detector'), ...(options.pool && bare.rebuildSpec ? { pool: options.pool } : {}) });
-  const clean = reconstructionErrors(purifier, input.images);
-  const adv = reconstructionErrors(purifier, attack.adversarial);
+  const clean = await reconstructionErrors(purifier, input.images);
+  const adv = await reconstructionErrors(purifier, attack.adversarial);
   const threshold = cleanThreshold(clean, DETECTOR_FALSE_POSITIVE_RATE);
   const fooled = Array.from(attack.success.keys()).filter((i) => attack.success[i]);
   const advScores = Float64Array.from(fooled, (i) => adv[i]);
@@ -108,6 +108,6 @@ export async function evaluateDetector(
     cleanMedianError: quantile(clean, 0.5),
     againstPgd: { ...detectionFigures(clean, advScores, threshold), medianError: advScores.length ? quantile(advScores, 0.5) : null },
     bareAccuracyUnderPgd: attack.summary.robustAccuracy,
-    purifiedAccuracyUnderPgd: accuracy(purified, { images: attack.adversarial, labels: input.labels, count: input.count, imageShape: [...input.imageShape] as [number, number, number] }),
+    purifiedAccuracyUnderPgd: await accuracy(purified, { images: attack.adversarial, labels: input.labels, count: input.count, imageShape: [...input.imageShape] as [number, number, number] }),
   };
 }

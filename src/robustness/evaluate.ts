@@ -8,9 +8,10 @@
  * interval, per stage, per class.
  */
 import { tf } from '../engine/tf.js';
+import { readOne } from '../engine/read.js';
 import type { Classifier } from '../models/classifier.js';
 import { shareClassifier, type SharedClassifier } from '../models/pool-model.js';
-import type { TaskPool, TaskRef } from '../engine/pool.js';
+import type { TaskPool, TaskRef } from '../engine/task-pool.js';
 import { validateInput, validateEps, type AttackInput } from '../attacks/validate.js';
 import { deriveSeed } from '../util/rng.js';
 import { InputError } from '../errors.js';
@@ -92,7 +93,7 @@ export async function evaluateRobustness(classifier: Classifier, input: AttackIn
   const n = input.count;
   const size = input.imageShape[0] * input.imageShape[1] * input.imageShape[2];
   const k = classifier.numClasses;
-  const cleanLogits = logitsOf(classifier, input, batchSize);
+  const cleanLogits = await logitsOf(classifier, input, batchSize);
   const cleanPredictions = new Int32Array(n);
   for (let i = 0; i < n; i++) cleanPredictions[i] = argmax(cleanLogits, i * k, k);
   // Target rank r (from 2) is entry r - 2 of a point's order: by clean logit, as AutoAttack, or by MALT's distance.
@@ -272,14 +273,14 @@ function perClass(labels: Int32Array, brokenBy: Int8Array, names?: readonly stri
   return count.map((c, j) => ({ class: j, name: names?.[j] ?? String(j), count: c, cleanAccuracy: c ? correct[j] / c : 0, robustAccuracy: c ? robust[j] / c : 0 }));
 }
 
-/** Clean logits of every image, [n * classes], in batches. */
-function logitsOf(classifier: Classifier, input: AttackInput, batchSize: number): Float32Array {
+/** Clean logits of every image, [n * classes], in batches (one read each). */
+async function logitsOf(classifier: Classifier, input: AttackInput, batchSize: number): Promise<Float32Array> {
   const n = input.count;
   const size = input.imageShape[0] * input.imageShape[1] * input.imageShape[2];
   const out = new Float32Array(n * classifier.numClasses);
   for (let s = 0; s < n; s += batchSize) {
     const e = Math.min(n, s + batchSize);
-    out.set(tf.tidy(() => classifier.logits(tf.tensor4d(input.images.subarray(s * size, e * size), [e - s, ...input.imageShape])).dataSync() as Float32Array), s * classifier.numClasses);
+    out.set((await readOne(tf.tidy(() => classifier.logits(tf.tensor4d(input.images.subarray(s * size, e * size), [e - s, ...input.imageShape]))))) as Float32Array, s * classifier.numClasses);
   }
   return out;
 }
@@ -312,16 +313,28 @@ async function maltOrders(
   const chunk = Math.max(1, Math.min(batchSize, Math.ceil(todo.length / slots)));
   const parts: number[][] = [];
   for (let s = 0; s < todo.length; s += chunk) parts.push(todo.slice(s, s + chunk));
-  const ranked = await Promise.all(
-    parts.map((points) => {
-      const images = new Float32Array(points.length * size);
-      points.forEach((i, j) => images.set(input.images.subarray(i * size, (i + 1) * size), j * size));
-      const labels = Int32Array.from(points, (i) => input.labels[i]);
-      if (!pool) return Promise.resolve(rankByMalt(classifier, images, labels, norm));
-      const task: TaskRef = { module: EVAL_TASK_URL, name: 'maltRankTask', label: `MALT targets of ${points.length} points from ${points[0]}` };
-      return pool.run<Int32Array, MaltRankPayload>(task, [{ classifier: shared!, images, labels, norm }], (p) => [p.images.buffer]).then((r) => r[0]);
-    }),
-  );
+  const partInput = (points: number[]) => {
+    const images = new Float32Array(points.length * size);
+    points.forEach((i, j) => images.set(input.images.subarray(i * size, (i + 1) * size), j * size));
+    return { images, labels: Int32Array.from(points, (i) => input.labels[i]) };
+  };
+  let ranked: Int32Array[];
+  if (!pool) {
+    // In this thread one part after the other, as before the reads became asynchronous (only one part's tensors alive at a time).
+    ranked = [];
+    for (const points of parts) {
+      const { images, labels } = partInput(points);
+      ranked.push(await rankByMalt(classifier, images, labels, norm));
+    }
+  } else {
+    ranked = await Promise.all(
+      parts.map((points) => {
+        const { images, labels } = partInput(points);
+        const task: TaskRef = { module: EVAL_TASK_URL, name: 'maltRankTask', label: `MALT targets of ${points.length} points from ${points[0]}` };
+        return pool.run<Int32Array, MaltRankPayload>(task, [{ classifier: shared!, images, labels, norm }], (p) => [p.images.buffer]).then((r) => r[0]);
+      }),
+    );
+  }
   const out: number[][] = Array.from({ length: state.count }, () => []);
   parts.forEach((points, p) => points.forEach((i, j) => (out[i] = Array.from(ranked[p].subarray(j * (k - 1), (j + 1) * (k - 1))))));
   return out;

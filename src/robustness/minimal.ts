@@ -7,7 +7,7 @@
  * et al. 2016; FAB: Croce & Hein 2020).
  */
 import type { Classifier } from '../models/classifier.js';
-import type { TaskPool } from '../engine/pool.js';
+import type { TaskPool } from '../engine/task-pool.js';
 import { findAttack } from '../attacks/index.js';
 import { runAttack } from '../attacks/run.js';
 import type { AttackInput } from '../attacks/validate.js';
@@ -16,6 +16,7 @@ import { deriveSeed } from '../util/rng.js';
 import { take } from '../data/split.js';
 import { InputError } from '../errors.js';
 import { tf } from '../engine/tf.js';
+import { readOne } from '../engine/read.js';
 import type { MinimalPerturbations } from './types.js';
 
 /** Attacks `--minimal` accepts. */
@@ -47,7 +48,7 @@ export async function minimalNorms(classifier: Classifier, input: AttackInput, o
   const n = input.count;
   const size = input.imageShape[0] * input.imageShape[1] * input.imageShape[2];
   const k = classifier.numClasses;
-  const logits = tf.tidy(() => classifier.logits(tf.tensor4d(input.images, [n, ...input.imageShape])).dataSync() as Float32Array).slice();
+  const logits = ((await readOne(tf.tidy(() => classifier.logits(tf.tensor4d(input.images, [n, ...input.imageShape]))))) as Float32Array).slice();
   const ranked = Array.from({ length: n }, (_, i) => Array.from({ length: k }, (_, j) => j).sort((a, b) => logits[i * k + b] - logits[i * k + a] || a - b));
   const norms = new Float32Array(n).fill(Infinity);
   const correct: number[] = [];

@@ -39,7 +39,7 @@ export interface MaltRankPayload {
 export async function maltRankTask(p: MaltRankPayload): Promise<Int32Array> {
   const classifier = await classifierInWorker(p.classifier);
   try {
-    return rankByMalt(classifier, p.images, p.labels, p.norm);
+    return await rankByMalt(classifier, p.images, p.labels, p.norm);
   } finally {
     classifier.dispose();
   }

@@ -10,8 +10,9 @@
  * show that an evaluation is not to be trusted.
  */
 import { tf } from '../engine/tf.js';
+import { readOne } from '../engine/read.js';
 import type { Classifier } from '../models/classifier.js';
-import type { TaskPool } from '../engine/pool.js';
+import type { TaskPool } from '../engine/task-pool.js';
 import { findAttack } from '../attacks/index.js';
 import { runAttack } from '../attacks/run.js';
 import { validateInput, validateEps, resolveParams, type AttackInput } from '../attacks/validate.js';
@@ -182,7 +183,7 @@ export async function checkUnboundedAttack(input: SanityInput): Promise<SanityCh
   const { attack, params } = reference(input);
   const cannot = cannotRun(attack, input);
   if (cannot) return skipped(id, cannot);
-  const correct = correctIndices(input.classifier, input.sample);
+  const correct = await correctIndices(input.classifier, input.sample);
   if (!correct.length) return skipped(id, 'no sample image is classified correctly');
   const eps = inputDiameter(input.norm, input.classifier);
   const r = await attackOn(input, attack, subset(input.sample, correct), { eps, params, seed: deriveSeed(input.seed, 'sanity:unbounded-attack') });
@@ -275,14 +276,14 @@ export async function checkMoreSteps(input: SanityInput): Promise<SanityCheck> {
  * than 5% of the margin gradients are all zero, any gradient is non-finite, or
  * more than 50% of the cross-entropy gradients are all zero.
  */
-export function checkGradients(input: SanityInput): SanityCheck {
+export async function checkGradients(input: SanityInput): Promise<SanityCheck> {
   const id = 'gradients';
   validateSample(input);
   if (!input.classifier.hasGradients) return skipped(id, 'the classifier gives no gradients');
   const { sample } = input;
   const n = sample.count;
-  const ce = gradientStats(input.classifier, sample, (z, y) => crossEntropy(z, y));
-  const mg = gradientStats(input.classifier, sample, (z, y) => margin(z, y));
+  const ce = await gradientStats(input.classifier, sample, (z, y) => crossEntropy(z, y));
+  const mg = await gradientStats(input.classifier, sample, (z, y) => margin(z, y));
   const nonFinite = ce.nonFinite + mg.nonFinite;
   const ceZeroFraction = ce.zero / n;
   const marginZeroFraction = mg.zero / n;
@@ -307,11 +308,11 @@ export function checkGradients(input: SanityInput): SanityCheck {
 }
 
 /** `randomized`: the sample's logits computed twice must be identical; otherwise the defense is randomized and needs Expectation over Transformation (Athalye et al. 2018). */
-export function checkRandomized(input: SanityInput): SanityCheck {
+export async function checkRandomized(input: SanityInput): Promise<SanityCheck> {
   const id = 'randomized';
   validateSample(input);
-  const first = allLogits(input.classifier, input.sample);
-  const second = allLogits(input.classifier, input.sample);
+  const first = await allLogits(input.classifier, input.sample);
+  const second = await allLogits(input.classifier, input.sample);
   const k = input.classifier.numClasses;
   const n = input.sample.count;
   let differing = 0;
@@ -425,28 +426,41 @@ function subset(sample: AttackInput, indices: ArrayLike<number>): AttackInput {
   return { images, labels, count: indices.length, imageShape: sample.imageShape };
 }
 
-/** Runs `f` on each batch of the sample as a tensor (freed afterwards) with its labels and offset. */
-function forBatches(sample: AttackInput, f: (x: tf.Tensor4D, labels: tf.Tensor1D, start: number) => void): void {
+/**
+ * For each batch of the sample: `compute` makes a tensor of the batch's images
+ * and labels inside tf.tidy (which frees the rest); its values are read after
+ * the tidy (awaited) and handed to `use` with the batch's offset and size.
+ */
+async function forBatches(
+  sample: AttackInput,
+  compute: (x: tf.Tensor4D, labels: tf.Tensor1D) => tf.Tensor,
+  use: (values: tf.TypedArray, start: number, count: number) => void,
+): Promise<void> {
   const size = sample.imageShape[0] * sample.imageShape[1] * sample.imageShape[2];
   for (let start = 0; start < sample.count; start += BATCH) {
     const end = Math.min(sample.count, start + BATCH);
-    tf.tidy(() => {
+    const result = tf.tidy(() => {
       const x = tf.tensor4d(sample.images.subarray(start * size, end * size), [end - start, ...sample.imageShape]);
       const labels = tf.tensor1d(sample.labels.subarray(start, end), 'int32');
-      f(x, labels, start);
+      return compute(x, labels);
     });
+    use(await readOne(result), start, end - start);
   }
 }
 
 /** Logits of every sample image, row-major [count, classes]. */
-function allLogits(classifier: Classifier, sample: AttackInput): Float32Array {
+async function allLogits(classifier: Classifier, sample: AttackInput): Promise<Float32Array> {
   const out = new Float32Array(sample.count * classifier.numClasses);
-  forBatches(sample, (x, _labels, start) => out.set(classifier.logits(x).dataSync() as Float32Array, start * classifier.numClasses));
+  await forBatches(
+    sample,
+    (x) => classifier.logits(x),
+    (values, start) => out.set(values as Float32Array, start * classifier.numClasses),
+  );
   return out;
 }
 
-function correctIndices(classifier: Classifier, sample: AttackInput): number[] {
-  const logits = allLogits(classifier, sample);
+async function correctIndices(classifier: Classifier, sample: AttackInput): Promise<number[]> {
+  const logits = await allLogits(classifier, sample);
   const k = classifier.numClasses;
   const out: number[] = [];
   for (let i = 0; i < sample.count; i++) {
@@ -458,27 +472,30 @@ function correctIndices(classifier: Classifier, sample: AttackInput): number[] {
 }
 
 /** Per-example facts about the input gradient of `loss`: how many are all zero, how many hold a non-finite value, and each one's largest magnitude. */
-function gradientStats(classifier: Classifier, sample: AttackInput, loss: (logits: tf.Tensor2D, labels: tf.Tensor1D) => tf.Tensor1D): { zero: number; nonFinite: number; maxAbs: number[] } {
+async function gradientStats(classifier: Classifier, sample: AttackInput, loss: (logits: tf.Tensor2D, labels: tf.Tensor1D) => tf.Tensor1D): Promise<{ zero: number; nonFinite: number; maxAbs: number[] }> {
   const size = sample.imageShape[0] * sample.imageShape[1] * sample.imageShape[2];
   let zero = 0;
   let nonFinite = 0;
   const maxAbs: number[] = [];
-  forBatches(sample, (x, labels) => {
-    const { grad } = classifier.valueAndGradient(x, (z) => loss(z, labels));
-    const g = grad.dataSync() as Float32Array;
-    for (let i = 0; i < x.shape[0]; i++) {
-      let largest = 0;
-      let finite = true;
-      for (let j = i * size; j < (i + 1) * size; j++) {
-        const v = g[j];
-        if (!Number.isFinite(v)) finite = false;
-        else if (Math.abs(v) > largest) largest = Math.abs(v);
+  await forBatches(
+    sample,
+    (x, labels) => classifier.valueAndGradient(x, (z) => loss(z, labels)).grad,
+    (values, _start, count) => {
+      const g = values as Float32Array;
+      for (let i = 0; i < count; i++) {
+        let largest = 0;
+        let finite = true;
+        for (let j = i * size; j < (i + 1) * size; j++) {
+          const v = g[j];
+          if (!Number.isFinite(v)) finite = false;
+          else if (Math.abs(v) > largest) largest = Math.abs(v);
+        }
+        if (!finite) nonFinite++;
+        else if (largest === 0) zero++;
+        maxAbs.push(largest);
       }
-      if (!finite) nonFinite++;
-      else if (largest === 0) zero++;
-      maxAbs.push(largest);
-    }
-  });
+    },
+  );
   return { zero, nonFinite, maxAbs };
 }
 

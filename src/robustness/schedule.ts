@@ -121,7 +121,6 @@ export class Scheduler {
   readonly plan: PlannedRun[];
   private readonly inFlight: Uint8Array;
   private running = 0;
-  private readonly batchSize: number;
   private readonly minBatch: number;
   /** Each stage's largest batch. */
   private readonly stageBatch: number[];
@@ -134,7 +133,6 @@ export class Scheduler {
   ) {
     this.plan = planRuns(suite);
     this.inFlight = new Uint8Array(state.count);
-    this.batchSize = options.batchSize;
     this.minBatch = Math.max(1, options.minBatch ?? Math.ceil(options.batchSize / 4));
     this.stageBatch = suite.stages.map((s) => Math.max(1, Math.min(options.batchSize, s.maxBatch ?? options.batchSize)));
     this.allPoints = options.allPoints ?? false;

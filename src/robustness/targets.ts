@@ -10,6 +10,7 @@
  * for.
  */
 import { tf } from '../engine/tf.js';
+import { readAndDispose } from '../engine/read.js';
 import type { Classifier } from '../models/classifier.js';
 import type { Norm } from '../attacks/types.js';
 
@@ -29,7 +30,7 @@ export function rankByLogits(logits: Float32Array, n: number, k: number): number
  * linearized boundary first: [count][k - 1] flattened. One backward pass per
  * class (the Jacobian's rows), on the clean images.
  */
-export function rankByMalt(classifier: Classifier, images: Float32Array, labels: Int32Array, norm: Norm): Int32Array {
+export async function rankByMalt(classifier: Classifier, images: Float32Array, labels: Int32Array, norm: Norm): Promise<Int32Array> {
   const n = labels.length;
   const k = classifier.numClasses;
   const [h, w, c] = classifier.inputShape;
@@ -43,9 +44,11 @@ export function rankByMalt(classifier: Classifier, images: Float32Array, labels:
     const jacobian: Float32Array[] = [];
     for (let cls = 0; cls < k; cls++) {
       const r = classifier.valueAndGradient(x, (z) => tf.squeeze(tf.slice(z, [0, cls], [-1, 1]), [1]) as tf.Tensor1D);
-      logits ??= (r.logits.dataSync() as Float32Array).slice();
-      jacobian.push((r.grad.dataSync() as Float32Array).slice());
-      tf.dispose([r.value, r.grad, r.logits]);
+      r.value.dispose();
+      // The class's gradients and the logits, read in one wait; the logits are kept from the first pass.
+      const [grad, z] = await readAndDispose([r.grad, r.logits]);
+      logits ??= (z as Float32Array).slice();
+      jacobian.push((grad as Float32Array).slice());
     }
     for (let i = 0; i < n; i++) {
       const y = labels[i];

@@ -43,6 +43,7 @@
  *   faster in the few epochs a 2-core budget allows.)
  */
 import { tf, tfl } from '../../engine/tf.js';
+import { readAndDispose, readOne } from '../../engine/read.js';
 import { InputError } from '../../errors.js';
 import { Rng } from '../../util/rng.js';
 
@@ -198,7 +199,7 @@ export const CLASS_HEAD = 'e_class_logits';
  * @param latentDim the code size
  * @param batchSize codes per forward pass
  */
-export function decodeImages(decoder: tfl.LayersModel, z: Float32Array, latentDim: number, batchSize = 256): Float32Array {
+export async function decodeImages(decoder: tfl.LayersModel, z: Float32Array, latentDim: number, batchSize = 256): Promise<Float32Array> {
   const n = z.length / latentDim;
   if (!Number.isInteger(n)) throw new InputError('z', `expected a multiple of latentDim = ${latentDim} values, got ${z.length}`);
   const size = (decoder.outputs[0].shape.slice(1) as number[]).reduce((a, b) => a * b, 1);
@@ -206,8 +207,7 @@ export function decodeImages(decoder: tfl.LayersModel, z: Float32Array, latentDi
   for (let start = 0; start < n; start += batchSize) {
     const m = Math.min(batchSize, n - start);
     const images = tf.tidy(() => tf.sigmoid(decoder.apply(tf.tensor2d(z.subarray(start * latentDim, (start + m) * latentDim), [m, latentDim]), { training: false }) as tf.Tensor));
-    out.set(images.dataSync() as Float32Array, start * size);
-    images.dispose();
+    out.set((await readOne(images)) as Float32Array, start * size);
   }
   return out;
 }
@@ -223,8 +223,8 @@ export function decodeImages(decoder: tfl.LayersModel, z: Float32Array, latentDi
  * @param imageShape `[h, w, c]` of one image
  * @param batchSize images per forward pass
  */
-export function encodeImages(encoder: tfl.LayersModel, images: Float32Array, imageShape: readonly [number, number, number], batchSize = 256): Float32Array {
-  return encodeOutputs(encoder, images, imageShape, batchSize)[0];
+export async function encodeImages(encoder: tfl.LayersModel, images: Float32Array, imageShape: readonly [number, number, number], batchSize = 256): Promise<Float32Array> {
+  return (await encodeOutputs(encoder, images, imageShape, batchSize))[0];
 }
 
 /** The outputs of a categorical encoder on a set of images; see {@link encodeCategorical}. */
@@ -249,9 +249,9 @@ export interface CategoricalCodes {
  * @param batchSize images per forward pass
  * @throws InputError naming `encoder` when it has no class head
  */
-export function encodeCategorical(encoder: tfl.LayersModel, images: Float32Array, imageShape: readonly [number, number, number], batchSize = 256): CategoricalCodes {
+export async function encodeCategorical(encoder: tfl.LayersModel, images: Float32Array, imageShape: readonly [number, number, number], batchSize = 256): Promise<CategoricalCodes> {
   if (encoder.outputs.length !== 2) throw new InputError('encoder', 'expected a categorical encoder (built with categories): outputs z and class logits');
-  const [z, logits] = encodeOutputs(encoder, images, imageShape, batchSize);
+  const [z, logits] = await encodeOutputs(encoder, images, imageShape, batchSize);
   const latentDim = encoder.outputs[0].shape[1] as number;
   const categories = encoder.outputs[1].shape[1] as number;
   return { z, logits, n: z.length / latentDim, latentDim, categories };
@@ -298,14 +298,14 @@ export function categoricalCodes(y: Float32Array, z: Float32Array, categories: n
  * @param models an AAE
  * @param images NHWC float32 in [0, 1], of `models.imageShape`
  */
-export function reconstructImages(models: AaeModels, images: Float32Array): Float32Array {
-  if (models.categories === 0) return decodeImages(models.decoder, encodeImages(models.encoder, images, models.imageShape), models.latentDim);
-  const c = encodeCategorical(models.encoder, images, models.imageShape);
+export async function reconstructImages(models: AaeModels, images: Float32Array): Promise<Float32Array> {
+  if (models.categories === 0) return decodeImages(models.decoder, await encodeImages(models.encoder, images, models.imageShape), models.latentDim);
+  const c = await encodeCategorical(models.encoder, images, models.imageShape);
   return decodeImages(models.decoder, categoricalCodes(c.logits, c.z, c.categories, c.latentDim), c.categories + c.latentDim);
 }
 
-/** Every output of an encoder (one or two), batch by batch, each row-major. */
-function encodeOutputs(encoder: tfl.LayersModel, images: Float32Array, imageShape: readonly [number, number, number], batchSize: number): Float32Array[] {
+/** Every output of an encoder (one or two), batch by batch (one wait per batch), each row-major. */
+async function encodeOutputs(encoder: tfl.LayersModel, images: Float32Array, imageShape: readonly [number, number, number], batchSize: number): Promise<Float32Array[]> {
   const size = imageShape[0] * imageShape[1] * imageShape[2];
   const n = images.length / size;
   if (!Number.isInteger(n)) throw new InputError('images', `expected a multiple of ${size} values (images of [${imageShape.join(', ')}]), got ${images.length}`);
@@ -317,8 +317,7 @@ function encodeOutputs(encoder: tfl.LayersModel, images: Float32Array, imageShap
       const r = encoder.apply(tf.tensor4d(images.subarray(start * size, (start + m) * size), [m, ...imageShape]), { training: false }) as tf.Tensor | tf.Tensor[];
       return Array.isArray(r) ? r : [r];
     });
-    results.forEach((t, i) => outs[i].set(t.dataSync() as Float32Array, start * widths[i]));
-    tf.dispose(results);
+    (await readAndDispose(results)).forEach((values, i) => outs[i].set(values as Float32Array, start * widths[i]));
   }
   return outs;
 }

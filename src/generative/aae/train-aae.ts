@@ -54,14 +54,15 @@ import type { ImageSet } from '../../data/types.js';
 import type { Augmentation } from '../../data/augment.js';
 import { batchOrder, makeBatch } from '../../data/batches.js';
 import { Rng, deriveSeed } from '../../util/rng.js';
-import { CheckpointStore } from '../../models/checkpoint.js';
+import type { CheckpointStore } from '../../models/checkpoint.js';
 import type { TensorSpec } from '../../engine/tensor-io.js';
 import { packModelWeights, packOptimizer, restoreModelWeights, restoreOptimizer, topologyHash, type OptimizerState } from '../../models/train-state.js';
 import { InputError } from '../../errors.js';
 import { loopResult, type EpochLoopEvent, type EpochLoopResult } from '../../models/train.js';
 import { AAE_ADVERSARIAL_LOSSES, categoryBalanceLoss, classificationLoss, encoderAdversarialLoss, latentDiscriminatorLoss, parseReconstructionLoss, reconstructionLoss, type AaeAdversarialLoss, type ReconstructionLoss } from './losses.js';
 import { DEFAULT_COMPONENTS, parsePrior, sampleCategorical, samplePrior, type PriorName } from './priors.js';
-import { CLASS_HEAD, type AaeModels } from './architectures.js';
+import type { AaeModels } from './architectures.js';
+import { yieldToEventLoop } from '../../util/yield.js';
 
 /** Options of {@link trainAae}. */
 export interface AaeTrainOptions {
@@ -125,7 +126,7 @@ export interface AaeTrainOptions {
    */
   labelledAugment?: readonly Augmentation[];
   seed: number;
-  checkpointDir?: string;
+  checkpoints?: CheckpointStore;
   resume?: boolean;
   /** Stop after this many epochs in this call (simulates a kill, for tests). */
   stopAfterEpochs?: number;
@@ -244,15 +245,15 @@ export async function trainAae(models: AaeModels, train: ImageSet, options: AaeT
   let rng = new Rng(deriveSeed(options.seed, 'aae'));
   let history: AaeEpochRecord[] = [];
   let startEpoch = 0;
-  const store = options.checkpointDir ? new CheckpointStore(options.checkpointDir) : undefined;
+  const store = options.checkpoints;
   const topology = [E, G, D, ...(C ? [C] : [])].map(topologyHash).join(':');
 
   try {
     if (store && options.resume) {
-      const ck = store.load<AaeCheckpointState>();
+      const ck = await store.load<AaeCheckpointState>();
       if (ck) {
-        if (ck.state.topology !== topology) throw new InputError('resume', `the checkpoint in ${options.checkpointDir} was written for a different AAE (architecture, code size, width, label input or categories differ); delete it or drop --resume`);
-        const file = (name: (typeof CHECKPOINT_FILES)[number]) => [ck.read(`${name}.bin`), ck.path(`${name}.bin`)] as const;
+        if (ck.state.topology !== topology) throw new InputError('resume', `the checkpoint in ${store.location} was written for a different AAE (architecture, code size, width, label input or categories differ); delete it or drop --resume`);
+        const file = (name: (typeof CHECKPOINT_FILES)[number]) => [ck.read(`${name}.bin`), ck.name(`${name}.bin`)] as const;
         restoreModelWeights(E, ck.state.encoderSpecs, ...file('encoder'));
         restoreModelWeights(G, ck.state.decoderSpecs, ...file('decoder'));
         restoreModelWeights(D, ck.state.discriminatorSpecs, ...file('discriminator'));
@@ -261,13 +262,13 @@ export async function trainAae(models: AaeModels, train: ImageSet, options: AaeT
         await restoreOptimizer(opt.encoder, ck.state.encoderOptimizer, ...file('encoder-optimizer'));
         if (C && opt.category) {
           const { categoryDiscriminatorSpecs: specs, categoryDiscriminatorOptimizer: state } = ck.state;
-          if (!specs || !state) throw new InputError('resume', `the checkpoint in ${options.checkpointDir} has no category discriminator; delete it or drop --resume`);
+          if (!specs || !state) throw new InputError('resume', `the checkpoint in ${store.location} has no category discriminator; delete it or drop --resume`);
           restoreModelWeights(C, specs, ...file('category-discriminator'));
           await restoreOptimizer(opt.category, state, ...file('category-discriminator-optimizer'));
         }
         if (opt.classification) {
           const state = ck.state.classificationOptimizer;
-          if (!state) throw new InputError('resume', `the checkpoint in ${options.checkpointDir} was not written by a semi-supervised run; delete it or drop --resume`);
+          if (!state) throw new InputError('resume', `the checkpoint in ${store.location} was not written by a semi-supervised run; delete it or drop --resume`);
           await restoreOptimizer(opt.classification, state, ...file('classification-optimizer'));
         }
         rng = Rng.fromState(ck.state.rngState);
@@ -419,7 +420,7 @@ export async function trainAae(models: AaeModels, train: ImageSet, options: AaeT
           classification: labelled ? sums.cls / labelledSeen : null,
         });
         // Let timers (progress bars) run between steps.
-        await new Promise((r) => setImmediate(r));
+        await yieldToEventLoop();
       }
       const mean = (sum: number) => (regularize ? sum / train.count : null);
       const catMean = (sum: number) => (categorical ? mean(sum) : null);
@@ -487,7 +488,7 @@ async function saveCheckpoint(store: CheckpointStore, models: AaeModels, opt: Op
     ...(so ? { classificationOptimizer: so.state } : {}),
     topology,
   };
-  store.save(`epoch-${epoch}`, state, {
+  await store.save(`epoch-${epoch}`, state, {
     'encoder.bin': e.data,
     'decoder.bin': g.data,
     'discriminator.bin': d.data,
@@ -517,7 +518,7 @@ function validate(models: AaeModels, train: ImageSet, o: AaeTrainOptions): { com
   if (o.adversarialLoss !== undefined && !(AAE_ADVERSARIAL_LOSSES as readonly string[]).includes(o.adversarialLoss)) {
     throw new InputError('adversarialLoss', `unknown adversarial loss "${o.adversarialLoss}"; expected one of ${AAE_ADVERSARIAL_LOSSES.join(', ')}`);
   }
-  if (o.resume && !o.checkpointDir) throw new InputError('resume', 'needs a checkpoint folder (checkpointDir)');
+  if (o.resume && !o.checkpoints) throw new InputError('resume', 'needs a checkpoint store (checkpoints)');
   if (train.count === 0) throw new InputError('train', 'the training set is empty');
   const [h, w, c] = models.imageShape;
   if (train.imageShape.join() !== [h, w, c].join()) throw new InputError('train', `the AAE encodes images of shape [${h}, ${w}, ${c}] but the data has [${train.imageShape.join(', ')}]`);

@@ -13,15 +13,13 @@
  *   images, which a perfect generator would reach at that sample size (FID is
  *   biased upwards for a finite n).
  */
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { tf, tfl } from '../../engine/tf.js';
+import { readAndDispose } from '../../engine/read.js';
 import type { Dataset } from '../../data/types.js';
 import { imageSize } from '../../data/types.js';
 import { balancedSubset } from '../../data/subset.js';
-import { checkInputShape, isGraphModel, loadClassifierModel } from '../../models/io.js';
-import { writeJsonAtomic } from '../../util/atomic.js';
+import { checkInputShape, isGraphModel, type ClassifierModel } from '../../models/artifacts.js';
+import { sha256Hex, viewBytes } from '../../util/hash.js';
 import { InputError } from '../../errors.js';
 import { argmaxRows, classCoverage, frechetDistanceFromMoments, inceptionScore, meanAndCovariance, modeCollapse, precisionRecall, softmaxRows, type GaussianMoments, type SampleMatrix } from '../metrics/index.js';
 
@@ -80,15 +78,14 @@ export interface MetricsContext {
 }
 
 /**
- * Loads the classifier, checks it against the data, builds the probe model
+ * Takes the classifier (loaded from `path`), checks it against the data, builds the probe model
  * with two outputs (the input of the last Dense layer, the features, and the
  * classifier's output, logits or probabilities) and embeds `realSamples`
  * class-balanced test images.
  * @param argument names `realSamples` in the error when the test split is too small
  * @throws InputError naming `classifier` (unusable model) or `argument`.
  */
-export async function openMetrics(path: string, data: Dataset, realSamples: number, argument = 'realSamples'): Promise<MetricsContext> {
-  const loaded = await loadClassifierModel(path);
+export async function openMetrics(loaded: ClassifierModel, path: string, data: Dataset, realSamples: number, argument = 'realSamples'): Promise<MetricsContext> {
   if (isGraphModel(loaded)) {
     loaded.dispose();
     throw new InputError('classifier', `${path} is a graph model; the metrics need a Layers model (advlab train output) to read its penultimate layer`);
@@ -118,8 +115,8 @@ export async function openMetrics(path: string, data: Dataset, realSamples: numb
     const probe = tfl.model({ inputs: model.inputs, outputs: [features, model.outputs[0]], name: 'gan_metrics_probe' });
     const ctx: Omitted<MetricsContext> = { model, probe, numClasses: data.numClasses, imageShape: data.train.imageShape, info: { path, featureLayer: dense.name, featureDim, outputs } };
     const testSet = balancedSubset(data.test, data.numClasses, realSamples, argument, 'test');
-    const real = embed(ctx, testSet.images, testSet.count).features;
-    return { ...ctx, real, realMoments: meanAndCovariance(real), realHash: createHash('sha256').update(new Uint8Array(real.data.buffer, real.data.byteOffset, real.data.byteLength)).digest('hex') };
+    const real = (await embed(ctx, testSet.images, testSet.count)).features;
+    return { ...ctx, real, realMoments: meanAndCovariance(real), realHash: sha256Hex(viewBytes(real.data)) };
   } catch (e) {
     model.dispose();
     throw e;
@@ -133,8 +130,8 @@ export function closeMetrics(ctx: MetricsContext | null | undefined): void {
 
 type Omitted<T> = Omit<T, 'real' | 'realMoments' | 'realHash'>;
 
-/** Features and class scores of images (NHWC float32) through the probe, in batches. */
-function embed(ctx: Omitted<MetricsContext>, images: Float32Array, count: number, batchSize = 256): { features: SampleMatrix; scores: SampleMatrix } {
+/** Features and class scores of images (NHWC float32) through the probe, in batches (one wait each). */
+async function embed(ctx: Omitted<MetricsContext>, images: Float32Array, count: number, batchSize = 256): Promise<{ features: SampleMatrix; scores: SampleMatrix }> {
   const size = imageSize(ctx.imageShape);
   const d = ctx.info.featureDim;
   const k = ctx.numClasses;
@@ -142,13 +139,14 @@ function embed(ctx: Omitted<MetricsContext>, images: Float32Array, count: number
   const scores = new Float32Array(count * k);
   for (let start = 0; start < count; start += batchSize) {
     const m = Math.min(batchSize, count - start);
-    const [f, s] = tf.tidy(() => {
-      const x = tf.tensor4d(images.subarray(start * size, (start + m) * size), [m, ...ctx.imageShape]);
-      return ctx.probe.apply(x, { training: false }) as tf.Tensor[];
-    });
-    features.set(f.dataSync() as Float32Array, start * d);
-    scores.set(s.dataSync() as Float32Array, start * k);
-    tf.dispose([f, s]);
+    const [f, s] = await readAndDispose(
+      tf.tidy(() => {
+        const x = tf.tensor4d(images.subarray(start * size, (start + m) * size), [m, ...ctx.imageShape]);
+        return ctx.probe.apply(x, { training: false }) as tf.Tensor[];
+      }),
+    );
+    features.set(f as Float32Array, start * d);
+    scores.set(s as Float32Array, start * k);
   }
   return { features: { data: features, n: count, d }, scores: { data: scores, n: count, d: k } };
 }
@@ -158,8 +156,8 @@ function embed(ctx: Omitted<MetricsContext>, images: Float32Array, count: number
  * the real test features; `classes`, for a conditional generator, are the
  * classes the images were generated for.
  */
-export function generatorMetrics(ctx: MetricsContext, images: Float32Array, count: number, epoch: number, classes?: Int32Array): GanMetrics {
-  const { features, scores } = embed(ctx, images, count);
+export async function generatorMetrics(ctx: MetricsContext, images: Float32Array, count: number, epoch: number, classes?: Int32Array): Promise<GanMetrics> {
+  const { features, scores } = await embed(ctx, images, count);
   const probabilities = ctx.info.outputs === 'logits' ? softmaxRows(scores) : scores;
   const coverage = classCoverage(probabilities);
   const pr = precisionRecall(ctx.real, features, { k: PRECISION_RECALL_K });
@@ -200,26 +198,28 @@ export function conditionalAccuracy(probabilities: SampleMatrix, classes: Int32A
 }
 
 /**
+/** Where {@link realFidFloor} keeps its figure between runs (e.g. a file of the run folder). */
+export interface FidFloorCache {
+  /** The figure stored under `key`, if any. */
+  get(key: string): number | undefined;
+  set(key: string, fid: number): void;
+}
+
+/**
  * FID of `trainSamples` class-balanced real train images against the real
- * test features of `ctx`: the floor of the FID figures. With `cacheFile`, the
- * figure is cached there under a key of the dataset, the classifier and a
+ * test features of `ctx`: the floor of the FID figures. With a `cache`, the
+ * figure is kept there under a key of the dataset, the classifier and a
  * hash of the test features (a changed classifier or dataset is recomputed).
  * @returns the FID and whether it came from the cache
  */
-export function realFidFloor(ctx: MetricsContext, data: Dataset, trainSamples: number, cacheFile?: string, argument = 'realSamples'): { fid: number; cached: boolean } {
-  const key = { dataset: data.name, classifier: resolve(ctx.info.path), samples: trainSamples, realSamples: ctx.real.n, realFeatures: ctx.realHash };
-  if (cacheFile && existsSync(cacheFile)) {
-    try {
-      const cached = JSON.parse(readFileSync(cacheFile, 'utf8')) as { key: unknown; fidFloor: number };
-      if (JSON.stringify(cached.key) === JSON.stringify(key) && Number.isFinite(cached.fidFloor)) return { fid: cached.fidFloor, cached: true };
-    } catch {
-      /* a corrupt cache is recomputed */
-    }
-  }
+export async function realFidFloor(ctx: MetricsContext, data: Dataset, trainSamples: number, cache?: FidFloorCache, argument = 'realSamples'): Promise<{ fid: number; cached: boolean }> {
+  const key = JSON.stringify({ dataset: data.name, classifier: ctx.info.path, samples: trainSamples, realSamples: ctx.real.n, realFeatures: ctx.realHash });
+  const cached = cache?.get(key);
+  if (cached !== undefined && Number.isFinite(cached)) return { fid: cached, cached: true };
   const trainSet = balancedSubset(data.train, data.numClasses, trainSamples, argument, 'train');
-  const trainFeatures = embed(ctx, trainSet.images, trainSet.count).features;
+  const trainFeatures = (await embed(ctx, trainSet.images, trainSet.count)).features;
   const fid = frechetDistanceFromMoments(meanAndCovariance(trainFeatures), ctx.realMoments);
-  if (cacheFile) writeJsonAtomic(cacheFile, { key, fidFloor: fid });
+  cache?.set(key, fid);
   return { fid, cached: false };
 }
 

@@ -31,11 +31,11 @@
  * the generator on the same cross-entropy (in its step): the mutual-information
  * lower bound of Chen et al. 2016 with lambda = 1, their value for discrete codes.
  */
-import { tf, type tfl } from '../../engine/tf.js';
+import { tf } from '../../engine/tf.js';
 import type { ImageSet } from '../../data/types.js';
 import { batchOrder, makeBatch } from '../../data/batches.js';
 import { Rng, cumulativeProbabilities, deriveSeed, isDistribution } from '../../util/rng.js';
-import { CheckpointStore } from '../../models/checkpoint.js';
+import type { CheckpointStore } from '../../models/checkpoint.js';
 import type { TensorSpec } from '../../engine/tensor-io.js';
 import { packModelWeights, packOptimizer, restoreModelWeights, restoreOptimizer, topologyHash, type OptimizerState } from '../../models/train-state.js';
 import { InputError } from '../../errors.js';
@@ -43,6 +43,7 @@ import { loopResult, type EpochLoopEvent, type EpochLoopResult } from '../../mod
 import { auxiliaryClassifierLoss, discriminatorLoss, generatorLoss, gradientPenalty, DEFAULT_GP_LAMBDA, GAN_LOSSES, type GanLoss } from '../losses.js';
 import type { GanModels } from './architectures.js';
 import { WeightAverage } from './weight-average.js';
+import { yieldToEventLoop } from '../../util/yield.js';
 
 /** Options of {@link trainGan}. */
 export interface GanTrainOptions {
@@ -75,7 +76,7 @@ export interface GanTrainOptions {
    */
   generatorClassPrior?: readonly number[];
   seed: number;
-  checkpointDir?: string;
+  checkpoints?: CheckpointStore;
   resume?: boolean;
   /** Stop after this many epochs in this call (simulates a kill, for tests). */
   stopAfterEpochs?: number;
@@ -142,7 +143,7 @@ export async function trainGan(models: GanModels, train: ImageSet, options: GanT
   let rng = new Rng(deriveSeed(options.seed, 'gan'));
   let history: GanEpochRecord[] = [];
   let startEpoch = 0;
-  const store = options.checkpointDir ? new CheckpointStore(options.checkpointDir) : undefined;
+  const store = options.checkpoints;
   const topology = `${topologyHash(G)}:${topologyHash(D)}`;
   const k = models.numClasses;
   const probabilities = options.loss === 'ns' || options.loss === 'minimax';
@@ -151,17 +152,17 @@ export async function trainGan(models: GanModels, train: ImageSet, options: GanT
 
   try {
     if (store && options.resume) {
-      const ck = store.load<GanCheckpointState>();
+      const ck = await store.load<GanCheckpointState>();
       if (ck) {
-        if (ck.state.topology !== topology) throw new InputError('resume', `the checkpoint in ${options.checkpointDir} was written for a different GAN (architecture, latent size or width differ); delete it or drop --resume`);
-        restoreModelWeights(G, ck.state.generatorSpecs, ck.read('generator.bin'), ck.path('generator.bin'));
-        restoreModelWeights(D, ck.state.discriminatorSpecs, ck.read('discriminator.bin'), ck.path('discriminator.bin'));
-        await restoreOptimizer(gOpt, ck.state.generatorOptimizer, ck.read('generator-optimizer.bin'), ck.path('generator-optimizer.bin'));
-        await restoreOptimizer(dOpt, ck.state.discriminatorOptimizer, ck.read('discriminator-optimizer.bin'), ck.path('discriminator-optimizer.bin'));
+        if (ck.state.topology !== topology) throw new InputError('resume', `the checkpoint in ${store.location} was written for a different GAN (architecture, latent size or width differ); delete it or drop --resume`);
+        restoreModelWeights(G, ck.state.generatorSpecs, ck.read('generator.bin'), ck.name('generator.bin'));
+        restoreModelWeights(D, ck.state.discriminatorSpecs, ck.read('discriminator.bin'), ck.name('discriminator.bin'));
+        await restoreOptimizer(gOpt, ck.state.generatorOptimizer, ck.read('generator-optimizer.bin'), ck.name('generator-optimizer.bin'));
+        await restoreOptimizer(dOpt, ck.state.discriminatorOptimizer, ck.read('discriminator-optimizer.bin'), ck.name('discriminator-optimizer.bin'));
         if (average) {
-          if (!ck.state.averageSpecs) throw new InputError('resume', `the checkpoint in ${options.checkpointDir} has no generator weight average; resume with the same emaDecay`);
-          average.restore(ck.state.averageSpecs, ck.read('generator-average.bin'), ck.path('generator-average.bin'), ck.state.averageUpdates ?? 0);
-        } else if (ck.state.averageSpecs) throw new InputError('resume', `the checkpoint in ${options.checkpointDir} was trained with a generator weight average; resume with the same emaDecay`);
+          if (!ck.state.averageSpecs) throw new InputError('resume', `the checkpoint in ${store.location} has no generator weight average; resume with the same emaDecay`);
+          average.restore(ck.state.averageSpecs, ck.read('generator-average.bin'), ck.name('generator-average.bin'), ck.state.averageUpdates ?? 0);
+        } else if (ck.state.averageSpecs) throw new InputError('resume', `the checkpoint in ${store.location} was trained with a generator weight average; resume with the same emaDecay`);
         rng = Rng.fromState(ck.state.rngState);
         history = ck.state.history;
         startEpoch = ck.state.epoch;
@@ -253,7 +254,7 @@ export async function trainGan(models: GanModels, train: ImageSet, options: GanT
         seen += n;
         options.onProgress?.({ type: 'batch', epoch, batch: b + 1, batches: order.length, dLoss: sums.d / seen, gLoss: sums.g / seen });
         // Let timers (progress bars) run between steps.
-        await new Promise((r) => setImmediate(r));
+        await yieldToEventLoop();
       }
       const record: GanEpochRecord = {
         epoch,
@@ -296,7 +297,7 @@ async function saveCheckpoint(store: CheckpointStore, models: GanModels, gOpt: t
     discriminatorOptimizer: dO.state,
     topology,
   };
-  store.save(`epoch-${epoch}`, state, {
+  await store.save(`epoch-${epoch}`, state, {
     'generator.bin': g.data,
     'discriminator.bin': d.data,
     'generator-optimizer.bin': go.data,
@@ -321,7 +322,7 @@ function validate(models: GanModels, train: ImageSet, o: GanTrainOptions): void 
     if (!models.conditional || models.categoricalCode) throw new InputError('generatorClassPrior', 'applies to a generator with a class input (cgan, acgan, scgan)');
     if (!isDistribution(o.generatorClassPrior, models.numClasses)) throw new InputError('generatorClassPrior', `expected ${models.numClasses} non-negative probabilities summing to 1`);
   }
-  if (o.resume && !o.checkpointDir) throw new InputError('resume', 'needs a checkpoint folder (checkpointDir)');
+  if (o.resume && !o.checkpoints) throw new InputError('resume', 'needs a checkpoint store (checkpoints)');
   if (train.count === 0) throw new InputError('train', 'the training set is empty');
   const [h, w, c] = models.imageShape;
   if (train.imageShape.join() !== [h, w, c].join()) throw new InputError('train', `the GAN generates images of shape [${h}, ${w}, ${c}] but the data has [${train.imageShape.join(', ')}]`);

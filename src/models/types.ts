@@ -1,0 +1,66 @@
+/** The options and result types of the `advlab train` job, which the defense report renders. */
+import type { RunMeta } from '../report/meta.js';
+import type { Dataset, ImageSet } from '../data/types.js';
+import type { tfl } from '../engine/tf.js';
+import type { ZooActivation } from './zoo.js';
+import type { EpochRecord, LearningRateSchedule, TrainEvent, TrainingDefense } from './train.js';
+
+/** Options of {@link trainRun} (the `advlab train` job). */
+export interface TrainRunOptions {
+  /** Zoo model name, or a saved model folder to train further. */
+  model: string;
+  /** Built-in dataset name or a path in a supported format. */
+  dataset: string;
+  /** Output folder: model/, checkpoint/, result.json. */
+  out: string;
+  /** Defaults to {@link defaultEpochs}. */
+  epochs?: number;
+  batchSize?: number;
+  learningRate?: number;
+  seed?: number;
+  /** Learning-rate schedule (default cosine). */
+  schedule?: LearningRateSchedule;
+  /** Augmentations as written on the command line: `none`, or a list of `shift[:N]`, `noise:SIGMA`, `cutout:N` (default `shift:1`). */
+  augment?: string;
+  /** Train on a class-balanced subset of this many images of the train split (default: all of it). */
+  trainSize?: number;
+  /** Zoo models only: hidden activation (default relu; smooth ones help adversarial training, Xie et al. 2020). */
+  activation?: ZooActivation;
+  /** Zoo models only: width multiplier of every hidden layer (default 1). */
+  width?: number;
+  resume?: boolean;
+  /** Stop after this many epochs in this call (simulates a kill, for tests). */
+  stopAfterEpochs?: number;
+  /** Adversarial training (built by src/defenses; the CLI's --defense). */
+  defense?: TrainingDefense;
+  /** Images of the train split held out (class-balanced, the last of each class) for `monitor`; default 0. */
+  validation?: number;
+  /** Per-epoch figures on the held-out images (see TrainOptions.monitor). */
+  monitor?: (model: tfl.LayersModel, epoch: number, validation: ImageSet) => Promise<Record<string, number>>;
+  /**
+   * Called once the dataset is loaded, before the model is built and trained:
+   * checks of inputs the job reads only later (e.g. the baseline model of a
+   * defended run, checked against the data), so they fail before the first epoch.
+   */
+  checkInputs?: (data: Dataset) => Promise<void>;
+  /** Called after training, before the model is saved (e.g. to restore the best epoch's weights). */
+  beforeSave?: (model: tfl.LayersModel, history: EpochRecord[]) => Promise<void>;
+  onProgress?: (event: TrainRunEvent) => void;
+}
+
+/** The content of `result.json` for `advlab train`. */
+export interface TrainRunResult extends RunMeta {
+  options: Required<Pick<TrainRunOptions, 'model' | 'dataset' | 'out' | 'epochs' | 'batchSize' | 'learningRate' | 'schedule' | 'augment' | 'seed' | 'resume' | 'activation' | 'width'>> & { trainSize: number | null };
+  dataset: { name: string; trainSize: number; validationSize?: number; testSize: number; skipped: number; numClasses: number; imageShape: number[] };
+  model: string;
+  modelPath: string;
+  parameters: number;
+  cleanAccuracy: number;
+  secondsPerEpoch: number;
+  epochs: number;
+  resumedFromEpoch: number;
+  history: EpochRecord[];
+  packages: Record<string, string>;
+}
+
+export type TrainRunEvent = TrainEvent | { type: 'dataset'; dataset: Dataset };

@@ -1,0 +1,353 @@
+/**
+ * The playground: a person picks or draws an image, picks a model and an
+ * attack, and sees the clean image, the perturbation and the adversarial
+ * image side by side, with the top-5 classes before and after. Everything
+ * runs in the page on the core (`advlab`), on the backend the person picks.
+ * The site is built by `npm run build:web` (scripts/build-web.ts).
+ */
+import { ATTACKS, BROWSER_BACKEND_NAMES, Classifier, initBackend, isGraphModel, runAttack, tf, type Attack, type AttackResult, type BackendName, type ClassifierModel, type Norm, type ParamSpec } from '../../index.js';
+import { fetchNpy, loadModelFromFiles, loadModelFromUrl } from '../model-store.js';
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+
+interface TestSet {
+  images: Uint8Array;
+  labels: Uint8Array;
+  count: number;
+}
+
+const state: {
+  model?: ClassifierModel;
+  classifier?: Classifier;
+  /** The image to attack, in [0, 1], the model's input shape. */
+  image?: Float32Array;
+  /** Its label: the test set's, else the model's clean prediction. */
+  label?: number;
+  test?: TestSet;
+  busy: boolean;
+} = { busy: false };
+
+function setStatus(id: string, text: string, error = false): void {
+  const el = $(id);
+  el.textContent = text;
+  el.classList.toggle('error', error);
+}
+
+function describeError(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+// ---------------------------------------------------------------------------
+// Backend
+
+async function startBackend(name: BackendName): Promise<void> {
+  setStatus('backend-status', `starting ${name}…`);
+  const isolated = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true;
+  const info = await initBackend({ backend: name, wasmPaths: new URL('wasm/', location.href).href, wasmThreads: isolated });
+  // A model's weights live on the backend that made them: reload it on a switch.
+  if (state.model) await loadModel();
+  setStatus('backend-status', `${info.name} (tfjs ${info.tfjsName}, ${info.threads} thread${info.threads > 1 ? 's' : ''}${isolated ? ', cross-origin isolated' : ''})`);
+}
+
+function setupBackends(): void {
+  const select = $<HTMLSelectElement>('backend');
+  for (const name of BROWSER_BACKEND_NAMES) select.add(new Option(name, name));
+  select.value = 'wasm';
+  select.addEventListener('change', () => void run(() => startBackend(select.value as BackendName), 'backend-status'));
+}
+
+// ---------------------------------------------------------------------------
+// Model
+
+async function loadModel(): Promise<void> {
+  const choice = (document.querySelector('input[name="model"]:checked') as HTMLInputElement).value;
+  setStatus('model-status', 'loading…');
+  let model: ClassifierModel;
+  if (choice === 'url') model = await loadModelFromUrl($<HTMLInputElement>('model-url').value);
+  else if (choice === 'files') model = await loadModelFromFiles(Array.from($<HTMLInputElement>('model-files').files ?? []));
+  else model = await loadModelFromUrl(new URL(`models/${choice}/model.json`, location.href).href);
+  state.classifier?.dispose();
+  state.model?.dispose();
+  state.model = model;
+  state.classifier = Classifier.fromModel(model);
+  const [h, w, c] = state.classifier.inputShape;
+  setStatus('model-status', `${isGraphModel(model) ? 'graph' : 'Layers'} model: input ${h}x${w}x${c}, ${state.classifier.numClasses} classes`);
+  state.image = undefined;
+  clearCanvas();
+}
+
+// ---------------------------------------------------------------------------
+// Image: draw, a test image, or a file
+
+const draw = () => $<HTMLCanvasElement>('draw');
+
+function clearCanvas(): void {
+  const ctx = draw().getContext('2d')!;
+  ctx.fillStyle = '#000';
+  ctx.fillRect(0, 0, draw().width, draw().height);
+}
+
+function setupDrawing(): void {
+  const canvas = draw();
+  const ctx = canvas.getContext('2d')!;
+  clearCanvas();
+  let last: [number, number] | null = null;
+  const at = (e: PointerEvent): [number, number] => {
+    const r = canvas.getBoundingClientRect();
+    return [((e.clientX - r.left) * canvas.width) / r.width, ((e.clientY - r.top) * canvas.height) / r.height];
+  };
+  canvas.addEventListener('pointerdown', (e) => {
+    canvas.setPointerCapture(e.pointerId);
+    last = at(e);
+  });
+  canvas.addEventListener('pointermove', (e) => {
+    if (!last) return;
+    const p = at(e);
+    ctx.strokeStyle = '#fff';
+    ctx.lineWidth = canvas.width / 12;
+    ctx.lineCap = 'round';
+    ctx.beginPath();
+    ctx.moveTo(...last);
+    ctx.lineTo(...p);
+    ctx.stroke();
+    last = p;
+  });
+  const end = () => {
+    if (!last) return;
+    last = null;
+    void run(() => useCanvasImage(canvas, null), 'image-status');
+  };
+  canvas.addEventListener('pointerup', end);
+  canvas.addEventListener('pointerleave', end);
+}
+
+/** The canvas scaled to the model's input, as values in [0, 1] (gray, or RGB for 3 channels). */
+async function useCanvasImage(source: CanvasImageSource, label: number | null): Promise<void> {
+  const classifier = requireModel();
+  const [h, w, c] = classifier.inputShape;
+  const small = new OffscreenCanvas(w, h);
+  const ctx = small.getContext('2d')!;
+  ctx.drawImage(source, 0, 0, w, h);
+  const rgba = ctx.getImageData(0, 0, w, h).data;
+  const image = new Float32Array(h * w * c);
+  for (let i = 0; i < h * w; i++) {
+    if (c === 1) image[i] = (0.299 * rgba[4 * i] + 0.587 * rgba[4 * i + 1] + 0.114 * rgba[4 * i + 2]) / 255;
+    else for (let k = 0; k < c; k++) image[i * c + k] = rgba[4 * i + k] / 255;
+  }
+  await useImage(image, label);
+}
+
+async function useImage(image: Float32Array, label: number | null): Promise<void> {
+  const classifier = requireModel();
+  state.image = image;
+  const probabilities = await predict(classifier, image);
+  state.label = label ?? argmax(probabilities);
+  showImage('clean', image);
+  showTop5('top5-before', probabilities, state.label);
+  setStatus('image-status', label === null ? `label: the model's prediction, ${state.label}` : `test image, label ${label}`);
+}
+
+async function testImage(): Promise<void> {
+  const classifier = requireModel();
+  const [h, w, c] = classifier.inputShape;
+  if (h !== 28 || w !== 28 || c !== 1) throw new Error('the shipped test images are mnist digits (28x28x1); this model takes ' + classifier.inputShape.join('x'));
+  if (!state.test) {
+    const [x, y] = await Promise.all([fetchNpy('data/mnist-test-images.npy'), fetchNpy('data/mnist-test-labels.npy')]);
+    state.test = { images: x.data as Uint8Array, labels: y.data as Uint8Array, count: x.shape[0] };
+  }
+  const i = Math.floor(Math.random() * state.test.count);
+  const image = Float32Array.from(state.test.images.subarray(i * 784, (i + 1) * 784), (v) => v / 255);
+  drawGray(draw(), image, 28, 28);
+  await useImage(image, state.test.labels[i]);
+  setStatus('image-status', `test image ${i}, label ${state.test.labels[i]}`);
+}
+
+async function imageFile(file: File): Promise<void> {
+  const bitmap = await createImageBitmap(file);
+  const ctx = draw().getContext('2d')!;
+  ctx.drawImage(bitmap, 0, 0, draw().width, draw().height);
+  await useCanvasImage(bitmap, null);
+}
+
+// ---------------------------------------------------------------------------
+// Attack
+
+function selectedAttack(): Attack {
+  const name = $<HTMLSelectElement>('attack').value;
+  return ATTACKS.find((a) => a.name === name)!;
+}
+
+/** A form field per parameter of the attack, from its metadata. */
+function renderParams(attack: Attack): void {
+  const box = $('attack-params');
+  box.replaceChildren();
+  for (const p of attack.params) box.append(paramField(p));
+  const norm = $<HTMLSelectElement>('norm');
+  norm.replaceChildren(...attack.norms.map((n) => new Option(n, n)));
+  $<HTMLInputElement>('eps').disabled = false;
+}
+
+function paramField(p: ParamSpec): HTMLElement {
+  const label = document.createElement('label');
+  label.title = p.description;
+  let input: HTMLInputElement | HTMLSelectElement;
+  if (p.choices) {
+    input = document.createElement('select');
+    for (const c of p.choices) input.add(new Option(c, c));
+    input.value = String(p.default);
+  } else {
+    input = document.createElement('input');
+    if (p.type === 'boolean') {
+      input.type = 'checkbox';
+      input.checked = p.default === true;
+    } else {
+      input.type = p.type === 'string' ? 'text' : 'number';
+      if (p.type === 'integer') input.step = '1';
+      else if (p.type === 'number') input.step = 'any';
+      if (p.min !== undefined) input.min = String(p.min);
+      if (p.max !== undefined) input.max = String(p.max);
+      input.value = String(p.default);
+    }
+  }
+  input.dataset.param = p.name;
+  input.dataset.type = p.type;
+  label.append(`${p.name} `, input);
+  return label;
+}
+
+function paramValues(): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const el of Array.from($('attack-params').querySelectorAll<HTMLInputElement>('[data-param]'))) {
+    const type = el.dataset.type;
+    out[el.dataset.param!] = type === 'boolean' ? el.checked : type === 'number' || type === 'integer' ? Number(el.value) : el.value;
+  }
+  return out;
+}
+
+async function attack(): Promise<void> {
+  const classifier = requireModel();
+  if (!state.image || state.label === undefined) throw new Error('pick, draw or drop an image first');
+  const a = selectedAttack();
+  const eps = Number($<HTMLInputElement>('eps').value);
+  const norm = $<HTMLSelectElement>('norm').value as Norm;
+  setStatus('attack-status', `running ${a.title}…`);
+  const t0 = performance.now();
+  const r: AttackResult = await runAttack(a, classifier, { images: state.image, labels: Int32Array.of(state.label), count: 1, imageShape: classifier.inputShape }, { eps: a.kind === 'minimal' ? undefined : eps, norm, params: paramValues(), seed: 0 });
+  const seconds = (performance.now() - t0) / 1000;
+  const adversarial = r.adversarial;
+  showImage('adversarial', adversarial);
+  const delta = Float32Array.from(adversarial, (v, i) => v - state.image![i]);
+  const m = delta.reduce((x, v) => Math.max(x, Math.abs(v)), 0);
+  showImage('delta', Float32Array.from(delta, (v) => (m > 0 ? 0.5 + v / (2 * m) : 0.5)));
+  $('delta-caption').textContent = m > 0 ? `perturbation (x${(0.5 / m).toFixed(1)})` : 'perturbation (none)';
+  showTop5('top5-after', await predict(classifier, adversarial), state.label);
+  const flipped = r.adversarialPredictions[0] !== state.label;
+  setStatus('attack-status', `${flipped ? 'prediction changed' : 'prediction unchanged'}: ${state.label} → ${r.adversarialPredictions[0]} (${r.success[0] ? 'adversarial, verified' : 'no adversarial example found'}), ${seconds.toFixed(2)} s, ${r.gradients} gradients, ${r.queries} queries`);
+  $('norms').textContent = `L0 ${r.norms.l0[0]}, L2 ${r.norms.l2[0].toFixed(3)}, Linf ${r.norms.linf[0].toFixed(3)}`;
+}
+
+function setupAttacks(): void {
+  const select = $<HTMLSelectElement>('attack');
+  for (const a of ATTACKS) select.add(new Option(`${a.title} (${a.name})`, a.name));
+  select.value = 'pgd';
+  select.addEventListener('change', () => renderParams(selectedAttack()));
+  renderParams(selectedAttack());
+  const eps = $<HTMLInputElement>('eps');
+  eps.addEventListener('input', () => ($('eps-value').textContent = Number(eps.value).toFixed(2)));
+}
+
+// ---------------------------------------------------------------------------
+// Drawing results
+
+async function predict(classifier: Classifier, image: Float32Array): Promise<Float32Array> {
+  const p = tf.tidy(() => tf.softmax(classifier.logits(tf.tensor4d(image, [1, ...classifier.inputShape]))));
+  try {
+    return (await p.data()) as Float32Array;
+  } finally {
+    p.dispose();
+  }
+}
+
+function argmax(a: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < a.length; i++) if (a[i] > a[best]) best = i;
+  return best;
+}
+
+function showTop5(id: string, probabilities: Float32Array, label: number): void {
+  const order = Array.from(probabilities.keys()).sort((a, b) => probabilities[b] - probabilities[a]).slice(0, 5);
+  const table = $<HTMLTableElement>(id);
+  for (const row of Array.from(table.rows)) row.remove();
+  for (const k of order) {
+    const row = table.insertRow();
+    row.insertCell().textContent = k === label ? `${k} (label)` : String(k);
+    row.insertCell().textContent = `${(probabilities[k] * 100).toFixed(1)}%`;
+    const bar = row.insertCell();
+    bar.className = 'bar';
+    const span = document.createElement('span');
+    span.style.width = `${Math.round(probabilities[k] * 100)}px`;
+    bar.append(span);
+  }
+}
+
+function showImage(id: string, image: Float32Array): void {
+  const classifier = requireModel();
+  const [h, w, c] = classifier.inputShape;
+  drawGray($<HTMLCanvasElement>(id), image, h, w, c);
+}
+
+function drawGray(canvas: HTMLCanvasElement, image: Float32Array, h: number, w: number, c = 1): void {
+  const small = new OffscreenCanvas(w, h);
+  const data = new ImageData(w, h);
+  for (let i = 0; i < h * w; i++) {
+    for (let k = 0; k < 3; k++) data.data[4 * i + k] = Math.round(Math.min(1, Math.max(0, image[i * c + (c === 1 ? 0 : k)])) * 255);
+    data.data[4 * i + 3] = 255;
+  }
+  small.getContext('2d')!.putImageData(data, 0, 0);
+  const ctx = canvas.getContext('2d')!;
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(small, 0, 0, canvas.width, canvas.height);
+}
+
+// ---------------------------------------------------------------------------
+
+function requireModel(): Classifier {
+  if (!state.classifier) throw new Error('load a model first');
+  return state.classifier;
+}
+
+/** Runs one action at a time; its error goes to the given status line. */
+async function run(action: () => Promise<void>, statusId: string): Promise<void> {
+  if (state.busy) return;
+  state.busy = true;
+  document.body.dataset.busy = 'true';
+  try {
+    await action();
+  } catch (e) {
+    setStatus(statusId, describeError(e), true);
+  } finally {
+    state.busy = false;
+    delete document.body.dataset.busy;
+  }
+}
+
+async function main(): Promise<void> {
+  setupBackends();
+  setupDrawing();
+  setupAttacks();
+  $('model-load').addEventListener('click', () => void run(loadModel, 'model-status'));
+  $('clear').addEventListener('click', () => clearCanvas());
+  $('test-image').addEventListener('click', () => void run(testImage, 'image-status'));
+  $<HTMLInputElement>('image-file').addEventListener('change', (e) => {
+    const file = (e.target as HTMLInputElement).files?.[0];
+    if (file) void run(() => imageFile(file), 'image-status');
+  });
+  $('run').addEventListener('click', () => void run(attack, 'attack-status'));
+  await run(async () => {
+    await startBackend('wasm');
+    await loadModel();
+  }, 'backend-status');
+  document.body.dataset.ready = 'true';
+}
+
+void main();

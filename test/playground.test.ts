@@ -1,0 +1,71 @@
+/**
+ * The playground in a real browser (Debian's headless chromium): the site
+ * built by `npm run build:web` loads with no console error, cross-origin
+ * isolated; a test image attacked with PGD changes the prediction of the
+ * shipped small-cnn and the page shows it; a model loaded from files works.
+ * Screenshots go to runs/screenshots/.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildWeb } from '../scripts/build-web.js';
+import { serveFolder } from '../src/node/serve.js';
+import { collectErrors, launchChromium } from './fixtures/browser.js';
+
+const SCREENSHOTS = join('runs', 'screenshots');
+
+test('the playground: loads without errors, PGD flips a test digit of the shipped small-cnn, a model from files loads', { timeout: 300_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'advlab-playground-'));
+  const site = await buildWeb(join(dir, 'site'));
+  const server = await serveFolder(site, { isolated: true });
+  const context = await launchChromium(join(dir, 'profile'));
+  try {
+    const page = await context.newPage();
+    const errors = collectErrors(page);
+    await page.goto(server.url, { waitUntil: 'load' });
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
+    const idle = () => page.waitForFunction(() => !document.body.dataset.busy, undefined, { timeout: 120_000 });
+    assert.match((await page.textContent('#backend-status')) ?? '', /^wasm .*cross-origin isolated/);
+    assert.match((await page.textContent('#model-status')) ?? '', /Layers model: input 28x28x1, 10 classes/);
+
+    await page.click('#test-image');
+    await idle();
+    const image = (await page.textContent('#image-status')) ?? '';
+    const label = Number(/label (\d)/.exec(image)?.[1]);
+    assert.ok(Number.isInteger(label), image);
+    await page.selectOption('#attack', 'pgd');
+    await page.fill('#eps', '0.3');
+    await page.click('#run');
+    await idle();
+    const status = (await page.textContent('#attack-status')) ?? '';
+    const flip = /prediction changed: (\d) → (\d) \(adversarial, verified\)/.exec(status);
+    assert.ok(flip, status);
+    assert.equal(Number(flip[1]), label);
+    assert.notEqual(Number(flip[2]), label);
+    const linf = Number(/Linf ([\d.]+)/.exec((await page.textContent('#norms')) ?? '')?.[1]);
+    assert.ok(linf > 0 && linf <= 0.3 + 1e-6, `Linf ${linf}`);
+    // The top-5 after the attack leads with the new class.
+    assert.match((await page.textContent('#top5-after tr:first-child td:first-child')) ?? '', new RegExp(`^${flip[2]}`));
+    mkdirSync(SCREENSHOTS, { recursive: true });
+    await page.screenshot({ path: join(SCREENSHOTS, 'playground.png'), fullPage: true });
+
+    // The user's own model, as files: the shipped PGD-AT twin.
+    await page.check('input[name="model"][value="files"]');
+    await page.setInputFiles('#model-files', [join('assets', 'models', 'mnist-small-cnn-pgd-at', 'model.json'), join('assets', 'models', 'mnist-small-cnn-pgd-at', 'weights.bin')]);
+    await page.click('#model-load');
+    await idle();
+    assert.match((await page.textContent('#model-status')) ?? '', /Layers model: input 28x28x1, 10 classes/);
+    // A broken file set is refused by name.
+    await page.setInputFiles('#model-files', [join('assets', 'models', 'mnist-small-cnn-pgd-at', 'model.json')]);
+    await page.click('#model-load');
+    await idle();
+    assert.match((await page.textContent('#model-status')) ?? '', /weights\.bin: weights file not found/);
+    assert.deepEqual(errors, []);
+  } finally {
+    await context.close();
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
