@@ -2,7 +2,9 @@
 // `node --import tsx scripts/web-assets.ts [--plain <run>] [--pgd-at <run>] [--only data,plain,pgd-at]`
 // (a run: an `advlab train` folder to ship instead of training here)
 // - assets/web/mnist-test-images.npy, -labels.npy: the whole mnist test split of
-//   advlab's shared split (2,004 digits), uint8, so a page needs no dataset package;
+//   advlab's shared split (2,004 digits), so a page needs no dataset package. The
+//   `mnist` package stores pixels with three decimals (0.255, not 65/255), so they
+//   are kept as uint16 thousandths: k / 1000 gives back the very float32 Node reads;
 // - assets/models/mnist-small-cnn: the zoo's small-cnn trained with `advlab train`'s
 //   defaults and seed 0;
 // - assets/models/mnist-small-cnn-pgd-at: its adversarially trained twin (issue 7's
@@ -35,11 +37,13 @@ const pgdAtRun = option('--pgd-at');
 const backend = await initBackend({ backend: 'wasm' });
 const data = loadBuiltinDataset('mnist');
 
-// The test split as bytes: the digits are k/255 exactly, so uint8 loses nothing.
 if (only.has('data')) {
   const test = data.test;
+  const thousandths = Uint16Array.from(test.images, (v) => Math.round(v * 1000));
+  const lossy = thousandths.findIndex((k, i) => Math.fround(k / 1000) !== test.images[i]);
+  if (lossy >= 0) throw new Error(`pixel ${lossy} (${test.images[lossy]}) is not a number of thousandths`);
   mkdirSync(join(root, 'assets', 'web'), { recursive: true });
-  writeNpy(join(root, 'assets', 'web', 'mnist-test-images.npy'), Uint8Array.from(test.images, (v) => Math.round(v * 255)), [test.count, ...test.imageShape]);
+  writeNpy(join(root, 'assets', 'web', 'mnist-test-images.npy'), thousandths, [test.count, ...test.imageShape]);
   writeNpy(join(root, 'assets', 'web', 'mnist-test-labels.npy'), Uint8Array.from(test.labels), [test.count]);
   console.log(`assets/web: ${test.count} mnist test digits`);
 }

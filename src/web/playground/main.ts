@@ -5,16 +5,10 @@
  * runs in the page on the core (`advlab`), on the backend the person picks.
  * The site is built by `npm run build:web` (scripts/build-web.ts).
  */
-import { ATTACKS, BROWSER_BACKEND_NAMES, Classifier, initBackend, isGraphModel, runAttack, tf, type Attack, type AttackResult, type BackendName, type ClassifierModel, type Norm, type ParamSpec } from '../../index.js';
-import { fetchNpy, loadModelFromFiles, loadModelFromUrl } from '../model-store.js';
+import { ATTACKS, BROWSER_BACKEND_NAMES, Classifier, initBackend, isGraphModel, runAttack, tf, type Attack, type AttackResult, type BackendName, type ClassifierModel, type ImageSet, type Norm, type ParamSpec } from '../../index.js';
+import { fetchImageSet, loadModelFromFiles, loadModelFromUrl } from '../model-store.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
-
-interface TestSet {
-  images: Uint8Array;
-  labels: Uint8Array;
-  count: number;
-}
 
 const state: {
   model?: ClassifierModel;
@@ -23,7 +17,8 @@ const state: {
   image?: Float32Array;
   /** Its label: the test set's, else the model's clean prediction. */
   label?: number;
-  test?: TestSet;
+  /** The shipped mnist test digits, fetched on first use. */
+  test?: ImageSet;
   busy: boolean;
 } = { busy: false };
 
@@ -152,11 +147,11 @@ async function testImage(): Promise<void> {
   const [h, w, c] = classifier.inputShape;
   if (h !== 28 || w !== 28 || c !== 1) throw new Error('the shipped test images are mnist digits (28x28x1); this model takes ' + classifier.inputShape.join('x'));
   if (!state.test) {
-    const [x, y] = await Promise.all([fetchNpy('data/mnist-test-images.npy'), fetchNpy('data/mnist-test-labels.npy')]);
-    state.test = { images: x.data as Uint8Array, labels: y.data as Uint8Array, count: x.shape[0] };
+    // Stored as thousandths, the precision of the mnist package (scripts/web-assets.ts).
+    state.test = await fetchImageSet('data/mnist-test-images.npy', 'data/mnist-test-labels.npy', 1000);
   }
   const i = Math.floor(Math.random() * state.test.count);
-  const image = Float32Array.from(state.test.images.subarray(i * 784, (i + 1) * 784), (v) => v / 255);
+  const image = state.test.images.slice(i * 784, (i + 1) * 784);
   drawGray(draw(), image, 28, 28);
   await useImage(image, state.test.labels[i]);
   setStatus('image-status', `test image ${i}, label ${state.test.labels[i]}`);
