@@ -7,6 +7,8 @@
  */
 import { ATTACKS, BROWSER_BACKEND_NAMES, Classifier, initBackend, isGraphModel, runAttack, tf, type Attack, type AttackResult, type BackendName, type ClassifierModel, type ImageSet, type Norm, type ParamSpec } from '../../index.js';
 import { fetchImageSet, loadModelFromFiles, loadModelFromUrl } from '../model-store.js';
+import { robustAccuracyPlot } from '../../report/plots.js';
+import type { EvalMessage, EvalRequest } from './eval-worker.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -252,6 +254,88 @@ function setupAttacks(): void {
 }
 
 // ---------------------------------------------------------------------------
+// Evaluate: the quick suite in a Web Worker (Cancel terminates it)
+
+let evalWorker: Worker | null = null;
+
+/** Where the worker loads the model from: the chosen site model or URL, or the dropped files themselves. */
+function modelSource(): EvalRequest['model'] {
+  const choice = (document.querySelector('input[name="model"]:checked') as HTMLInputElement).value;
+  if (choice === 'url') return { url: new URL($<HTMLInputElement>('model-url').value, location.href).href };
+  if (choice === 'files') return { files: Array.from($<HTMLInputElement>('model-files').files ?? []) };
+  return { url: new URL(`models/${choice}/model.json`, location.href).href };
+}
+
+function evaluate(): void {
+  requireModel();
+  const n = Number($<HTMLInputElement>('eval-n').value);
+  const eps = $<HTMLInputElement>('eval-eps').value.split(',').map((s) => Number(s.trim()));
+  if (!Number.isInteger(n) || n < 1 || n > 2004) return setStatus('eval-status', 'images: expected an integer in [1, 2004]', true);
+  if (!eps.length || eps.some((e) => !(e >= 0 && e <= 1))) return setStatus('eval-status', 'eps: expected a comma list of numbers in [0, 1]', true);
+  const progress = $<HTMLProgressElement>('eval-progress');
+  const worker = new Worker(new URL('eval-worker.js', location.href), { type: 'module' });
+  evalWorker = worker;
+  const stop = () => {
+    worker.terminate();
+    if (evalWorker === worker) evalWorker = null;
+    $<HTMLButtonElement>('eval-run').disabled = false;
+    $<HTMLButtonElement>('eval-cancel').disabled = true;
+    delete document.body.dataset.evaluating;
+  };
+  $<HTMLButtonElement>('eval-run').disabled = true;
+  $<HTMLButtonElement>('eval-cancel').disabled = false;
+  document.body.dataset.evaluating = 'true';
+  setStatus('eval-status', 'starting the worker…');
+  progress.value = 0;
+  worker.onmessage = (e: MessageEvent<EvalMessage>) => {
+    const m = e.data;
+    if (m.type === 'progress') {
+      const k = eps.indexOf(m.eps);
+      progress.value = (k + m.done / m.total) / eps.length;
+      setStatus('eval-status', `eps ${m.eps}: ${m.done}/${m.total} points done, ${m.broken} broken (${m.stage})`);
+    } else if (m.type === 'done') {
+      stop();
+      progress.value = 1;
+      void showEvaluation(m);
+    } else {
+      stop();
+      setStatus('eval-status', m.message, true);
+    }
+  };
+  worker.onerror = (e) => {
+    stop();
+    setStatus('eval-status', e.message || 'the evaluation worker failed', true);
+  };
+  const request: EvalRequest = { backend: 'wasm', base: new URL('./', location.href).href, model: modelSource(), n, eps, seed: 0 };
+  worker.postMessage(request);
+}
+
+async function showEvaluation(m: Extract<EvalMessage, { type: 'done' }>): Promise<void> {
+  const sweep = [...m.sweep].sort((a, b) => a.eps - b.eps);
+  const headline = m.sweep[0];
+  setStatus('eval-status', `${m.count} images, clean accuracy ${(m.cleanAccuracy * 100).toFixed(1)}%; robust accuracy at eps ${headline.eps}: ${(headline.robustAccuracy * 100).toFixed(1)}% (95% CI ${(headline.confidenceInterval[0] * 100).toFixed(1)}–${(headline.confidenceInterval[1] * 100).toFixed(1)}%), ${m.seconds.toFixed(1)} s on ${m.backend}`);
+  const table = $<HTMLTableElement>('eval-table');
+  table.replaceChildren();
+  table.createTHead().insertRow().append(...['eps', 'robust', '95% CI', 'gradients/image'].map((t) => Object.assign(document.createElement('th'), { textContent: t })));
+  const rows = table.createTBody();
+  for (const s of sweep) {
+    const row = rows.insertRow();
+    for (const t of [String(s.eps), `${(s.robustAccuracy * 100).toFixed(1)}%`, `${(s.confidenceInterval[0] * 100).toFixed(1)}–${(s.confidenceInterval[1] * 100).toFixed(1)}%`, s.gradientsPerImage.toFixed(0)]) row.insertCell().textContent = t;
+  }
+  const classes = $<HTMLTableElement>('eval-classes');
+  classes.replaceChildren();
+  classes.createCaption().textContent = `per class at eps ${headline.eps}`;
+  classes.createTHead().insertRow().append(...['class', 'images', 'clean', 'robust'].map((t) => Object.assign(document.createElement('th'), { textContent: t })));
+  const classRows = classes.createTBody();
+  for (const c of headline.perClass) {
+    const row = classRows.insertRow();
+    for (const t of [c.name, String(c.count), `${(c.cleanAccuracy * 100).toFixed(0)}%`, `${(c.robustAccuracy * 100).toFixed(0)}%`]) row.insertCell().textContent = t;
+  }
+  // The report's plot (Vega-Lite rendered to SVG from advlab's own figures).
+  $('eval-plot').innerHTML = await robustAccuracyPlot({ sweep, cleanAccuracy: m.cleanAccuracy, norm: 'linf' });
+}
+
+// ---------------------------------------------------------------------------
 // Drawing results
 
 async function predict(classifier: Classifier, image: Float32Array): Promise<Float32Array> {
@@ -338,6 +422,21 @@ async function main(): Promise<void> {
     if (file) void run(() => imageFile(file), 'image-status');
   });
   $('run').addEventListener('click', () => void run(attack, 'attack-status'));
+  $('eval-run').addEventListener('click', () => {
+    try {
+      evaluate();
+    } catch (e) {
+      setStatus('eval-status', describeError(e), true);
+    }
+  });
+  $('eval-cancel').addEventListener('click', () => {
+    evalWorker?.terminate();
+    evalWorker = null;
+    $<HTMLButtonElement>('eval-run').disabled = false;
+    $<HTMLButtonElement>('eval-cancel').disabled = true;
+    delete document.body.dataset.evaluating;
+    setStatus('eval-status', 'cancelled');
+  });
   await run(async () => {
     await startBackend('wasm');
     await loadModel();
