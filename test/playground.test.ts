@@ -61,6 +61,29 @@ test('the playground: loads without errors, PGD flips a test digit of the shippe
     assert.equal(await page.locator('#eval-table tbody tr').count(), 2);
     assert.equal(await page.locator('#eval-classes tbody tr').count(), 10);
     assert.ok((await page.locator('#eval-plot svg').count()) === 1, 'the robust-accuracy plot is drawn');
+    // Generate: samples and a latent walk of the shipped scgan; the AAE's reconstruction of the clean and the adversarial digit.
+    await page.click('#gen-sample');
+    await idle();
+    assert.match((await page.textContent('#gen-status')) ?? '', /^16 samples \(seed \d+\), clusters (\d+, ){15}\d+$/);
+    await page.click('#gen-walk');
+    await idle();
+    assert.match((await page.textContent('#gen-status')) ?? '', /in 10 steps of the latent code/);
+    // The generated tiles are digits, not blank: bright pixels in the middle of the grid.
+    const lit = await page.evaluate(() => {
+      const c = document.getElementById('gen-grid') as HTMLCanvasElement;
+      const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let i = 0; i < d.length; i += 4) if (d[i] > 128) n++;
+      return n / (d.length / 4);
+    });
+    assert.ok(lit > 0.05 && lit < 0.5, `share of bright pixels in the sample grid: ${lit}`);
+    for (const button of ['#purify', '#purify-adv']) {
+      await page.click(button);
+      await idle();
+      const purified = (await page.textContent('#purify-status')) ?? '';
+      const mse = Number(/reconstruction error \(MSE\) ([\d.]+)/.exec(purified)?.[1]);
+      assert.ok(mse > 0 && mse < 0.2, purified);
+    }
     mkdirSync(SCREENSHOTS, { recursive: true });
     await page.screenshot({ path: join(SCREENSHOTS, 'playground.png'), fullPage: true });
     // Cancel stops the worker.

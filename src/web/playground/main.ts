@@ -5,7 +5,7 @@
  * runs in the page on the core (`advlab`), on the backend the person picks.
  * The site is built by `npm run build:web` (scripts/build-web.ts).
  */
-import { ATTACKS, BROWSER_BACKEND_NAMES, Classifier, initBackend, isGraphModel, runAttack, tf, type Attack, type AttackResult, type BackendName, type ClassifierModel, type ImageSet, type Norm, type ParamSpec } from '../../index.js';
+import { ATTACKS, BROWSER_BACKEND_NAMES, Classifier, decodeImages, encodeImages, generateImages, generatorClasses, generatorSpec, initBackend, isGraphModel, latentCodes, Rng, runAttack, tf, tfl, type Attack, type AttackResult, type BackendName, type ClassifierModel, type ImageSet, type Norm, type ParamSpec } from '../../index.js';
 import { fetchImageSet, loadModelFromFiles, loadModelFromUrl } from '../model-store.js';
 import { robustAccuracyPlot } from '../../report/plots.js';
 import type { EvalMessage, EvalRequest } from './eval-worker.js';
@@ -19,10 +19,18 @@ const state: {
   image?: Float32Array;
   /** Its label: the test set's, else the model's clean prediction. */
   label?: number;
+  /** The last adversarial image. */
+  adversarial?: Float32Array;
+  /** The shipped generator and autoencoder, loaded on first use. */
+  generator?: tfl.LayersModel;
+  encoder?: tfl.LayersModel;
+  decoder?: tfl.LayersModel;
+  /** Seeds the samples: each click draws new ones, reproducibly. */
+  sampleRound: number;
   /** The shipped mnist test digits, fetched on first use. */
   test?: ImageSet;
   busy: boolean;
-} = { busy: false };
+} = { busy: false, sampleRound: 0 };
 
 function setStatus(id: string, text: string, error = false): void {
   const el = $(id);
@@ -232,6 +240,7 @@ async function attack(): Promise<void> {
   const r: AttackResult = await runAttack(a, classifier, { images: state.image, labels: Int32Array.of(state.label), count: 1, imageShape: classifier.inputShape }, { eps: a.kind === 'minimal' ? undefined : eps, norm, params: paramValues(), seed: 0 });
   const seconds = (performance.now() - t0) / 1000;
   const adversarial = r.adversarial;
+  state.adversarial = adversarial;
   showImage('adversarial', adversarial);
   const delta = Float32Array.from(adversarial, (v, i) => v - state.image![i]);
   const m = delta.reduce((x, v) => Math.max(x, Math.abs(v)), 0);
@@ -336,6 +345,74 @@ async function showEvaluation(m: Extract<EvalMessage, { type: 'done' }>): Promis
 }
 
 // ---------------------------------------------------------------------------
+// Generate and purify: the shipped scgan generator and adversarial autoencoder
+
+async function layersModel(name: string): Promise<tfl.LayersModel> {
+  const model = await loadModelFromUrl(new URL(`models/${name}/model.json`, location.href).href);
+  if (isGraphModel(model)) throw new Error(`models/${name} is not a Layers model`);
+  return model;
+}
+
+async function samples(): Promise<void> {
+  state.generator ??= await layersModel('mnist-scgan-generator');
+  const spec = generatorSpec(state.generator, 'models/mnist-scgan-generator', null);
+  const rng = new Rng(1000 + state.sampleRound++);
+  const n = 16;
+  const classes = generatorClasses(spec, n, rng);
+  const images = await generateImages(state.generator, spec, latentCodes(rng, n, spec.latentDim), classes);
+  drawTiles($<HTMLCanvasElement>('gen-grid'), images, 4, 4);
+  setStatus('gen-status', `16 samples (seed ${999 + state.sampleRound}), clusters ${Array.from(classes ?? []).join(', ')}`);
+}
+
+async function walk(): Promise<void> {
+  state.generator ??= await layersModel('mnist-scgan-generator');
+  const spec = generatorSpec(state.generator, 'models/mnist-scgan-generator', null);
+  const rng = new Rng(2000 + state.sampleRound++);
+  const steps = 10;
+  const cluster = generatorClasses(spec, 1, rng);
+  const [a, b] = [latentCodes(rng, 1, spec.latentDim), latentCodes(rng, 1, spec.latentDim)];
+  const z = new Float32Array(steps * spec.latentDim);
+  for (let s = 0; s < steps; s++) for (let j = 0; j < spec.latentDim; j++) z[s * spec.latentDim + j] = a[j] + ((b[j] - a[j]) * s) / (steps - 1);
+  const images = await generateImages(state.generator, spec, z, cluster ? new Int32Array(steps).fill(cluster[0]) : undefined);
+  drawTiles($<HTMLCanvasElement>('gen-line'), images, 1, steps);
+  setStatus('gen-status', `from one sample to another of cluster ${cluster?.[0]}, in ${steps} steps of the latent code`);
+}
+
+async function purify(adversarial: boolean): Promise<void> {
+  const classifier = requireModel();
+  const image = adversarial ? state.adversarial : state.image;
+  if (!image) throw new Error(adversarial ? 'run an attack first' : 'pick, draw or drop an image first');
+  if (classifier.inputShape.join() !== '28,28,1') throw new Error('the shipped autoencoder takes mnist digits (28x28x1)');
+  state.encoder ??= await layersModel('mnist-aae-encoder');
+  state.decoder ??= await layersModel('mnist-aae-decoder');
+  const latentDim = state.encoder.outputs[0].shape[1] as number;
+  const reconstructed = await decodeImages(state.decoder, await encodeImages(state.encoder, image, [28, 28, 1]), latentDim);
+  const error = reconstructed.reduce((s, v, i) => s + (v - image[i]) ** 2, 0) / reconstructed.length;
+  showImage('purified', reconstructed);
+  const probabilities = await predict(classifier, reconstructed);
+  $('purified-caption').textContent = `reconstruction of the ${adversarial ? 'adversarial' : 'clean'} image`;
+  setStatus('purify-status', `reconstruction error (MSE) ${error.toFixed(4)}; the model reads the reconstruction as ${argmax(probabilities)} (${(Math.max(...probabilities) * 100).toFixed(1)}%)${state.label !== undefined ? `, label ${state.label}` : ''}`);
+}
+
+/** Images (28x28 gray) as a rows x columns grid on a canvas. */
+function drawTiles(canvas: HTMLCanvasElement, images: Float32Array, rows: number, columns: number): void {
+  const ctx = canvas.getContext('2d')!;
+  ctx.imageSmoothingEnabled = false;
+  const w = canvas.width / columns;
+  const h = canvas.height / rows;
+  for (let k = 0; k < rows * columns; k++) {
+    const tile = new OffscreenCanvas(28, 28);
+    const data = new ImageData(28, 28);
+    for (let i = 0; i < 784; i++) {
+      const v = Math.round(Math.min(1, Math.max(0, images[k * 784 + i])) * 255);
+      data.data.set([v, v, v, 255], 4 * i);
+    }
+    tile.getContext('2d')!.putImageData(data, 0, 0);
+    ctx.drawImage(tile, (k % columns) * w, Math.floor(k / columns) * h, w, h);
+  }
+}
+
+// ---------------------------------------------------------------------------
 // Drawing results
 
 async function predict(classifier: Classifier, image: Float32Array): Promise<Float32Array> {
@@ -422,6 +499,10 @@ async function main(): Promise<void> {
     if (file) void run(() => imageFile(file), 'image-status');
   });
   $('run').addEventListener('click', () => void run(attack, 'attack-status'));
+  $('gen-sample').addEventListener('click', () => void run(samples, 'gen-status'));
+  $('gen-walk').addEventListener('click', () => void run(walk, 'gen-status'));
+  $('purify').addEventListener('click', () => void run(() => purify(false), 'purify-status'));
+  $('purify-adv').addEventListener('click', () => void run(() => purify(true), 'purify-status'));
   $('eval-run').addEventListener('click', () => {
     try {
       evaluate();
