@@ -14,14 +14,14 @@ export async function buildWeb(out = SITE): Promise<string> {
   rmSync(out, { recursive: true, force: true });
   mkdirSync(join(out, 'wasm'), { recursive: true });
   await build({
-    entryPoints: [join(root, 'src', 'web', 'playground', 'main.ts')],
+    entryPoints: { playground: join(root, 'src', 'web', 'playground', 'main.ts'), 'eval-worker': join(root, 'src', 'web', 'playground', 'eval-worker.ts') },
     bundle: true,
     platform: 'browser',
     format: 'esm',
     target: 'es2022',
     minify: true,
     sourcemap: true,
-    outfile: join(out, 'playground.js'),
+    outdir: out,
     logLevel: 'warning',
   });
   for (const f of ['index.html', 'style.css']) cpSync(join(root, 'src', 'web', 'playground', f), join(out, f));

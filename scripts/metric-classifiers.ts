@@ -1,4 +1,4 @@
-// Makes the metric classifiers advlab ships (src/generative/metric-classifier.ts):
+// Makes the metric classifiers advlab ships (src/node/metric-classifier.ts):
 // `node --import tsx scripts/metric-classifiers.ts [dataset ...]` trains the zoo's
 // lenet with `advlab train`'s defaults and seed 0 on each built-in dataset and
 // writes assets/metric-classifiers/<dataset>/{model/, provenance.json}.

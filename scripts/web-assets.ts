@@ -1,13 +1,18 @@
 // Makes what the playground and the demo ship (assets/web, assets/models):
-// `node --import tsx scripts/web-assets.ts [--plain <run>] [--pgd-at <run>] [--only data,plain,pgd-at]`
+// `node --import tsx scripts/web-assets.ts [--plain <run>] [--pgd-at <run>] [--scgan <run>] [--aae <run>] [--only data,plain,pgd-at,scgan,aae]`
 // (a run: an `advlab train` folder to ship instead of training here)
 // - assets/web/mnist-test-images.npy, -labels.npy: the whole mnist test split of
-//   advlab's shared split (2,004 digits), uint8, so a page needs no dataset package;
+//   advlab's shared split (2,004 digits), so a page needs no dataset package. The
+//   `mnist` package stores pixels with three decimals (0.255, not 65/255), so they
+//   are kept as uint16 thousandths: k / 1000 gives back the very float32 Node reads;
 // - assets/models/mnist-small-cnn: the zoo's small-cnn trained with `advlab train`'s
 //   defaults and seed 0;
 // - assets/models/mnist-small-cnn-pgd-at: its adversarially trained twin (issue 7's
 //   recipe: `advlab train --defense pgd-at --defense-eps 0.3 --defense-steps 10
 //   --eps-warmup 3 --epochs 12`), copied from the run given, else trained here (about 40 min).
+// - assets/models/mnist-scgan-generator: the default `advlab gan` (scgan) generator, and
+//   assets/models/mnist-aae-encoder, -decoder: the default `advlab aae` (gaussian prior), from
+//   the runs given (--scgan <run>, --aae <run>) or trained here (about 25 and 3 minutes).
 // Weights are stored as float16 (tfjs dequantizes them to float32 on load), half
 // the bytes of float32; provenance.json records the recipe, the accuracy of the
 // stored weights on the test split, and their hash.
@@ -17,6 +22,8 @@ import { join } from 'node:path';
 import { initBackend } from '../src/node/backend.js';
 import { trainRun } from '../src/jobs/train-run.js';
 import { defenseRun } from '../src/jobs/defense-run.js';
+import { ganRun } from '../src/jobs/gan-run.js';
+import { aaeRun } from '../src/jobs/aae-run.js';
 import { loadBuiltinDataset } from '../src/node/data/builtin.js';
 import { loadModel, saveArtifacts } from '../src/node/model-files.js';
 import { modelToArtifacts, modelFromArtifacts } from '../src/models/artifacts.js';
@@ -29,17 +36,19 @@ import { tf } from '../src/engine/tf.js';
 const root = join(import.meta.dirname, '..');
 const argv = process.argv.slice(2);
 const option = (name: string) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined);
-const only = new Set((option('--only') ?? 'data,plain,pgd-at').split(','));
+const only = new Set((option('--only') ?? 'data,plain,pgd-at,scgan,aae').split(','));
 const plainRun = option('--plain');
 const pgdAtRun = option('--pgd-at');
 const backend = await initBackend({ backend: 'wasm' });
 const data = loadBuiltinDataset('mnist');
 
-// The test split as bytes: the digits are k/255 exactly, so uint8 loses nothing.
 if (only.has('data')) {
   const test = data.test;
+  const thousandths = Uint16Array.from(test.images, (v) => Math.round(v * 1000));
+  const lossy = thousandths.findIndex((k, i) => Math.fround(k / 1000) !== test.images[i]);
+  if (lossy >= 0) throw new Error(`pixel ${lossy} (${test.images[lossy]}) is not a number of thousandths`);
   mkdirSync(join(root, 'assets', 'web'), { recursive: true });
-  writeNpy(join(root, 'assets', 'web', 'mnist-test-images.npy'), Uint8Array.from(test.images, (v) => Math.round(v * 255)), [test.count, ...test.imageShape]);
+  writeNpy(join(root, 'assets', 'web', 'mnist-test-images.npy'), thousandths, [test.count, ...test.imageShape]);
   writeNpy(join(root, 'assets', 'web', 'mnist-test-labels.npy'), Uint8Array.from(test.labels), [test.count]);
   console.log(`assets/web: ${test.count} mnist test digits`);
 }
@@ -53,6 +62,20 @@ try {
     await shipModel(join(dir, 'model'), 'mnist-small-cnn', { recipe: 'advlab train --model small-cnn --dataset mnist --seed 0', epochs: run.epochs });
   }
   if (only.has('pgd-at')) await shipPgdAt();
+  if (only.has('scgan')) {
+    const dir = option('--scgan') ?? join(work, 'scgan');
+    if (!option('--scgan')) await ganRun({ dataset: 'mnist', out: dir }, backend);
+    const run = JSON.parse(readFileSync(join(dir, 'result.json'), 'utf8')) as { epochs: number; metrics: Record<string, unknown> | null; options: Record<string, unknown> };
+    await shipWeights(join(dir, 'generator'), 'mnist-scgan-generator', { recipe: 'advlab gan --dataset mnist (defaults: scgan, 100 k-means clusters, ns loss, weight average)', epochs: run.epochs, metrics: run.metrics });
+  }
+  if (only.has('aae')) {
+    const dir = option('--aae') ?? join(work, 'aae');
+    if (!option('--aae')) await aaeRun({ dataset: 'mnist', out: dir }, backend);
+    const run = JSON.parse(readFileSync(join(dir, 'result.json'), 'utf8')) as { epochs: number; test: { reconstructionMse: number } };
+    const recipe = { recipe: 'advlab aae --dataset mnist (defaults: mlp, gaussian prior)', epochs: run.epochs, testReconstructionMse: run.test.reconstructionMse };
+    await shipWeights(join(dir, 'encoder'), 'mnist-aae-encoder', recipe);
+    await shipWeights(join(dir, 'decoder'), 'mnist-aae-decoder', recipe);
+  }
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
@@ -68,8 +91,8 @@ async function shipPgdAt() {
   await shipModel(join(runDir, 'model'), 'mnist-small-cnn-pgd-at', { recipe: 'advlab train --model small-cnn --dataset mnist --defense pgd-at --defense-eps 0.3 --defense-steps 10 --eps-warmup 3 --epochs 12 --batch-size 128', epochs: run.epochs, defense: run.defense ?? null });
 }
 
-/** Stores the model with float16 weights, then scores the stored model (as a page loads it) on the test split. */
-async function shipModel(from: string, name: string, recipe: Record<string, unknown>) {
+/** Stores a model with float16 weights and its provenance; returns the stored artifacts. */
+async function shipWeights(from: string, name: string, provenance: Record<string, unknown>): Promise<tf.io.ModelArtifacts> {
   const model = await loadModel(from);
   const artifacts = await modelToArtifacts(model);
   model.dispose();
@@ -77,21 +100,26 @@ async function shipModel(from: string, name: string, recipe: Record<string, unkn
   const dir = join(root, 'assets', 'models', name);
   rmSync(dir, { recursive: true, force: true });
   saveArtifacts(half, dir);
-  const stored = await modelFromArtifacts(half);
-  const testAccuracy = await accuracy(stored, data.test);
-  stored.dispose();
   writeJsonAtomic(join(dir, 'provenance.json'), {
-    ...recipe,
-    model: 'small-cnn',
-    dataset: 'mnist',
-    trainSize: data.train.count,
-    testSize: data.test.count,
-    testAccuracy,
+    ...provenance,
     weights: 'float16 (dequantized to float32 on load)',
     weightsSha256: sha256Hex(readFileSync(join(dir, 'weights.bin'))),
     tfjsVersion: tf.version_core,
     backend: `${backend.name} (${backend.threads} thread, ${backend.kernels} kernels)`,
   });
+  console.log(`assets/models/${name}`);
+  return half;
+}
+
+/** A classifier with float16 weights, scored as a page loads it on the test split. */
+async function shipModel(from: string, name: string, recipe: Record<string, unknown>) {
+  const half = await shipWeights(from, name, recipe);
+  const dir = join(root, 'assets', 'models', name);
+  const stored = await modelFromArtifacts(half);
+  const testAccuracy = await accuracy(stored, data.test);
+  stored.dispose();
+  const provenance = JSON.parse(readFileSync(join(dir, 'provenance.json'), 'utf8')) as Record<string, unknown>;
+  writeJsonAtomic(join(dir, 'provenance.json'), { ...recipe, model: 'small-cnn', dataset: 'mnist', trainSize: data.train.count, testSize: data.test.count, testAccuracy, ...provenance });
   console.log(`assets/models/${name}: test accuracy ${(testAccuracy * 100).toFixed(2)}% (float16 weights)`);
 }
 

@@ -467,3 +467,20 @@ test('decodeImage (pure JS, any platform) reads every PNG colour type and bit de
   assert.deepEqual(Array.from({ length: 9 }, (_, i) => g.data[4 * i]), bits.map((b) => b * 255));
   assert.throws(() => decodeImage(new Uint8Array([1, 2, 3, 4]), 'junk.png'), (e: unknown) => e instanceof FileFormatError && /unrecognised magic bytes/.test(e.message));
 });
+
+test('npy: <u2 round-trips, and 16-bit pixels of a dataset are scaled by 65535', () => {
+  const data = Uint16Array.from([0, 1, 1000, 65535]);
+  const back = decodeNpy(encodeNpy(data, [2, 2]));
+  assert.equal(back.dtype, '<u2');
+  assert.deepEqual(back.shape, [2, 2]);
+  assert.deepEqual(Array.from(back.data), Array.from(data));
+  const dir = mkdtempSync(join(tmpdir(), 'advlab-npy-u2-'));
+  try {
+    writeFileSync(join(dir, 'images.npy'), encodeNpy(Uint16Array.from({ length: 40 * 4 }, (_, i) => (i % 4) * 21845), [40, 2, 2, 1]));
+    writeFileSync(join(dir, 'labels.npy'), encodeNpy(Int32Array.from({ length: 40 }, (_, i) => i % 2), [40]));
+    const d = loadNpyFolder(dir);
+    assert.deepEqual(Array.from(d.train.images.subarray(0, 4)), [0, 1 / 3, 2 / 3, 1].map(Math.fround));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,5 +1,5 @@
 /**
- * The metric classifiers advlab ships (src/generative/metric-classifier.ts):
+ * The metric classifiers advlab ships (src/node/metric-classifier.ts):
  * the weights match their recorded hash, the model reproduces its recorded
  * test accuracy, corrupt weights are refused, and the Inception Score of real
  * test images under it is what a generator is measured against.

@@ -48,8 +48,51 @@ test('the playground: loads without errors, PGD flips a test digit of the shippe
     assert.ok(linf > 0 && linf <= 0.3 + 1e-6, `Linf ${linf}`);
     // The top-5 after the attack leads with the new class.
     assert.match((await page.textContent('#top5-after tr:first-child td:first-child')) ?? '', new RegExp(`^${flip[2]}`));
+
+    // The quick suite in the Web Worker: progress, then the figures, the plot and the per-class table.
+    await page.fill('#eval-n', '20');
+    await page.fill('#eval-eps', '0.3,0.1');
+    await page.click('#eval-run');
+    await page.waitForFunction(() => !document.body.dataset.evaluating, undefined, { timeout: 240_000 });
+    const evalStatus = (await page.textContent('#eval-status')) ?? '';
+    const robust = /20 images, clean accuracy ([\d.]+)%; robust accuracy at eps 0\.3: ([\d.]+)%/.exec(evalStatus);
+    assert.ok(robust, evalStatus);
+    assert.ok(Number(robust[2]) <= Number(robust[1]));
+    assert.equal(await page.locator('#eval-table tbody tr').count(), 2);
+    assert.equal(await page.locator('#eval-classes tbody tr').count(), 10);
+    assert.ok((await page.locator('#eval-plot svg').count()) === 1, 'the robust-accuracy plot is drawn');
+    // Generate: samples and a latent walk of the shipped scgan; the AAE's reconstruction of the clean and the adversarial digit.
+    await page.click('#gen-sample');
+    await idle();
+    assert.match((await page.textContent('#gen-status')) ?? '', /^16 samples \(seed \d+\), clusters (\d+, ){15}\d+$/);
+    await page.click('#gen-walk');
+    await idle();
+    assert.match((await page.textContent('#gen-status')) ?? '', /in 10 steps of the latent code/);
+    // The generated tiles are digits, not blank: bright pixels in the middle of the grid.
+    const lit = await page.evaluate(() => {
+      const c = document.getElementById('gen-grid') as HTMLCanvasElement;
+      const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let i = 0; i < d.length; i += 4) if (d[i] > 128) n++;
+      return n / (d.length / 4);
+    });
+    assert.ok(lit > 0.05 && lit < 0.5, `share of bright pixels in the sample grid: ${lit}`);
+    for (const button of ['#purify', '#purify-adv']) {
+      await page.click(button);
+      await idle();
+      const purified = (await page.textContent('#purify-status')) ?? '';
+      const mse = Number(/reconstruction error \(MSE\) ([\d.]+)/.exec(purified)?.[1]);
+      assert.ok(mse > 0 && mse < 0.2, purified);
+    }
     mkdirSync(SCREENSHOTS, { recursive: true });
     await page.screenshot({ path: join(SCREENSHOTS, 'playground.png'), fullPage: true });
+    // Cancel stops the worker.
+    await page.fill('#eval-n', '500');
+    await page.click('#eval-run');
+    await page.waitForFunction(() => /points done/.test(document.getElementById('eval-status')!.textContent ?? ''), undefined, { timeout: 120_000 });
+    await page.click('#eval-cancel');
+    assert.equal(await page.textContent('#eval-status'), 'cancelled');
+    assert.equal(await page.isEnabled('#eval-run'), true);
 
     // The user's own model, as files: the shipped PGD-AT twin.
     await page.check('input[name="model"][value="files"]');

@@ -11,9 +11,9 @@
 import { FileFormatError, InputError } from '../errors.js';
 
 /** The dtypes advlab reads, in their canonical little-endian spelling. */
-export type NpyDtype = '|u1' | '<i4' | '<i8' | '<f4' | '<f8';
+export type NpyDtype = '|u1' | '<u2' | '<i4' | '<i8' | '<f4' | '<f8';
 /** Data of a .npy array; `<i8` is read into a Float64Array (exact up to 2^53). */
-export type NpyData = Uint8Array | Int32Array | Float32Array | Float64Array;
+export type NpyData = Uint8Array | Uint16Array | Int32Array | Float32Array | Float64Array;
 
 /** A decoded .npy array, C order. */
 export interface NpyArray {
@@ -23,10 +23,10 @@ export interface NpyArray {
 }
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // "\x93NUMPY"
-const ITEM_SIZE: Record<NpyDtype, number> = { '|u1': 1, '<i4': 4, '<i8': 8, '<f4': 4, '<f8': 8 };
+const ITEM_SIZE: Record<NpyDtype, number> = { '|u1': 1, '<u2': 2, '<i4': 4, '<i8': 8, '<f4': 4, '<f8': 8 };
 /** `<u1` and `|u1` are the same thing; numpy writes `|u1` because bytes have no byte order. */
 const DTYPE_ALIASES: Record<string, NpyDtype> = {
-  '|u1': '|u1', '<u1': '|u1', '=u1': '|u1', u1: '|u1',
+  '|u1': '|u1', '<u1': '|u1', '=u1': '|u1', u1: '|u1', '<u2': '<u2',
   '<i4': '<i4', '<i8': '<i8', '<f4': '<f4', '<f8': '<f8',
 };
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -85,7 +85,7 @@ function parseHeader(header: string, file: string): { dtype: NpyDtype; shape: nu
   const dtype = Object.hasOwn(DTYPE_ALIASES, descr[1]) ? DTYPE_ALIASES[descr[1]] : undefined;
   if (!dtype) {
     const hint = descr[1].startsWith('>') ? ' (big-endian; convert with a.astype(a.dtype.newbyteorder("<")))' : '';
-    throw new FileFormatError(file, `dtype '${descr[1]}' is not supported${hint}; supported: |u1, <i4, <i8, <f4, <f8`);
+    throw new FileFormatError(file, `dtype '${descr[1]}' is not supported${hint}; supported: |u1, <u2, <i4, <i8, <f4, <f8`);
   }
   const shape: number[] = [];
   for (const part of shapeMatch[1].split(',')) {
@@ -115,11 +115,13 @@ function decodeData(raw: Uint8Array, dtype: NpyDtype, count: number, file: strin
     return out;
   }
   if (LITTLE_ENDIAN_HOST) {
+    if (dtype === '<u2') return new Uint16Array(buf);
     if (dtype === '<i4') return new Int32Array(buf);
     if (dtype === '<f4') return new Float32Array(buf);
     return new Float64Array(buf);
   }
   const view = new DataView(buf);
+  if (dtype === '<u2') return Uint16Array.from({ length: count }, (_, i) => view.getUint16(2 * i, true));
   if (dtype === '<i4') return Int32Array.from({ length: count }, (_, i) => view.getInt32(4 * i, true));
   if (dtype === '<f4') return Float32Array.from({ length: count }, (_, i) => view.getFloat32(4 * i, true));
   return Float64Array.from({ length: count }, (_, i) => view.getFloat64(8 * i, true));
@@ -127,12 +129,12 @@ function decodeData(raw: Uint8Array, dtype: NpyDtype, count: number, file: strin
 
 /**
  * Encodes an array as a .npy file (format v1.0, or v2.0 if the header needs it),
- * C order, little-endian: Float32Array → `<f4`, Int32Array → `<i4`, Uint8Array → `|u1`.
+ * C order, little-endian: Float32Array → `<f4`, Int32Array → `<i4`, Uint16Array → `<u2`, Uint8Array → `|u1`.
  * @throws InputError if `shape` does not match `data.length`.
  */
-export function encodeNpy(data: Float32Array | Int32Array | Uint8Array, shape: readonly number[]): Uint8Array {
+export function encodeNpy(data: Float32Array | Int32Array | Uint16Array | Uint8Array, shape: readonly number[]): Uint8Array {
   const dtype: NpyDtype =
-    data instanceof Float32Array ? '<f4' : data instanceof Int32Array ? '<i4' : data instanceof Uint8Array ? '|u1' : fail();
+    data instanceof Float32Array ? '<f4' : data instanceof Int32Array ? '<i4' : data instanceof Uint16Array ? '<u2' : data instanceof Uint8Array ? '|u1' : fail();
   if (shape.some((d) => !Number.isInteger(d) || d < 0)) {
     throw new InputError('shape', `dimensions must be non-negative integers, got [${shape.join(', ')}]`);
   }
@@ -166,13 +168,14 @@ export function encodeNpy(data: Float32Array | Int32Array | Uint8Array, shape: r
   } else {
     for (let i = 0; i < data.length; i++) {
       if (dtype === '<f4') view.setFloat32(start + 4 * i, data[i], true);
+      else if (dtype === '<u2') view.setUint16(start + 2 * i, data[i], true);
       else view.setInt32(start + 4 * i, data[i], true);
     }
   }
   return out;
 
   function fail(): never {
-    throw new InputError('data', 'must be a Float32Array, Int32Array or Uint8Array');
+    throw new InputError('data', 'must be a Float32Array, Int32Array, Uint16Array or Uint8Array');
   }
 }
 

@@ -126,13 +126,13 @@ export interface AaeRunOptions {
   onProgress?: (event: AaeRunEvent) => void;
 }
 
-/** The defaults of {@link AaeRunOptions}. */
-/** What `advlab aae` writes in its output folder (checked before any work, see util/paths.ts). */
+/** What `advlab aae` writes in its output folder (checked before any work, see node/paths.ts). */
 export const AAE_OUTPUT: OutputLayout = {
   folders: ['checkpoint', 'grids', 'encoder', 'decoder', 'discriminator', 'category-discriminator'],
   files: ['reconstruction.png', 'samples.png', 'history.csv', 'test-codes.npy', 'test-categories.npy', 'report.html', 'result.json'],
 };
 
+/** The defaults of {@link AaeRunOptions}. */
 export const AAE_RUN_DEFAULTS = { arch: 'mlp', prior: 'gaussian', latentDim: DEFAULT_AAE_LATENT_DIM, epochs: 20, batchSize: 100, reconstructionLoss: 'bce', seed: 0 } as const;
 
 /**

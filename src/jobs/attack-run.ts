@@ -32,7 +32,7 @@ export interface AttackRunOptions extends ModelJobOptions {
   params?: Record<string, unknown>;
   /** Examples shown in grid.png (default 10). */
   gridExamples?: number;
-  /** With `queue`: reattach to the distributed run recorded in `out` and collect the jobs it finished (see distributed/run-id.ts). */
+  /** With `queue`: reattach to the distributed run recorded in `out` and collect the jobs it finished (see node/distributed/run-id.ts). */
   resume?: boolean;
   onProgress?: (event: AttackRunEvent) => void;
 }
@@ -107,7 +107,7 @@ export interface AttackRunResult extends RunMeta {
   packages: Record<string, string>;
 }
 
-/** What `advlab attack` writes in its output folder (checked before any work, see util/paths.ts). */
+/** What `advlab attack` writes in its output folder (checked before any work, see node/paths.ts). */
 export const ATTACK_OUTPUT: OutputLayout = {
   files: ['result.json', 'adversarial.npy', 'labels.npy', 'predictions.npy', 'success.npy', 'targets.npy', 'grid.png', 'queue-run.json'],
 };

@@ -105,7 +105,7 @@ function finishedPoints(state: PipelineState, suite: Suite): { done: number; rob
   return { done, robust };
 }
 
-/** What `advlab eval` writes in its output folder (checked before any work, see util/paths.ts). */
+/** What `advlab eval` writes in its output folder (checked before any work, see node/paths.ts). */
 export const EVAL_OUTPUT: OutputLayout = {
   folders: ['checkpoint'],
   files: ['result.json', 'report.html', 'adversarial.npy', 'labels.npy', 'predictions.npy', 'broken-by.npy', 'queue-run.json'],

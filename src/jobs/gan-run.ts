@@ -87,7 +87,7 @@ export interface GanRunOptions extends Pick<GanTrainOptions, 'learningRate' | 'b
   onProgress?: (event: GanRunEvent) => void;
 }
 
-/** What `advlab gan` writes in its output folder (checked before any work, see util/paths.ts). */
+/** What `advlab gan` writes in its output folder (checked before any work, see node/paths.ts). */
 export const GAN_OUTPUT: OutputLayout = {
   folders: ['checkpoint', 'grids', 'generator', 'discriminator'],
   files: ['samples.png', 'history.csv', 'fid-floor.json', 'report.html', 'result.json'],

@@ -19,7 +19,7 @@ import { CheckpointFolder } from '../node/checkpoint.js';
 
 const require = createRequire(import.meta.url);
 
-/** What `advlab train` writes in its output folder (checked before any work, see util/paths.ts). */
+/** What `advlab train` writes in its output folder (checked before any work, see node/paths.ts). */
 export const TRAIN_OUTPUT: OutputLayout = { folders: ['checkpoint', 'model'], files: ['result.json'] };
 
 export const TRAIN_DEFAULTS = { batchSize: 64, learningRate: 1e-3, schedule: 'cosine', augment: 'shift:1', seed: 0 } as const;

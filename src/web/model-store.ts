@@ -6,6 +6,7 @@
  */
 import { artifactsFromModelJson, classifierModelFromArtifacts, MODEL_JSON, type ClassifierModel } from '../models/artifacts.js';
 import { decodeNpy, type NpyArray } from '../data/npy.js';
+import type { ImageSet } from '../data/types.js';
 import { FileFormatError } from '../errors.js';
 
 /** The weight file names a `model.json` lists (before any is fetched). */
@@ -59,4 +60,22 @@ export async function loadModelFromFiles(files: readonly File[]): Promise<Classi
 /** Fetches and decodes a `.npy` file of the site. */
 export async function fetchNpy(url: string): Promise<NpyArray> {
   return decodeNpy(await fetchBytes(url), url);
+}
+
+/**
+ * Fetches an image set stored as two `.npy` files: the images as integers
+ * (`|u1` or `<u2`) that `scale` divides into [0, 1] (255 for 8-bit pixels;
+ * the shipped mnist digits are thousandths, 1000), and the labels.
+ */
+export async function fetchImageSet(imagesUrl: string, labelsUrl: string, scale: number): Promise<ImageSet> {
+  const [x, y] = await Promise.all([fetchNpy(imagesUrl), fetchNpy(labelsUrl)]);
+  if (x.dtype !== '|u1' && x.dtype !== '<u2') throw new FileFormatError(imagesUrl, `expected integer pixels (|u1 or <u2), got ${x.dtype}`);
+  if (x.shape.length !== 4) throw new FileFormatError(imagesUrl, `expected shape [n, h, w, c], got [${x.shape.join(', ')}]`);
+  if (y.shape.length !== 1 || y.shape[0] !== x.shape[0]) throw new FileFormatError(labelsUrl, `expected ${x.shape[0]} labels, got shape [${y.shape.join(', ')}]`);
+  return {
+    images: Float32Array.from(x.data as Uint8Array | Uint16Array, (k) => k / scale),
+    labels: Int32Array.from(y.data as ArrayLike<number>),
+    count: x.shape[0],
+    imageShape: [x.shape[1], x.shape[2], x.shape[3]],
+  };
 }

@@ -1,7 +1,7 @@
 /**
  * A {@link TaskPool} that runs tasks in this thread, for queue workers on
  * tfjs-node (which computes on every core by itself, so worker threads would
- * only compete; see engine/workers.ts).
+ * only compete; see node/workers.ts).
  */
 import type { TaskPool, TaskRef } from '../../engine/task-pool.js';
 import { InputError } from '../../errors.js';

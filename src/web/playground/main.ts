@@ -5,16 +5,12 @@
  * runs in the page on the core (`advlab`), on the backend the person picks.
  * The site is built by `npm run build:web` (scripts/build-web.ts).
  */
-import { ATTACKS, BROWSER_BACKEND_NAMES, Classifier, initBackend, isGraphModel, runAttack, tf, type Attack, type AttackResult, type BackendName, type ClassifierModel, type Norm, type ParamSpec } from '../../index.js';
-import { fetchNpy, loadModelFromFiles, loadModelFromUrl } from '../model-store.js';
+import { ATTACKS, BROWSER_BACKEND_NAMES, Classifier, decodeImages, encodeImages, generateImages, generatorClasses, generatorSpec, initBackend, isGraphModel, latentCodes, Rng, runAttack, tf, tfl, type Attack, type AttackResult, type BackendName, type ClassifierModel, type ImageSet, type Norm, type ParamSpec } from '../../index.js';
+import { fetchImageSet, loadModelFromFiles, loadModelFromUrl } from '../model-store.js';
+import { robustAccuracyPlot } from '../../report/plots.js';
+import type { EvalMessage, EvalRequest } from './eval-worker.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
-
-interface TestSet {
-  images: Uint8Array;
-  labels: Uint8Array;
-  count: number;
-}
 
 const state: {
   model?: ClassifierModel;
@@ -23,9 +19,18 @@ const state: {
   image?: Float32Array;
   /** Its label: the test set's, else the model's clean prediction. */
   label?: number;
-  test?: TestSet;
+  /** The last adversarial image. */
+  adversarial?: Float32Array;
+  /** The shipped generator and autoencoder, loaded on first use. */
+  generator?: tfl.LayersModel;
+  encoder?: tfl.LayersModel;
+  decoder?: tfl.LayersModel;
+  /** Seeds the samples: each click draws new ones, reproducibly. */
+  sampleRound: number;
+  /** The shipped mnist test digits, fetched on first use. */
+  test?: ImageSet;
   busy: boolean;
-} = { busy: false };
+} = { busy: false, sampleRound: 0 };
 
 function setStatus(id: string, text: string, error = false): void {
   const el = $(id);
@@ -152,11 +157,11 @@ async function testImage(): Promise<void> {
   const [h, w, c] = classifier.inputShape;
   if (h !== 28 || w !== 28 || c !== 1) throw new Error('the shipped test images are mnist digits (28x28x1); this model takes ' + classifier.inputShape.join('x'));
   if (!state.test) {
-    const [x, y] = await Promise.all([fetchNpy('data/mnist-test-images.npy'), fetchNpy('data/mnist-test-labels.npy')]);
-    state.test = { images: x.data as Uint8Array, labels: y.data as Uint8Array, count: x.shape[0] };
+    // Stored as thousandths, the precision of the mnist package (scripts/web-assets.ts).
+    state.test = await fetchImageSet('data/mnist-test-images.npy', 'data/mnist-test-labels.npy', 1000);
   }
   const i = Math.floor(Math.random() * state.test.count);
-  const image = Float32Array.from(state.test.images.subarray(i * 784, (i + 1) * 784), (v) => v / 255);
+  const image = state.test.images.slice(i * 784, (i + 1) * 784);
   drawGray(draw(), image, 28, 28);
   await useImage(image, state.test.labels[i]);
   setStatus('image-status', `test image ${i}, label ${state.test.labels[i]}`);
@@ -235,6 +240,7 @@ async function attack(): Promise<void> {
   const r: AttackResult = await runAttack(a, classifier, { images: state.image, labels: Int32Array.of(state.label), count: 1, imageShape: classifier.inputShape }, { eps: a.kind === 'minimal' ? undefined : eps, norm, params: paramValues(), seed: 0 });
   const seconds = (performance.now() - t0) / 1000;
   const adversarial = r.adversarial;
+  state.adversarial = adversarial;
   showImage('adversarial', adversarial);
   const delta = Float32Array.from(adversarial, (v, i) => v - state.image![i]);
   const m = delta.reduce((x, v) => Math.max(x, Math.abs(v)), 0);
@@ -254,6 +260,156 @@ function setupAttacks(): void {
   renderParams(selectedAttack());
   const eps = $<HTMLInputElement>('eps');
   eps.addEventListener('input', () => ($('eps-value').textContent = Number(eps.value).toFixed(2)));
+}
+
+// ---------------------------------------------------------------------------
+// Evaluate: the quick suite in a Web Worker (Cancel terminates it)
+
+let evalWorker: Worker | null = null;
+
+/** Where the worker loads the model from: the chosen site model or URL, or the dropped files themselves. */
+function modelSource(): EvalRequest['model'] {
+  const choice = (document.querySelector('input[name="model"]:checked') as HTMLInputElement).value;
+  if (choice === 'url') return { url: new URL($<HTMLInputElement>('model-url').value, location.href).href };
+  if (choice === 'files') return { files: Array.from($<HTMLInputElement>('model-files').files ?? []) };
+  return { url: new URL(`models/${choice}/model.json`, location.href).href };
+}
+
+function evaluate(): void {
+  requireModel();
+  const n = Number($<HTMLInputElement>('eval-n').value);
+  const eps = $<HTMLInputElement>('eval-eps').value.split(',').map((s) => Number(s.trim()));
+  if (!Number.isInteger(n) || n < 1 || n > 2004) return setStatus('eval-status', 'images: expected an integer in [1, 2004]', true);
+  if (!eps.length || eps.some((e) => !(e >= 0 && e <= 1))) return setStatus('eval-status', 'eps: expected a comma list of numbers in [0, 1]', true);
+  const progress = $<HTMLProgressElement>('eval-progress');
+  const worker = new Worker(new URL('eval-worker.js', location.href), { type: 'module' });
+  evalWorker = worker;
+  const stop = () => {
+    worker.terminate();
+    if (evalWorker === worker) evalWorker = null;
+    $<HTMLButtonElement>('eval-run').disabled = false;
+    $<HTMLButtonElement>('eval-cancel').disabled = true;
+    delete document.body.dataset.evaluating;
+  };
+  $<HTMLButtonElement>('eval-run').disabled = true;
+  $<HTMLButtonElement>('eval-cancel').disabled = false;
+  document.body.dataset.evaluating = 'true';
+  setStatus('eval-status', 'starting the worker…');
+  progress.value = 0;
+  worker.onmessage = (e: MessageEvent<EvalMessage>) => {
+    const m = e.data;
+    if (m.type === 'progress') {
+      const k = eps.indexOf(m.eps);
+      progress.value = (k + m.done / m.total) / eps.length;
+      setStatus('eval-status', `eps ${m.eps}: ${m.done}/${m.total} points done, ${m.broken} broken (${m.stage})`);
+    } else if (m.type === 'done') {
+      stop();
+      progress.value = 1;
+      void showEvaluation(m);
+    } else {
+      stop();
+      setStatus('eval-status', m.message, true);
+    }
+  };
+  worker.onerror = (e) => {
+    stop();
+    setStatus('eval-status', e.message || 'the evaluation worker failed', true);
+  };
+  const request: EvalRequest = { backend: 'wasm', base: new URL('./', location.href).href, model: modelSource(), n, eps, seed: 0 };
+  worker.postMessage(request);
+}
+
+async function showEvaluation(m: Extract<EvalMessage, { type: 'done' }>): Promise<void> {
+  const sweep = [...m.sweep].sort((a, b) => a.eps - b.eps);
+  const headline = m.sweep[0];
+  setStatus('eval-status', `${m.count} images, clean accuracy ${(m.cleanAccuracy * 100).toFixed(1)}%; robust accuracy at eps ${headline.eps}: ${(headline.robustAccuracy * 100).toFixed(1)}% (95% CI ${(headline.confidenceInterval[0] * 100).toFixed(1)}–${(headline.confidenceInterval[1] * 100).toFixed(1)}%), ${m.seconds.toFixed(1)} s on ${m.backend}`);
+  const table = $<HTMLTableElement>('eval-table');
+  table.replaceChildren();
+  table.createTHead().insertRow().append(...['eps', 'robust', '95% CI', 'gradients/image'].map((t) => Object.assign(document.createElement('th'), { textContent: t })));
+  const rows = table.createTBody();
+  for (const s of sweep) {
+    const row = rows.insertRow();
+    for (const t of [String(s.eps), `${(s.robustAccuracy * 100).toFixed(1)}%`, `${(s.confidenceInterval[0] * 100).toFixed(1)}–${(s.confidenceInterval[1] * 100).toFixed(1)}%`, s.gradientsPerImage.toFixed(0)]) row.insertCell().textContent = t;
+  }
+  const classes = $<HTMLTableElement>('eval-classes');
+  classes.replaceChildren();
+  classes.createCaption().textContent = `per class at eps ${headline.eps}`;
+  classes.createTHead().insertRow().append(...['class', 'images', 'clean', 'robust'].map((t) => Object.assign(document.createElement('th'), { textContent: t })));
+  const classRows = classes.createTBody();
+  for (const c of headline.perClass) {
+    const row = classRows.insertRow();
+    for (const t of [c.name, String(c.count), `${(c.cleanAccuracy * 100).toFixed(0)}%`, `${(c.robustAccuracy * 100).toFixed(0)}%`]) row.insertCell().textContent = t;
+  }
+  // The report's plot (Vega-Lite rendered to SVG from advlab's own figures).
+  $('eval-plot').innerHTML = await robustAccuracyPlot({ sweep, cleanAccuracy: m.cleanAccuracy, norm: 'linf' });
+}
+
+// ---------------------------------------------------------------------------
+// Generate and purify: the shipped scgan generator and adversarial autoencoder
+
+async function layersModel(name: string): Promise<tfl.LayersModel> {
+  const model = await loadModelFromUrl(new URL(`models/${name}/model.json`, location.href).href);
+  if (isGraphModel(model)) throw new Error(`models/${name} is not a Layers model`);
+  return model;
+}
+
+async function samples(): Promise<void> {
+  state.generator ??= await layersModel('mnist-scgan-generator');
+  const spec = generatorSpec(state.generator, 'models/mnist-scgan-generator', null);
+  const rng = new Rng(1000 + state.sampleRound++);
+  const n = 16;
+  const classes = generatorClasses(spec, n, rng);
+  const images = await generateImages(state.generator, spec, latentCodes(rng, n, spec.latentDim), classes);
+  drawTiles($<HTMLCanvasElement>('gen-grid'), images, 4, 4);
+  setStatus('gen-status', `16 samples (seed ${999 + state.sampleRound}), clusters ${Array.from(classes ?? []).join(', ')}`);
+}
+
+async function walk(): Promise<void> {
+  state.generator ??= await layersModel('mnist-scgan-generator');
+  const spec = generatorSpec(state.generator, 'models/mnist-scgan-generator', null);
+  const rng = new Rng(2000 + state.sampleRound++);
+  const steps = 10;
+  const cluster = generatorClasses(spec, 1, rng);
+  const [a, b] = [latentCodes(rng, 1, spec.latentDim), latentCodes(rng, 1, spec.latentDim)];
+  const z = new Float32Array(steps * spec.latentDim);
+  for (let s = 0; s < steps; s++) for (let j = 0; j < spec.latentDim; j++) z[s * spec.latentDim + j] = a[j] + ((b[j] - a[j]) * s) / (steps - 1);
+  const images = await generateImages(state.generator, spec, z, cluster ? new Int32Array(steps).fill(cluster[0]) : undefined);
+  drawTiles($<HTMLCanvasElement>('gen-line'), images, 1, steps);
+  setStatus('gen-status', `from one sample to another of cluster ${cluster?.[0]}, in ${steps} steps of the latent code`);
+}
+
+async function purify(adversarial: boolean): Promise<void> {
+  const classifier = requireModel();
+  const image = adversarial ? state.adversarial : state.image;
+  if (!image) throw new Error(adversarial ? 'run an attack first' : 'pick, draw or drop an image first');
+  if (classifier.inputShape.join() !== '28,28,1') throw new Error('the shipped autoencoder takes mnist digits (28x28x1)');
+  state.encoder ??= await layersModel('mnist-aae-encoder');
+  state.decoder ??= await layersModel('mnist-aae-decoder');
+  const latentDim = state.encoder.outputs[0].shape[1] as number;
+  const reconstructed = await decodeImages(state.decoder, await encodeImages(state.encoder, image, [28, 28, 1]), latentDim);
+  const error = reconstructed.reduce((s, v, i) => s + (v - image[i]) ** 2, 0) / reconstructed.length;
+  showImage('purified', reconstructed);
+  const probabilities = await predict(classifier, reconstructed);
+  $('purified-caption').textContent = `reconstruction of the ${adversarial ? 'adversarial' : 'clean'} image`;
+  setStatus('purify-status', `reconstruction error (MSE) ${error.toFixed(4)}; the model reads the reconstruction as ${argmax(probabilities)} (${(Math.max(...probabilities) * 100).toFixed(1)}%)${state.label !== undefined ? `, label ${state.label}` : ''}`);
+}
+
+/** Images (28x28 gray) as a rows x columns grid on a canvas. */
+function drawTiles(canvas: HTMLCanvasElement, images: Float32Array, rows: number, columns: number): void {
+  const ctx = canvas.getContext('2d')!;
+  ctx.imageSmoothingEnabled = false;
+  const w = canvas.width / columns;
+  const h = canvas.height / rows;
+  for (let k = 0; k < rows * columns; k++) {
+    const tile = new OffscreenCanvas(28, 28);
+    const data = new ImageData(28, 28);
+    for (let i = 0; i < 784; i++) {
+      const v = Math.round(Math.min(1, Math.max(0, images[k * 784 + i])) * 255);
+      data.data.set([v, v, v, 255], 4 * i);
+    }
+    tile.getContext('2d')!.putImageData(data, 0, 0);
+    ctx.drawImage(tile, (k % columns) * w, Math.floor(k / columns) * h, w, h);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -343,6 +499,25 @@ async function main(): Promise<void> {
     if (file) void run(() => imageFile(file), 'image-status');
   });
   $('run').addEventListener('click', () => void run(attack, 'attack-status'));
+  $('gen-sample').addEventListener('click', () => void run(samples, 'gen-status'));
+  $('gen-walk').addEventListener('click', () => void run(walk, 'gen-status'));
+  $('purify').addEventListener('click', () => void run(() => purify(false), 'purify-status'));
+  $('purify-adv').addEventListener('click', () => void run(() => purify(true), 'purify-status'));
+  $('eval-run').addEventListener('click', () => {
+    try {
+      evaluate();
+    } catch (e) {
+      setStatus('eval-status', describeError(e), true);
+    }
+  });
+  $('eval-cancel').addEventListener('click', () => {
+    evalWorker?.terminate();
+    evalWorker = null;
+    $<HTMLButtonElement>('eval-run').disabled = false;
+    $<HTMLButtonElement>('eval-cancel').disabled = true;
+    delete document.body.dataset.evaluating;
+    setStatus('eval-status', 'cancelled');
+  });
   await run(async () => {
     await startBackend('wasm');
     await loadModel();

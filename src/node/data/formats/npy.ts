@@ -36,7 +36,7 @@ export function readNpy(path: string): NpyArray {
 }
 
 /** Writes an array to a .npy file atomically (see {@link encodeNpy}). */
-export function writeNpy(path: string, data: Float32Array | Int32Array | Uint8Array, shape: readonly number[]): void {
+export function writeNpy(path: string, data: Float32Array | Int32Array | Uint16Array | Uint8Array, shape: readonly number[]): void {
   writeFileAtomic(path, encodeNpy(data, shape));
 }
 
@@ -170,7 +170,7 @@ function readLabels(y: NpyArray, file: string): Int32Array {
 }
 
 /**
- * Scales pixels to [0, 1] (integers / 255, floats as they are), keeping only images
+ * Scales pixels to [0, 1] (integers / 255, 16-bit ones / 65535, floats as they are), keeping only images
  * whose values are all finite and in range. Most images out of range means the
  * whole file is on another scale, which is an error rather than something to skip.
  */
@@ -181,9 +181,9 @@ function toUnitRange(
   file: string,
 ): { set: ImageSet; skipped: number } {
   const isFloat = x.dtype === '<f4' || x.dtype === '<f8';
-  const hi = isFloat ? 1 : 255;
+  const hi = isFloat ? 1 : x.dtype === '<u2' ? 65535 : 255;
   const tol = isFloat ? RANGE_TOLERANCE : 0;
-  const scale = isFloat ? 1 : 1 / 255;
+  const scale = 1 / hi;
   const n = x.shape[0];
   const size = imageShape[0] * imageShape[1] * imageShape[2];
   const src = x.data;
