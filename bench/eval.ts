@@ -139,7 +139,7 @@ async function runSuite(name: ModelName, dir: string, dataset: string, eps: numb
   const whiteGradients = whiteBox.reduce((a, st) => a + st.gradients, 0);
   const whiteSeconds = whiteBox.reduce((a, st) => a + st.seconds, 0);
   const rate = whiteSeconds > 0 ? whiteGradients / whiteSeconds : 0;
-  const brokenBy = readNpy(join(outDir, r.files.brokenBy)).data as Int32Array;
+  const brokenBy = readNpy(join(outDir, r.files?.brokenBy ?? 'broken-by.npy')).data as Int32Array;
   const figures = {
     wallSeconds: wall,
     // With the run's own clock when this session did not make it (read back, or resumed).

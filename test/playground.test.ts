@@ -7,12 +7,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildWeb } from '../scripts/build-web.js';
 import { serveFolder } from '../src/node/serve.js';
 import { collectErrors, launchChromium } from './fixtures/browser.js';
+import { compileSchema } from './fixtures/cli.js';
 
 const SCREENSHOTS = join('runs', 'screenshots');
 
@@ -61,6 +62,23 @@ test('the playground: loads without errors, PGD flips a test digit of the shippe
     assert.equal(await page.locator('#eval-table tbody tr').count(), 2);
     assert.equal(await page.locator('#eval-classes tbody tr').count(), 10);
     assert.ok((await page.locator('#eval-plot svg').count()) === 1, 'the robust-accuracy plot is drawn');
+    // result.json in the CLI's schema, and the CLI's report, as downloads.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#eval-result')]);
+    const resultFile = join(dir, 'result.json');
+    await download.saveAs(resultFile);
+    const result = JSON.parse(readFileSync(resultFile, 'utf8')) as { robustAccuracy: number; eps: number; count: number; files: unknown; sanity: { checks: { id: string; verdict: string }[] }; sweep: unknown[] };
+    const validate = compileSchema('schemas/eval.result.schema.json');
+    assert.ok(validate(result), JSON.stringify(validate.errors));
+    assert.equal(result.eps, 0.3);
+    assert.equal(result.count, 20);
+    assert.equal(result.sweep.length, 2);
+    assert.equal(result.files, null);
+    assert.equal((result.robustAccuracy * 100).toFixed(1), robust[2]);
+    assert.ok(result.sanity.checks.some((c) => c.id === 'more-steps' && c.verdict !== 'skipped'), 'the sanity checks ran');
+    const [reportDownload] = await Promise.all([page.waitForEvent('download'), page.click('#eval-report')]);
+    const reportFile = join(dir, 'report.html');
+    await reportDownload.saveAs(reportFile);
+    assert.match(readFileSync(reportFile, 'utf8'), /^<!doctype html>/i);
     // Generate: samples and a latent walk of the shipped scgan; the AAE's reconstruction of the clean and the adversarial digit.
     await page.click('#gen-sample');
     await idle();
@@ -89,7 +107,7 @@ test('the playground: loads without errors, PGD flips a test digit of the shippe
     // Cancel stops the worker.
     await page.fill('#eval-n', '500');
     await page.click('#eval-run');
-    await page.waitForFunction(() => /points done/.test(document.getElementById('eval-status')!.textContent ?? ''), undefined, { timeout: 120_000 });
+    await page.waitForFunction(() => /^eps [\d.]+: \d+\/\d+$/.test(document.getElementById('eval-status')!.textContent ?? ''), undefined, { timeout: 120_000 });
     await page.click('#eval-cancel');
     assert.equal(await page.textContent('#eval-status'), 'cancelled');
     assert.equal(await page.isEnabled('#eval-run'), true);

@@ -135,7 +135,7 @@ export function evalCommand(): Command {
       const warned = result.sanity.checks.filter((c) => c.verdict === 'warn');
       progress.log(`sanity checks: ${result.sanity.verdict}${warned.length ? ` (${warned.map((c) => c.id).join(', ')})` : ''}`);
       for (const c of warned) progress.log(`  warn ${c.id}: ${c.message}`);
-      progress.log(`report: ${join(out, result.files.report)}`);
+      if (result.files) progress.log(`report: ${join(out, result.files.report)}`);
       progress.log(`result: ${join(out, 'result.json')}`);
     });
 }

@@ -11,13 +11,11 @@
  * Then NPY arrays, report.html and, last, result.json.
  */
 import { join } from 'node:path';
-import type { TaskPool } from '../engine/task-pool.js';
 import { createHash } from 'node:crypto';
 import type { BackendInfo } from '../engine/backend.js';
 import { startRunPool, type QueueRunInfo, type RunPool } from '../node/distributed/run-pool.js';
 import { loadModelJob, type ModelJobOptions } from './job-options.js';
 import { tf } from '../engine/tf.js';
-import { balancedSubset } from '../data/subset.js';
 import { writeNpy } from '../node/data/formats/npy.js';
 import type { Dataset } from '../data/types.js';
 import { Classifier } from '../models/classifier.js';
@@ -31,18 +29,15 @@ import { writeFileAtomic, writeJsonAtomic } from '../node/atomic.js';
 import { checkOutputFolder, type OutputLayout } from '../node/paths.js';
 import { InputError, rethrowFor } from '../errors.js';
 import { buildSuite } from '../robustness/suites.js';
-import { evaluateRobustness, type Evaluation } from '../robustness/evaluate.js';
-import { MISCLASSIFIED, ROBUST, planRuns, type PipelineState } from '../robustness/schedule.js';
-import { EvalCheckpoint, decodeArray, encodeArray } from '../node/eval-checkpoint.js';
-import { auditEvaluation, DEFAULT_AUDIT_SAMPLE } from '../robustness/audit.js';
-import { minimalNorms, summarizeMinimal, MINIMAL_ATTACKS, type MinimalNorms } from '../robustness/minimal.js';
-import { corruptionAccuracy, type CorruptionAccuracyResult } from '../robustness/corruption-accuracy.js';
+import { EvalCheckpoint } from '../node/eval-checkpoint.js';
+import { DEFAULT_AUDIT_SAMPLE } from '../robustness/audit.js';
+import { MINIMAL_ATTACKS } from '../robustness/minimal.js';
 import { CORRUPTION_NAMES, type CorruptionName } from '../robustness/corruptions.js';
-import { runSanityChecks, overallVerdict } from '../robustness/sanity.js';
-import type { AuditSummary, EpsilonResult, EvalRunResult, SanityCheck, Suite } from '../robustness/types.js';
+import { runEvalJob, type EvalJobEvent } from './eval-job.js';
+import type { EvalRunResult } from '../robustness/types.js';
 import { loadAaePurifier } from '../node/aae-purifier-files.js';
 import { parseDefenseSpec, purifiedModel, PURIFIER_GRADIENT_DESCRIPTIONS, type AaePurifier, type PurifierGradients } from '../defenses/aae-purifier.js';
-import { evaluateDetector, threatModelSuite, worstOverThreatModels, type DetectorResult } from '../robustness/defense-eval.js';
+import { evaluateDetector } from '../robustness/defense-eval.js';
 import type { tfl } from '../engine/tf.js';
 
 /** Options of {@link evalRun}. */
@@ -80,30 +75,10 @@ export interface EvalRunOptions extends ModelJobOptions {
   onProgress?: (event: EvalRunEvent) => void;
 }
 
-export type EvalRunEvent =
-  | { type: 'dataset'; dataset: Dataset; count: number }
-  | { type: 'model'; path: string; parameters: number }
-  | { type: 'resumed'; points: number }
-  | { type: 'queue'; queue: QueueRunInfo }
-  | { type: 'phase'; phase: string; total: number; workers: number }
-  | { type: 'batch'; phase: string; done: number; total: number; robust?: number; evaluated?: number }
-  | { type: 'sweep'; result: EpsilonResult };
+export type EvalRunEvent = EvalJobEvent | { type: 'dataset'; dataset: Dataset; count: number } | { type: 'model'; path: string; parameters: number } | { type: 'queue'; queue: QueueRunInfo };
 
 /** Threat models a purifying defense is evaluated under (see defenses/aae-purifier.ts): what a naive evaluation sees, and BPDA. */
 export const DEFENSE_THREAT_MODELS: readonly PurifierGradients[] = ['plain', 'bpda'];
-
-/** Points through the whole plan, and those of them still robust. */
-function finishedPoints(state: PipelineState, suite: Suite): { done: number; robust: number } {
-  const end = planRuns(suite).length;
-  let done = 0;
-  let robust = 0;
-  for (let i = 0; i < state.count; i++) {
-    if (state.next[i] < end) continue;
-    done++;
-    if (state.brokenBy[i] === ROBUST) robust++;
-  }
-  return { done, robust };
-}
 
 /** What `advlab eval` writes in its output folder (checked before any work, see node/paths.ts). */
 export const EVAL_OUTPUT: OutputLayout = {
@@ -197,148 +172,29 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
     };
     const { checkpoint, resumed } = EvalCheckpoint.open(options.out, fingerprint, !!options.resume);
     const t0 = performance.now();
-
-    // 1. The suite at every eps.
-    const sweep: EpsilonResult[] = [];
-    let main: Evaluation | undefined;
-    // Under a defense, one evaluation per threat model (checkpoint slot k * T + t), then the per-example worst case.
-    let reportedSuite = purified.length ? threatModelSuite(suite, DEFENSE_THREAT_MODELS) : suite;
-    const threatSweeps: EpsilonResult[][] = attacked.map(() => []);
-    let plainHead: Evaluation | undefined;
-    for (let k = 0; k < epsList.length; k++) {
-      const eps = epsList[k];
-      const perThreat: Evaluation[] = [];
-      for (let t = 0; t < attacked.length; t++) {
-        const slot = k * attacked.length + t;
-        const saved = resumed ? checkpoint.loadEvaluation(slot, n) : undefined;
-        const phase = purified.length ? `eps ${eps} ${purified[t].name}` : `eps ${eps}`;
-        options.onProgress?.({ type: 'phase', phase, total: n, workers });
-        if (saved) options.onProgress?.({ type: 'resumed', points: finishedPoints(saved.state, suite).done });
-        const evaluation = await evaluateRobustness(attacked[t], subset, {
-          suite,
-          eps,
-          seed,
-          batchSize,
-          allPoints: options.allPoints,
-          keepImages: eps === headline,
-          pool,
-          classNames: data.classNames,
-          ...(saved ? { resume: saved } : {}),
-          // Saved after every batch (a few MB at most, next to minutes of attack): a kill loses only the batches running.
-          onProgress: ({ state, adversarial }) => {
-            checkpoint.saveEvaluation(slot, state, adversarial);
-            const { done, robust } = finishedPoints(state, suite);
-            options.onProgress?.({ type: 'batch', phase, done, total: n, robust, evaluated: done });
-          },
-        });
-        // Also when no batch ran (every point misclassified, or all done before a resume).
-        checkpoint.saveEvaluation(slot, evaluation.state, evaluation.adversarial);
-        perThreat.push(evaluation);
-        threatSweeps[t].push(evaluation.summary);
-      }
-      const evaluation = perThreat.length > 1 ? worstOverThreatModels(perThreat, reportedSuite, subset.labels, { eps, classNames: data.classNames }) : perThreat[0];
-      sweep.push(evaluation.summary);
-      options.onProgress?.({ type: 'sweep', result: evaluation.summary });
-      if (eps === headline) {
-        main = evaluation;
-        plainHead = perThreat[0];
-      }
-    }
-    let head = main!;
-
-    // The fast suite's self-audit against the standard suite, at the headline eps.
-    let audit: AuditSummary | null = null;
-    if (audited) {
-      const base = epsList.length * attacked.length;
-      const slots = { sample: base, rest: base + 1 } as const;
-      const resume = resumed ? { sample: checkpoint.loadEvaluation(slots.sample), rest: checkpoint.loadEvaluation(slots.rest) } : undefined;
-      options.onProgress?.({ type: 'phase', phase: `audit at eps ${headline}`, total: 1, workers });
-      const result = await auditEvaluation(classifier, subset, suite, head, {
-        reference: buildSuite({ suite: 'standard', norm, numClasses: data.numClasses }),
-        sample: options.audit,
-        escalate: options.auditEscalate,
-        eps: headline,
-        seed,
-        batchSize,
-        pool,
-        classNames: data.classNames,
-        ...(resume ? { resume } : {}),
-        onProgress: (part, e) => {
-          checkpoint.saveEvaluation(slots[part], e.state, e.adversarial);
-          options.onProgress?.({ type: 'batch', phase: `audit at eps ${headline}`, done: e.done, total: e.total, robust: e.total - e.broken, evaluated: e.done });
-        },
-      });
-      head = result.evaluation;
-      audit = result.audit;
-      reportedSuite = result.suite;
-      sweep[epsList.indexOf(headline)] = head.summary;
-      options.onProgress?.({ type: 'sweep', result: head.summary });
-    }
-
-    // The AAE as a detector, against PGD on the bare classifier.
-    let detector: DetectorResult | null = null;
-    if (purifier) {
-      detector = (resumed && checkpoint.load<DetectorResult>('detector')) || null;
-      if (!detector) {
-        options.onProgress?.({ type: 'phase', phase: 'detector', total: 1, workers });
-        detector = await evaluateDetector(classifier, purified[0].model, purifier, subset, { eps: headline, norm, seed, pool });
-        checkpoint.save('detector', detector);
-        options.onProgress?.({ type: 'batch', phase: 'detector', done: 1, total: 1 });
-      }
-    }
-
-    // 2. Minimal perturbations.
-    let minimalSummary = null;
-    let minimalCheck: SanityCheck = {
-      id: 'minimal-vs-suite',
-      title: 'The suite finds at least what the minimal-perturbation attacks imply',
-      verdict: 'skipped',
-      message: 'no minimal-perturbation attack ran (--minimal)',
-      figures: {},
-    };
-    if (minimal.length) {
-      options.onProgress?.({ type: 'phase', phase: 'minimal perturbations', total: 1, workers });
-      let norms = loadMinimal(checkpoint, resumed);
-      if (!norms) {
-        norms = await minimalNorms(attacked[attacked.length - 1], subset, { attacks: minimal, norm, seed, batchSize, pool });
-        checkpoint.save('minimal', { norms: encodeArray(norms.norms), gradients: norms.gradients, seconds: norms.seconds });
-      }
-      const top = Math.max(...epsList) * 1.25;
-      const grid = Array.from({ length: 51 }, (_, i) => (top * i) / 50);
-      minimalSummary = summarizeMinimal(norms, minimal, norm, grid);
-      minimalCheck = checkMinimalAgainstSuite(norms.norms, sweep, minimalCheck);
-      options.onProgress?.({ type: 'batch', phase: 'minimal perturbations', done: 1, total: 1 });
-    }
-
-    // 3. Corruptions.
-    let corruptionResult: CorruptionAccuracyResult | null = null;
-    if (corruptions.length) {
-      corruptionResult = (resumed && checkpoint.load<CorruptionAccuracyResult>('corruptions')) || null;
-      if (!corruptionResult) {
-        options.onProgress?.({ type: 'phase', phase: 'corruptions', total: corruptions.length * 5, workers: 1 });
-        corruptionResult = await corruptionAccuracy(attacked[0], subset.images, subset.labels, subset.imageShape, {
-          corruptions,
-          seed,
-          batchSize: 256,
-          onProgress: (e) => {
-            if (e.corruption !== 'clean') options.onProgress?.({ type: 'batch', phase: 'corruptions', done: e.done - 1, total: e.total - 1 });
-          },
-        });
-        checkpoint.save('corruptions', corruptionResult);
-      }
-    }
-
-    // 4. Sanity checks.
-    let checks = (resumed && checkpoint.load<SanityCheck[]>('sanity')) || null;
-    if (!checks) {
-      options.onProgress?.({ type: 'phase', phase: 'sanity checks', total: 6, workers });
-      // Before the audit's stages: the checks read the suite's own verdicts (the audit ran on a sample only).
-      checks = await sanity(attacked[0], subset, suite, plainHead ?? head, purified.length || audited ? threatSweeps[0] : sweep, epsList, headline, Math.min(sanitySample, n), seed, pool, (done) =>
-        options.onProgress?.({ type: 'batch', phase: 'sanity checks', done, total: 6 }),
-      );
-      checkpoint.save('sanity', checks);
-    }
-    checks = [...checks, minimalCheck];
+    const job = await runEvalJob({
+      classifier,
+      ...(purified.length ? { threatModels: purified.map((p) => ({ name: p.name, classifier: p.classifier })) } : {}),
+      ...(purifier ? { detector: () => evaluateDetector(classifier!, purified[0].model, purifier, subset, { eps: headline, norm, seed, pool }) } : {}),
+      images: subset,
+      classNames: data.classNames,
+      suite,
+      eps: options.eps,
+      seed,
+      batchSize,
+      allPoints: options.allPoints,
+      audit: options.audit,
+      auditEscalate: options.auditEscalate,
+      minimal,
+      corruptions,
+      sanitySample,
+      pool,
+      workers,
+      store: checkpoint,
+      resumed,
+      onProgress: options.onProgress,
+    });
+    const { head, threatSweeps, detector } = job;
 
     // Outputs.
     const out = options.out;
@@ -352,15 +208,6 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
     writeNpy(join(out, files.predictions), predictions, [2, n]);
     writeNpy(join(out, files.brokenBy), Int32Array.from(head.brokenBy), [n]);
 
-    const headSummary = sweep[epsList.indexOf(headline)];
-    const brokenBy: Record<string, number> = { misclassified: 0, robust: 0 };
-    for (const s of reportedSuite.stages) brokenBy[s.name] = 0;
-    for (const b of head.brokenBy) {
-      if (b === MISCLASSIFIED) brokenBy.misclassified++;
-      else if (b === ROBUST) brokenBy.robust++;
-      else brokenBy[reportedSuite.stages[b].name]++;
-    }
-    const cleanCorrect = n - brokenBy.misclassified;
     const seconds = (performance.now() - t0) / 1000;
     const result: EvalRunResult = {
       ...runMeta('eval', backend, seed, startedAt),
@@ -387,19 +234,7 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
       dataset: { name: data.name, testSize: data.test.count, numClasses: data.numClasses, imageShape: [...data.test.imageShape], classNames: [...data.classNames] },
       model: options.model,
       modelPath,
-      suite: reportedSuite,
-      norm,
-      count: n,
-      cleanAccuracy: cleanCorrect / n,
-      eps: headline,
-      robustAccuracy: headSummary.robustAccuracy,
-      confidenceInterval: headSummary.confidenceInterval,
-      sweep,
-      brokenBy,
-      minimal: minimalSummary,
-      corruptions: corruptionResult,
-      sanity: { verdict: overallVerdict(checks), checks },
-      audit,
+      ...job.fields,
       defense: purifier
         ? {
             kind: 'aae',
@@ -410,9 +245,6 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
         : null,
       workers: runPool.workers(),
       seconds,
-      gradientsPerImage: sweep.reduce((a, s) => a + s.gradients, 0) / n,
-      queriesPerImage: sweep.reduce((a, s) => a + s.queries, 0) / n,
-      imagesPerSecond: headSummary.imagesPerSecond,
       resumed,
       files,
       packages: packageVersions(),
@@ -441,87 +273,6 @@ export async function evalRun(options: EvalRunOptions, backend: BackendInfo): Pr
     purifier?.dispose();
     model.dispose();
   }
-}
-
-async function sanity(
-  classifier: Classifier,
-  subset: ReturnType<typeof balancedSubset>,
-  suite: Suite,
-  head: Evaluation,
-  sweep: EpsilonResult[],
-  epsList: number[],
-  headline: number,
-  m: number,
-  seed: number,
-  pool: TaskPool | undefined,
-  onDone: (done: number) => void,
-): Promise<SanityCheck[]> {
-  const size = subset.imageShape[0] * subset.imageShape[1] * subset.imageShape[2];
-  const sample = { images: subset.images.slice(0, m * size), labels: subset.labels.slice(0, m), imageShape: subset.imageShape, count: m };
-  const reference = suite.stages.find((s) => s.whiteBox) ?? suite.stages[0];
-  const blackStages = suite.stages.map((s, i) => (s.whiteBox ? -1 : i)).filter((i) => i >= 0);
-  const firstBlack = blackStages.length ? Math.min(...blackStages) : -1;
-  const whiteBoxOnly = firstBlack < 0 || suite.stages.slice(firstBlack).every((s) => !s.whiteBox);
-  let blackBox: { broken: number; count: number; whiteBoxRobust: number } | undefined;
-  let survivors: Int32Array | undefined;
-  if (blackStages.length && whiteBoxOnly) {
-    // Black-box stages run after every white-box one: what they broke, the white-box ones missed.
-    let broken = 0;
-    let whiteBoxRobust = 0;
-    for (const b of head.brokenBy) {
-      if (b >= firstBlack) broken++;
-      if (b >= firstBlack || b === ROBUST) whiteBoxRobust++;
-    }
-    blackBox = { broken, count: head.brokenBy.length, whiteBoxRobust };
-  } else if (!blackStages.length) {
-    const idx: number[] = [];
-    for (let i = 0; i < m; i++) if (head.brokenBy[i] === ROBUST) idx.push(i);
-    survivors = Int32Array.from(idx);
-  }
-  let done = 0;
-  return runSanityChecks({
-    classifier,
-    sample,
-    norm: suite.norm,
-    eps: headline,
-    seed,
-    sweep: { eps: epsList, robustAccuracy: sweep.map((s) => s.robustAccuracy), count: subset.count },
-    ...(blackBox ? { blackBox } : {}),
-    ...(survivors ? { whiteBoxSurvivors: survivors } : {}),
-    reference: { attack: reference.attack, params: reference.params },
-    pool,
-    onProgress: () => onDone(++done),
-  });
-}
-
-/**
- * Both the suite and the minimal norms give upper bounds on robust accuracy.
- * If the minimal norms imply a lower one at some eps (by more than 1% and 2
- * examples), the suite missed examples a weaker-budget search found: it is too
- * weak for this model (more steps, restarts or other stages are needed).
- */
-function checkMinimalAgainstSuite(norms: Float32Array, sweep: EpsilonResult[], base: SanityCheck): SanityCheck {
-  const n = norms.length;
-  const implied = sweep.map((s) => Array.from(norms).filter((v) => v > s.eps).length / n);
-  const gaps = sweep.map((s, i) => s.robustAccuracy - implied[i]);
-  const worst = Math.max(...gaps);
-  const warn = worst > 0.01 && worst * n >= 2;
-  const at = sweep[gaps.indexOf(worst)].eps;
-  return {
-    ...base,
-    verdict: warn ? 'warn' : 'pass',
-    message: warn
-      ? `at eps ${at} the minimal perturbations leave ${(implied[gaps.indexOf(worst)] * 100).toFixed(1)}% robust but the suite ${(sweep[gaps.indexOf(worst)].robustAccuracy * 100).toFixed(1)}%: the suite is too weak for this model`
-      : 'at every eps of the sweep the suite finds at least what the minimal perturbations imply',
-    figures: { eps: sweep.map((s) => s.eps), suiteRobustAccuracy: sweep.map((s) => s.robustAccuracy), minimalImpliedAccuracy: implied, largestGap: worst },
-  };
-}
-
-function loadMinimal(checkpoint: EvalCheckpoint, resumed: boolean): MinimalNorms | undefined {
-  if (!resumed) return undefined;
-  const saved = checkpoint.load<{ norms: Parameters<typeof decodeArray>[0]; gradients: number; seconds: number }>('minimal');
-  if (!saved) return undefined;
-  return { norms: decodeArray(saved.norms, join(checkpoint.dir, 'minimal.json')) as Float32Array, gradients: saved.gradients, seconds: saved.seconds };
 }
 
 /** Identifies the model by its logits on a few images: another model or other weights give another checkpoint fingerprint. */

@@ -514,13 +514,13 @@ function settingsSection(r: EvalRunResult): SafeHtml {
     ['worker threads', String(r.workers)],
     ...Object.entries(r.packages),
   ];
-  const files = Object.entries(r.files).map(([k, v]): [string, string] => [k, v]);
+  const files = Object.entries(r.files ?? {}).map(([k, v]): [string, string] => [k, v]);
   return html`<section id="settings">
 <h2>Run settings</h2>
 <h3>Suite “${r.suite.name}” (${normLabel(r.suite.norm)})</h3>
 ${suiteTable(r)}
 <div class="settings">
-<div><h3>Options</h3>${kvTable(options)}<h3>Files</h3>${kvTable(files)}</div>
+<div><h3>Options</h3>${kvTable(options)}${files.length ? html`<h3>Files</h3>${kvTable(files)}` : ''}</div>
 <div><h3>Run</h3>${kvTable(run)}<h3>Environment</h3>${kvTable(environment)}</div>
 </div>
 </section>`;

@@ -182,7 +182,8 @@ export interface EvalRunResult extends RunMeta {
     allPoints: boolean;
     /** `--defense`, e.g. `aae:runs/aae`; null without. */
     defense: string | null;
-    out: string;
+    /** The output folder; null for a run that wrote no files (the playground). */
+    out: string | null;
   };
   dataset: { name: string; testSize: number; numClasses: number; imageShape: number[]; classNames: string[] };
   model: string;
@@ -230,6 +231,7 @@ export interface EvalRunResult extends RunMeta {
   imagesPerSecond: number;
   /** Whether the run resumed from a checkpoint. */
   resumed: boolean;
-  files: { adversarial: string; labels: string; predictions: string; brokenBy: string; report: string };
+  /** The files the run wrote, relative to its folder; null for a run that wrote none (the playground). */
+  files: { adversarial: string; labels: string; predictions: string; brokenBy: string; report: string } | null;
   packages: Record<string, string>;
 }

@@ -280,7 +280,10 @@ function evaluate(): void {
   const n = Number($<HTMLInputElement>('eval-n').value);
   const eps = $<HTMLInputElement>('eval-eps').value.split(',').map((s) => Number(s.trim()));
   if (!Number.isInteger(n) || n < 1 || n > 2004) return setStatus('eval-status', 'images: expected an integer in [1, 2004]', true);
-  if (!eps.length || eps.some((e) => !(e >= 0 && e <= 1))) return setStatus('eval-status', 'eps: expected a comma list of numbers in [0, 1]', true);
+  if (!eps.length || eps.some((e) => !(e > 0 && e <= 1))) return setStatus('eval-status', 'eps: expected a comma list of numbers in (0, 1]', true);
+  const sanity = Number($<HTMLInputElement>('eval-sanity').value);
+  if (!Number.isInteger(sanity) || sanity < 0) return setStatus('eval-status', 'sanity sample: expected an integer >= 0', true);
+  $('eval-downloads').hidden = true;
   const progress = $<HTMLProgressElement>('eval-progress');
   const worker = new Worker(new URL('eval-worker.js', location.href), { type: 'module' });
   evalWorker = worker;
@@ -299,9 +302,10 @@ function evaluate(): void {
   worker.onmessage = (e: MessageEvent<EvalMessage>) => {
     const m = e.data;
     if (m.type === 'progress') {
-      const k = eps.indexOf(m.eps);
-      progress.value = (k + m.done / m.total) / eps.length;
-      setStatus('eval-status', `eps ${m.eps}: ${m.done}/${m.total} points done, ${m.broken} broken (${m.stage})`);
+      // Phases "eps <e>" in order, then the sanity checks (counted as one more eps's worth).
+      const k = m.phase.startsWith('eps ') ? eps.slice().sort((a, b) => a - b).indexOf(Number(m.phase.slice(4))) : eps.length;
+      progress.value = (k + m.done / m.total) / (eps.length + 1);
+      setStatus('eval-status', `${m.phase}: ${m.done}/${m.total}`);
     } else if (m.type === 'done') {
       stop();
       progress.value = 1;
@@ -315,14 +319,30 @@ function evaluate(): void {
     stop();
     setStatus('eval-status', e.message || 'the evaluation worker failed', true);
   };
-  const request: EvalRequest = { backend: 'wasm', base: new URL('./', location.href).href, model: modelSource(), n, eps, seed: 0 };
+  const sanitySample = Math.min(n, Number($<HTMLInputElement>('eval-sanity').value));
+  const request: EvalRequest = { backend: 'wasm', base: new URL('./', location.href).href, model: modelSource(), n, eps, seed: 0, sanitySample };
   worker.postMessage(request);
 }
 
+/** Points a download link at `text` (the previous object URL is released). */
+function offerDownload(id: string, text: string, type: string): void {
+  const a = $<HTMLAnchorElement>(id);
+  if (a.href.startsWith('blob:')) URL.revokeObjectURL(a.href);
+  a.href = URL.createObjectURL(new Blob([text], { type }));
+}
+
 async function showEvaluation(m: Extract<EvalMessage, { type: 'done' }>): Promise<void> {
-  const sweep = [...m.sweep].sort((a, b) => a.eps - b.eps);
-  const headline = m.sweep[0];
-  setStatus('eval-status', `${m.count} images, clean accuracy ${(m.cleanAccuracy * 100).toFixed(1)}%; robust accuracy at eps ${headline.eps}: ${(headline.robustAccuracy * 100).toFixed(1)}% (95% CI ${(headline.confidenceInterval[0] * 100).toFixed(1)}–${(headline.confidenceInterval[1] * 100).toFixed(1)}%), ${m.seconds.toFixed(1)} s on ${m.backend}`);
+  const r = m.result;
+  const sweep = [...r.sweep].sort((a, b) => a.eps - b.eps);
+  const headline = sweep.find((s) => s.eps === r.eps)!;
+  const warned = r.sanity.checks.filter((c) => c.verdict === 'warn').map((c) => c.id);
+  setStatus(
+    'eval-status',
+    `${r.count} images, clean accuracy ${(r.cleanAccuracy * 100).toFixed(1)}%; robust accuracy at eps ${headline.eps}: ${(headline.robustAccuracy * 100).toFixed(1)}% (95% CI ${(headline.confidenceInterval[0] * 100).toFixed(1)}–${(headline.confidenceInterval[1] * 100).toFixed(1)}%), sanity checks: ${r.sanity.verdict}${warned.length ? ` (${warned.join(', ')})` : ''}; ${r.seconds.toFixed(1)} s on ${r.backend}`,
+  );
+  offerDownload('eval-result', JSON.stringify(r, null, 2) + '\n', 'application/json');
+  offerDownload('eval-report', m.report, 'text/html');
+  $('eval-downloads').hidden = false;
   const table = $<HTMLTableElement>('eval-table');
   table.replaceChildren();
   table.createTHead().insertRow().append(...['eps', 'robust', '95% CI', 'gradients/image'].map((t) => Object.assign(document.createElement('th'), { textContent: t })));
@@ -341,7 +361,7 @@ async function showEvaluation(m: Extract<EvalMessage, { type: 'done' }>): Promis
     for (const t of [c.name, String(c.count), `${(c.cleanAccuracy * 100).toFixed(0)}%`, `${(c.robustAccuracy * 100).toFixed(0)}%`]) row.insertCell().textContent = t;
   }
   // The report's plot (Vega-Lite rendered to SVG from advlab's own figures).
-  $('eval-plot').innerHTML = await robustAccuracyPlot({ sweep, cleanAccuracy: m.cleanAccuracy, norm: 'linf' });
+  $('eval-plot').innerHTML = await robustAccuracyPlot({ sweep, cleanAccuracy: r.cleanAccuracy, norm: 'linf' });
 }
 
 // ---------------------------------------------------------------------------
