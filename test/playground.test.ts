@@ -29,6 +29,9 @@ test('the playground: loads without errors, PGD flips a test digit of the shippe
     await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
     const idle = () => page.waitForFunction(() => !document.body.dataset.busy, undefined, { timeout: 120_000 });
     assert.match((await page.textContent('#backend-status')) ?? '', /^wasm .*cross-origin isolated/);
+    // Isolated, wasm runs one thread per logical core (tfjs alone would give half of them, one on 2 cores).
+    const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+    assert.match((await page.textContent('#backend-status')) ?? '', new RegExp(`, ${Math.min(8, cores)} threads?, `));
     assert.match((await page.textContent('#model-status')) ?? '', /Layers model: input 28x28x1, 10 classes/);
 
     await page.click('#test-image');

@@ -48,10 +48,11 @@ export interface InitBackendOptions {
   loadNode?: () => Promise<unknown>;
   /**
    * wasm: use tfjs's threaded build where the platform can start its workers
-   * (a page under cross-origin isolation). Default false; Node cannot (its
-   * Worker rejects the blob: URLs the build starts them from).
+   * (a page under cross-origin isolation), with this many threads (`true`:
+   * one per logical core). Default false; Node cannot (its Worker rejects the
+   * blob: URLs the build starts them from).
    */
-  wasmThreads?: boolean;
+  wasmThreads?: boolean | number;
   /** Threads the `node` backend computes with, for the record (Node's initBackend passes the core count). */
   nodeThreads?: number;
 }
@@ -103,9 +104,21 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
   const tryWasm = async (): Promise<boolean> => {
     try {
       const wasm = await import('@tensorflow/tfjs-backend-wasm');
-      if (!options.wasmThreads) tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+      const threads = wasmThreadCount(options.wasmThreads);
+      if (!threads) tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+      else wasm.setThreadsCount(threads);
       if (options.wasmPaths) wasm.setWasmPaths(options.wasmPaths);
-      if (!(await tf.setBackend('wasm'))) {
+      // tfjs caps its pool at half of navigator.hardwareConcurrency (it assumes two hyperthreads per core),
+      // so a 2-core machine would get one thread whatever was asked: the cap reads the core count once, while
+      // the module starts, so for that moment it sees one "core" per requested thread pair.
+      const restore = threads ? raiseCoreCountFor(threads) : undefined;
+      let started: boolean;
+      try {
+        started = await tf.setBackend('wasm');
+      } finally {
+        restore?.();
+      }
+      if (!started) {
         notes.push('the wasm backend did not start');
         return false;
       }
@@ -167,6 +180,35 @@ function threadCount(name: BackendName, nodeThreads: number | undefined): number
     return nodeThreads ?? 1;
   }
   return 1;
+}
+
+/** Threads asked for the threaded wasm build (0: the single-threaded build). */
+function wasmThreadCount(option: boolean | number | undefined): number {
+  if (typeof option === 'number') {
+    if (!Number.isInteger(option) || option < 0 || option > 8) throw new InputError('wasmThreads', `expected true, false or an integer in [0, 8] (tfjs starts at most 8 workers), got ${option}`);
+    return option;
+  }
+  if (!option) return 0;
+  const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;
+  return Math.min(8, Math.max(1, cores));
+}
+
+/**
+ * Makes navigator.hardwareConcurrency read at least 2 * threads until the
+ * returned function runs (an own property over the prototype's getter);
+ * nothing where there is no navigator.
+ */
+function raiseCoreCountFor(threads: number): (() => void) | undefined {
+  const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
+  if (!nav || (nav.hardwareConcurrency ?? 0) >= 2 * threads) return undefined;
+  try {
+    Object.defineProperty(nav, 'hardwareConcurrency', { value: 2 * threads, configurable: true });
+  } catch {
+    return undefined;
+  }
+  return () => {
+    delete (nav as { hardwareConcurrency?: number }).hardwareConcurrency;
+  };
 }
 
 function firstLine(e: unknown): string {

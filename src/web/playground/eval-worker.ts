@@ -40,7 +40,9 @@ self.onmessage = async (e: MessageEvent<EvalRequest>) => {
   const r = e.data;
   try {
     const startedAt = new Date();
-    const info = await initBackend({ backend: r.backend, wasmPaths: new URL('wasm/', r.base).href });
+    // A worker of a cross-origin-isolated page may start wasm threads of its own.
+    const isolated = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true;
+    const info = await initBackend({ backend: r.backend, wasmPaths: new URL('wasm/', r.base).href, wasmThreads: isolated });
     const model = 'url' in r.model ? await loadModelFromUrl(r.model.url) : await loadModelFromFiles(r.model.files);
     const modelPath = 'url' in r.model ? r.model.url : r.model.files.map((f) => f.name).join(', ');
     const classifier = Classifier.fromModel(model);
