@@ -14,7 +14,7 @@ export async function buildWeb(out = SITE): Promise<string> {
   rmSync(out, { recursive: true, force: true });
   mkdirSync(join(out, 'wasm'), { recursive: true });
   await build({
-    entryPoints: { playground: join(root, 'src', 'web', 'playground', 'main.ts'), 'eval-worker': join(root, 'src', 'web', 'playground', 'eval-worker.ts') },
+    entryPoints: { playground: join(root, 'src', 'web', 'playground', 'main.ts'), 'eval-worker': join(root, 'src', 'web', 'playground', 'eval-worker.ts'), 'attack-worker': join(root, 'src', 'web', 'playground', 'attack-worker.ts') },
     bundle: true,
     platform: 'browser',
     format: 'esm',

@@ -177,6 +177,17 @@ test('runAttack leaves numTensors unchanged and counts gradients', async () => {
   assert.ok(r.queries > 0);
 });
 
+test('onCount reports the running totals from inside the attack, ending at what runAttack reports', async () => {
+  const seen: { queries: number; gradients: number }[] = [];
+  const classifier = Classifier.fromModel(mnistModel, { onCount: (c) => seen.push(c) });
+  const r = await runAttack(pgd, classifier, take(mnistTest, Int32Array.from({ length: 8 }, (_, i) => i), 784), { eps: 0.05, params: { steps: 5 } });
+  assert.ok(seen.length >= 5, `${seen.length} calls`);
+  for (let i = 1; i < seen.length; i++) assert.ok(seen[i].queries >= seen[i - 1].queries && seen[i].gradients >= seen[i - 1].gradients);
+  assert.equal(seen.at(-1)!.gradients, r.gradients);
+  assert.equal(seen.at(-1)!.queries, r.queries);
+  classifier.dispose();
+});
+
 test('valueAndGradient returns live per-example losses and the matching gradient', () => {
   const before = tf.memory().numTensors;
   const x = tf.tensor4d(mnistTest.images.slice(0, 3 * 784), [3, 28, 28, 1]);

@@ -24,6 +24,13 @@ export interface ClassifierOptions {
    * were divided by a std of 0.25 is really an epsilon of 32/255.
    */
   preprocess?: Preprocessing;
+  /**
+   * Called with the running totals after every call that spends queries or
+   * gradients: the progress of a long attack where no timer can fire between
+   * its steps (a worker whose reads resolve at once), or a budget watch. Keep
+   * it cheap; it runs inside the attack's loop.
+   */
+  onCount?: (counts: { queries: number; gradients: number }) => void;
 }
 
 /** Where a model's logits come from. */
@@ -50,6 +57,7 @@ export class Classifier {
   private readonly std?: tf.Tensor;
   private readonly preprocessing?: Preprocessing;
   private layersModel?: tfl.LayersModel;
+  private readonly onCount?: (counts: { queries: number; gradients: number }) => void;
 
   private constructor(forward: LogitsFunction, inputShape: readonly [number, number, number], numClasses: number, options: ClassifierOptions, hasGradients: boolean) {
     const bounds = options.bounds ?? [0, 1];
@@ -62,6 +70,7 @@ export class Classifier {
     this.inputShape = inputShape;
     this.numClasses = numClasses;
     this.hasGradients = hasGradients;
+    this.onCount = options.onCount;
     if (options.preprocess) {
       const channels = inputShape[2];
       this.mean = tf.keep(channelTensor(options.preprocess.mean, channels, 'preprocess.mean'));
@@ -99,6 +108,7 @@ export class Classifier {
   /** Logits for `x` (in input scale); differentiable; counts `x.shape[0]` queries. Call inside tf.tidy. */
   logits(x: tf.Tensor4D): tf.Tensor2D {
     this.queryCount += x.shape[0];
+    this.onCount?.(this.counts);
     return this.forward(this.preprocessInput(x));
   }
 
@@ -122,6 +132,7 @@ export class Classifier {
   valueAndGradient(x: tf.Tensor4D, loss: (logits: tf.Tensor2D, x: tf.Tensor4D) => tf.Tensor1D): { value: tf.Tensor1D; grad: tf.Tensor4D; logits: tf.Tensor2D } {
     if (!this.hasGradients) throw new InputError('classifier', 'this classifier gives no gradients; use a black-box attack (square, simba, hopskipjump)');
     this.gradientCount += x.shape[0];
+    this.onCount?.(this.counts);
     let keptValue: tf.Tensor1D | undefined;
     let keptLogits: tf.Tensor2D | undefined;
     try {

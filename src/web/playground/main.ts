@@ -5,10 +5,11 @@
  * runs in the page on the core (`advlab`), on the backend the person picks.
  * The site is built by `npm run build:web` (scripts/build-web.ts).
  */
-import { ATTACKS, BROWSER_BACKEND_NAMES, Classifier, decodeImages, encodeImages, generateImages, generatorClasses, generatorSpec, initBackend, isGraphModel, latentCodes, Rng, runAttack, tf, tfl, type Attack, type AttackResult, type BackendName, type ClassifierModel, type ImageSet, type Norm, type ParamSpec } from '../../index.js';
+import { ATTACKS, BROWSER_BACKEND_NAMES, Classifier, decodeImages, encodeImages, generateImages, generatorClasses, generatorSpec, initBackend, isGraphModel, latentCodes, Rng, tf, tfl, backendInfo, type Attack, type BackendName, type ClassifierModel, type ImageSet, type Norm, type ParamSpec } from '../../index.js';
 import { fetchImageSet, loadModelFromFiles, loadModelFromUrl } from '../model-store.js';
 import { robustAccuracyPlot } from '../../report/plots.js';
 import type { EvalMessage, EvalRequest } from './eval-worker.js';
+import type { AttackMessage, AttackRequest } from './attack-worker.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -229,16 +230,59 @@ function paramValues(): Record<string, unknown> {
   return out;
 }
 
+let attackWorker: Worker | null = null;
+
+/** Runs the attack in a Web Worker (attack-worker.ts); Cancel terminates it, which rejects with "cancelled". */
+function attackInWorker(request: AttackRequest, onProgress: (m: Extract<AttackMessage, { type: 'progress' }>) => void): Promise<Extract<AttackMessage, { type: 'done' }>> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL('attack-worker.js', location.href), { type: 'module' });
+    attackWorker = worker;
+    const finish = () => {
+      worker.terminate();
+      if (attackWorker === worker) attackWorker = null;
+      $<HTMLButtonElement>('attack-cancel').disabled = true;
+    };
+    $<HTMLButtonElement>('attack-cancel').disabled = false;
+    $<HTMLButtonElement>('attack-cancel').onclick = () => {
+      finish();
+      reject(new Error('cancelled'));
+    };
+    worker.onmessage = (e: MessageEvent<AttackMessage>) => {
+      const m = e.data;
+      if (m.type === 'progress') return onProgress(m);
+      finish();
+      if (m.type === 'done') resolve(m);
+      else reject(new Error(m.message));
+    };
+    worker.onerror = (e) => {
+      finish();
+      reject(new Error(e.message || 'the attack worker failed'));
+    };
+    worker.postMessage(request);
+  });
+}
+
 async function attack(): Promise<void> {
   const classifier = requireModel();
   if (!state.image || state.label === undefined) throw new Error('pick, draw or drop an image first');
   const a = selectedAttack();
   const eps = Number($<HTMLInputElement>('eps').value);
   const norm = $<HTMLSelectElement>('norm').value as Norm;
+  const params = paramValues();
   setStatus('attack-status', `running ${a.title}…`);
-  const t0 = performance.now();
-  const r: AttackResult = await runAttack(a, classifier, { images: state.image, labels: Int32Array.of(state.label), count: 1, imageShape: classifier.inputShape }, { eps: a.kind === 'minimal' ? undefined : eps, norm, params: paramValues(), seed: 0 });
-  const seconds = (performance.now() - t0) / 1000;
+  // What the attack will spend at most, when its parameters say (steps or queries, times restarts).
+  const budget = (Number(params.steps ?? params.iterations ?? params.queries ?? params.maxQueries) || 0) * (Number(params.restarts) || 1);
+  const done = await attackInWorker(
+    { backend: backendInfo()?.name ?? 'wasm', base: new URL('./', location.href).href, model: modelSource(), image: state.image, label: state.label, attack: a.name, norm, eps: a.kind === 'minimal' ? undefined : eps, params, seed: 0 },
+    (p) => {
+      const spent = a.access === 'gradient' ? p.gradients : p.queries;
+      $<HTMLProgressElement>('attack-progress').value = budget ? Math.min(1, spent / budget) : 0;
+      setStatus('attack-status', `running ${a.title}: ${p.gradients} gradients, ${p.queries} queries, ${p.seconds.toFixed(1)} s`);
+    },
+  );
+  $<HTMLProgressElement>('attack-progress').value = 1;
+  const r = done.result;
+  const seconds = done.seconds;
   const adversarial = r.adversarial;
   state.adversarial = adversarial;
   showImage('adversarial', adversarial);
