@@ -61,7 +61,7 @@ export function trainCommand(): Command {
     .option('--eval-n <count>', 'test images of that evaluation (default 1000)', intOption('--eval-n', 1))
     .option('--eval-eps <list>', 'eps values of that evaluation, headline first (default: eps, eps/4, eps/2, 3eps/4)', listOption('--eval-eps'))
     .option('--no-eval', 'skip the evaluation after defended training')
-    .option('--workers <n|auto>', 'worker threads for the inner attack and the evaluation', workersOption, 'auto')
+    .option('--workers <n|auto>', "worker threads: each batch's gradients in shards (data-parallel), the inner attack, the evaluation", workersOption, 'auto')
     .addOption(backendOption())
     .addOption(resumeOption())
     .option('--no-progress', 'plain lines instead of a progress bar')
@@ -109,7 +109,7 @@ export function trainCommand(): Command {
       // A failure mid-run (a full disk, a bug) says where the last checkpoint is.
       const result = await guardRun(out, 'epochs', progress, () =>
         o.defense === 'none'
-          ? trainRun(common, backend).catch(optionNamed(DEFENSE_OPTIONS))
+          ? trainRun({ ...common, workers: o.workers }, backend).catch(optionNamed(DEFENSE_OPTIONS))
           : defenseRun(
               {
                 ...common,

@@ -1,23 +1,21 @@
 /**
- * The WorkerPool task of pooled adversarial training: the inner attack on a
- * slice of a training batch, on the worker's copy of the model with the
- * trainer's current weights. See pooled.ts.
+ * The pool tasks of pooled adversarial training, on the worker's copy of the
+ * model at the trainer's current weights: the inner attack on a slice of a
+ * training batch (pooled.ts), and the data-parallel step, which also takes the
+ * defense's loss gradient on that slice in the same task.
  */
 import { tf } from '../engine/tf.js';
-import { modelInWorker, type SharedModel } from '../models/pool-model.js';
-import { attackFrom } from './defenses.js';
+import { modelInWorker } from '../models/pool-model.js';
+import { syncWeights, type WeightsRef } from '../models/published-weights.js';
+import { shardGradients, type ShardGradients } from '../models/train-task.js';
+import { attackFrom, createDefense } from './defenses.js';
 import type { DefenseConfig } from './types.js';
 
 /** URL of this module, for the pool's TaskRef. */
 export const DEFENSE_TASK_URL = import.meta.url;
 
 /** One slice of a batch, as plain data. */
-export interface AscentPayload {
-  model: SharedModel;
-  /** Every weight of the model (trainable and not), in `model.weights` order, float32. */
-  weights: SharedArrayBuffer;
-  /** Bumped by the trainer after each step: a worker reloads weights only when it changes. */
-  version: number;
+export interface AscentPayload extends WeightsRef {
   config: DefenseConfig;
   x: Float32Array;
   start: Float32Array;
@@ -26,35 +24,39 @@ export interface AscentPayload {
   eps: number;
 }
 
-/** Weights version each cached model holds, by model key. */
-const loaded = new Map<string, number>();
+/** A slice of a batch for a data-parallel adversarial-training step. */
+export interface DefendedGradientPayload extends AscentPayload {
+  numClasses: number;
+  /** Images in the whole batch (the slice's mean loss is scaled by its share of them). */
+  batchSize: number;
+}
 
 /** Runs the defense's inner attack on the slice; returns the perturbed images. */
 export async function ascentTask(p: AscentPayload): Promise<Float32Array> {
   const model = await modelInWorker(p.model);
-  if (loaded.get(p.model.key) !== p.version) {
-    const all = new Float32Array(p.weights);
-    let offset = 0;
-    const values = model.weights.map((w) => {
-      const shape = w.shape as number[];
-      const size = shape.reduce((a, b) => a * b, 1);
-      const t = tf.tensor(all.subarray(offset, offset + size), shape);
-      offset += size;
-      return t;
-    });
-    model.setWeights(values);
-    tf.dispose(values);
-    loaded.set(p.model.key, p.version);
-  }
-  const out = tf.tidy(() => {
-    const x = tf.tensor4d(p.x, p.shape);
-    const start = tf.tensor4d(p.start, p.shape);
-    const y = tf.tensor1d(p.y, 'int32');
-    return attackFrom(p.config, model, x, y, start, p.eps);
-  });
+  syncWeights(model, p);
+  const out = tf.tidy(() => attackFrom(p.config, model, tf.tensor4d(p.x, p.shape), tf.tensor1d(p.y, 'int32'), tf.tensor4d(p.start, p.shape), p.eps));
   try {
     return (await out.data()) as Float32Array;
   } finally {
     out.dispose();
+  }
+}
+
+/** The inner attack on the slice (inference mode), then the gradient of the defense's loss on it (training mode). */
+export async function defendedGradientTask(p: DefendedGradientPayload): Promise<ShardGradients> {
+  const model = await modelInWorker(p.model);
+  syncWeights(model, p);
+  const defense = createDefense(p.config);
+  const x = tf.tensor4d(p.x, p.shape);
+  const y = tf.tensor1d(p.y, 'int32');
+  const perturbed = tf.tidy(() => attackFrom(p.config, model, x, y, tf.tensor4d(p.start, p.shape), p.eps));
+  try {
+    return await shardGradients(model, p.model.key, (m) => {
+      const { loss, logits } = defense.loss(m, x, perturbed, y, p.numClasses);
+      return { loss: tf.mul(loss, p.shape[0] / p.batchSize) as tf.Scalar, correct: tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), y), 'int32')) as tf.Scalar };
+    });
+  } finally {
+    tf.dispose([x, y, perturbed]);
   }
 }

@@ -16,6 +16,10 @@ import { checkOutputFolder, type OutputLayout } from '../node/paths.js';
 import { InputError, rethrowFor } from '../errors.js';
 import type { TrainRunOptions, TrainRunResult } from '../models/types.js';
 import { CheckpointFolder } from '../node/checkpoint.js';
+import { startJobPool, workerCount } from '../node/workers.js';
+import type { WorkerPool } from '../node/worker-pool.js';
+import { dataParallel } from '../models/data-parallel.js';
+import { clearWorkerModels } from '../models/pool-model.js';
 
 const require = createRequire(import.meta.url);
 
@@ -57,8 +61,18 @@ export async function trainRun(options: TrainRunOptions, backend: BackendInfo): 
   if (options.width !== undefined && (!Number.isSafeInteger(options.width) || options.width < 1 || options.width > 16)) throw new InputError('width', `expected an integer in [1, 16], got ${options.width}`);
   const zoo = { ...(options.activation !== undefined ? { activation: options.activation } : {}), ...(options.width !== undefined ? { width: options.width } : {}) };
   const { model } = await resolveModel(options.model, { imageShape: data.train.imageShape, numClasses: data.numClasses }, seed, 'model', zoo).catch(rethrowFor('model'));
+  // Plain training computes each batch's gradients in shards on a pool of its own (two shards of a batch fill two cores);
+  // a defended run brings its pool's steps (defense-run.ts).
+  let pool: WorkerPool | undefined;
   try {
+    let parallel = options.parallel;
+    if (!parallel && !options.defense) {
+      pool = await startJobPool(workerCount(options.workers, backend, 2), backend);
+      parallel = pool ? dataParallel(pool) : undefined;
+    }
+    const workers = parallel && parallel.workers > 1 ? parallel.workers : 1;
     const trained = await trainClassifier(model, train, {
+      parallel,
       epochs,
       batchSize,
       learningRate,
@@ -93,6 +107,7 @@ export async function trainRun(options: TrainRunOptions, backend: BackendInfo): 
       model: options.model,
       modelPath,
       parameters: model.countParams(),
+      workers,
       cleanAccuracy,
       secondsPerEpoch: trained.secondsPerEpoch,
       epochs: trained.history.length ? trained.history[trained.history.length - 1].epoch : 0,
@@ -103,6 +118,8 @@ export async function trainRun(options: TrainRunOptions, backend: BackendInfo): 
     writeJsonAtomic(join(options.out, 'result.json'), result);
     return result;
   } finally {
+    await pool?.close();
+    if (pool) await clearWorkerModels();
     model.dispose();
   }
 }

@@ -10,6 +10,7 @@ import type { CheckpointStore } from './checkpoint.js';
 import { accuracy } from './evaluate.js';
 import { InputError } from '../errors.js';
 import { yieldToEventLoop } from '../util/yield.js';
+import { applyShardGradients, type DataParallel, type StepContext } from './data-parallel.js';
 
 
 /** Options of {@link trainClassifier}. */
@@ -38,6 +39,13 @@ export interface TrainOptions {
   stopAfterEpochs?: number;
   /** Adversarial training: each batch is perturbed by the defense and trained with its loss (see src/defenses). */
   defense?: TrainingDefense;
+  /**
+   * Data-parallel steps: each batch's gradients are computed in shards on a
+   * worker pool (see data-parallel.ts; with a defense, the inner attack runs
+   * in the same task). Ignored with fewer than 2 workers, so a one-worker run
+   * is the single-thread one.
+   */
+  parallel?: DataParallel;
   /**
    * Called after each epoch (before its checkpoint) with the model; the
    * figures it returns are stored in that epoch's record (`monitor`), e.g.
@@ -162,8 +170,11 @@ export async function trainClassifier(model: tfl.LayersModel, train: ImageSet, o
         setLearningRate(optimizer, learningRateAt(options.learningRate, schedule, (epoch - 1) * order.length + b, options.epochs * order.length));
         const batch = makeBatch(train, order[b], options.augment, rng);
         const step = (epoch - 1) * order.length + b;
-        const { loss, correct: c } = options.defense
-          ? await defendedStep(model, optimizer, batch, numClasses, options.defense, options.defense.epsAt(step, order.length), deriveSeed(options.seed, `defense:${step}`))
+        const eps = options.defense ? options.defense.epsAt(step, order.length) : 0;
+        const { loss, correct: c } = options.parallel && options.parallel.workers > 1
+          ? await parallelStep(model, optimizer, batch, options.parallel, { numClasses, eps, seed: deriveSeed(options.seed, `defense:${step}`) })
+          : options.defense
+          ? await defendedStep(model, optimizer, batch, numClasses, options.defense, eps, deriveSeed(options.seed, `defense:${step}`))
           : await trainStep(model, optimizer, batch, numClasses);
         lossSum += loss * order[b].length;
         correct += c;
@@ -203,6 +214,16 @@ async function trainStep(model: tfl.LayersModel, optimizer: tf.Optimizer, batch:
     return { loss: loss[0], correct: correct[0] };
   } finally {
     tf.dispose([batch.x, batch.y, correctT as tf.Tensor]);
+  }
+}
+
+/** One Adam step from the batch's gradients computed in shards on a pool (batch disposed here). */
+async function parallelStep(model: tfl.LayersModel, optimizer: tf.Optimizer, batch: Batch, parallel: DataParallel, context: StepContext): Promise<{ loss: number; correct: number }> {
+  try {
+    const { parts, sizes } = await parallel.gradients(model, batch, context);
+    return applyShardGradients(model, optimizer, parts, sizes);
+  } finally {
+    tf.dispose([batch.x, batch.y]);
   }
 }
 

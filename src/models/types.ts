@@ -4,6 +4,7 @@ import type { Dataset, ImageSet } from '../data/types.js';
 import type { tfl } from '../engine/tf.js';
 import type { ZooActivation } from './zoo.js';
 import type { EpochRecord, LearningRateSchedule, TrainEvent, TrainingDefense } from './train.js';
+import type { DataParallel } from './data-parallel.js';
 
 /** Options of {@link trainRun} (the `advlab train` job). */
 export interface TrainRunOptions {
@@ -33,6 +34,10 @@ export interface TrainRunOptions {
   stopAfterEpochs?: number;
   /** Adversarial training (built by src/defenses; the CLI's --defense). */
   defense?: TrainingDefense;
+  /** Data-parallel steps (see models/data-parallel.ts); without it, plain training starts its own pool of `workers`. */
+  parallel?: DataParallel;
+  /** Worker threads of plain training's data-parallel steps (default auto: one per core on wasm/cpu, up to 2 shards of a batch). */
+  workers?: number | 'auto';
   /** Images of the train split held out (class-balanced, the last of each class) for `monitor`; default 0. */
   validation?: number;
   /** Per-epoch figures on the held-out images (see TrainOptions.monitor). */
@@ -55,6 +60,8 @@ export interface TrainRunResult extends RunMeta {
   model: string;
   modelPath: string;
   parameters: number;
+  /** Workers each batch's gradients were computed on (1: this thread); the same seed and count give the same weights. */
+  workers: number;
   cleanAccuracy: number;
   secondsPerEpoch: number;
   epochs: number;

@@ -1,0 +1,114 @@
+/**
+ * Data-parallel training steps on a worker pool: the batch is split into one
+ * shard per worker, each worker computes its shard's gradients on its own
+ * copy of the model at the current weights (train-task.ts), the gradients are
+ * summed here in shard order (so a run is bit-identical for the same seed and
+ * worker count), the optimizer updates once, and the new weights are
+ * published before the next step.
+ *
+ * Batch norm: each worker normalises its shard with the shard's own
+ * statistics (as data-parallel training without synchronized batch norm
+ * does: the shards are large enough, and synchronizing would cost a round
+ * trip per layer), and the moving statistics the workers computed are
+ * averaged, weighted by shard size.
+ */
+import { tf, type tfl } from '../engine/tf.js';
+import { splitRanges, type TaskPool, type TaskRef } from '../engine/task-pool.js';
+import { PublishedWeights, type WeightsRef } from './published-weights.js';
+import { TRAIN_TASK_URL, type GradientPayload, type ShardGradients } from './train-task.js';
+import type { Batch } from '../data/batches.js';
+
+/** What the trainer knows about the step it asks for. */
+export interface StepContext {
+  numClasses: number;
+  /** The adversarial-training budget of this step (defenses only). */
+  eps: number;
+  /** The step's seed (defenses' random starts). */
+  seed: number;
+}
+
+/** Computes a batch's gradients on a pool: {@link dataParallel} for plain training, the pooled defenses for adversarial training. */
+export interface DataParallel {
+  readonly workers: number;
+  /** The shards' results, in shard order; `sizes` their image counts. */
+  gradients(model: tfl.LayersModel, batch: Batch, context: StepContext): Promise<{ parts: ShardGradients[]; sizes: number[] }>;
+}
+
+/** A model's weights published to the pool, made again when the trainer's model changes. */
+export class WeightsChannel {
+  private published?: PublishedWeights;
+  async publish(model: tfl.LayersModel): Promise<WeightsRef> {
+    if (!this.published || this.published.model !== model) this.published = await PublishedWeights.of(model);
+    return this.published.publish();
+  }
+}
+
+const gradientTask = (): TaskRef => ({ module: TRAIN_TASK_URL, name: 'gradientTask' });
+
+/** Plain cross-entropy training on `pool`, one shard per worker (at most one per image). */
+export function dataParallel(pool: TaskPool): DataParallel {
+  const channel = new WeightsChannel();
+  return {
+    workers: pool.size,
+    async gradients(model, batch, context) {
+      const ref = await channel.publish(model);
+      const [n, h, w, c] = batch.x.shape as [number, number, number, number];
+      const size = h * w * c;
+      const x = (await batch.x.data()) as Float32Array;
+      const y = (await batch.y.data()) as Int32Array;
+      const ranges = splitRanges(n, Math.min(pool.size, n));
+      const payloads: GradientPayload[] = ranges.map(([from, to]) => ({
+        ...ref,
+        x: x.slice(from * size, to * size),
+        y: y.slice(from, to),
+        shape: [to - from, h, w, c],
+        numClasses: context.numClasses,
+        batchSize: n,
+      }));
+      const parts = await pool.run<ShardGradients, GradientPayload>(gradientTask(), payloads, (p) => [p.x.buffer, p.y.buffer]);
+      return { parts, sizes: ranges.map(([from, to]) => to - from) };
+    },
+  };
+}
+
+/**
+ * One optimizer step from the shards' gradients: summed in shard order, applied
+ * once; the non-trained weights become the shards' average. Returns the batch
+ * loss (mean over its images) and the correct count.
+ */
+export function applyShardGradients(model: tfl.LayersModel, optimizer: tf.Optimizer, parts: ShardGradients[], sizes: number[]): { loss: number; correct: number } {
+  const sum = parts[0].grads.slice();
+  for (let k = 1; k < parts.length; k++) {
+    const g = parts[k].grads;
+    for (let i = 0; i < sum.length; i++) sum[i] += g[i];
+  }
+  const named: tf.NamedTensorMap = {};
+  let offset = 0;
+  for (const w of model.trainableWeights) {
+    const v = w.read() as tf.Variable;
+    named[v.name] = tf.tensor(sum.subarray(offset, offset + v.size), v.shape);
+    offset += v.size;
+  }
+  try {
+    optimizer.applyGradients(named);
+  } finally {
+    tf.dispose(Object.values(named));
+  }
+  if (model.nonTrainableWeights.length) {
+    const total = sizes.reduce((a, b) => a + b, 0);
+    const mean = new Float32Array(parts[0].state.length);
+    parts.forEach((p, k) => {
+      const share = sizes[k] / total;
+      for (let i = 0; i < mean.length; i++) mean[i] += share * p.state[i];
+    });
+    offset = 0;
+    for (const w of model.nonTrainableWeights) {
+      const size = (w.shape as number[]).reduce((a, b) => a * b, 1);
+      const t = tf.tensor(mean.subarray(offset, offset + size), w.shape as number[]);
+      w.write(t);
+      t.dispose();
+      offset += size;
+    }
+  }
+  return { loss: parts.reduce((a, p) => a + p.loss, 0), correct: parts.reduce((a, p) => a + p.correct, 0) };
+}

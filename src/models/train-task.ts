@@ -1,0 +1,84 @@
+/**
+ * The pool task of data-parallel training: one shard of a batch on the
+ * worker's copy of the model at the trainer's current weights, returning the
+ * gradient of the shard's share of the batch loss (its per-example losses
+ * summed and divided by the whole batch's size, so the shards' gradients add
+ * up to the batch mean's), and after the step the weights that are not
+ * trained (batch norm's moving statistics), which the trainer averages.
+ */
+import { tf, type tfl } from '../engine/tf.js';
+import { modelInWorker } from './pool-model.js';
+import { forgetSyncedWeights, syncWeights, type WeightsRef } from './published-weights.js';
+
+/** URL of this module, for the pool's TaskRef. */
+export const TRAIN_TASK_URL = import.meta.url;
+
+/** One shard of a plain (cross-entropy) training batch. */
+export interface GradientPayload extends WeightsRef {
+  x: Float32Array;
+  y: Int32Array;
+  shape: [number, number, number, number];
+  numClasses: number;
+  /** Images in the whole batch (the divisor of every shard's loss). */
+  batchSize: number;
+}
+
+/** What a shard gives back. */
+export interface ShardGradients {
+  /** d(shard loss)/d(weight), every trainable weight in `model.trainableWeights` order, concatenated. */
+  grads: Float32Array;
+  /** The shard's share of the batch loss (sum of its losses / batch size). */
+  loss: number;
+  correct: number;
+  /** The weights not trained (`model.nonTrainableWeights` order) after the step; empty without batch norm. */
+  state: Float32Array;
+}
+
+/** Cross-entropy gradients of one shard. */
+export async function gradientTask(p: GradientPayload): Promise<ShardGradients> {
+  const model = await modelInWorker(p.model);
+  syncWeights(model, p);
+  return shardGradients(model, p.model.key, (m) => {
+    const x = tf.tensor4d(p.x, p.shape);
+    const y = tf.tensor1d(p.y, 'int32');
+    const logits = m.apply(x, { training: true }) as tf.Tensor2D;
+    const losses = tf.losses.softmaxCrossEntropy(tf.oneHot(y, p.numClasses), logits, undefined, undefined, tf.Reduction.NONE);
+    return { loss: tf.div(tf.sum(losses), p.batchSize) as tf.Scalar, correct: tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), y), 'int32')) as tf.Scalar };
+  });
+}
+
+/**
+ * The gradients of `lossOf(model).loss` with respect to the model's trainable
+ * weights, read out with the loss, the correct count and the non-trained
+ * weights (tensors made inside `lossOf` are freed here).
+ */
+export async function shardGradients(model: tfl.LayersModel, key: string, lossOf: (model: tfl.LayersModel) => { loss: tf.Scalar; correct: tf.Scalar }): Promise<ShardGradients> {
+  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  let correct: tf.Scalar | undefined;
+  const { value, grads } = tf.variableGrads(() => {
+    const r = lossOf(model);
+    correct = tf.keep(r.correct);
+    return r.loss;
+  }, variables);
+  // Training mode moved batch norm's statistics: the next shard on this thread must start from the published ones again.
+  if (model.nonTrainableWeights.length) forgetSyncedWeights(key);
+  try {
+    const sizes = variables.map((v) => v.size);
+    const out = new Float32Array(sizes.reduce((a, b) => a + b, 0));
+    let offset = 0;
+    for (const v of variables) {
+      out.set((await grads[v.name].data()) as Float32Array, offset);
+      offset += v.size;
+    }
+    const stateSizes = model.nonTrainableWeights.map((w) => (w.shape as number[]).reduce((a, b) => a * b, 1));
+    const state = new Float32Array(stateSizes.reduce((a, b) => a + b, 0));
+    offset = 0;
+    for (let i = 0; i < model.nonTrainableWeights.length; i++) {
+      state.set((await model.nonTrainableWeights[i].read().data()) as Float32Array, offset);
+      offset += stateSizes[i];
+    }
+    return { grads: out, loss: (await value.data())[0], correct: (await correct!.data())[0], state };
+  } finally {
+    tf.dispose([value, correct as tf.Tensor, ...Object.values(grads)]);
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * Data-parallel training steps (models/data-parallel.ts, defenses/pooled.ts):
+ * on a model without batch norm a step on 2 workers equals the single-thread
+ * step within float tolerance (the shards' gradients are summed in another
+ * order than one pass sums them); with 2 workers, repeat runs and a killed
+ * and resumed run are bit-identical; the workers hold no more tensors after
+ * many steps than after the first; batch norm's moving statistics are the
+ * shards' average.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { tf, tfl } from '../src/engine/tf.js';
+import { initBackend } from '../src/node/backend.js';
+import { WorkerPool } from '../src/node/worker-pool.js';
+import { buildModel } from '../src/models/zoo.js';
+import { trainClassifier, type TrainOptions } from '../src/models/train.js';
+import { dataParallel } from '../src/models/data-parallel.js';
+import { clearWorkerModels } from '../src/models/pool-model.js';
+import { createDefense, defaultDefenseConfig } from '../src/defenses/defenses.js';
+import { pooledTraining } from '../src/defenses/pooled.js';
+import { CheckpointFolder } from '../src/node/checkpoint.js';
+import { loadBuiltinDataset } from '../src/node/data/builtin.js';
+import { take } from '../src/data/split.js';
+import type { ImageSet } from '../src/data/types.js';
+
+let pool: WorkerPool;
+let train: ImageSet;
+const dir = mkdtempSync(join(tmpdir(), 'advlab-data-parallel-'));
+
+before(async () => {
+  await initBackend({ backend: 'wasm' });
+  pool = await WorkerPool.start({ size: 2, backend: 'wasm', kernels: 'advlab' });
+  const data = loadBuiltinDataset('mnist');
+  train = take(data.train, Int32Array.from({ length: 192 }, (_, i) => i * 37), 784);
+});
+
+after(async () => {
+  await pool.close();
+  await clearWorkerModels();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const smallCnn = () => buildModel('small-cnn', { inputShape: [28, 28, 1], numClasses: 10, seed: 3 });
+const weightsOf = async (m: tfl.LayersModel) => Promise.all(m.weights.map(async (w) => (await w.read().data()) as Float32Array));
+const options = (extra: Partial<TrainOptions> = {}): TrainOptions => ({ epochs: 1, batchSize: 64, learningRate: 1e-3, schedule: 'constant', seed: 11, ...extra });
+
+/**
+ * How far apart two trainings from the same start ended, relative to how far
+ * training moved the weights: max over weight tensors of |a - b| / |a - start|
+ * (L2 norms). Adam divides each gradient by its running size, so where a
+ * gradient is at rounding level a single element can move differently in
+ * both runs; the tensor's whole step is what float tolerance bounds.
+ */
+function stepDifference(start: Float32Array[], a: Float32Array[], b: Float32Array[]): number {
+  let worst = 0;
+  a.forEach((x, i) => {
+    let diff = 0;
+    let step = 0;
+    for (let k = 0; k < x.length; k++) {
+      diff += (x[k] - b[i][k]) ** 2;
+      step += (x[k] - start[i][k]) ** 2;
+    }
+    if (step > 0) worst = Math.max(worst, Math.sqrt(diff / step));
+  });
+  return worst;
+}
+
+test('plain training: steps on 2 workers equal single-thread steps within float tolerance (small-cnn, no batch norm)', async () => {
+  const single = smallCnn();
+  const parallel = smallCnn();
+  const start = await weightsOf(single);
+  try {
+    const a = await trainClassifier(single, train, options());
+    const b = await trainClassifier(parallel, train, options({ parallel: dataParallel(pool) }));
+    const diff = stepDifference(start, await weightsOf(single), await weightsOf(parallel));
+    assert.ok(diff < 1e-4, `the runs differ by ${diff} of their step`);
+    assert.ok(Math.abs(a.history[0].loss - b.history[0].loss) < 1e-5, `loss ${a.history[0].loss} vs ${b.history[0].loss}`);
+    assert.equal(a.history[0].trainAccuracy, b.history[0].trainAccuracy);
+  } finally {
+    single.dispose();
+    parallel.dispose();
+  }
+});
+
+test('PGD-AT: the inner attack and the loss gradient in each worker give the single-thread step within float tolerance', async () => {
+  const defense = createDefense(defaultDefenseConfig('pgd-at', { eps: 0.1, steps: 3, stepSize: 0.04, epsWarmupEpochs: 0 }));
+  const single = smallCnn();
+  const parallel = smallCnn();
+  const start = await weightsOf(single);
+  try {
+    await trainClassifier(single, train, options({ defense }));
+    await trainClassifier(parallel, train, options({ defense, parallel: pooledTraining(defense, pool) }));
+    const diff = stepDifference(start, await weightsOf(single), await weightsOf(parallel));
+    assert.ok(diff < 1e-4, `the runs differ by ${diff} of their step`);
+  } finally {
+    single.dispose();
+    parallel.dispose();
+  }
+});
+
+test('with 2 workers: repeat runs and a killed-and-resumed run give bit-identical weights; worker tensors stay flat', async () => {
+  const runs: Float32Array[][] = [];
+  let tensorsAfterFirst: number[] | undefined;
+  for (let r = 0; r < 2; r++) {
+    const m = smallCnn();
+    await trainClassifier(m, train, options({ epochs: 2, parallel: dataParallel(pool), onProgress: (e) => { if (e.type === 'epoch-end' && e.epoch === 1 && r === 0) tensorsAfterFirst = pool.workers.map((w) => w.numTensors); } }));
+    runs.push(await weightsOf(m));
+    m.dispose();
+  }
+  assert.deepEqual(runs[1], runs[0], 'a repeat run with the same seed and workers');
+  // 6 more steps (and a rebuilt model per run) later, the workers hold what they held after the first epoch, give or take the cached models.
+  const now = pool.workers.map((w) => w.numTensors);
+  assert.ok(now.every((n, i) => n <= tensorsAfterFirst![i] * 2), `worker tensors ${tensorsAfterFirst} then ${now}`);
+
+  const store = new CheckpointFolder(join(dir, 'resume'));
+  const killed = smallCnn();
+  await trainClassifier(killed, train, options({ epochs: 2, parallel: dataParallel(pool), checkpoints: store, stopAfterEpochs: 1 }));
+  killed.dispose();
+  const resumed = smallCnn();
+  await trainClassifier(resumed, train, options({ epochs: 2, parallel: dataParallel(pool), checkpoints: store, resume: true }));
+  assert.deepEqual(await weightsOf(resumed), runs[0], 'killed after epoch 1 and resumed');
+  resumed.dispose();
+});
+
+test('the workers hold the same number of tensors after 20 steps as after 2', async () => {
+  const m = smallCnn();
+  const big = take(train, Int32Array.from({ length: 160 }, (_, i) => i), 784);
+  try {
+    const counts: number[][] = [];
+    await trainClassifier(m, big, options({ epochs: 4, batchSize: 16, parallel: dataParallel(pool), onProgress: (e) => { if (e.type === 'batch' && (e.batch === 2 || e.batch === 10)) counts.push(pool.workers.map((w) => w.numTensors)); } }));
+    const first = counts[0];
+    for (const c of counts) assert.deepEqual(c, first, `worker tensors over the run: ${JSON.stringify(counts)}`);
+  } finally {
+    m.dispose();
+  }
+});
+
+test('batch norm: the moving statistics after a data-parallel step are the shards’ average', async () => {
+  const input = tfl.input({ shape: [28, 28, 1] });
+  const flat = tfl.layers.flatten().apply(input) as tfl.SymbolicTensor;
+  const bn = tfl.layers.batchNormalization({ momentum: 0.5 }).apply(tfl.layers.dense({ units: 4, kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }) }).apply(flat)) as tfl.SymbolicTensor;
+  const model = tfl.model({ inputs: input, outputs: tfl.layers.dense({ units: 10, kernelInitializer: tfl.initializers.glorotUniform({ seed: 2 }) }).apply(bn) as tfl.SymbolicTensor });
+  const batch = take(train, Int32Array.from({ length: 64 }, (_, i) => i), 784);
+  try {
+    // Expected: each half's batch mean of the dense output, blended into the moving mean (0 at the start) with momentum 0.5, averaged.
+    const dense = model.layers[2] as tfl.layers.Layer;
+    const expected = tf.tidy(() => {
+      const h = dense.apply(tf.reshape(tf.tensor4d(batch.images, [64, 28, 28, 1]), [64, 784])) as tf.Tensor2D;
+      const halves = [tf.slice(h, [0, 0], [32, 4]), tf.slice(h, [32, 0], [32, 4])].map((s) => tf.mul(tf.mean(s, 0), 0.5));
+      return tf.div(tf.add(halves[0], halves[1]), 2);
+    });
+    const want = (await expected.data()) as Float32Array;
+    expected.dispose();
+    await trainClassifier(model, batch, options({ batchSize: 64, parallel: dataParallel(pool) }));
+    const movingMean = (await model.getLayer(model.layers[3].name).getWeights()[2].data()) as Float32Array;
+    for (let i = 0; i < 4; i++) assert.ok(Math.abs(movingMean[i] - want[i]) < 1e-5, `moving mean ${Array.from(movingMean)} vs ${Array.from(want)}`);
+  } finally {
+    model.dispose();
+  }
+});
