@@ -6,6 +6,8 @@ import { buildModel } from '../src/models/zoo.js';
 import { Rng } from '../src/util/rng.js';
 import { time, machine, round } from './measure.js';
 import { benchPool } from './pool.js';
+import { benchKernels } from './kernels.js';
+import { benchDataParallel } from './data-parallel.js';
 
 const BATCH = 128;
 
@@ -77,6 +79,11 @@ export async function benchEngine(log: (s: string) => void) {
     }
   }
   out.ratios = ratios;
+  // The kernels of a training step in GMAC/s, next to the GEMM ceiling (wasm, advlab's kernels, one thread).
+  await initBackend({ backend: 'wasm', kernels: 'advlab' });
+  out.kernels = benchKernels(log);
+  // Both cores: one small-cnn train step with the batch's gradients in two shards, one per worker.
+  out.dataParallel = await benchDataParallel(log, (out.wasm as { trainStepMs?: number } | undefined)?.trainStepMs ?? null);
   // Both cores: PGD-40 on a batch of 128 in one worker vs split over two.
   out.pool = await benchPool(log);
   return out;

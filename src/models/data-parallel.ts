@@ -31,7 +31,7 @@ export interface StepContext {
 export interface DataParallel {
   readonly workers: number;
   /** The shards' results, in shard order; `sizes` their image counts. */
-  gradients(model: tfl.LayersModel, batch: Batch, context: StepContext): Promise<{ parts: ShardGradients[]; sizes: number[] }>;
+  gradients(model: tfl.LayersModel, batch: Pick<Batch, 'x' | 'y'>, context: StepContext): Promise<{ parts: ShardGradients[]; sizes: number[] }>;
 }
 
 /** A model's weights published to the pool, made again when the trainer's model changes. */
