@@ -25,6 +25,8 @@ import { CheckpointFolder } from '../src/node/checkpoint.js';
 import { loadBuiltinDataset } from '../src/node/data/builtin.js';
 import { take } from '../src/data/split.js';
 import type { ImageSet } from '../src/data/types.js';
+import { buildGan, type GanModels } from '../src/generative/gan/architectures.js';
+import { trainGan } from '../src/generative/gan/train-gan.js';
 
 let pool: WorkerPool;
 let train: ImageSet;
@@ -160,4 +162,68 @@ test('batch norm: the moving statistics after a data-parallel step are the shard
   } finally {
     model.dispose();
   }
+});
+
+/** A small GAN without batch norm (so shards normalise nothing): plain, or class-conditional with an auxiliary classifier (acgan's losses). */
+function noBatchNormGan(conditional: boolean): GanModels {
+  const glorot = (seed: number) => tfl.initializers.glorotUniform({ seed });
+  const z = tfl.input({ shape: [16] });
+  const c = tfl.input({ shape: [10] });
+  const gIn = conditional ? (tfl.layers.concatenate().apply([z, c]) as tfl.SymbolicTensor) : z;
+  const h = tfl.layers.dense({ units: 32, activation: 'relu', kernelInitializer: glorot(1) }).apply(gIn) as tfl.SymbolicTensor;
+  const img = tfl.layers.reshape({ targetShape: [28, 28, 1] }).apply(tfl.layers.dense({ units: 784, activation: 'sigmoid', kernelInitializer: glorot(2) }).apply(h)) as tfl.SymbolicTensor;
+  const x = tfl.input({ shape: [28, 28, 1] });
+  const f = tfl.layers.dense({ units: 32, activation: 'relu', kernelInitializer: glorot(3) }).apply(tfl.layers.flatten().apply(x)) as tfl.SymbolicTensor;
+  const logit = tfl.layers.dense({ units: 1, kernelInitializer: glorot(4) }).apply(f) as tfl.SymbolicTensor;
+  const classLogits = conditional ? (tfl.layers.dense({ units: 10, kernelInitializer: glorot(5) }).apply(f) as tfl.SymbolicTensor) : undefined;
+  return {
+    arch: conditional ? 'acgan' : 'mlp',
+    generator: tfl.model({ inputs: conditional ? [z, c] : z, outputs: img }),
+    discriminator: tfl.model({ inputs: x, outputs: classLogits ? [logit, classLogits] : logit }),
+    conditional,
+    categoricalCode: false,
+    clusterCode: false,
+    discriminatorTakesClass: false,
+    auxiliaryClassifier: conditional,
+    discriminatorNorm: 'none',
+    latentDim: 16,
+    numClasses: 10,
+    imageShape: [28, 28, 1],
+  };
+}
+
+test('GANs: discriminator and generator steps on 2 workers equal single-thread ones within float tolerance (no batch norm; ns, wgan-gp with its penalty, acgan\'s class losses)', async () => {
+  for (const [loss, conditional] of [['ns', false], ['wgan-gp', false], ['ns', true]] as const) {
+    const single = noBatchNormGan(conditional);
+    const parallel = noBatchNormGan(conditional);
+    const start = [...(await weightsOf(single.generator)), ...(await weightsOf(single.discriminator))];
+    const gan = { epochs: 1, batchSize: 64, loss, seed: 5, criticSteps: 2 };
+    const what = `${loss}${conditional ? ' conditional' : ''}`;
+    try {
+      const a = await trainGan(single, train, gan);
+      const b = await trainGan(parallel, train, { ...gan, pool });
+      const diff = stepDifference(start, [...(await weightsOf(single.generator)), ...(await weightsOf(single.discriminator))], [...(await weightsOf(parallel.generator)), ...(await weightsOf(parallel.discriminator))]);
+      assert.ok(diff < 1e-4, `${what}: the runs differ by ${diff} of their step`);
+      for (const key of ['dLoss', 'gLoss', 'dReal', 'dFake'] as const) {
+        assert.ok(Math.abs(a.history[0][key] - b.history[0][key]) < 1e-4 * Math.max(1, Math.abs(a.history[0][key])), `${what}: ${key} ${a.history[0][key]} vs ${b.history[0][key]}`);
+      }
+    } finally {
+      for (const m of [single, parallel]) {
+        m.generator.dispose();
+        m.discriminator.dispose();
+      }
+    }
+  }
+});
+
+test('GANs with batch norm (scgan) on 2 workers: repeat runs are bit-identical', async () => {
+  const runs: Float32Array[][] = [];
+  for (let r = 0; r < 2; r++) {
+    const models = buildGan('scgan', { imageShape: [28, 28, 1], numClasses: 10, seed: 4, latentDim: 16 });
+    await trainGan(models, train, { epochs: 1, batchSize: 64, loss: 'ns', seed: 5, pool });
+    runs.push([...(await weightsOf(models.generator)), ...(await weightsOf(models.discriminator))]);
+    models.generator.dispose();
+    models.discriminator.dispose();
+  }
+  assert.deepEqual(runs[1], runs[0]);
 });

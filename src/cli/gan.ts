@@ -7,12 +7,13 @@ import { GAN_ARCHS } from '../generative/gan/architectures.js';
 import { GAN_LOSSES } from '../generative/losses.js';
 import { BUILTIN_DATASETS } from '../node/data/builtin.js';
 import { createProgress } from './progress.js';
-import { finiteOption, intOption, optionNamed, pathTag, positiveOption, startBackend, backendOption, resumeOption } from './common.js';
+import { finiteOption, intOption, optionNamed, pathTag, positiveOption, startBackend, backendOption, resumeOption, workersOption } from './common.js';
 import { InputError } from '../errors.js';
 import { guardRun } from './failure.js';
 
 /** Argument names of ganRun's and sampleGan's InputErrors → the options that set them. */
 const TRAIN_OPTIONS: Record<string, string> = {
+  workers: '--workers',
   dataset: '--dataset',
   train: '--dataset',
   imageShape: '--dataset',
@@ -73,6 +74,7 @@ function ganTrainCommand(): Command {
     .option('--classifier <path>', 'a saved advlab classifier (model folder or advlab train run folder) for FID, Inception Score, class coverage and precision/recall; default: the LeNet advlab ships for mnist and fashion-mnist; none: no metrics')
     .option('--metric-samples <n>', 'generated and real images per metric evaluation', intOption('--metric-samples'), GAN_RUN_DEFAULTS.metricSamples)
     .option('--seed <n>', 'random seed', intOption('--seed'), GAN_RUN_DEFAULTS.seed)
+    .option('--workers <n|auto>', "worker threads: each step's batch in shards (data-parallel); auto: one per core", workersOption, 'auto')
     .addOption(backendOption())
     .addOption(resumeOption())
     .option('--no-progress', 'plain lines instead of a progress bar')
@@ -123,6 +125,7 @@ function ganTrainCommand(): Command {
           classifier: o.classifier,
           metricSamples: o.metricSamples,
           seed: o.seed,
+          workers: o.workers,
           resume: o.resume,
           onProgress,
         },

@@ -192,13 +192,15 @@ export function randomInterpolates(real: tf.Tensor, fake: tf.Tensor, seed: numbe
   checkBatches(real, fake);
   checkSeed(seed);
   return tf.tidy(() => {
-    const n = real.shape[0];
-    const eps = tf.randomUniform([n], 0, 1, 'float32', seed) as tf.Tensor1D;
-    // One eps per example, broadcast over its features.
-    const e = tf.reshape(eps, [n, ...real.shape.slice(1).map(() => 1)]);
-    const xhat = tf.add(tf.mul(e, real), tf.mul(tf.sub(1, e), fake));
-    return { eps, xhat };
+    const eps = tf.randomUniform([real.shape[0]], 0, 1, 'float32', seed) as tf.Tensor1D;
+    return { eps, xhat: interpolate(real, fake, eps) };
   });
+}
+
+/** eps x + (1 - eps) fake, one eps per example broadcast over its features. */
+function interpolate(real: tf.Tensor, fake: tf.Tensor, eps: tf.Tensor1D): tf.Tensor {
+  const e = tf.reshape(eps, [real.shape[0], ...real.shape.slice(1).map(() => 1)]);
+  return tf.add(tf.mul(e, real), tf.mul(tf.sub(1, e), fake));
 }
 
 /**
@@ -212,18 +214,20 @@ export function randomInterpolates(real: tf.Tensor, fake: tf.Tensor, seed: numbe
  * @param critic the critic, per example (no batch normalization)
  * @param real a real batch [n, ...], float32
  * @param fake a generated batch of the same shape
- * @param seed seeds eps; a non-negative integer, new every training step
+ * @param seed seeds eps; a non-negative integer, new every training step (or the eps themselves, one per example)
  * @param lambda the penalty weight, >= 0 (default 10)
  * @returns the penalty, a new scalar the caller disposes
  */
-export function gradientPenalty(critic: Critic, real: tf.Tensor, fake: tf.Tensor, seed: number, lambda = DEFAULT_GP_LAMBDA): tf.Scalar {
+export function gradientPenalty(critic: Critic, real: tf.Tensor, fake: tf.Tensor, seed: number | tf.Tensor1D, lambda = DEFAULT_GP_LAMBDA): tf.Scalar {
   if (typeof critic !== 'function') throw new InputError('critic', 'expected a function from a batch to its logits');
   checkBatches(real, fake);
-  checkSeed(seed);
+  if (typeof seed === 'number') checkSeed(seed);
+  else if (seed.rank !== 1 || seed.shape[0] !== real.shape[0]) throw new InputError('seed', `expected a seed or one eps per example [${real.shape[0]}], got [${seed.shape.join(', ')}]`);
   if (!Number.isFinite(lambda) || lambda < 0) throw new InputError('lambda', `expected a finite number >= 0, got ${lambda}`);
   return tf.tidy(() => {
     const n = real.shape[0];
-    const { xhat } = randomInterpolates(real, fake, seed);
+    // A data-parallel shard passes its slice of the batch's eps (drawn with the step's seed) instead of the seed.
+    const xhat = typeof seed === 'number' ? randomInterpolates(real, fake, seed).xhat : interpolate(real, fake, seed);
     // d sum_j D(xhat_j) / d xhat_i = grad D(xhat_i) because D acts on each
     // example on its own: one backward pass gives every per-example gradient.
     // A batch-norm critic mixes the examples of a batch and breaks this (the

@@ -29,6 +29,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BackendInfo } from '../engine/backend.js';
+import { startJobPool, workerCount } from '../node/workers.js';
+import type { WorkerPool } from '../node/worker-pool.js';
+import { clearWorkerModels } from '../models/pool-model.js';
 import { loadDataset } from '../node/data/load.js';
 import type { Dataset } from '../data/types.js';
 import { balancedSubset } from '../data/subset.js';
@@ -73,6 +76,8 @@ export interface GanRunOptions extends Pick<GanTrainOptions, 'learningRate' | 'b
   epochs?: number;
   /** Default 64. */
   batchSize?: number;
+  /** Worker threads for data-parallel steps (default auto: one per core on wasm/cpu, up to 2 shards of a batch). */
+  workers?: number | 'auto';
   /** Train on a class-balanced subset of this many images of the train split (default: all of it). */
   trainSize?: number;
   /** Default 0. */
@@ -219,6 +224,7 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
   const classifierPath = o.classifier === 'none' ? null : (o.classifier ?? shippedMetricClassifier(o.dataset)?.path ?? null);
   const metrics = classifierPath !== null ? await openMetricsAt(classifierPath, data, o.metricSamples, 'metricSamples').catch(rethrowFor('classifier')) : null;
   let models: GanModels | undefined;
+  let pool: WorkerPool | undefined;
   try {
     if (o.clusters !== null && o.clusters > subset.count) throw new InputError('clusters', `expected at most the number of training images (${subset.count}), got ${o.clusters}`);
     // Built first: an image shape the architecture cannot take is refused before anything is written.
@@ -268,7 +274,10 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
       options.onProgress?.(e);
     };
 
+    // Each step's batch in two shards on two workers (their batch norm on their own shard; see models/data-parallel.ts).
+    pool = await startJobPool(workerCount(options.workers, backend, 2), backend);
     const trained = await trainGan(models, train, {
+      ...(pool ? { pool } : {}),
       epochs: o.epochs,
       batchSize: o.batchSize,
       loss: o.loss,
@@ -309,6 +318,7 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
       epochs: lastEpoch,
       resumedFromEpoch: trained.resumedFromEpoch,
       secondsPerEpoch: trained.secondsPerEpoch,
+      workers: pool?.size ?? 1,
       history,
       metrics: final,
       metricsSkipped: metrics ? null : o.classifier === 'none' ? 'metrics turned off (classifier none)' : 'no classifier: advlab ships one for the built-in datasets only; give one (the classifier option, --classifier) for FID, Inception Score, class coverage and precision/recall',
@@ -323,6 +333,8 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
     writeJsonAtomic(join(out, 'result.json'), result);
     return result;
   } finally {
+    await pool?.close();
+    if (pool) await clearWorkerModels();
     models?.generator.dispose();
     models?.discriminator.dispose();
     closeMetrics(metrics);

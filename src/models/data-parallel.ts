@@ -73,10 +73,11 @@ export function dataParallel(pool: TaskPool): DataParallel {
 
 /**
  * One optimizer step from the shards' gradients: summed in shard order, applied
- * once; the non-trained weights become the shards' average. Returns the batch
- * loss (mean over its images) and the correct count.
+ * once; the non-trained weights of `stateOf` (default the trained model)
+ * become the shards' average. Returns the batch loss (mean over its images),
+ * the correct count and the summed extras.
  */
-export function applyShardGradients(model: tfl.LayersModel, optimizer: tf.Optimizer, parts: ShardGradients[], sizes: number[]): { loss: number; correct: number } {
+export function applyShardGradients(model: tfl.LayersModel, optimizer: tf.Optimizer, parts: ShardGradients[], sizes: number[], stateOf: tfl.LayersModel[] = [model]): { loss: number; correct: number; extras: number[] } {
   const sum = parts[0].grads.slice();
   for (let k = 1; k < parts.length; k++) {
     const g = parts[k].grads;
@@ -94,7 +95,8 @@ export function applyShardGradients(model: tfl.LayersModel, optimizer: tf.Optimi
   } finally {
     tf.dispose(Object.values(named));
   }
-  if (model.nonTrainableWeights.length) {
+  const stateWeights = stateOf.flatMap((m) => m.nonTrainableWeights);
+  if (stateWeights.length) {
     const total = sizes.reduce((a, b) => a + b, 0);
     const mean = new Float32Array(parts[0].state.length);
     parts.forEach((p, k) => {
@@ -102,7 +104,7 @@ export function applyShardGradients(model: tfl.LayersModel, optimizer: tf.Optimi
       for (let i = 0; i < mean.length; i++) mean[i] += share * p.state[i];
     });
     offset = 0;
-    for (const w of model.nonTrainableWeights) {
+    for (const w of stateWeights) {
       const size = (w.shape as number[]).reduce((a, b) => a * b, 1);
       const t = tf.tensor(mean.subarray(offset, offset + size), w.shape as number[]);
       w.write(t);
@@ -110,5 +112,5 @@ export function applyShardGradients(model: tfl.LayersModel, optimizer: tf.Optimi
       offset += size;
     }
   }
-  return { loss: parts.reduce((a, p) => a + p.loss, 0), correct: parts.reduce((a, p) => a + p.correct, 0) };
+  return { loss: parts.reduce((a, p) => a + p.loss, 0), correct: parts.reduce((a, p) => a + p.correct, 0), extras: parts[0].extras.map((_, i) => parts.reduce((a, p) => a + p.extras[i], 0)) };
 }

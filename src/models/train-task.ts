@@ -30,7 +30,9 @@ export interface ShardGradients {
   /** The shard's share of the batch loss (sum of its losses / batch size). */
   loss: number;
   correct: number;
-  /** The weights not trained (`model.nonTrainableWeights` order) after the step; empty without batch norm. */
+  /** Sums of the objective's extra figures (see {@link ShardObjective.extras}). */
+  extras: number[];
+  /** The weights not trained (`model.nonTrainableWeights` order, model after model) after the step; empty without batch norm. */
   state: Float32Array;
 }
 
@@ -47,38 +49,52 @@ export async function gradientTask(p: GradientPayload): Promise<ShardGradients> 
   });
 }
 
+/** What a shard's loss function gives: its share of the batch loss, and figures to read out with it. */
+export interface ShardObjective {
+  loss: tf.Scalar;
+  correct?: tf.Scalar;
+  /** More scalars the trainer sums over the shards (e.g. a GAN's mean discriminator outputs, scaled like the loss). */
+  extras?: tf.Scalar[];
+}
+
 /**
- * The gradients of `lossOf(model).loss` with respect to the model's trainable
- * weights, read out with the loss, the correct count and the non-trained
- * weights (tensors made inside `lossOf` are freed here).
+ * The gradients of `lossOf(trained).loss` with respect to `trained`'s trainable
+ * weights, read out with the loss, the correct count, the extras and the
+ * non-trained weights of `stateOf` (tensors made inside `lossOf` are freed
+ * here). Training mode moves batch norm's statistics: the synced versions of
+ * `stateOf`'s models are forgotten (`keys`), so the next shard on this thread
+ * starts from the published ones again.
  */
-export async function shardGradients(model: tfl.LayersModel, key: string, lossOf: (model: tfl.LayersModel) => { loss: tf.Scalar; correct: tf.Scalar }): Promise<ShardGradients> {
-  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+export async function shardGradients(trained: tfl.LayersModel, key: string, lossOf: (model: tfl.LayersModel) => ShardObjective, stateOf: { model: tfl.LayersModel; key: string }[] = [{ model: trained, key }]): Promise<ShardGradients> {
+  const variables = trained.trainableWeights.map((w) => w.read() as tf.Variable);
   let correct: tf.Scalar | undefined;
+  let extras: tf.Scalar[] = [];
   const { value, grads } = tf.variableGrads(() => {
-    const r = lossOf(model);
-    correct = tf.keep(r.correct);
+    const r = lossOf(trained);
+    correct = r.correct ? tf.keep(r.correct) : undefined;
+    extras = (r.extras ?? []).map((e) => tf.keep(e));
     return r.loss;
   }, variables);
-  // Training mode moved batch norm's statistics: the next shard on this thread must start from the published ones again.
-  if (model.nonTrainableWeights.length) forgetSyncedWeights(key);
+  for (const s of stateOf) if (s.model.nonTrainableWeights.length) forgetSyncedWeights(s.key);
   try {
-    const sizes = variables.map((v) => v.size);
-    const out = new Float32Array(sizes.reduce((a, b) => a + b, 0));
+    const out = new Float32Array(variables.reduce((a, v) => a + v.size, 0));
     let offset = 0;
     for (const v of variables) {
       out.set((await grads[v.name].data()) as Float32Array, offset);
       offset += v.size;
     }
-    const stateSizes = model.nonTrainableWeights.map((w) => (w.shape as number[]).reduce((a, b) => a * b, 1));
+    const stateWeights = stateOf.flatMap((s) => s.model.nonTrainableWeights);
+    const stateSizes = stateWeights.map((w) => (w.shape as number[]).reduce((a, b) => a * b, 1));
     const state = new Float32Array(stateSizes.reduce((a, b) => a + b, 0));
     offset = 0;
-    for (let i = 0; i < model.nonTrainableWeights.length; i++) {
-      state.set((await model.nonTrainableWeights[i].read().data()) as Float32Array, offset);
+    for (let i = 0; i < stateWeights.length; i++) {
+      state.set((await stateWeights[i].read().data()) as Float32Array, offset);
       offset += stateSizes[i];
     }
-    return { grads: out, loss: (await value.data())[0], correct: (await correct!.data())[0], state };
+    const extraValues: number[] = [];
+    for (const e of extras) extraValues.push((await e.data())[0]);
+    return { grads: out, loss: (await value.data())[0], correct: correct ? (await correct.data())[0] : 0, extras: extraValues, state };
   } finally {
-    tf.dispose([value, correct as tf.Tensor, ...Object.values(grads)]);
+    tf.dispose([value, ...(correct ? [correct] : []), ...extras, ...Object.values(grads)]);
   }
 }

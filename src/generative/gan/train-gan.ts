@@ -40,7 +40,13 @@ import type { TensorSpec } from '../../engine/tensor-io.js';
 import { packModelWeights, packOptimizer, restoreModelWeights, restoreOptimizer, topologyHash, type OptimizerState } from '../../models/train-state.js';
 import { InputError } from '../../errors.js';
 import { loopResult, type EpochLoopEvent, type EpochLoopResult } from '../../models/train.js';
-import { auxiliaryClassifierLoss, discriminatorLoss, generatorLoss, gradientPenalty, DEFAULT_GP_LAMBDA, GAN_LOSSES, type GanLoss } from '../losses.js';
+import { DEFAULT_GP_LAMBDA, GAN_LOSSES, type GanLoss } from '../losses.js';
+import { discriminatorObjective, generatorInputs, generatorObjective, type GanObjectiveSpec } from './gan-objectives.js';
+import { GAN_TASK_URL, type GanStepPayload } from './gan-task.js';
+import { splitRanges, type TaskPool } from '../../engine/task-pool.js';
+import { applyShardGradients, WeightsChannel } from '../../models/data-parallel.js';
+import type { ShardGradients } from '../../models/train-task.js';
+import { readOne } from '../../engine/read.js';
 import type { GanModels } from './architectures.js';
 import { WeightAverage } from './weight-average.js';
 import { yieldToEventLoop } from '../../util/yield.js';
@@ -76,6 +82,13 @@ export interface GanTrainOptions {
    */
   generatorClassPrior?: readonly number[];
   seed: number;
+  /**
+   * Data-parallel steps: each discriminator and generator step's batch is
+   * split over the pool's workers (gan-task.ts), the shards' gradients summed
+   * in order, one update here (see models/data-parallel.ts for batch norm).
+   * Ignored with fewer than 2 workers.
+   */
+  pool?: TaskPool;
   checkpoints?: CheckpointStore;
   resume?: boolean;
   /** Stop after this many epochs in this call (simulates a kill, for tests). */
@@ -176,12 +189,23 @@ export async function trainGan(models: GanModels, train: ImageSet, options: GanT
       return tf.tensor2d(z, [n, models.latentDim]);
     };
     const oneHot = (labels: Int32Array): tf.Tensor2D => tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(labels, 'int32'), k), 'float32') as tf.Tensor2D);
-    const gInputs = (z: tf.Tensor2D, c?: tf.Tensor2D) => (c ? [z, c] : z);
-    const dInputs = (x: tf.Tensor, c?: tf.Tensor2D) => (c && models.discriminatorTakesClass ? [x, c] : x);
-    /** D's real/fake logits, and its class logits when it has an auxiliary classifier. */
-    const discriminate = (x: tf.Tensor, c?: tf.Tensor2D): { logits: tf.Tensor; classLogits?: tf.Tensor } => {
-      const out = D.apply(dInputs(x, c), { training: true }) as tf.Tensor | tf.Tensor[];
-      return Array.isArray(out) ? { logits: out[0], classLogits: out[1] } : { logits: out };
+    const spec: GanObjectiveSpec = {
+      loss: options.loss,
+      ...(options.labelSmoothing !== undefined ? { labelSmoothing: options.labelSmoothing } : {}),
+      gpLambda: options.gpLambda ?? DEFAULT_GP_LAMBDA,
+      probabilities,
+      discriminatorTakesClass: models.discriminatorTakesClass,
+    };
+    const parallel = options.pool && options.pool.size > 1 ? { pool: options.pool, generator: new WeightsChannel(), discriminator: new WeightsChannel() } : undefined;
+    /** Shards of one step on the pool; returns the summed loss and extras after the update. */
+    const parallelStep = async (step: GanStepPayload['step'], optimizer: tf.Optimizer, n: number, fill: (from: number, to: number) => Partial<GanStepPayload>) => {
+      const { pool } = parallel!;
+      const generator = await parallel!.generator.publish(G);
+      const discriminator = await parallel!.discriminator.publish(D);
+      const ranges = splitRanges(n, Math.min(pool.size, n));
+      const payloads = ranges.map(([from, to]) => ({ step, generator, discriminator, spec, numClasses: k, batchSize: n, latentDim: models.latentDim, ...fill(from, to) }) as GanStepPayload);
+      const parts = await pool.run<ShardGradients, GanStepPayload>({ module: GAN_TASK_URL, name: 'ganStepTask' }, payloads);
+      return applyShardGradients(step === 'generator' ? G : D, optimizer, parts, ranges.map(([from, to]) => to - from), [G, D]);
     };
 
     const lastEpoch = Math.min(options.epochs, startEpoch + (options.stopAfterEpochs ?? Infinity));
@@ -201,25 +225,41 @@ export async function trainGan(models: GanModels, train: ImageSet, options: GanT
           for (let s = 0; s < criticSteps; s++) {
             const z = latent(n);
             const codes = models.categoricalCode ? Int32Array.from({ length: n }, () => rng.int(k)) : undefined;
-            const fakeClass = codes ? oneHot(codes) : realClass;
-            const fake = tf.tidy(() => G.apply(gInputs(z, fakeClass), { training: true }) as tf.Tensor4D);
             const step = ((epoch - 1) * order.length + b) * criticSteps + s;
+            const gpSeed = deriveSeed(options.seed, `gp:${step}`);
+            if (parallel) {
+              const [zs, xs] = [(await z.data()) as Float32Array, (await batch.x.data()) as Float32Array];
+              const ys = labelled ? ((await batch.y.data()) as Int32Array) : undefined;
+              // The step's interpolation eps, drawn as the single-thread penalty draws them, sliced per shard.
+              const eps = options.loss === 'wgan-gp' ? ((await readOne(tf.randomUniform([n], 0, 1, 'float32', gpSeed))) as Float32Array) : undefined;
+              const [, h, w, c] = batch.x.shape as [number, number, number, number];
+              const size = h * w * c;
+              const r = await parallelStep('discriminator', dOpt, n, (from, to) => ({
+                z: zs.slice(from * models.latentDim, to * models.latentDim),
+                real: xs.slice(from * size, to * size),
+                shape: [to - from, h, w, c],
+                ...(ys ? { realClasses: ys.slice(from, to), realLabels: !!realLabels } : {}),
+                ...(codes ? { codes: codes.slice(from, to), fakeClasses: codes.slice(from, to) } : ys ? { fakeClasses: ys.slice(from, to) } : {}),
+                ...(eps ? { penaltyEps: eps.slice(from, to) } : {}),
+              }));
+              if (s === criticSteps - 1) {
+                sums.d += r.loss * n;
+                sums.real += r.extras[0] * n;
+                sums.fake += r.extras[1] * n;
+              }
+              z.dispose();
+              continue;
+            }
+            const fakeClass = codes ? oneHot(codes) : realClass;
+            const fake = tf.tidy(() => G.apply(generatorInputs(z, fakeClass), { training: true }) as tf.Tensor4D);
             let realMean: tf.Scalar | undefined;
             let fakeMean: tf.Scalar | undefined;
             const dLoss = dOpt.minimize(
               () => {
-                const real = discriminate(batch.x, realClass);
-                const r = real.logits;
-                const judged = discriminate(fake, fakeClass);
-                const f = judged.logits;
-                realMean = tf.keep(tf.mean(probabilities ? tf.sigmoid(r) : r)) as tf.Scalar;
-                fakeMean = tf.keep(tf.mean(probabilities ? tf.sigmoid(f) : f)) as tf.Scalar;
-                let loss = discriminatorLoss(options.loss, r, f, options.labelSmoothing !== undefined ? { labelSmoothing: options.labelSmoothing } : {});
-                if (realLabels) loss = tf.add(loss, auxiliaryClassifierLoss(real.classLogits!, realLabels)) as tf.Scalar;
-                if (codes) loss = tf.add(loss, auxiliaryClassifierLoss(judged.classLogits!, tf.tensor1d(codes, 'int32'))) as tf.Scalar;
-                if (options.loss !== 'wgan-gp') return loss;
-                const critic = (x: tf.Tensor) => discriminate(x, realClass).logits;
-                return tf.add(loss, gradientPenalty(critic, batch.x, fake, deriveSeed(options.seed, `gp:${step}`), options.gpLambda ?? DEFAULT_GP_LAMBDA)) as tf.Scalar;
+                const r = discriminatorObjective(D, spec, { real: batch.x, fake, realClass, fakeClass, realLabels, codes, penalty: gpSeed });
+                realMean = tf.keep(r.realMean);
+                fakeMean = tf.keep(r.fakeMean);
+                return r.loss;
               },
               true,
               dVars,
@@ -234,20 +274,19 @@ export async function trainGan(models: GanModels, train: ImageSet, options: GanT
           }
           const z = latent(n);
           const fakeLabels = models.conditional ? Int32Array.from({ length: n }, () => (cumulativePrior ? rng.categorical(cumulativePrior) : rng.int(k))) : undefined;
-          const fakeClass = fakeLabels ? oneHot(fakeLabels) : undefined;
-          const gLoss = gOpt.minimize(
-            () => {
-              const fake = G.apply(gInputs(z, fakeClass), { training: true }) as tf.Tensor4D;
-              const judged = discriminate(fake, fakeClass);
-              const loss = generatorLoss(options.loss, judged.logits);
-              return judged.classLogits ? (tf.add(loss, auxiliaryClassifierLoss(judged.classLogits, tf.tensor1d(fakeLabels!, 'int32'))) as tf.Scalar) : loss;
-            },
-            true,
-            gVars,
-          ) as tf.Scalar;
-          average?.update();
-          sums.g += gLoss.dataSync()[0] * n;
-          tf.dispose([z, gLoss, fakeClass as tf.Tensor].filter(Boolean));
+          if (parallel) {
+            const zs = (await z.data()) as Float32Array;
+            const r = await parallelStep('generator', gOpt, n, (from, to) => ({ z: zs.slice(from * models.latentDim, to * models.latentDim), ...(fakeLabels ? { fakeClasses: fakeLabels.slice(from, to) } : {}) }));
+            average?.update();
+            sums.g += r.loss * n;
+            z.dispose();
+          } else {
+            const fakeClass = fakeLabels ? oneHot(fakeLabels) : undefined;
+            const gLoss = gOpt.minimize(() => generatorObjective(G, D, spec, z, fakeClass, fakeLabels), true, gVars) as tf.Scalar;
+            average?.update();
+            sums.g += gLoss.dataSync()[0] * n;
+            tf.dispose([z, gLoss, fakeClass as tf.Tensor].filter(Boolean));
+          }
         } finally {
           tf.dispose([batch.x, batch.y, realClass as tf.Tensor, realLabels as tf.Tensor].filter(Boolean));
         }

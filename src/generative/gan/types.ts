@@ -42,6 +42,8 @@ export interface GanRunResult extends RunMeta {
   resumedFromEpoch: number;
   /** Mean seconds of training per epoch (the metrics' time is in each record's monitor.metricSeconds). */
   secondsPerEpoch: number;
+  /** Workers each step's gradients were computed on (1: one thread); the same seed and count give the same weights. */
+  workers: number;
   history: GanEpochRecord[];
   /** The last epoch's metrics, or null without a classifier. */
   metrics: GanMetrics | null;
