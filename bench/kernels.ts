@@ -22,12 +22,13 @@ export function benchKernels(log: (s: string) => void): Record<string, unknown> 
   const rng = (shape: number[]) => tf.randomUniform(shape, -1, 1, 'float32', 7);
   // small-cnn conv2: 26x26x32 -> 24x24x64, 3x3 valid.
   const x = rng([BATCH, 26, 26, 32]) as tf.Tensor4D;
-  const filter = rng([3, 3, 32, 64]) as tf.Tensor4D;
+  // Weights are variables, as in a model: their rearranged copies are kept across calls (derived-weights.ts), as in an attack.
+  const filter = tf.variable(rng([3, 3, 32, 64])) as unknown as tf.Tensor4D;
   const dy = rng([BATCH, 24, 24, 64]) as tf.Tensor4D;
   const convMacs = BATCH * 24 * 24 * 64 * 3 * 3 * 32;
   // small-cnn fc1: 9216 -> 128.
   const h = rng([BATCH, 9216]) as tf.Tensor2D;
-  const w = rng([9216, 128]) as tf.Tensor2D;
+  const w = tf.variable(rng([9216, 128])) as unknown as tf.Tensor2D;
   const dz = rng([BATCH, 128]) as tf.Tensor2D;
   const denseMacs = BATCH * 9216 * 128;
   // GEMMs of several shapes (square, and the im2col shape of conv2); the fastest is the ceiling.
