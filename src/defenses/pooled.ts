@@ -60,13 +60,14 @@ export function pooledTraining(defense: Defense, pool: TaskPool): DataParallel {
   const channel = new WeightsChannel();
   return {
     workers: pool.size,
-    async gradients(model: tfl.LayersModel, batch, context) {
+    async gradients(model: tfl.LayersModel, batch, context, whileComputing) {
       const ref = await channel.publish(model);
       const n = batch.x.shape[0];
       const parts = await slices(defense, pool, batch.x as tf.Tensor4D, batch.y as tf.Tensor1D, context.eps, context.seed);
       const payloads: DefendedGradientPayload[] = parts.map((p) => ({ ...ref, config: defense.config, ...p, eps: context.eps, numClasses: context.numClasses, batchSize: n }));
-      const out = await pool.run<ShardGradients, DefendedGradientPayload>(defendedGradientTask(), payloads, (p) => [p.x.buffer, p.start.buffer, p.y.buffer]);
-      return { parts: out, sizes: parts.map((p) => p.shape[0]) };
+      const pending = pool.run<ShardGradients, DefendedGradientPayload>(defendedGradientTask(), payloads, (p) => [p.x.buffer, p.start.buffer, p.y.buffer]);
+      whileComputing?.();
+      return { parts: await pending, sizes: parts.map((p) => p.shape[0]) };
     },
   };
 }

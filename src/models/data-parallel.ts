@@ -30,8 +30,12 @@ export interface StepContext {
 /** Computes a batch's gradients on a pool: {@link dataParallel} for plain training, the pooled defenses for adversarial training. */
 export interface DataParallel {
   readonly workers: number;
-  /** The shards' results, in shard order; `sizes` their image counts. */
-  gradients(model: tfl.LayersModel, batch: Pick<Batch, 'x' | 'y'>, context: StepContext): Promise<{ parts: ShardGradients[]; sizes: number[] }>;
+  /**
+   * The shards' results, in shard order; `sizes` their image counts.
+   * `whileComputing` runs once the shards are out, while the workers compute
+   * (the trainer prepares its next batch there).
+   */
+  gradients(model: tfl.LayersModel, batch: Pick<Batch, 'x' | 'y'>, context: StepContext, whileComputing?: () => void): Promise<{ parts: ShardGradients[]; sizes: number[] }>;
 }
 
 /** A model's weights published to the pool, made again when the trainer's model changes. */
@@ -50,7 +54,7 @@ export function dataParallel(pool: TaskPool): DataParallel {
   const channel = new WeightsChannel();
   return {
     workers: pool.size,
-    async gradients(model, batch, context) {
+    async gradients(model, batch, context, whileComputing) {
       const ref = await channel.publish(model);
       const [n, h, w, c] = batch.x.shape as [number, number, number, number];
       const size = h * w * c;
@@ -65,8 +69,9 @@ export function dataParallel(pool: TaskPool): DataParallel {
         numClasses: context.numClasses,
         batchSize: n,
       }));
-      const parts = await pool.run<ShardGradients, GradientPayload>(gradientTask(), payloads, (p) => [p.x.buffer, p.y.buffer]);
-      return { parts, sizes: ranges.map(([from, to]) => to - from) };
+      const pending = pool.run<ShardGradients, GradientPayload>(gradientTask(), payloads, (p) => [p.x.buffer, p.y.buffer]);
+      whileComputing?.();
+      return { parts: await pending, sizes: ranges.map(([from, to]) => to - from) };
     },
   };
 }

@@ -165,14 +165,19 @@ export async function trainClassifier(model: tfl.LayersModel, train: ImageSet, o
       let lossSum = 0;
       let correct = 0;
       let seen = 0;
+      // Data-parallel steps make the next batch (loading and augmentation) while the workers compute; the
+      // generator is drawn in the same order either way, so the batches are the same.
+      let prepared: Batch | undefined;
       for (let b = 0; b < order.length; b++) {
         // The rate depends only on the step index, so a resumed run follows the same curve.
         setLearningRate(optimizer, learningRateAt(options.learningRate, schedule, (epoch - 1) * order.length + b, options.epochs * order.length));
-        const batch = makeBatch(train, order[b], options.augment, rng);
+        const batch = prepared ?? makeBatch(train, order[b], options.augment, rng);
+        prepared = undefined;
+        const prepareNext = b + 1 < order.length ? () => (prepared = makeBatch(train, order[b + 1], options.augment, rng)) : undefined;
         const step = (epoch - 1) * order.length + b;
         const eps = options.defense ? options.defense.epsAt(step, order.length) : 0;
         const { loss, correct: c } = options.parallel && options.parallel.workers > 1
-          ? await parallelStep(model, optimizer, batch, options.parallel, { numClasses, eps, seed: deriveSeed(options.seed, `defense:${step}`) })
+          ? await parallelStep(model, optimizer, batch, options.parallel, { numClasses, eps, seed: deriveSeed(options.seed, `defense:${step}`) }, prepareNext)
           : options.defense
           ? await defendedStep(model, optimizer, batch, numClasses, options.defense, eps, deriveSeed(options.seed, `defense:${step}`))
           : await trainStep(model, optimizer, batch, numClasses);
@@ -218,9 +223,9 @@ async function trainStep(model: tfl.LayersModel, optimizer: tf.Optimizer, batch:
 }
 
 /** One Adam step from the batch's gradients computed in shards on a pool (batch disposed here). */
-async function parallelStep(model: tfl.LayersModel, optimizer: tf.Optimizer, batch: Batch, parallel: DataParallel, context: StepContext): Promise<{ loss: number; correct: number }> {
+async function parallelStep(model: tfl.LayersModel, optimizer: tf.Optimizer, batch: Batch, parallel: DataParallel, context: StepContext, whileComputing?: () => void): Promise<{ loss: number; correct: number }> {
   try {
-    const { parts, sizes } = await parallel.gradients(model, batch, context);
+    const { parts, sizes } = await parallel.gradients(model, batch, context, whileComputing);
     return applyShardGradients(model, optimizer, parts, sizes);
   } finally {
     tf.dispose([batch.x, batch.y]);
