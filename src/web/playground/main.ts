@@ -230,24 +230,30 @@ function paramValues(): Record<string, unknown> {
   return out;
 }
 
-let attackWorker: Worker | null = null;
+/** A worker's messages: progress, then done or error. */
+type WorkerMessage<P, D> = ({ type: 'progress' } & P) | ({ type: 'done' } & D) | { type: 'error'; message: string };
 
-/** Runs the attack in a Web Worker (attack-worker.ts); Cancel terminates it, which rejects with "cancelled". */
-function attackInWorker(request: AttackRequest, onProgress: (m: Extract<AttackMessage, { type: 'progress' }>) => void): Promise<Extract<AttackMessage, { type: 'done' }>> {
+/**
+ * Runs one request in a fresh module Web Worker (`script`, built next to the
+ * page) and resolves with its `done` message; progress messages go to
+ * `onProgress`. The `cancel` button is enabled meanwhile: it terminates the
+ * worker, which rejects with "cancelled".
+ */
+function runWorker<P, D>(script: string, request: unknown, cancel: string, onProgress: (m: { type: 'progress' } & P) => void): Promise<{ type: 'done' } & D> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL('attack-worker.js', location.href), { type: 'module' });
-    attackWorker = worker;
+    const worker = new Worker(new URL(script, location.href), { type: 'module' });
+    const button = $<HTMLButtonElement>(cancel);
     const finish = () => {
       worker.terminate();
-      if (attackWorker === worker) attackWorker = null;
-      $<HTMLButtonElement>('attack-cancel').disabled = true;
+      button.disabled = true;
+      button.onclick = null;
     };
-    $<HTMLButtonElement>('attack-cancel').disabled = false;
-    $<HTMLButtonElement>('attack-cancel').onclick = () => {
+    button.disabled = false;
+    button.onclick = () => {
       finish();
       reject(new Error('cancelled'));
     };
-    worker.onmessage = (e: MessageEvent<AttackMessage>) => {
+    worker.onmessage = (e: MessageEvent<WorkerMessage<P, D>>) => {
       const m = e.data;
       if (m.type === 'progress') return onProgress(m);
       finish();
@@ -256,7 +262,7 @@ function attackInWorker(request: AttackRequest, onProgress: (m: Extract<AttackMe
     };
     worker.onerror = (e) => {
       finish();
-      reject(new Error(e.message || 'the attack worker failed'));
+      reject(new Error(e.message || `${script} failed`));
     };
     worker.postMessage(request);
   });
@@ -272,14 +278,12 @@ async function attack(): Promise<void> {
   setStatus('attack-status', `running ${a.title}…`);
   // What the attack will spend at most, when its parameters say (steps or queries, times restarts).
   const budget = (Number(params.steps ?? params.iterations ?? params.queries ?? params.maxQueries) || 0) * (Number(params.restarts) || 1);
-  const done = await attackInWorker(
-    { backend: backendInfo()?.name ?? 'wasm', base: new URL('./', location.href).href, model: modelSource(), image: state.image, label: state.label, attack: a.name, norm, eps: a.kind === 'minimal' ? undefined : eps, params, seed: 0 },
-    (p) => {
-      const spent = a.access === 'gradient' ? p.gradients : p.queries;
-      $<HTMLProgressElement>('attack-progress').value = budget ? Math.min(1, spent / budget) : 0;
-      setStatus('attack-status', `running ${a.title}: ${p.gradients} gradients, ${p.queries} queries, ${p.seconds.toFixed(1)} s`);
-    },
-  );
+  const request: AttackRequest = { backend: backendInfo()?.name ?? 'wasm', base: new URL('./', location.href).href, model: modelSource(), image: state.image, label: state.label, attack: a.name, norm, eps: a.kind === 'minimal' ? undefined : eps, params, seed: 0 };
+  const done = await runWorker<Extract<AttackMessage, { type: 'progress' }>, Extract<AttackMessage, { type: 'done' }>>('attack-worker.js', request, 'attack-cancel', (p) => {
+    const spent = a.access === 'gradient' ? p.gradients : p.queries;
+    $<HTMLProgressElement>('attack-progress').value = budget ? Math.min(1, spent / budget) : 0;
+    setStatus('attack-status', `running ${a.title}: ${p.gradients} gradients, ${p.queries} queries, ${p.seconds.toFixed(1)} s`);
+  });
   $<HTMLProgressElement>('attack-progress').value = 1;
   const r = done.result;
   const seconds = done.seconds;
@@ -309,8 +313,6 @@ function setupAttacks(): void {
 // ---------------------------------------------------------------------------
 // Evaluate: the quick suite in a Web Worker (Cancel terminates it)
 
-let evalWorker: Worker | null = null;
-
 /** Where the worker loads the model from: the chosen site model or URL, or the dropped files themselves. */
 function modelSource(): EvalRequest['model'] {
   const choice = (document.querySelector('input[name="model"]:checked') as HTMLInputElement).value;
@@ -329,43 +331,32 @@ function evaluate(): void {
   if (!Number.isInteger(sanity) || sanity < 0) return setStatus('eval-status', 'sanity sample: expected an integer >= 0', true);
   $('eval-downloads').hidden = true;
   const progress = $<HTMLProgressElement>('eval-progress');
-  const worker = new Worker(new URL('eval-worker.js', location.href), { type: 'module' });
-  evalWorker = worker;
   const stop = () => {
-    worker.terminate();
-    if (evalWorker === worker) evalWorker = null;
     $<HTMLButtonElement>('eval-run').disabled = false;
-    $<HTMLButtonElement>('eval-cancel').disabled = true;
     delete document.body.dataset.evaluating;
   };
   $<HTMLButtonElement>('eval-run').disabled = true;
-  $<HTMLButtonElement>('eval-cancel').disabled = false;
   document.body.dataset.evaluating = 'true';
   setStatus('eval-status', 'starting the worker…');
   progress.value = 0;
-  worker.onmessage = (e: MessageEvent<EvalMessage>) => {
-    const m = e.data;
-    if (m.type === 'progress') {
-      // Phases "eps <e>" in order, then the sanity checks (counted as one more eps's worth).
-      const k = m.phase.startsWith('eps ') ? eps.slice().sort((a, b) => a - b).indexOf(Number(m.phase.slice(4))) : eps.length;
-      progress.value = (k + m.done / m.total) / (eps.length + 1);
-      setStatus('eval-status', `${m.phase}: ${m.done}/${m.total}`);
-    } else if (m.type === 'done') {
+  const sanitySample = Math.min(n, Number($<HTMLInputElement>('eval-sanity').value));
+  const request: EvalRequest = { backend: 'wasm', base: new URL('./', location.href).href, model: modelSource(), n, eps, seed: 0, sanitySample };
+  runWorker<Extract<EvalMessage, { type: 'progress' }>, Extract<EvalMessage, { type: 'done' }>>('eval-worker.js', request, 'eval-cancel', (m) => {
+    // Phases "eps <e>" in order, then the sanity checks (counted as one more eps's worth).
+    const k = m.phase.startsWith('eps ') ? eps.slice().sort((x, y) => x - y).indexOf(Number(m.phase.slice(4))) : eps.length;
+    progress.value = (k + m.done / m.total) / (eps.length + 1);
+    setStatus('eval-status', `${m.phase}: ${m.done}/${m.total}`);
+  }).then(
+    (m) => {
       stop();
       progress.value = 1;
       void showEvaluation(m);
-    } else {
+    },
+    (e) => {
       stop();
-      setStatus('eval-status', m.message, true);
-    }
-  };
-  worker.onerror = (e) => {
-    stop();
-    setStatus('eval-status', e.message || 'the evaluation worker failed', true);
-  };
-  const sanitySample = Math.min(n, Number($<HTMLInputElement>('eval-sanity').value));
-  const request: EvalRequest = { backend: 'wasm', base: new URL('./', location.href).href, model: modelSource(), n, eps, seed: 0, sanitySample };
-  worker.postMessage(request);
+      setStatus('eval-status', describeError(e), e instanceof Error && e.message === 'cancelled' ? false : true);
+    },
+  );
 }
 
 /** Points a download link at `text` (the previous object URL is released). */
@@ -573,14 +564,6 @@ async function main(): Promise<void> {
     } catch (e) {
       setStatus('eval-status', describeError(e), true);
     }
-  });
-  $('eval-cancel').addEventListener('click', () => {
-    evalWorker?.terminate();
-    evalWorker = null;
-    $<HTMLButtonElement>('eval-run').disabled = false;
-    $<HTMLButtonElement>('eval-cancel').disabled = true;
-    delete document.body.dataset.evaluating;
-    setStatus('eval-status', 'cancelled');
   });
   await run(async () => {
     await startBackend('wasm');
