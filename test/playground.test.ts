@@ -53,19 +53,6 @@ test('the playground: loads without errors, PGD flips a test digit of the shippe
     // The top-5 after the attack leads with the new class.
     assert.match((await page.textContent('#top5-after tr:first-child td:first-child')) ?? '', new RegExp(`^${flip[2]}`));
 
-    // A long attack runs in its worker with progress, and Cancel stops it.
-    await page.fill('#eps', '0.01');
-    await page.fill('[data-param="steps"]', '100000');
-    await page.click('#run');
-    await page.waitForFunction(() => /: [1-9]\d* gradients, \d+ queries/.test(document.getElementById('attack-status')!.textContent ?? ''), undefined, { timeout: 60_000 });
-    const fraction = await page.evaluate(() => (document.getElementById('attack-progress') as HTMLProgressElement).value);
-    assert.ok(fraction > 0 && fraction < 1, `progress ${fraction}`);
-    await page.click('#attack-cancel');
-    await idle();
-    assert.equal(await page.textContent('#attack-status'), 'cancelled');
-    assert.equal(await page.isEnabled('#run'), true);
-    await page.fill('[data-param="steps"]', '40');
-
     // The quick suite in the Web Worker: progress, then the figures, the plot and the per-class table.
     await page.fill('#eval-n', '20');
     await page.fill('#eval-eps', '0.3,0.1');
@@ -120,6 +107,19 @@ test('the playground: loads without errors, PGD flips a test digit of the shippe
     }
     mkdirSync(SCREENSHOTS, { recursive: true });
     await page.screenshot({ path: join(SCREENSHOTS, 'playground.png'), fullPage: true });
+    // A long attack runs in its worker with progress, and Cancel stops it.
+    await page.fill('#eps', '0.01');
+    await page.fill('[data-param="steps"]', '100000');
+    await page.click('#run');
+    await page.waitForFunction(() => /: [1-9]\d* gradients, \d+ queries/.test(document.getElementById('attack-status')!.textContent ?? ''), undefined, { timeout: 60_000 });
+    const fraction = await page.evaluate(() => (document.getElementById('attack-progress') as HTMLProgressElement).value);
+    assert.ok(fraction > 0 && fraction < 1, `progress ${fraction}`);
+    await page.click('#attack-cancel');
+    await idle();
+    assert.equal(await page.textContent('#attack-status'), 'cancelled');
+    assert.equal(await page.isEnabled('#run'), true);
+    await page.fill('[data-param="steps"]', '40');
+
     // Cancel stops the worker.
     await page.fill('#eval-n', '500');
     await page.click('#eval-run');
