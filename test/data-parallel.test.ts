@@ -17,7 +17,7 @@ import { initBackend } from '../src/node/backend.js';
 import { WorkerPool } from '../src/node/worker-pool.js';
 import { buildModel } from '../src/models/zoo.js';
 import { trainClassifier, type TrainOptions } from '../src/models/train.js';
-import { dataParallel } from '../src/models/data-parallel.js';
+import { dataParallel, worthSharding } from '../src/models/data-parallel.js';
 import { clearWorkerModels } from '../src/models/pool-model.js';
 import { createDefense, defaultDefenseConfig } from '../src/defenses/defenses.js';
 import { pooledTraining } from '../src/defenses/pooled.js';
@@ -228,4 +228,16 @@ test('GANs with batch norm (scgan) on 2 workers: repeat runs are bit-identical',
     models.discriminator.dispose();
   }
   assert.deepEqual(runs[1], runs[0]);
+});
+
+test('auto workers split batches only for models with a convolution', () => {
+  const cnn = smallCnn();
+  const mlp = buildModel('mlp', { inputShape: [28, 28, 1], numClasses: 10, seed: 0 });
+  try {
+    assert.equal(worthSharding([cnn]), true);
+    assert.equal(worthSharding([mlp]), false);
+  } finally {
+    cnn.dispose();
+    mlp.dispose();
+  }
 });

@@ -32,6 +32,7 @@ import type { BackendInfo } from '../engine/backend.js';
 import { startJobPool, workerCount } from '../node/workers.js';
 import type { WorkerPool } from '../node/worker-pool.js';
 import { clearWorkerModels } from '../models/pool-model.js';
+import { worthSharding } from '../models/data-parallel.js';
 import { loadDataset } from '../node/data/load.js';
 import type { Dataset } from '../data/types.js';
 import { balancedSubset } from '../data/subset.js';
@@ -275,7 +276,8 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
     };
 
     // Each step's batch in two shards on two workers (their batch norm on their own shard; see models/data-parallel.ts).
-    pool = await startJobPool(workerCount(options.workers, backend, 2), backend);
+    const auto = (options.workers ?? 'auto') === 'auto';
+    pool = auto && !worthSharding([models.generator, models.discriminator]) ? undefined : await startJobPool(workerCount(options.workers, backend, 2), backend);
     const trained = await trainGan(models, train, {
       ...(pool ? { pool } : {}),
       epochs: o.epochs,

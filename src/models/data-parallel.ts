@@ -119,3 +119,15 @@ export function applyShardGradients(model: tfl.LayersModel, optimizer: tf.Optimi
   }
   return { loss: parts.reduce((a, p) => a + p.loss, 0), correct: parts.reduce((a, p) => a + p.correct, 0), extras: parts[0].extras.map((_, i) => parts.reduce((a, p) => a + p.extras[i], 0)) };
 }
+
+/**
+ * Whether splitting a batch of these models over workers pays: only when a
+ * convolution does most of the work. A dense-only network computes too little
+ * per image for the weight exchange of every step (measured, mnist, 2
+ * workers: an mlp GAN step 0.099 s on one thread against 0.145 s split;
+ * small-cnn 0.55 against 0.48, dcgan 0.264 against 0.206). Jobs use it for
+ * `--workers auto`; an explicit count always splits.
+ */
+export function worthSharding(models: tfl.LayersModel[]): boolean {
+  return models.some((m) => m.layers.some((l) => /Conv/.test(l.getClassName())));
+}
