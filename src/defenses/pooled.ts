@@ -14,7 +14,8 @@
 import { tf, type tfl } from '../engine/tf.js';
 import { readOne } from '../engine/read.js';
 import { splitRanges, type TaskPool, type TaskRef } from '../engine/task-pool.js';
-import { WeightsChannel, type DataParallel } from '../models/data-parallel.js';
+import type { DataParallel } from '../models/data-parallel.js';
+import { WeightsChannel } from '../models/published-weights.js';
 import type { ShardGradients } from '../models/train-task.js';
 import { concatArrays } from '../util/arrays.js';
 import { attackStart } from './defenses.js';

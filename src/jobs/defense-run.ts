@@ -35,7 +35,7 @@ import type { Norm } from '../attacks/types.js';
 import { writeFileAtomic, writeJsonAtomic } from '../node/atomic.js';
 import { InputError } from '../errors.js';
 import { createDefense, defaultDefenseConfig } from '../defenses/defenses.js';
-import { pooledDefense, pooledTraining } from '../defenses/pooled.js';
+import { pooledTraining } from '../defenses/pooled.js';
 import { DEFENSE_NAMES, type DefenseConfig, type DefenseName, type DefenseRunResult, type EvidenceEntry, type OverfittingVerdict } from '../defenses/types.js';
 
 /** Options of {@link defenseRun}: those of plain training plus the defense's. */
@@ -111,7 +111,7 @@ export async function defenseRun(options: DefenseRunOptions, backend: BackendInf
     trained = await trainRun(
       {
         ...options,
-        defense: pool ? pooledDefense(defense, pool) : defense,
+        defense,
         // Each worker attacks its slice of the batch and takes the loss gradient on it: no core waits for the update.
         ...(pool ? { parallel: pooledTraining(defense, pool) } : {}),
         validation: VALIDATION_IMAGES,

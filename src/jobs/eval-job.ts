@@ -87,8 +87,7 @@ export interface EvalJobInput {
 export interface EvalJobOutput {
   /** The evaluation at the headline eps (the worst case over threat models; with the audit's breaks). */
   head: Evaluation;
-  /** The stages `head.brokenBy` indexes: the suite, per threat model under a defense, then the audit's. */
-  reportedSuite: Suite;
+  /** `suite` is the stages `head.brokenBy` indexes: the suite's, per threat model under a defense, then the audit's. */
   fields: Pick<
     EvalRunResult,
     'norm' | 'count' | 'cleanAccuracy' | 'eps' | 'robustAccuracy' | 'confidenceInterval' | 'sweep' | 'brokenBy' | 'minimal' | 'corruptions' | 'sanity' | 'audit' | 'gradientsPerImage' | 'queriesPerImage' | 'imagesPerSecond'
@@ -262,7 +261,6 @@ export async function runEvalJob(input: EvalJobInput): Promise<EvalJobOutput> {
   }
   return {
     head,
-    reportedSuite,
     threatSweeps,
     detector,
     fields: {
@@ -287,7 +285,7 @@ export async function runEvalJob(input: EvalJobInput): Promise<EvalJobOutput> {
 }
 
 /** Points through the whole plan, and those of them still robust. */
-export function finishedPoints(state: PipelineState, suite: Suite): { done: number; robust: number } {
+function finishedPoints(state: PipelineState, suite: Suite): { done: number; robust: number } {
   const end = planRuns(suite).length;
   let done = 0;
   let robust = 0;

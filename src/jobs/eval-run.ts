@@ -1,14 +1,12 @@
 /**
- * The `advlab eval` job: a robustness evaluation of a trained model on a
+ * The `advlab eval` job in Node: a robustness evaluation of a trained model on a
  * class-balanced subset of a dataset's test split, written to a folder.
  *
- * Phases, each checkpointed (see eval-checkpoint.ts) so a killed run resumes:
- * 1. the suite at every eps of the sweep, points gathered into engine batches (on a worker
- *    pool when there are several cores), per-example worst case;
- * 2. minimal perturbations (when asked, by default with a sweep);
- * 3. corruption accuracy;
- * 4. sanity checks on a sample.
- * Then NPY arrays, report.html and, last, result.json.
+ * It checks the options and reads the model and data, starts the worker pool
+ * (or the Redis queue), opens the checkpoint folder (eval-checkpoint.ts, the
+ * job's store: a killed run resumes), and runs the platform-neutral job
+ * (eval-job.ts: the suite over the sweep, the audit, minimal perturbations,
+ * corruptions, sanity checks). Then NPY arrays, report.html and, last, result.json.
  */
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';

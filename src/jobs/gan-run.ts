@@ -29,10 +29,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BackendInfo } from '../engine/backend.js';
-import { startJobPool, workerCount } from '../node/workers.js';
+import { startShardingPool } from '../node/workers.js';
 import type { WorkerPool } from '../node/worker-pool.js';
 import { clearWorkerModels } from '../models/pool-model.js';
-import { worthSharding } from '../models/data-parallel.js';
 import { loadDataset } from '../node/data/load.js';
 import type { Dataset } from '../data/types.js';
 import { balancedSubset } from '../data/subset.js';
@@ -275,9 +274,8 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
       options.onProgress?.(e);
     };
 
-    // Each step's batch in two shards on two workers (their batch norm on their own shard; see models/data-parallel.ts).
-    const auto = (options.workers ?? 'auto') === 'auto';
-    pool = auto && !worthSharding([models.generator, models.discriminator]) ? undefined : await startJobPool(workerCount(options.workers, backend, 2), backend);
+    // Each step's batch in shards, one per worker (their batch norm on their own shard; see models/data-parallel.ts).
+    pool = await startShardingPool(options.workers, backend, [models.generator, models.discriminator]);
     const trained = await trainGan(models, train, {
       ...(pool ? { pool } : {}),
       epochs: o.epochs,

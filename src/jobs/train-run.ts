@@ -16,9 +16,9 @@ import { checkOutputFolder, type OutputLayout } from '../node/paths.js';
 import { InputError, rethrowFor } from '../errors.js';
 import type { TrainRunOptions, TrainRunResult } from '../models/types.js';
 import { CheckpointFolder } from '../node/checkpoint.js';
-import { startJobPool, workerCount } from '../node/workers.js';
+import { startShardingPool } from '../node/workers.js';
 import type { WorkerPool } from '../node/worker-pool.js';
-import { dataParallel, worthSharding } from '../models/data-parallel.js';
+import { dataParallel } from '../models/data-parallel.js';
 import { clearWorkerModels } from '../models/pool-model.js';
 
 const require = createRequire(import.meta.url);
@@ -61,14 +61,12 @@ export async function trainRun(options: TrainRunOptions, backend: BackendInfo): 
   if (options.width !== undefined && (!Number.isSafeInteger(options.width) || options.width < 1 || options.width > 16)) throw new InputError('width', `expected an integer in [1, 16], got ${options.width}`);
   const zoo = { ...(options.activation !== undefined ? { activation: options.activation } : {}), ...(options.width !== undefined ? { width: options.width } : {}) };
   const { model } = await resolveModel(options.model, { imageShape: data.train.imageShape, numClasses: data.numClasses }, seed, 'model', zoo).catch(rethrowFor('model'));
-  // Plain training computes each batch's gradients in shards on a pool of its own (two shards of a batch fill two cores);
-  // a defended run brings its pool's steps (defense-run.ts).
+  // Plain training computes each batch's gradients in shards on a pool of its own; a defended run brings its pool's steps (defense-run.ts).
   let pool: WorkerPool | undefined;
   try {
     let parallel = options.parallel;
     if (!parallel && !options.defense) {
-      const auto = (options.workers ?? 'auto') === 'auto';
-      pool = auto && !worthSharding([model]) ? undefined : await startJobPool(workerCount(options.workers, backend, 2), backend);
+      pool = await startShardingPool(options.workers, backend, [model]);
       parallel = pool ? dataParallel(pool) : undefined;
     }
     const workers = parallel && parallel.workers > 1 ? parallel.workers : 1;

@@ -14,7 +14,7 @@
  */
 import { tf, type tfl } from '../engine/tf.js';
 import { splitRanges, type TaskPool, type TaskRef } from '../engine/task-pool.js';
-import { PublishedWeights, type WeightsRef } from './published-weights.js';
+import { WeightsChannel } from './published-weights.js';
 import { TRAIN_TASK_URL, type GradientPayload, type ShardGradients } from './train-task.js';
 import type { Batch } from '../data/batches.js';
 
@@ -36,15 +36,6 @@ export interface DataParallel {
    * (the trainer prepares its next batch there).
    */
   gradients(model: tfl.LayersModel, batch: Pick<Batch, 'x' | 'y'>, context: StepContext, whileComputing?: () => void): Promise<{ parts: ShardGradients[]; sizes: number[] }>;
-}
-
-/** A model's weights published to the pool, made again when the trainer's model changes. */
-export class WeightsChannel {
-  private published?: PublishedWeights;
-  async publish(model: tfl.LayersModel): Promise<WeightsRef> {
-    if (!this.published || this.published.model !== model) this.published = await PublishedWeights.of(model);
-    return this.published.publish();
-  }
 }
 
 const gradientTask = (): TaskRef => ({ module: TRAIN_TASK_URL, name: 'gradientTask' });

@@ -17,36 +17,30 @@ export interface WeightsRef {
   version: number;
 }
 
-/** The trainer's side: one buffer per model, written by {@link PublishedWeights.publish}. */
-export class PublishedWeights {
-  readonly sizes: number[];
-  private readonly all: Float32Array;
+/**
+ * The trainer's side: publishes a model's weights into one buffer, made (with
+ * the model's topology shared once, see shareModel) on the first publish and
+ * again whenever another model is published.
+ */
+export class WeightsChannel {
+  private current?: { model: tfl.LayersModel; shared: SharedModel; buffer: SharedArrayBuffer; sizes: number[] };
   private version = 0;
 
-  private constructor(
-    readonly model: tfl.LayersModel,
-    private readonly shared: SharedModel,
-    private readonly buffer: SharedArrayBuffer,
-  ) {
-    this.sizes = model.weights.map((w) => (w.shape as number[]).reduce((a, c) => a * c, 1));
-    this.all = new Float32Array(buffer);
-  }
-
-  /** Shares `model`'s topology once (see shareModel) and allocates its weight buffer. */
-  static async of(model: tfl.LayersModel): Promise<PublishedWeights> {
-    const sizes = model.weights.map((w) => (w.shape as number[]).reduce((a, c) => a * c, 1));
-    return new PublishedWeights(model, await shareModel(model), new SharedArrayBuffer(4 * sizes.reduce((a, c) => a + c, 0)));
-  }
-
-  /** Writes the model's current weights and returns the reference for this version. */
-  async publish(): Promise<WeightsRef> {
+  /** Writes `model`'s current weights and returns the reference for this version. */
+  async publish(model: tfl.LayersModel): Promise<WeightsRef> {
+    if (this.current?.model !== model) {
+      const sizes = model.weights.map((w) => (w.shape as number[]).reduce((a, c) => a * c, 1));
+      this.current = { model, shared: await shareModel(model), buffer: new SharedArrayBuffer(4 * sizes.reduce((a, c) => a + c, 0)), sizes };
+    }
+    const { shared, buffer, sizes } = this.current;
+    const all = new Float32Array(buffer);
     let offset = 0;
-    for (let i = 0; i < this.model.weights.length; i++) {
-      this.all.set((await this.model.weights[i].read().data()) as Float32Array, offset);
-      offset += this.sizes[i];
+    for (let i = 0; i < model.weights.length; i++) {
+      all.set((await model.weights[i].read().data()) as Float32Array, offset);
+      offset += sizes[i];
     }
     this.version++;
-    return { model: this.shared, weights: this.buffer, version: this.version };
+    return { model: shared, weights: buffer, version: this.version };
   }
 }
 

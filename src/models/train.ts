@@ -176,10 +176,11 @@ export async function trainClassifier(model: tfl.LayersModel, train: ImageSet, o
         const prepareNext = b + 1 < order.length ? () => (prepared = makeBatch(train, order[b + 1], options.augment, rng)) : undefined;
         const step = (epoch - 1) * order.length + b;
         const eps = options.defense ? options.defense.epsAt(step, order.length) : 0;
+        const seed = deriveSeed(options.seed, `defense:${step}`);
         const { loss, correct: c } = options.parallel && options.parallel.workers > 1
-          ? await parallelStep(model, optimizer, batch, options.parallel, { numClasses, eps, seed: deriveSeed(options.seed, `defense:${step}`) }, prepareNext)
+          ? await parallelStep(model, optimizer, batch, options.parallel, { numClasses, eps, seed }, prepareNext)
           : options.defense
-          ? await defendedStep(model, optimizer, batch, numClasses, options.defense, eps, deriveSeed(options.seed, `defense:${step}`))
+          ? await defendedStep(model, optimizer, batch, numClasses, options.defense, eps, seed)
           : await trainStep(model, optimizer, batch, numClasses);
         lossSum += loss * order[b].length;
         correct += c;

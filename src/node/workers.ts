@@ -1,11 +1,14 @@
 /**
  * How many pool workers a job should use, and the pool itself: shared by the
- * commands that spread batches over threads (`advlab attack`, `advlab eval`).
+ * commands that spread batches over threads (`advlab attack`, `advlab eval`)
+ * and those that split each training batch over them (`advlab train`, `advlab gan`).
  */
 import { availableParallelism } from 'node:os';
 import type { BackendInfo } from '../engine/backend.js';
 import { WorkerPool } from './worker-pool.js';
 import { InputError } from '../errors.js';
+import { worthSharding } from '../models/data-parallel.js';
+import type { tfl } from '../engine/tf.js';
 
 /** A worker count, or `auto`: one per core when the backend computes on one thread. */
 export type WorkersSpec = number | 'auto';
@@ -37,4 +40,14 @@ export async function startJobPool(count: number, backend: BackendInfo): Promise
   if (count <= 1) return undefined;
   if (backend.name !== 'wasm' && backend.name !== 'cpu') throw new InputError('workers', `worker threads run the wasm or cpu backend; this run uses ${backend.name}, which is multi-threaded already: use 1 worker`);
   return WorkerPool.start({ size: count, backend: backend.name, kernels: backend.kernels === 'shipped' ? 'shipped' : 'advlab' });
+}
+
+/**
+ * The pool of a training job's data-parallel steps: two shards of a batch fill
+ * two cores; under `auto`, none for models that are not worth splitting (see
+ * worthSharding).
+ */
+export async function startShardingPool(requested: WorkersSpec | undefined, backend: BackendInfo, models: tfl.LayersModel[]): Promise<WorkerPool | undefined> {
+  if ((requested ?? 'auto') === 'auto' && !worthSharding(models)) return undefined;
+  return startJobPool(workerCount(requested, backend, 2), backend);
 }

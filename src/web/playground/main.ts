@@ -339,7 +339,7 @@ function evaluate(): void {
   document.body.dataset.evaluating = 'true';
   setStatus('eval-status', 'starting the worker…');
   progress.value = 0;
-  const sanitySample = Math.min(n, Number($<HTMLInputElement>('eval-sanity').value));
+  const sanitySample = Math.min(n, sanity);
   const request: EvalRequest = { backend: 'wasm', base: new URL('./', location.href).href, model: modelSource(), n, eps, seed: 0, sanitySample };
   runWorker<Extract<EvalMessage, { type: 'progress' }>, Extract<EvalMessage, { type: 'done' }>>('eval-worker.js', request, 'eval-cancel', (m) => {
     // Phases "eps <e>" in order, then the sanity checks (counted as one more eps's worth).
