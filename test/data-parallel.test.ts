@@ -28,6 +28,9 @@ import { take } from '../src/data/split.js';
 import type { ImageSet } from '../src/data/types.js';
 import { buildGan, type GanModels } from '../src/generative/gan/architectures.js';
 import { trainGan } from '../src/generative/gan/train-gan.js';
+import { buildAae, type AaeModels } from '../src/generative/aae/architectures.js';
+import { trainAae, type AaeTrainOptions } from '../src/generative/aae/train-aae.js';
+import { balancedSubset } from '../src/data/subset.js';
 
 let pool: WorkerPool;
 let train: ImageSet;
@@ -228,6 +231,74 @@ test('GANs with batch norm (scgan) on 2 workers: repeat runs are bit-identical',
     models.discriminator.dispose();
   }
   assert.deepEqual(runs[1], runs[0]);
+});
+
+const aaeNets = (m: AaeModels) => [m.encoder, m.decoder, m.discriminator, ...(m.categoryDiscriminator ? [m.categoryDiscriminator] : [])];
+const aaeWeights = async (m: AaeModels) => (await Promise.all(aaeNets(m).map(weightsOf))).flat();
+const disposeAae = (m: AaeModels) => aaeNets(m).forEach((n) => n.dispose());
+
+/** The AAE modes: plain, supervised prior, semi-supervised (noise on the category discriminator), clustering with the batch-level balance term. */
+const aaeCases = (): [string, () => AaeModels, AaeTrainOptions][] => {
+  const base = { epochs: 1, batchSize: 64, seed: 7 };
+  const labelled = balancedSubset(train, 10, 30, 'n', 'train');
+  return [
+    ['gaussian', () => buildAae('mlp', { imageShape: [28, 28, 1], latentDim: 4, seed: 1 }), { ...base, prior: 'gaussian' }],
+    ['supervised mixture prior', () => buildAae('mlp', { imageShape: [28, 28, 1], latentDim: 2, seed: 1, labelClasses: 10 }), { ...base, prior: 'mixture', supervisedPrior: true }],
+    ['semi-supervised with noise', () => buildAae('mlp', { imageShape: [28, 28, 1], latentDim: 2, seed: 1, categories: 10 }), { ...base, prior: 'gaussian', labelled, categoryNoise: 0.3, labelledAugment: parseAugmentations('shift:2') }],
+    ['clustering with balance', () => buildAae('mlp', { imageShape: [28, 28, 1], latentDim: 2, seed: 1, categories: 16 }), { ...base, prior: 'gaussian', categoryBalance: 1 }],
+  ];
+};
+
+test('AAEs: every phase on 2 workers equals the single-thread phase within float tolerance (all modes, the balance term split exactly)', async () => {
+  for (const [what, build, opts] of aaeCases()) {
+    const single = build();
+    const parallel = build();
+    const start = await aaeWeights(single);
+    try {
+      const a = await trainAae(single, train, opts);
+      const b = await trainAae(parallel, train, { ...opts, pool });
+      const diff = stepDifference(start, await aaeWeights(single), await aaeWeights(parallel));
+      assert.ok(diff < 1e-4, `${what}: the runs differ by ${diff} of their step`);
+      for (const [key, x] of Object.entries(a.history[0])) {
+        const y = (b.history[0] as unknown as Record<string, unknown>)[key];
+        if (key === 'seconds' || x === null) {
+          assert.equal(x === null, y === null, `${what}: ${key}`);
+          continue;
+        }
+        assert.ok(Math.abs((x as number) - (y as number)) < 1e-4 * Math.max(1, Math.abs(x as number)), `${what}: ${key} ${x} vs ${y}`);
+      }
+    } finally {
+      disposeAae(single);
+      disposeAae(parallel);
+    }
+  }
+});
+
+test('AAEs on 2 workers: repeat runs and a killed-and-resumed run are bit-identical; trainer and worker tensors stay flat', async () => {
+  const [, build, one] = aaeCases()[2];
+  const opts = { ...one, epochs: 2, pool };
+  const runs: Float32Array[][] = [];
+  const workerTensors: number[][] = [];
+  for (let r = 0; r < 2; r++) {
+    const m = build();
+    const before = tf.memory().numTensors;
+    await trainAae(m, train, { ...opts, onProgress: (e) => { if (e.type === 'batch') workerTensors.push(pool.workers.map((w) => w.numTensors)); } });
+    assert.equal(tf.memory().numTensors, before, 'trainer tensors');
+    runs.push(await aaeWeights(m));
+    disposeAae(m);
+  }
+  assert.deepEqual(runs[1], runs[0], 'a repeat run with the same seed and workers');
+  // From the second step on (the workers' models are built by then), the count does not move.
+  for (const c of workerTensors.slice(1)) assert.deepEqual(c, workerTensors[1], `worker tensors over the runs: ${JSON.stringify(workerTensors)}`);
+
+  const store = new CheckpointFolder(join(dir, 'aae-resume'));
+  const killed = build();
+  await trainAae(killed, train, { ...opts, checkpoints: store, stopAfterEpochs: 1 });
+  disposeAae(killed);
+  const resumed = build();
+  await trainAae(resumed, train, { ...opts, checkpoints: store, resume: true });
+  assert.deepEqual(await aaeWeights(resumed), runs[0], 'killed after epoch 1 and resumed');
+  disposeAae(resumed);
 });
 
 test('auto workers split batches only for models with a convolution', () => {

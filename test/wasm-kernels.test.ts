@@ -200,10 +200,13 @@ test('Conv2DBackpropInput/Filter with dilations 1 and 2 match CPU on the equival
 test('conv2d gradients of large layers, computed in chunks, match CPU and leak nothing', async () => {
   // Conv2DBackpropInput: 110*110 output pixels * 7*7*7 columns > 2^22 floats,
   // so each image is its own chunk. Conv2DBackpropFilter: 40*40*64 dy floats per
-  // image > 2^18 / 4, so the batch of 4 goes in two chunks.
+  // image > 2^18 / 4, so the batch of 4 goes in two chunks. The filter
+  // gradient's GEMM (stride 1, KH*KW*CI >= 64) goes one image per chunk in
+  // the first case, and 5 + 2 images (10 * 25 values of j each) in the third.
   const cases = [
     { x: [3, 116, 116, 7] as Shape4, k: [7, 7, 7, 2] as Shape4 },
     { x: [4, 42, 42, 3] as Shape4, k: [3, 3, 3, 64] as Shape4 },
+    { x: [7, 12, 25, 8] as Shape4, k: [3, 3, 8, 5] as Shape4 },
   ];
   for (const [i, c] of cases.entries()) {
     const xv = values(size(c.x), 210 + i);

@@ -8,10 +8,11 @@ import { RECONSTRUCTION_LOSSES } from '../generative/aae/losses.js';
 import { BUILTIN_DATASETS } from '../node/data/builtin.js';
 import { createProgress } from './progress.js';
 import { guardRun } from './failure.js';
-import { finiteOption, intOption, pathTag, optionNamed, positiveOption, startBackend, backendOption, resumeOption } from './common.js';
+import { finiteOption, intOption, pathTag, optionNamed, positiveOption, startBackend, backendOption, resumeOption, workersOption } from './common.js';
 
 /** Argument names of aaeRun's InputErrors → the options that set them. */
 const OPTIONS: Record<string, string> = {
+  workers: '--workers',
   dataset: '--dataset',
   train: '--dataset',
   imageShape: '--dataset',
@@ -74,6 +75,7 @@ export function aaeCommand(): Command {
     .option('--category-noise <sd>', 'with --clusters or --labels: sd of Gaussian noise on the category discriminator\'s inputs (default 0)', finiteOption('--category-noise'))
     .option('--decay-epoch <n>', 'from this epoch on, cut every Adam rate tenfold (the paper\'s step decay; default: no decay)', intOption('--decay-epoch', 1))
     .option('--seed <n>', 'random seed', intOption('--seed'), AAE_RUN_DEFAULTS.seed)
+    .option('--workers <n|auto>', "worker threads: each phase's batch in shards (data-parallel); auto: one per core when the nets are wide enough to pay (--width 4), else one", workersOption, 'auto')
     .addOption(backendOption())
     .addOption(resumeOption())
     .option('--no-progress', 'plain lines instead of a progress bar')
@@ -122,6 +124,7 @@ export function aaeCommand(): Command {
           categoryNoise: o.categoryNoise,
           decayEpoch: o.decayEpoch,
           seed: o.seed,
+          workers: o.workers,
           resume: o.resume,
           onProgress,
         },

@@ -64,6 +64,10 @@ import { parseReconstructionLoss } from '../generative/aae/losses.js';
 import type { AaeRunResult, AaeTestFigures } from '../generative/aae/types.js';
 import { DEFAULT_COMPONENTS, MIXTURE_RADIUS, parsePrior, posteriorMatch, priorLogDensity, samplePrior } from '../generative/aae/priors.js';
 import { CheckpointFolder } from '../node/checkpoint.js';
+import { startShardingPool } from '../node/workers.js';
+import { worthShardingAae } from '../generative/aae/aae-pooled.js';
+import type { WorkerPool } from '../node/worker-pool.js';
+import { clearWorkerModels } from '../models/pool-model.js';
 
 /** Options of {@link aaeRun} (the `advlab aae` job). */
 export interface AaeRunOptions {
@@ -121,6 +125,12 @@ export interface AaeRunOptions {
   /** Default 0. */
   seed?: number;
   resume?: boolean;
+  /**
+   * Worker threads each phase's batch is split over (data-parallel, train-aae.ts):
+   * a count, or `auto` (default): one per core when the nets are wide enough
+   * for the split to pay ({@link worthShardingAae}), else one thread.
+   */
+  workers?: number | 'auto';
   /** Stop after this many epochs in this call (simulates a kill, for tests). */
   stopAfterEpochs?: number;
   onProgress?: (event: AaeRunEvent) => void;
@@ -320,6 +330,7 @@ export async function aaeRun(options: AaeRunOptions, backend: BackendInfo): Prom
   const checkpointDir = join(out, 'checkpoint');
   const { out: _o, epochs: _e, resume: _r, components: _c, ...settings } = o;
   let models: AaeModels | undefined;
+  let pool: WorkerPool | undefined;
   try {
     // Built first: an image shape the architecture cannot take is refused before anything is written.
     models = buildAae(o.arch, { imageShape: data.train.imageShape, latentDim: o.latentDim, seed: deriveSeed(o.seed, 'aae-init'), width: o.width, labelClasses: o.supervisedPrior ? K : 0, categories });
@@ -384,7 +395,10 @@ export async function aaeRun(options: AaeRunOptions, backend: BackendInfo): Prom
       options.onProgress?.(e);
     };
 
+    // Each phase's batch in shards, one per worker (train-aae.ts).
+    pool = await startShardingPool(options.workers, backend, worthShardingAae(models));
     const trained = await trainAae(models, train, {
+      ...(pool ? { pool } : {}),
       epochs: o.epochs,
       batchSize: o.batchSize,
       prior: o.prior,
@@ -438,6 +452,7 @@ export async function aaeRun(options: AaeRunOptions, backend: BackendInfo): Prom
       epochs: lastEpoch,
       resumedFromEpoch: trained.resumedFromEpoch,
       secondsPerEpoch: trained.secondsPerEpoch,
+      workers: pool?.size ?? 1,
       history,
       test: final.figures,
       files: {
@@ -466,6 +481,8 @@ export async function aaeRun(options: AaeRunOptions, backend: BackendInfo): Prom
     writeJsonAtomic(join(out, 'result.json'), result);
     return result;
   } finally {
+    await pool?.close();
+    if (pool) await clearWorkerModels();
     models?.encoder.dispose();
     models?.decoder.dispose();
     models?.discriminator.dispose();

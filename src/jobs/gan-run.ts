@@ -30,6 +30,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BackendInfo } from '../engine/backend.js';
 import { startShardingPool } from '../node/workers.js';
+import { worthSharding } from '../models/data-parallel.js';
 import type { WorkerPool } from '../node/worker-pool.js';
 import { clearWorkerModels } from '../models/pool-model.js';
 import { loadDataset } from '../node/data/load.js';
@@ -275,7 +276,7 @@ export async function ganRun(options: GanRunOptions, backend: BackendInfo): Prom
     };
 
     // Each step's batch in shards, one per worker (their batch norm on their own shard; see models/data-parallel.ts).
-    pool = await startShardingPool(options.workers, backend, [models.generator, models.discriminator]);
+    pool = await startShardingPool(options.workers, backend, worthSharding([models.generator, models.discriminator]));
     const trained = await trainGan(models, train, {
       ...(pool ? { pool } : {}),
       epochs: o.epochs,

@@ -18,7 +18,7 @@ import type { TrainRunOptions, TrainRunResult } from '../models/types.js';
 import { CheckpointFolder } from '../node/checkpoint.js';
 import { startShardingPool } from '../node/workers.js';
 import type { WorkerPool } from '../node/worker-pool.js';
-import { dataParallel } from '../models/data-parallel.js';
+import { dataParallel, worthSharding } from '../models/data-parallel.js';
 import { clearWorkerModels } from '../models/pool-model.js';
 
 const require = createRequire(import.meta.url);
@@ -66,7 +66,7 @@ export async function trainRun(options: TrainRunOptions, backend: BackendInfo): 
   try {
     let parallel = options.parallel;
     if (!parallel && !options.defense) {
-      pool = await startShardingPool(options.workers, backend, [model]);
+      pool = await startShardingPool(options.workers, backend, worthSharding([model]));
       parallel = pool ? dataParallel(pool) : undefined;
     }
     const workers = parallel && parallel.workers > 1 ? parallel.workers : 1;

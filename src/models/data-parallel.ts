@@ -74,23 +74,11 @@ export function dataParallel(pool: TaskPool): DataParallel {
  * the correct count and the summed extras.
  */
 export function applyShardGradients(model: tfl.LayersModel, optimizer: tf.Optimizer, parts: ShardGradients[], sizes: number[], stateOf: tfl.LayersModel[] = [model]): { loss: number; correct: number; extras: number[] } {
-  const sum = parts[0].grads.slice();
-  for (let k = 1; k < parts.length; k++) {
-    const g = parts[k].grads;
-    for (let i = 0; i < sum.length; i++) sum[i] += g[i];
-  }
-  const named: tf.NamedTensorMap = {};
-  let offset = 0;
-  for (const w of model.trainableWeights) {
-    const v = w.read() as tf.Variable;
-    named[v.name] = tf.tensor(sum.subarray(offset, offset + v.size), v.shape);
-    offset += v.size;
-  }
-  try {
-    optimizer.applyGradients(named);
-  } finally {
-    tf.dispose(Object.values(named));
-  }
+  const figures = applyGradientSum(
+    model.trainableWeights.map((w) => w.read() as tf.Variable),
+    optimizer,
+    parts,
+  );
   const stateWeights = stateOf.flatMap((m) => m.nonTrainableWeights);
   if (stateWeights.length) {
     const total = sizes.reduce((a, b) => a + b, 0);
@@ -99,7 +87,7 @@ export function applyShardGradients(model: tfl.LayersModel, optimizer: tf.Optimi
       const share = sizes[k] / total;
       for (let i = 0; i < mean.length; i++) mean[i] += share * p.state[i];
     });
-    offset = 0;
+    let offset = 0;
     for (const w of stateWeights) {
       const size = (w.shape as number[]).reduce((a, b) => a * b, 1);
       const t = tf.tensor(mean.subarray(offset, offset + size), w.shape as number[]);
@@ -107,6 +95,31 @@ export function applyShardGradients(model: tfl.LayersModel, optimizer: tf.Optimi
       t.dispose();
       offset += size;
     }
+  }
+  return figures;
+}
+
+/**
+ * One optimizer step on `variables` from the shards' gradients (each
+ * concatenated in `variables`' order), summed in shard order; returns the
+ * summed loss, correct count and extras.
+ */
+export function applyGradientSum(variables: readonly tf.Variable[], optimizer: tf.Optimizer, parts: ShardGradients[]): { loss: number; correct: number; extras: number[] } {
+  const sum = parts[0].grads.slice();
+  for (let k = 1; k < parts.length; k++) {
+    const g = parts[k].grads;
+    for (let i = 0; i < sum.length; i++) sum[i] += g[i];
+  }
+  const named: tf.NamedTensorMap = {};
+  let offset = 0;
+  for (const v of variables) {
+    named[v.name] = tf.tensor(sum.subarray(offset, offset + v.size), v.shape);
+    offset += v.size;
+  }
+  try {
+    optimizer.applyGradients(named);
+  } finally {
+    tf.dispose(Object.values(named));
   }
   return { loss: parts.reduce((a, p) => a + p.loss, 0), correct: parts.reduce((a, p) => a + p.correct, 0), extras: parts[0].extras.map((_, i) => parts.reduce((a, p) => a + p.extras[i], 0)) };
 }

@@ -66,15 +66,27 @@ export interface ShardObjective {
  * starts from the published ones again.
  */
 export async function shardGradients(trained: tfl.LayersModel, key: string, lossOf: (model: tfl.LayersModel) => ShardObjective, stateOf: { model: tfl.LayersModel; key: string }[] = [{ model: trained, key }]): Promise<ShardGradients> {
-  const variables = trained.trainableWeights.map((w) => w.read() as tf.Variable);
+  return variableGradients(
+    trained.trainableWeights.map((w) => w.read() as tf.Variable),
+    () => lossOf(trained),
+    stateOf,
+  );
+}
+
+/**
+ * {@link shardGradients} for any list of variables (several models' weights,
+ * or part of one model's): the gradients of `lossOf().loss` with respect to
+ * `variables`, concatenated in their order.
+ */
+export async function variableGradients(variables: readonly tf.Variable[], lossOf: () => ShardObjective, stateOf: { model: tfl.LayersModel; key: string }[] = []): Promise<ShardGradients> {
   let correct: tf.Scalar | undefined;
   let extras: tf.Scalar[] = [];
   const { value, grads } = tf.variableGrads(() => {
-    const r = lossOf(trained);
+    const r = lossOf();
     correct = r.correct ? tf.keep(r.correct) : undefined;
     extras = (r.extras ?? []).map((e) => tf.keep(e));
     return r.loss;
-  }, variables);
+  }, variables as tf.Variable[]);
   for (const s of stateOf) if (s.model.nonTrainableWeights.length) forgetSyncedWeights(s.key);
   try {
     const out = new Float32Array(variables.reduce((a, v) => a + v.size, 0));

@@ -7,8 +7,6 @@ import { availableParallelism } from 'node:os';
 import type { BackendInfo } from '../engine/backend.js';
 import { WorkerPool } from './worker-pool.js';
 import { InputError } from '../errors.js';
-import { worthSharding } from '../models/data-parallel.js';
-import type { tfl } from '../engine/tf.js';
 
 /** A worker count, or `auto`: one per core when the backend computes on one thread. */
 export type WorkersSpec = number | 'auto';
@@ -44,10 +42,10 @@ export async function startJobPool(count: number, backend: BackendInfo): Promise
 
 /**
  * The pool of a training job's data-parallel steps: two shards of a batch fill
- * two cores; under `auto`, none for models that are not worth splitting (see
- * worthSharding).
+ * two cores; under `auto`, none when the job's nets are not worth splitting
+ * (`worth`: see worthSharding).
  */
-export async function startShardingPool(requested: WorkersSpec | undefined, backend: BackendInfo, models: tfl.LayersModel[]): Promise<WorkerPool | undefined> {
-  if ((requested ?? 'auto') === 'auto' && !worthSharding(models)) return undefined;
+export async function startShardingPool(requested: WorkersSpec | undefined, backend: BackendInfo, worth: boolean): Promise<WorkerPool | undefined> {
+  if ((requested ?? 'auto') === 'auto' && !worth) return undefined;
   return startJobPool(workerCount(requested, backend, 2), backend);
 }

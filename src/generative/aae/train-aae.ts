@@ -59,10 +59,13 @@ import type { TensorSpec } from '../../engine/tensor-io.js';
 import { packModelWeights, packOptimizer, restoreModelWeights, restoreOptimizer, topologyHash, type OptimizerState } from '../../models/train-state.js';
 import { InputError } from '../../errors.js';
 import { loopResult, type EpochLoopEvent, type EpochLoopResult } from '../../models/train.js';
-import { AAE_ADVERSARIAL_LOSSES, categoryBalanceLoss, classificationLoss, encoderAdversarialLoss, latentDiscriminatorLoss, parseReconstructionLoss, reconstructionLoss, type AaeAdversarialLoss, type ReconstructionLoss } from './losses.js';
+import { AAE_ADVERSARIAL_LOSSES, categoryBalanceLoss, parseReconstructionLoss, type AaeAdversarialLoss, type ReconstructionLoss } from './losses.js';
 import { DEFAULT_COMPONENTS, parsePrior, sampleCategorical, samplePrior, type PriorName } from './priors.js';
 import type { AaeModels } from './architectures.js';
 import { yieldToEventLoop } from '../../util/yield.js';
+import type { TaskPool } from '../../engine/task-pool.js';
+import { aaeVariables, classificationObjective, discriminatorInputs, discriminatorObjective, encode, encoderObjective, reconstructionObjective } from './aae-objectives.js';
+import { balanceGradientAt, pooledPhases } from './aae-pooled.js';
 
 /** Options of {@link trainAae}. */
 export interface AaeTrainOptions {
@@ -126,6 +129,13 @@ export interface AaeTrainOptions {
    */
   labelledAugment?: readonly Augmentation[];
   seed: number;
+  /**
+   * Data-parallel phases: each phase's batch is split over the pool's workers
+   * (aae-task.ts), the shards' gradients summed in order, one update here;
+   * with the same seed and worker count a run is bit-identical. No pool, or a
+   * pool of one: every phase on this thread.
+   */
+  pool?: TaskPool;
   checkpoints?: CheckpointStore;
   resume?: boolean;
   /** Stop after this many epochs in this call (simulates a kill, for tests). */
@@ -234,14 +244,7 @@ export async function trainAae(models: AaeModels, train: ImageSet, options: AaeT
     ...(categorical ? { category: adam(advLr, advBeta1) } : {}),
     ...(labelled ? { classification: adam(options.classificationLearningRate ?? AAE_OPTIMIZER_DEFAULTS.classificationLearningRate, AAE_OPTIMIZER_DEFAULTS.beta1) } : {}),
   };
-  const vars = (weights: unknown[]) => weights.map((w) => (w as { val: tf.Variable }).val);
-  const eVars = vars(E.trainableWeights);
-  const aeVars = [...eVars, ...vars(G.trainableWeights)];
-  const dVars = vars(D.trainableWeights);
-  const cVars = C ? vars(C.trainableWeights) : [];
-  // Phase 3 trains q(y | x): the encoder's trunk and class head, not the style head.
-  const styleHead = new Set(categorical ? vars(E.getLayer('e_code').trainableWeights) : []);
-  const classVars = categorical ? eVars.filter((v) => !styleHead.has(v)) : [];
+  const variables = aaeVariables(models);
   let rng = new Rng(deriveSeed(options.seed, 'aae'));
   let history: AaeEpochRecord[] = [];
   let startEpoch = 0;
@@ -278,24 +281,22 @@ export async function trainAae(models: AaeModels, train: ImageSet, options: AaeT
       }
     }
 
-    const dInputs = (z: tf.Tensor, label?: tf.Tensor2D) => (label ? [z, label] : z);
     const catNoise = options.categoryNoise ?? 0;
     const balance = options.categoryBalance ?? 0;
+    /** n x K noise for the category discriminator's inputs from the run's Rng (empty without noise). */
+    const noiseDraw = (rows: number): Float32Array => {
+      if (!(catNoise > 0)) return new Float32Array(0);
+      const e = new Float32Array(rows * K);
+      for (let i = 0; i < e.length; i++) e[i] = catNoise * rng.normal();
+      return e;
+    };
     // The category discriminator's input, with noise drawn from the run's Rng (so a resume reproduces it).
     const noisy = (y: tf.Tensor2D): tf.Tensor2D => {
       if (!(catNoise > 0)) return y;
       const [rows, cols] = y.shape;
-      const e = new Float32Array(rows * cols);
-      for (let i = 0; i < e.length; i++) e[i] = catNoise * rng.normal();
-      return tf.add(y, tf.tensor2d(e, [rows, cols]));
+      return tf.add(y, tf.tensor2d(noiseDraw(rows), [rows, cols]));
     };
-    // The encoder's outputs: z, and the class logits in the categorical mode.
-    const encode = (x: tf.Tensor): { z: tf.Tensor2D; logits?: tf.Tensor2D } => {
-      const out = E.apply(x, { training: true }) as tf.Tensor2D | tf.Tensor2D[];
-      return Array.isArray(out) ? { z: out[0], logits: out[1] } : { z: out };
-    };
-    // The decoder's input: z, or [softmax(logits), z] (the paper's Figure 8: the decoder sees y and z).
-    const decoderInput = (c: { z: tf.Tensor2D; logits?: tf.Tensor2D }) => (c.logits ? tf.concat([tf.softmax(c.logits), c.z], 1) : c.z);
+    const parallel = options.pool && options.pool.size > 1 ? pooledPhases(options.pool, models, opt, variables, { reconstructionLoss: recKind, adversarialLoss: advLoss, ...(supervised ? { components } : {}) }) : undefined;
     const lastEpoch = Math.min(options.epochs, startEpoch + (options.stopAfterEpochs ?? Infinity));
     // Each optimizer's rate as built; the decay is a function of the epoch, so a resume sets it again.
     const baseRates = new Map(Object.values(opt).map((o: tf.AdamOptimizer) => [o, (o as unknown as { learningRate: number }).learningRate]));
@@ -316,93 +317,123 @@ export async function trainAae(models: AaeModels, train: ImageSet, options: AaeT
         const label = labels ? (tf.tidy(() => tf.cast(tf.oneHot(batch.y, components), 'float32')) as tf.Tensor2D) : undefined;
         const read = (t: tf.Tensor | undefined) => t!.dataSync()[0] * n;
         try {
-          // Phase 1, reconstruction: encoder and decoder together.
-          const rec = opt.reconstruction.minimize(
-            () => {
-              const logits = G.apply(decoderInput(encode(batch.x)), { training: true }) as tf.Tensor;
-              return reconstructionLoss(batch.x, recKind === 'bce' ? logits : tf.sigmoid(logits), recKind);
-            },
-            true,
-            aeVars,
-          ) as tf.Scalar;
-          sums.rec += read(rec);
-          rec.dispose();
+          if (parallel) {
+            // The same phases, each split over the pool (aae-task.ts), with the same draws from the run's Rng in the same order.
+            const xs = (await batch.x.data()) as Float32Array;
+            const sliced = { x: xs, shape: batch.x.shape as [number, number, number, number], labels };
+            const rec = (await parallel.step('reconstruction', sliced, {}))[0];
+            sums.rec += rec.loss * n;
+            if (regularize) {
+              const drawn = samplePrior(options.prior, { n, d, rng, components: options.prior === 'gaussian' ? undefined : components, labels });
+              const yPrior = C ? sampleCategorical(n, K, rng).y : undefined;
+              const priorNoise = C ? noiseDraw(n) : undefined;
+              const codeNoise = C ? noiseDraw(n) : undefined;
+              const [style, category] = await parallel.step('latent', sliced, { zPrior: [drawn.z, d], ...(C ? { yPrior: [yPrior!, K], priorNoise: [priorNoise!, K], codeNoise: [codeNoise!, K] } : {}) });
+              sums.d += style.loss * n;
+              sums.prior += style.extras[0] * n;
+              sums.code += style.extras[1] * n;
+              let balanceGradient: Float32Array | undefined;
+              if (category) {
+                sums.catD += category.loss * n;
+                sums.catPrior += category.extras[0] * n;
+                sums.catCode += category.extras[1] * n;
+                // The batch's mean q(y | x), from phase 2a's codes (the encoder has not moved since).
+                if (balance > 0) balanceGradient = balanceGradientAt(category.extras.slice(2).map((v) => v / n));
+              }
+              const qNoise = C ? noiseDraw(n) : undefined;
+              const enc = (await parallel.step('encoder', sliced, { ...(qNoise ? { qNoise: [qNoise, K] } : {}) }, balanceGradient ? { balance, balanceGradient } : {}))[0];
+              sums.g += enc.extras[0] * n;
+              if (C) sums.catG += enc.extras[1] * n;
+            }
+            if (labelled) {
+              const lb = makeBatch(labelled, labelledOrder[b], options.labelledAugment ?? [], rng);
+              try {
+                const [lx, ly] = [(await lb.x.data()) as Float32Array, (await lb.y.data()) as Int32Array];
+                const cls = (await parallel.step('classification', { x: lx, shape: lb.x.shape as [number, number, number, number] }, { classes: [ly, 1] }))[0];
+                sums.cls += cls.loss * lb.indices.length;
+                labelledSeen += lb.indices.length;
+              } finally {
+                tf.dispose([lb.x, lb.y]);
+              }
+            }
+          } else {
+            // Phase 1, reconstruction: encoder and decoder together.
+            const rec = opt.reconstruction.minimize(() => reconstructionObjective(E, G, batch.x, recKind), true, variables.autoencoder) as tf.Scalar;
+            sums.rec += read(rec);
+            rec.dispose();
 
-          if (regularize) {
-            // Phase 2a, the discriminator(s): prior samples (label 1) against the codes (label 0), fixed outside the tape.
-            const drawn = samplePrior(options.prior, { n, d, rng, components: options.prior === 'gaussian' ? undefined : components, labels });
-            const zPrior = tf.tensor2d(drawn.z, [n, d]);
-            const codes = tf.tidy(() => {
-              const c = encode(batch.x);
-              return { z: c.z, y: c.logits ? (tf.softmax(c.logits) as tf.Tensor2D) : undefined };
-            });
-            /** One Adam step of a discriminator: prior samples against codes; returns its loss and mean outputs, times n. */
-            const discriminatorStep = (optimizer: tf.Optimizer, net: tfl.LayersModel, prior: tf.Tensor | tf.Tensor[], code: tf.Tensor | tf.Tensor[], vars: tf.Variable[]) => {
-              const figures: tf.Tensor[] = [];
-              const loss = optimizer.minimize(
+            if (regularize) {
+              // Phase 2a, the discriminator(s): prior samples (label 1) against the codes (label 0), fixed outside the tape.
+              const drawn = samplePrior(options.prior, { n, d, rng, components: options.prior === 'gaussian' ? undefined : components, labels });
+              const zPrior = tf.tensor2d(drawn.z, [n, d]);
+              const codes = tf.tidy(() => {
+                const c = encode(E, batch.x);
+                return { z: c.z, y: c.logits ? (tf.softmax(c.logits) as tf.Tensor2D) : undefined };
+              });
+              /** One Adam step of a discriminator: prior samples against codes; returns its loss and mean outputs, times n. */
+              const discriminatorStep = (optimizer: tf.Optimizer, net: tfl.LayersModel, prior: tf.Tensor | tf.Tensor[], code: tf.Tensor | tf.Tensor[], vars: tf.Variable[]) => {
+                const figures: tf.Tensor[] = [];
+                const loss = optimizer.minimize(
+                  () => {
+                    const r = discriminatorObjective(net, prior, code);
+                    figures.push(tf.keep(r.priorMean), tf.keep(r.codeMean));
+                    return r.loss;
+                  },
+                  true,
+                  vars,
+                ) as tf.Scalar;
+                const out = { loss: read(loss), prior: read(figures[0]), code: read(figures[1]) };
+                tf.dispose([loss, ...figures]);
+                return out;
+              };
+              const style = discriminatorStep(opt.discriminator, D, discriminatorInputs(zPrior, label), discriminatorInputs(codes.z, label), variables.discriminator);
+              sums.d += style.loss;
+              sums.prior += style.prior;
+              sums.code += style.code;
+              tf.dispose([zPrior, codes.z]);
+
+              if (C && codes.y) {
+                // The category discriminator (section 5): one-hot y' ~ Cat(K) against q(y | x).
+                const yPrior = tf.tensor2d(sampleCategorical(n, K, rng).y, [n, K]);
+                // Inputs, with the noise drawn in the same order as ever (prior first); tidy frees the noise itself.
+                const [yIn, codeIn] = tf.tidy(() => [noisy(yPrior), noisy(codes.y!)]);
+                const category = discriminatorStep(opt.category!, C, yIn, codeIn, variables.category);
+                sums.catD += category.loss;
+                sums.catPrior += category.prior;
+                sums.catCode += category.code;
+                tf.dispose([yPrior, codes.y, yIn, codeIn].filter((t, i, all) => all.indexOf(t) === i));
+              }
+
+              // Phase 2b, the encoder as the generator of the latent GAN(s): the discriminators held fixed; against both at once in the categorical mode.
+              const parts: tf.Tensor[] = [];
+              const gLoss = opt.encoder.minimize(
                 () => {
-                  const r = net.apply(prior, { training: true }) as tf.Tensor;
-                  const f = net.apply(code, { training: true }) as tf.Tensor;
-                  figures.push(tf.keep(tf.mean(tf.sigmoid(r))), tf.keep(tf.mean(tf.sigmoid(f))));
-                  return latentDiscriminatorLoss(r, f);
+                  const r = encoderObjective(E, D, C ?? undefined, batch.x, label, advLoss, noisy);
+                  if (!r.category) return r.style;
+                  parts.push(tf.keep(r.style), tf.keep(r.category));
+                  // The batch-level balance term (losses.ts): the encoder's own push toward using every category.
+                  const category = balance > 0 ? (tf.add(r.category, tf.mul(balance, categoryBalanceLoss(r.q!))) as tf.Scalar) : r.category;
+                  return tf.add(r.style, category) as tf.Scalar;
                 },
                 true,
-                vars,
+                variables.encoder,
               ) as tf.Scalar;
-              const out = { loss: read(loss), prior: read(figures[0]), code: read(figures[1]) };
-              tf.dispose([loss, ...figures]);
-              return out;
-            };
-            const style = discriminatorStep(opt.discriminator, D, dInputs(zPrior, label), dInputs(codes.z, label), dVars);
-            sums.d += style.loss;
-            sums.prior += style.prior;
-            sums.code += style.code;
-            tf.dispose([zPrior, codes.z]);
-
-            if (C && codes.y) {
-              // The category discriminator (section 5): one-hot y' ~ Cat(K) against q(y | x).
-              const yPrior = tf.tensor2d(sampleCategorical(n, K, rng).y, [n, K]);
-              // Inputs, with the noise drawn in the same order as ever (prior first); tidy frees the noise itself.
-              const [yIn, codeIn] = tf.tidy(() => [noisy(yPrior), noisy(codes.y!)]);
-              const category = discriminatorStep(opt.category!, C, yIn, codeIn, cVars);
-              sums.catD += category.loss;
-              sums.catPrior += category.prior;
-              sums.catCode += category.code;
-              tf.dispose([yPrior, codes.y, yIn, codeIn].filter((t, i, all) => all.indexOf(t) === i));
+              sums.g += read(parts.length ? parts[0] : gLoss);
+              if (parts.length) sums.catG += read(parts[1]);
+              tf.dispose([gLoss, ...parts]);
             }
 
-            // Phase 2b, the encoder as the generator of the latent GAN(s): the discriminators held fixed; against both at once in the categorical mode.
-            const parts: tf.Tensor[] = [];
-            const gLoss = opt.encoder.minimize(
-              () => {
-                const c = encode(batch.x);
-                const style = encoderAdversarialLoss(D.apply(dInputs(c.z, label), { training: true }) as tf.Tensor, advLoss);
-                if (!C || !c.logits) return style;
-                const q = tf.softmax(c.logits) as tf.Tensor2D;
-                let category = encoderAdversarialLoss(C.apply(noisy(q), { training: true }) as tf.Tensor, advLoss);
-                parts.push(tf.keep(style), tf.keep(category));
-                // The batch-level balance term (losses.ts): the encoder's own push toward using every category.
-                if (balance > 0) category = tf.add(category, tf.mul(balance, categoryBalanceLoss(q))) as tf.Scalar;
-                return tf.add(style, category) as tf.Scalar;
-              },
-              true,
-              eVars,
-            ) as tf.Scalar;
-            sums.g += read(parts.length ? parts[0] : gLoss);
-            if (parts.length) sums.catG += read(parts[1]);
-            tf.dispose([gLoss, ...parts]);
-          }
-
-          if (labelled) {
-            // Phase 3, semi-supervised classification (section 5): q(y | x) on a labelled batch.
-            const lb = makeBatch(labelled, labelledOrder[b], options.labelledAugment ?? [], rng);
-            try {
-              const cls = opt.classification!.minimize(() => classificationLoss(encode(lb.x).logits!, lb.y), true, classVars) as tf.Scalar;
-              sums.cls += cls.dataSync()[0] * lb.indices.length;
-              labelledSeen += lb.indices.length;
-              cls.dispose();
-            } finally {
-              tf.dispose([lb.x, lb.y]);
+            if (labelled) {
+              // Phase 3, semi-supervised classification (section 5): q(y | x) on a labelled batch.
+              const lb = makeBatch(labelled, labelledOrder[b], options.labelledAugment ?? [], rng);
+              try {
+                const cls = opt.classification!.minimize(() => classificationObjective(E, lb.x, lb.y), true, variables.classifier) as tf.Scalar;
+                sums.cls += cls.dataSync()[0] * lb.indices.length;
+                labelledSeen += lb.indices.length;
+                cls.dispose();
+              } finally {
+                tf.dispose([lb.x, lb.y]);
+              }
             }
           }
         } finally {

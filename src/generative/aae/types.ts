@@ -77,6 +77,8 @@ export interface AaeRunResult extends RunMeta {
   resumedFromEpoch: number;
   /** Mean seconds of training per epoch (the test figures' time is in each record's monitor.metricSeconds). */
   secondsPerEpoch: number;
+  /** Workers each phase's gradients were computed on (1: one thread); the same seed and count give the same weights. */
+  workers: number;
   history: AaeEpochRecord[];
   /** The trained models on the test split. */
   test: AaeTestFigures;

@@ -62,7 +62,7 @@ function batchMatMul(args: KernelArgs): tf.TensorInfo {
     const out = runKernel('_FusedMatMul', backend, { a: a3, b: b3 }, { transposeA, transposeB, ...linear });
     return reshaped(out, outShape);
   }
-  const at = transposeA ? runKernel('Transpose', backend, { x: a3 }, { perm: [0, 2, 1] }) : a3;
+  const at = transposeA ? transposeInner(backend, a3) : a3;
   // b always goes in as a tensor of its own: XNNPACK caches its packed weights
   // under the tensor id (not the shape), and reshapes share ids, so reusing b's
   // own id here could meet a stale operator packed for another shape. A
@@ -111,6 +111,33 @@ function fewRowsTimesTransposed(backend: ReturnType<typeof wasmBackend>, a: tf.T
       let sum = 0;
       for (let k = 0; k < K; k++) sum = Math.fround(sum + Math.fround(av[ai + k] * bv[bj + k]));
       ov[i * N + j] = sum;
+    }
+  }
+  return out;
+}
+
+/**
+ * [B, R, C] -> [B, C, R] in tiles of 32x32 (both the reads and the writes of a
+ * tile stay in cache lines): measured ~3x faster than the backend's generic
+ * Transpose for a 128x9216 activation.
+ */
+function transposeInner(backend: ReturnType<typeof wasmBackend>, x: tf.TensorInfo): tf.TensorInfo {
+  const [B, R, C] = x.shape;
+  const out = backend.makeOutput([B, C, R], 'float32');
+  const src = heapF32(backend, x);
+  const dst = heapF32(backend, out);
+  const T = 32;
+  for (let b = 0; b < B; b++) {
+    const base = b * R * C;
+    for (let r0 = 0; r0 < R; r0 += T) {
+      const r1 = Math.min(R, r0 + T);
+      for (let c0 = 0; c0 < C; c0 += T) {
+        const c1 = Math.min(C, c0 + T);
+        for (let r = r0; r < r1; r++) {
+          let s = base + r * C + c0;
+          for (let c = c0, o = base + c0 * R + r; c < c1; c++, o += R) dst[o] = src[s++];
+        }
+      }
     }
   }
   return out;
