@@ -499,15 +499,22 @@ test("a model's weights keep one rearranged copy across gradient calls; a new va
     tf.dispose([gx, gi]);
     return out;
   };
+  // The dense weight met once (a training step's use) is multiplied without a
+  // kept copy, as (w·dyᵀ)ᵀ; met again (an attack's steps), its transposed copy is made and kept.
   const first = step();
+  const once = wasmDataIds();
+  assert.deepEqual(step(), first, 'the kept copy gives the gradient the first call computed without it');
   const buffers = wasmDataIds();
+  assert.equal(buffers, once + 1, 'the transposed copy is made at the second call');
   for (let i = 0; i < 3; i++) assert.deepEqual(step(), first, 'the kept copies give the same gradients');
   assert.equal(wasmDataIds(), buffers, 'one copy per weight, reused');
-  // A new value: the old copy goes at the next call and a new one serves the new value.
+  // A new value: the old copy goes at the next call, which computes without a copy; the call after keeps a new one.
   const twice = tf.mul(w, 2) as tf.Tensor2D;
   w.assign(twice);
   twice.dispose();
   const doubled = step();
+  assert.equal(wasmDataIds(), once);
+  assert.deepEqual(step(), doubled);
   assert.equal(wasmDataIds(), buffers);
   doubled[0].forEach((v, i) => assert.ok(Math.abs(v - 2 * first[0][i]) <= 1e-6 * Math.abs(first[0][i]) + 1e-6));
   // Disposed weights: their copies are freed at the next call of the kernels.

@@ -10,7 +10,7 @@
  */
 import { tf } from '../../tf.js';
 import { copyOf, heapF32, release, reshaped, runKernel, wasmBackend, zeros, type KernelArgs } from './util.js';
-import { derivedWeight, keepsCopy } from './derived-weights.js';
+import { derivedWeight, firstSighting, keepsCopy } from './derived-weights.js';
 
 /**
  * Materialises transposed operands with the backend's `Transpose` (a copy,
@@ -57,6 +57,8 @@ function batchMatMul(args: KernelArgs): tf.TensorInfo {
   if (K === 0) return zeros(backend, outShape);
   // A model's weight keeps its transposed copy and packed operator: XNNPACK is then the fastest at any size.
   if (batchB === 1 && transposeB && !transposeA && batchA * M <= FEW_ROWS && !keepsCopy(b)) return fewRowsTimesTransposed(backend, a3, b3, batchA * M, K, N, outShape);
+  // A weight met for the first time in this version (a training step's input gradient): a·bᵀ = (b·aᵀ)ᵀ rearranges only the activations.
+  if (batchB === 1 && transposeB && !transposeA && M * N > 0 && firstSighting(backend, b, `matmul-transposed ${K}x${N}`)) return weightTimesTransposed(backend, a3, b3, batchA * M, K, N, outShape);
   const folds = batchB === 1 && (transposeA || transposeB || batchA > 1);
   if (!folds || M * N === 0) {
     const out = runKernel('_FusedMatMul', backend, { a: a3, b: b3 }, { transposeA, transposeB, ...linear });
@@ -114,6 +116,27 @@ function fewRowsTimesTransposed(backend: ReturnType<typeof wasmBackend>, a: tf.T
     }
   }
   return out;
+}
+
+/**
+ * a·bᵀ for a weight b [N, K] whose rearranged copy is not kept: computed as
+ * (b·aᵀ)ᵀ, where b is already the GEMM's row-major left operand, so only the
+ * activations are rearranged (aᵀ, rows x K, packed by XNNPACK; the product's
+ * transpose, N x rows) instead of the weight (transposed and packed, K x N).
+ * In training each weight version meets one input gradient, so a kept copy
+ * would never be reused; a second call on the same version (an attack) makes
+ * and keeps the copy (derived-weights.ts).
+ */
+function weightTimesTransposed(backend: ReturnType<typeof wasmBackend>, a: tf.TensorInfo, b: tf.TensorInfo, rows: number, K: number, N: number, outShape: number[]): tf.TensorInfo {
+  const aT = transposeInner(backend, reshaped(a, [1, rows, K]));
+  let product: tf.TensorInfo | undefined;
+  try {
+    product = runKernel('_FusedMatMul', backend, { a: reshaped(b, [1, N, K]), b: aT }, { transposeA: false, transposeB: false, activation: 'linear', leakyreluAlpha: 0 });
+    return reshaped(transposeInner(backend, product), outShape);
+  } finally {
+    // Disposing aT also drops the XNNPACK operator packed for it.
+    release(backend, aT, ...(product ? [product] : []));
+  }
 }
 
 /**

@@ -39,14 +39,36 @@ export function derivedWeight(backend: WasmBackend, source: tf.TensorInfo, kind:
   return { info, owned: false };
 }
 
+/** Variable data met once per kind, with no copy made yet (see {@link firstSighting}). */
+const sightings = new Map<string, Set<tf.DataId>>();
+
+/**
+ * True the first time `source` (a variable's current data) is met for `kind`:
+ * the caller then computes without a kept copy (one use per weight version,
+ * as in training, never pays for one). Later calls return false, so
+ * {@link derivedWeight} makes and keeps the copy for the reuses (an attack's
+ * steps). Not a variable's data: false.
+ */
+export function firstSighting(backend: WasmBackend, source: tf.TensorInfo, kind: string): boolean {
+  sweep(backend);
+  if (!isVariableData(source.dataId) || cache.get(kind)?.has(source.dataId)) return false;
+  let seen = sightings.get(kind);
+  if (!seen) sightings.set(kind, (seen = new Set()));
+  if (seen.has(source.dataId)) return false;
+  seen.add(source.dataId);
+  return true;
+}
+
 /** Frees every kept copy (tests, or a caller that wants the memory back now). */
 export function clearDerivedWeights(backend: WasmBackend): void {
   for (const byKind of cache.values()) for (const info of byKind.values()) release(backend, info);
   cache.clear();
+  sightings.clear();
 }
 
-/** Frees the copies whose source data was disposed. */
+/** Frees the copies whose source data was disposed, and forgets the sightings of such data. */
 function sweep(backend: WasmBackend): void {
+  for (const seen of sightings.values()) for (const id of seen) if (!backend.dataIdMap.has(id)) seen.delete(id);
   for (const byKind of cache.values()) {
     for (const [dataId, info] of byKind) {
       if (backend.dataIdMap.has(dataId)) continue;
