@@ -152,6 +152,8 @@ export interface CertifyImagesOptions extends SmoothingOptions {
   imagesPerTask?: number;
   /** Called with the images finished so far. */
   onProgress?: (done: number) => void;
+  /** Index of the first image in the whole set (its seed's index), for a set certified in parts. */
+  firstIndex?: number;
 }
 
 /**
@@ -163,7 +165,8 @@ export async function certifyImages(classifier: Classifier, images: Float32Array
   const size = classifier.inputShape.reduce((a, b) => a * b, 1);
   if (images.length !== count * size) throw new InputError('images', `expected ${count} images of ${size} floats, got ${images.length} floats`);
   const settings = check(classifier, images.subarray(0, size), options);
-  const seeds = Array.from({ length: count }, (_, i) => deriveSeed(options.seed, `smoothing:${i}`));
+  const first = options.firstIndex ?? 0;
+  const seeds = Array.from({ length: count }, (_, i) => deriveSeed(options.seed, `smoothing:${first + i}`));
   const per = Math.max(1, options.imagesPerTask ?? 1);
   if (!options.pool || options.pool.size <= 1) {
     const out: Certificate[] = [];
@@ -189,6 +192,16 @@ export async function certifyImages(classifier: Classifier, images: Float32Array
     options.onProgress?.(out.length);
   }
   return out;
+}
+
+/**
+ * Certified accuracy at each radius: the share of images the smoothed
+ * classifier gets right (not abstaining) with a certified radius of at least
+ * r (Cohen et al.'s curve). `labels[i]` is image i's class.
+ */
+export function certifiedAccuracy(certificates: readonly Pick<Certificate, 'prediction' | 'radius'>[], labels: ArrayLike<number>, radii: readonly number[]): { radius: number; accuracy: number }[] {
+  const n = certificates.length;
+  return radii.map((r) => ({ radius: r, accuracy: n === 0 ? 0 : certificates.filter((c, i) => c.prediction !== ABSTAIN && c.prediction === labels[i] && c.radius >= r).length / n }));
 }
 
 function argMax(counts: Int32Array): number {
