@@ -9,13 +9,14 @@
  */
 import { join } from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
-import { tf } from '../engine/tf.js';
+import { tfl } from '../engine/tf.js';
 import type { BackendInfo } from '../engine/backend.js';
 import { clearWorkerModels } from '../models/pool-model.js';
 import { startJobPool, workerCount } from '../node/workers.js';
 import type { WorkerPool } from '../node/worker-pool.js';
 import { loadModelJob, type ModelJobOptions } from './job-options.js';
 import { Classifier } from '../models/classifier.js';
+import { classifierPredictions } from '../models/evaluate.js';
 import { packageVersions } from './train-run.js';
 import { runMeta, type RunMeta } from '../report/meta.js';
 import { writeFileAtomic, writeJsonAtomic } from '../node/atomic.js';
@@ -24,7 +25,6 @@ import { InputError } from '../errors.js';
 import { ABSTAIN, certifiedAccuracy, certifiedRadius, certifyImages, predictSmoothed, SMOOTHING_DEFAULTS, type Certificate } from '../robustness/smoothing.js';
 import { deriveSeed } from '../util/rng.js';
 import { countParameters } from '../models/artifacts.js';
-import { tfl } from '../engine/tf.js';
 
 /** Options of {@link certifyRun}. */
 export interface CertifyRunOptions extends Omit<ModelJobOptions, 'queue'> {
@@ -135,15 +135,8 @@ export async function certifyRun(options: CertifyRunOptions, backend: BackendInf
   try {
     const classifier = Classifier.fromModel(job.model, { bounds: job.bounds, ...(options.preprocess ? { preprocess: options.preprocess } : {}) });
     // The base classifier on the clean images.
-    let correct = 0;
-    const batch = options.batchSize ?? CERTIFY_DEFAULTS.batchSize;
-    for (let from = 0; from < subset.count; from += batch) {
-      const to = Math.min(subset.count, from + batch);
-      const p = tf.tidy(() => classifier.predict(tf.tensor4d(subset.images.subarray(from * size, to * size), [to - from, h, w, c])));
-      const values = (await p.data()) as Int32Array;
-      p.dispose();
-      values.forEach((v, i) => (correct += v === subset.labels[from + i] ? 1 : 0));
-    }
+    const clean = await classifierPredictions(classifier, subset, options.batchSize ?? CERTIFY_DEFAULTS.batchSize);
+    const correct = clean.filter((p, i) => p === subset.labels[i]).length;
     // Workers build the model from its Layers topology; a graph model runs in this thread.
     if (job.model instanceof tfl.LayersModel) pool = await startJobPool(workerCount(options.workers, backend, subset.count - state.done), backend);
     const workers = pool?.size ?? 1;

@@ -14,6 +14,7 @@ import { clearWorkerModels } from '../models/pool-model.js';
 import { startJobPool, workerCount, type WorkersSpec } from '../node/workers.js';
 import { loadModelJob, type ModelJobOptions } from './job-options.js';
 import { Classifier } from '../models/classifier.js';
+import { classifierPredictions } from '../models/evaluate.js';
 import { packageVersions } from './train-run.js';
 import { runMeta, type RunMeta } from '../report/meta.js';
 import { writeFileAtomic, writeJsonAtomic } from '../node/atomic.js';
@@ -94,14 +95,7 @@ export async function verifyRun(options: VerifyRunOptions, backend: BackendInfo)
     const { subset } = job;
     const [h, w, c] = subset.imageShape;
     const size = h * w * c;
-    // Clean predictions, batch by batch.
-    const predictions = new Int32Array(subset.count);
-    for (let from = 0; from < subset.count; from += batchSize) {
-      const to = Math.min(subset.count, from + batchSize);
-      const p = tf.tidy(() => classifier.predict(tf.tensor4d(subset.images.subarray(from * size, to * size), [to - from, h, w, c])));
-      predictions.set((await p.data()) as Int32Array, from);
-      p.dispose();
-    }
+    const predictions = await classifierPredictions(classifier, subset, batchSize);
     const correctMask = Array.from(predictions, (p, i) => p === subset.labels[i]);
     const correct = correctMask.filter(Boolean).length;
     if (pgdSteps > 0) pool = await startJobPool(workerCount(options.workers, backend, Math.ceil(job.subset.count / batchSize)), backend);
