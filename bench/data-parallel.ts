@@ -25,7 +25,7 @@ export async function benchDataParallel(log: (s: string) => void, singleThreadMs
   const step = async () => {
     const batch = { x: tf.tensor4d(images, [BATCH, 28, 28, 1]), y: tf.tensor1d(labels, 'int32') };
     try {
-      const { parts, sizes } = await parallel.gradients(model, batch, { numClasses: 10, eps: 0, seed: 0 });
+      const { parts, sizes } = await parallel.gradients(model, batch, { numClasses: 10, eps: 0, seed: 0, step: 0, stepsPerEpoch: 1 });
       applyShardGradients(model, optimizer, parts, sizes);
     } finally {
       tf.dispose([batch.x, batch.y]);

@@ -44,6 +44,9 @@ export { CORRUPTIONS, CORRUPTION_NAMES, parseCorruptions, type CorruptionName } 
 export { corruptionAccuracy, type CorruptionAccuracyResult } from './robustness/corruption-accuracy.js';
 export { runSanityChecks, overallVerdict, type SanityInput } from './robustness/sanity.js';
 export type { Suite, SuiteStage, EpsilonResult, StageSummary, ClassSummary, MinimalPerturbations, SanityCheck, Verdict, EvalRunResult } from './robustness/types.js';
+export { ABSTAIN, SMOOTHING_DEFAULTS, certify, certifyImages, certifiedAccuracy, certifiedRadius, predictSmoothed, noisyCounts, binomialTestTwoSided, type Certificate, type SmoothedPrediction, type SmoothingOptions, type CertifyImagesOptions } from './robustness/smoothing.js';
+export { INTERVAL_LAYERS, intervalChain, logitBounds, worstCaseMargins, verifiedAt, type LogitBounds } from './robustness/interval-bounds.js';
+export { normalQuantile } from './util/normal.js';
 
 // Defenses (adversarial training).
 export { createDefense, defaultDefenseConfig, validateDefense, attackStart, attackFrom, klFromLogits, epsAt } from './defenses/defenses.js';

@@ -350,7 +350,7 @@ test('TRADES loss = CE(f(x), y) + beta KL(f(x) || f(x\')) by hand from the logit
   assert.ok(meanKl > 0.01, `KL ${meanKl}: the inner maximisation moved the prediction`);
 
   // The trainer calls loss() inside optimizer.minimize, which tidies its intermediates; so does this test.
-  const { loss, logits } = tf.tidy(() => trades.loss(model, x, adv, y, 10));
+  const { loss, logits } = tf.tidy(() => trades.loss(model, x, adv, y, 10, { eps, step: 0, stepsPerEpoch: 1 }));
   const got = loss.dataSync()[0];
   assert.ok(Math.abs(got - expected) < 1e-4 * Math.max(1, expected), `TRADES loss ${got} vs ${expected}`);
   // The logits it scores are the clean ones.
@@ -360,7 +360,7 @@ test('TRADES loss = CE(f(x), y) + beta KL(f(x) || f(x\')) by hand from the logit
 
   // PGD-AT's loss is the plain CE of the perturbed batch, and it scores the perturbed logits.
   const pgd = createDefense(defaultDefenseConfig('pgd-at', { eps }));
-  const p = tf.tidy(() => pgd.loss(model, x, adv, y, 10));
+  const p = tf.tidy(() => pgd.loss(model, x, adv, y, 10, { eps, step: 0, stepsPerEpoch: 1 }));
   assert.ok(Math.abs(p.loss.dataSync()[0] - meanCE(advRows, labels)) < 1e-5);
   p.logits.arraySync().forEach((r, i) => r.forEach((v, c) => assert.ok(Math.abs(v - advRows[i][c]) < 1e-5)));
   tf.dispose([p.loss, p.logits, adv]);

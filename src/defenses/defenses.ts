@@ -9,12 +9,19 @@
  * - `trades`: Zhang et al., "Theoretically principled trade-off between
  *   robustness and accuracy", ICML 2019: CE(f(x), y) + beta KL(f(x) || f(x')),
  *   x' maximising the KL from x + 0.001 N(0, 1).
+ * - `ibp`: interval bound propagation, Gowal et al., "On the effectiveness of
+ *   interval bound propagation for training verifiably robust models", 2018:
+ *   kappa CE(f(x), y) + (1 - kappa) CE(worst-case logits over the ball, y), the
+ *   worst case from interval bounds (robustness/interval-bounds.ts), with the
+ *   paper's schedules (eps 0, then a linear ramp of eps to 1.1 x the target
+ *   while kappa falls from 1 to 0.5). No inner attack: the bound replaces it.
  * The inner attacks run the model with `training: false`.
  */
 import { tf, tfl } from '../engine/tf.js';
 import { normOps } from '../attacks/norms.js';
 import { InputError } from '../errors.js';
 import type { Defense, DefenseConfig } from './types.js';
+import { worstCaseMargins } from '../robustness/interval-bounds.js';
 
 type PerExampleLoss = (logits: tf.Tensor2D) => tf.Tensor1D;
 
@@ -70,6 +77,7 @@ const ceLoss = (model: tfl.LayersModel, input: tf.Tensor4D, y: tf.Tensor1D, k: n
  * wherever it runs.
  */
 export function attackStart(c: DefenseConfig, x: tf.Tensor4D, eps: number, seed: number): tf.Tensor4D {
+  if (c.name === 'ibp') return tf.clone(x);
   if (c.name === 'trades') {
     return tf.tidy(() => tf.clipByValue(tf.add(x, tf.mul(tf.randomNormal(x.shape, 0, 1, 'float32', seed), 0.001)), c.bounds[0], c.bounds[1]) as tf.Tensor4D);
   }
@@ -82,6 +90,7 @@ export function attackStart(c: DefenseConfig, x: tf.Tensor4D, eps: number, seed:
  * model runs in inference mode; every example's path depends only on itself.
  */
 export function attackFrom(c: DefenseConfig, model: tfl.LayersModel, x: tf.Tensor4D, y: tf.Tensor1D, start: tf.Tensor4D, eps: number): tf.Tensor4D {
+  if (c.name === 'ibp') return tf.clone(x);
   const step = scaledStep(c, eps);
   if (c.name === 'trades') {
     const target = tf.tidy(() => model.apply(x, { training: false }) as tf.Tensor2D);
@@ -110,7 +119,8 @@ export function createDefense(config: DefenseConfig): Defense {
         start.dispose();
       }
     },
-    loss(model, clean, perturbed, y, k) {
+    loss(model, clean, perturbed, y, k, at) {
+      if (config.name === 'ibp') return ibpLoss(config, model, clean, y, k, at);
       if (config.name !== 'trades') return ceLoss(model, perturbed, y, k);
       const logits = model.apply(clean, { training: true }) as tf.Tensor2D;
       const advLogits = model.apply(perturbed, { training: true }) as tf.Tensor2D;
@@ -119,6 +129,38 @@ export function createDefense(config: DefenseConfig): Defense {
       return { loss: tf.add(natural, tf.mul(robust, config.beta)) as tf.Scalar, logits };
     },
   };
+}
+
+/**
+ * IBP's loss: kappa CE(f(x), y) + (1 - kappa) CE(z, y), z the upper bounds of
+ * the margins z_j - z_y over the ball at this step's eps (0 at y; softmax
+ * cross-entropy is shift-invariant, so at eps 0 both terms agree). Scores the
+ * clean logits.
+ */
+function ibpLoss(c: DefenseConfig, model: tfl.LayersModel, x: tf.Tensor4D, y: tf.Tensor1D, k: number, at: { eps: number; step: number; stepsPerEpoch: number }) {
+  if (model.layers.some((l) => l.getClassName() === 'BatchNormalization')) {
+    throw new InputError('model', 'IBP training bounds the layers with their inference-mode formulas; a model with batch norm would train on other statistics than it is bounded with: use a model without batch norm');
+  }
+  const logits = model.apply(x, { training: true }) as tf.Tensor2D;
+  const kappa = ibpKappaAt(c, at.step, at.stepsPerEpoch);
+  const clean = tf.mean(crossEntropy(logits, y, k));
+  if (kappa >= 1) return { loss: clean as tf.Scalar, logits };
+  const worst = tf.mean(crossEntropy(worstCaseMargins(model, x, y, at.eps, c.bounds), y, k));
+  return { loss: tf.add(tf.mul(clean, kappa), tf.mul(worst, 1 - kappa)) as tf.Scalar, logits };
+}
+
+/** The IBP schedule's progress through its ramp at a step: 0 before, 1 after. */
+function ibpRamp(c: DefenseConfig, step: number, stepsPerEpoch: number): number {
+  const s = c.ibp!;
+  const flat = s.flatEpochs * stepsPerEpoch;
+  if (step < flat) return 0;
+  if (c.epsWarmupEpochs <= 0) return 1;
+  return Math.min(1, (step - flat + 1) / (c.epsWarmupEpochs * stepsPerEpoch));
+}
+
+/** The clean loss's weight kappa at a step of IBP training: 1, falling linearly over the ramp to the schedule's kappa. */
+export function ibpKappaAt(c: DefenseConfig, step: number, stepsPerEpoch: number): number {
+  return 1 - (1 - c.ibp!.kappa) * ibpRamp(c, step, stepsPerEpoch);
 }
 
 /** The step size shrinks with eps during a warm-up, keeping step/eps fixed. */
@@ -141,6 +183,16 @@ export function validateDefense(c: DefenseConfig): void {
   if (!(c.stepSize > 0) || !Number.isFinite(c.stepSize)) throw new InputError('defenseStepSize', `expected a positive number, got ${c.stepSize}`);
   if (!(c.beta >= 0) || !Number.isFinite(c.beta)) throw new InputError('tradesBeta', `expected a number >= 0, got ${c.beta}`);
   if (!Number.isInteger(c.epsWarmupEpochs) || c.epsWarmupEpochs < 0) throw new InputError('epsWarmup', `expected an integer >= 0, got ${c.epsWarmupEpochs}`);
+  if (c.name === 'ibp') {
+    const s = c.ibp;
+    if (!s) throw new InputError('defense', 'ibp needs its schedule (flatEpochs, kappa, epsScale)');
+    if (c.norm !== 'linf') throw new InputError('defenseNorm', `IBP bounds the linf ball, not ${c.norm}`);
+    if (!Number.isInteger(s.flatEpochs) || s.flatEpochs < 0) throw new InputError('ibpFlatEpochs', `expected an integer >= 0, got ${s.flatEpochs}`);
+    if (!(s.kappa >= 0 && s.kappa <= 1)) throw new InputError('ibpKappa', `expected a weight in [0, 1], got ${s.kappa}`);
+    if (!(s.epsScale >= 1 && Number.isFinite(s.epsScale))) throw new InputError('ibpEpsScale', `expected a factor >= 1, got ${s.epsScale}`);
+  } else if (c.ibp !== undefined) {
+    throw new InputError('ibpKappa', `the IBP schedule applies to --defense ibp, not ${c.name}`);
+  }
 }
 
 /**
@@ -149,9 +201,13 @@ export function validateDefense(c: DefenseConfig): void {
  * early collapse of adversarial training at large eps.
  */
 export function epsAt(c: DefenseConfig, step: number, stepsPerEpoch: number): number {
+  if (c.name === 'ibp') return c.eps * c.ibp!.epsScale * ibpRamp(c, step, stepsPerEpoch);
   if (c.epsWarmupEpochs <= 0) return c.eps;
   return c.eps * Math.min(1, (step + 1) / (c.epsWarmupEpochs * stepsPerEpoch));
 }
+
+/** IBP's schedule defaults: eps 0 for an epoch, a ramp over 5, kappa to 0.5, eps to 1.1 x the target (Gowal et al.). */
+export const IBP_DEFAULTS = { flatEpochs: 1, rampEpochs: 5, kappa: 0.5, epsScale: 1.1 } as const;
 
 /** Defaults per defense; eps 0.3 linf is mnist's standard budget. */
 export function defaultDefenseConfig(name: DefenseConfig['name'], over: Partial<DefenseConfig> = {}): DefenseConfig {
@@ -164,9 +220,11 @@ export function defaultDefenseConfig(name: DefenseConfig['name'], over: Partial<
     // PGD-AT/TRADES: 2.5 eps / steps (Madry et al.); FGSM-RS: 1.25 eps (Wong et al.).
     stepSize: name === 'fgsm-rs' ? 1.25 * eps : (2.5 * eps) / (over.steps ?? 10),
     beta: 6,
-    randomStart: true,
-    epsWarmupEpochs: 0,
+    randomStart: name !== 'ibp',
+    // IBP: Gowal et al.'s mnist schedule keeps eps 0 for the first ~3% of training and ramps over the next ~17%.
+    epsWarmupEpochs: name === 'ibp' ? IBP_DEFAULTS.rampEpochs : 0,
     bounds: [0, 1],
+    ...(name === 'ibp' ? { ibp: { flatEpochs: IBP_DEFAULTS.flatEpochs, kappa: IBP_DEFAULTS.kappa, epsScale: IBP_DEFAULTS.epsScale } } : {}),
   };
   const config = { ...base, ...Object.fromEntries(Object.entries(over).filter(([, v]) => v !== undefined)) } as DefenseConfig;
   // FGSM-RS is one step by definition.

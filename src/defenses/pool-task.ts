@@ -29,6 +29,9 @@ export interface DefendedGradientPayload extends AscentPayload {
   numClasses: number;
   /** Images in the whole batch (the slice's mean loss is scaled by its share of them). */
   batchSize: number;
+  /** The global step, and steps per epoch (the defense's schedules). */
+  step: number;
+  stepsPerEpoch: number;
 }
 
 /** Runs the defense's inner attack on the slice; returns the perturbed images. */
@@ -53,7 +56,7 @@ export async function defendedGradientTask(p: DefendedGradientPayload): Promise<
   const perturbed = tf.tidy(() => attackFrom(p.config, model, x, y, tf.tensor4d(p.start, p.shape), p.eps));
   try {
     return await shardGradients(model, p.model.key, (m) => {
-      const { loss, logits } = defense.loss(m, x, perturbed, y, p.numClasses);
+      const { loss, logits } = defense.loss(m, x, perturbed, y, p.numClasses, { eps: p.eps, step: p.step, stepsPerEpoch: p.stepsPerEpoch });
       return { loss: tf.mul(loss, p.shape[0] / p.batchSize) as tf.Scalar, correct: tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), y), 'int32')) as tf.Scalar };
     });
   } finally {

@@ -65,7 +65,7 @@ export function pooledTraining(defense: Defense, pool: TaskPool): DataParallel {
       const ref = await channel.publish(model);
       const n = batch.x.shape[0];
       const parts = await slices(defense, pool, batch.x as tf.Tensor4D, batch.y as tf.Tensor1D, context.eps, context.seed);
-      const payloads: DefendedGradientPayload[] = parts.map((p) => ({ ...ref, config: defense.config, ...p, eps: context.eps, numClasses: context.numClasses, batchSize: n }));
+      const payloads: DefendedGradientPayload[] = parts.map((p) => ({ ...ref, config: defense.config, ...p, eps: context.eps, numClasses: context.numClasses, batchSize: n, step: context.step, stepsPerEpoch: context.stepsPerEpoch }));
       const pending = pool.run<ShardGradients, DefendedGradientPayload>(defendedGradientTask(), payloads, (p) => [p.x.buffer, p.start.buffer, p.y.buffer]);
       whileComputing?.();
       return { parts: await pending, sizes: parts.map((p) => p.shape[0]) };

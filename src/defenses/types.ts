@@ -8,7 +8,7 @@ import type { Norm } from '../attacks/types.js';
 import type { TrainRunResult } from '../models/types.js';
 
 /** Defense names `advlab train --defense` takes. */
-export const DEFENSE_NAMES = ['none', 'pgd-at', 'fgsm-rs', 'trades'] as const;
+export const DEFENSE_NAMES = ['none', 'pgd-at', 'fgsm-rs', 'trades', 'ibp'] as const;
 export type DefenseName = (typeof DEFENSE_NAMES)[number];
 
 /** Settings of a defense (defaults in defaults.ts). */
@@ -29,6 +29,19 @@ export interface DefenseConfig {
   epsWarmupEpochs: number;
   /** Valid input range. */
   bounds: [number, number];
+  /** IBP's schedules (defenses.ts); only for `ibp`. */
+  ibp?: IbpSchedule;
+}
+
+/**
+ * Interval bound propagation training's schedules (Gowal et al. 2018): eps 0
+ * for `flatEpochs`, then a linear ramp over `epsWarmupEpochs` to `epsScale`
+ * times the target eps, while the clean loss's weight falls from 1 to `kappa`.
+ */
+export interface IbpSchedule {
+  flatEpochs: number;
+  kappa: number;
+  epsScale: number;
 }
 
 /** A defense: its settings and the trainer's hooks (eps schedule, perturbation, loss). */

@@ -34,7 +34,7 @@ import type { EvalRunResult } from '../robustness/types.js';
 import type { Norm } from '../attacks/types.js';
 import { writeFileAtomic, writeJsonAtomic } from '../node/atomic.js';
 import { InputError } from '../errors.js';
-import { createDefense, defaultDefenseConfig } from '../defenses/defenses.js';
+import { createDefense, defaultDefenseConfig, IBP_DEFAULTS } from '../defenses/defenses.js';
 import { pooledTraining } from '../defenses/pooled.js';
 import { DEFENSE_NAMES, type DefenseConfig, type DefenseName, type DefenseRunResult, type EvidenceEntry, type OverfittingVerdict } from '../defenses/types.js';
 
@@ -51,6 +51,10 @@ export interface DefenseRunOptions extends Omit<TrainRunOptions, 'defense'> {
   epsWarmup?: number;
   /** Random start of the inner attack (default true; false: plain FGSM/BIM training). */
   randomStart?: boolean;
+  /** IBP: epochs at eps 0 before the ramp, the clean loss's final weight, and the training eps's multiple of the target (defaults: IBP_DEFAULTS). */
+  ibpFlatEpochs?: number;
+  ibpKappa?: number;
+  ibpEpsScale?: number;
   /** Worker threads for the inner attack and the evaluation (default auto). */
   workers?: WorkersSpec;
   /** An undefended model (run folder or saved model) evaluated next to the defended one. */
@@ -78,7 +82,15 @@ export async function defenseRun(options: DefenseRunOptions, backend: BackendInf
     beta: options.tradesBeta,
     epsWarmupEpochs: options.epsWarmup,
     randomStart: options.randomStart,
+    ...(options.defense === 'ibp'
+      ? { ibp: { flatEpochs: options.ibpFlatEpochs ?? IBP_DEFAULTS.flatEpochs, kappa: options.ibpKappa ?? IBP_DEFAULTS.kappa, epsScale: options.ibpEpsScale ?? IBP_DEFAULTS.epsScale } }
+      : {}),
   });
+  if (options.defense !== 'ibp') {
+    for (const [key, v] of [['ibpFlatEpochs', options.ibpFlatEpochs], ['ibpKappa', options.ibpKappa], ['ibpEpsScale', options.ibpEpsScale]] as const) {
+      if (v !== undefined) throw new InputError(key, 'only applies with --defense ibp');
+    }
+  }
   const defense = createDefense(config); // validates
   const evidence = options.evidence === false ? null : { suite: options.evidence?.suite ?? 'quick', n: options.evidence?.n, eps: options.evidence?.eps ?? defaultCurve(config.eps) };
 

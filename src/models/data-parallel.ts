@@ -25,6 +25,9 @@ export interface StepContext {
   eps: number;
   /** The step's seed (defenses' random starts). */
   seed: number;
+  /** The global step, and steps per epoch (defenses' schedules). */
+  step: number;
+  stepsPerEpoch: number;
 }
 
 /** Computes a batch's gradients on a pool: {@link dataParallel} for plain training, the pooled defenses for adversarial training. */

@@ -2,6 +2,7 @@ import { tf, tfl } from '../engine/tf.js';
 import { readOne } from '../engine/read.js';
 import type { ImageSet } from '../data/types.js';
 import { makeBatch, batchOrder } from '../data/batches.js';
+import type { Classifier } from './classifier.js';
 
 /** Predicted labels (arg-max of the logits) of a model on a set, in inference mode, batch by batch. */
 export async function predictLabels(model: tfl.LayersModel, set: ImageSet, batchSize = 256): Promise<Int32Array> {
@@ -10,6 +11,20 @@ export async function predictLabels(model: tfl.LayersModel, set: ImageSet, batch
     const batch = makeBatch(set, idx);
     try {
       out.set((await readOne(tf.tidy(() => tf.argMax(model.predict(batch.x) as tf.Tensor, 1)))) as Int32Array, idx[0]);
+    } finally {
+      tf.dispose([batch.x, batch.y]);
+    }
+  }
+  return out;
+}
+
+/** Predicted labels of a Classifier (bounds, preprocessing, any model kind) on a set, batch by batch. */
+export async function classifierPredictions(classifier: Classifier, set: ImageSet, batchSize = 256): Promise<Int32Array> {
+  const out = new Int32Array(set.count);
+  for (const idx of batchOrder(set.count, batchSize)) {
+    const batch = makeBatch(set, idx);
+    try {
+      out.set((await readOne(tf.tidy(() => classifier.predict(batch.x as tf.Tensor4D)))) as Int32Array, idx[0]);
     } finally {
       tf.dispose([batch.x, batch.y]);
     }

@@ -63,8 +63,15 @@ export interface TrainingDefense {
   epsAt(step: number, stepsPerEpoch: number): number;
   /** The perturbed batch to train on (caller disposes); the model runs in inference mode. */
   perturb(model: tfl.LayersModel, batch: { x: tf.Tensor4D; y: tf.Tensor1D; eps: number; seed: number }): tf.Tensor4D | Promise<tf.Tensor4D>;
-  /** The batch loss in training mode, and the logits it scored (for the accuracy count). */
-  loss(model: tfl.LayersModel, clean: tf.Tensor4D, perturbed: tf.Tensor4D, y: tf.Tensor1D, numClasses: number): { loss: tf.Scalar; logits: tf.Tensor2D };
+  /** The batch loss in training mode, and the logits it scored (for the accuracy count); `at` is where training stands (schedules). */
+  loss(model: tfl.LayersModel, clean: tf.Tensor4D, perturbed: tf.Tensor4D, y: tf.Tensor1D, numClasses: number, at: TrainingPoint): { loss: tf.Scalar; logits: tf.Tensor2D };
+}
+
+/** Where training stands at a step: the step's budget, and the global step out of how many per epoch. */
+export interface TrainingPoint {
+  eps: number;
+  step: number;
+  stepsPerEpoch: number;
 }
 
 export type LearningRateSchedule = 'cosine' | 'constant';
@@ -178,9 +185,9 @@ export async function trainClassifier(model: tfl.LayersModel, train: ImageSet, o
         const eps = options.defense ? options.defense.epsAt(step, order.length) : 0;
         const seed = deriveSeed(options.seed, `defense:${step}`);
         const { loss, correct: c } = options.parallel && options.parallel.workers > 1
-          ? await parallelStep(model, optimizer, batch, options.parallel, { numClasses, eps, seed }, prepareNext)
+          ? await parallelStep(model, optimizer, batch, options.parallel, { numClasses, eps, seed, step, stepsPerEpoch: order.length }, prepareNext)
           : options.defense
-          ? await defendedStep(model, optimizer, batch, numClasses, options.defense, eps, seed)
+          ? await defendedStep(model, optimizer, batch, numClasses, options.defense, { eps, step, stepsPerEpoch: order.length }, seed)
           : await trainStep(model, optimizer, batch, numClasses);
         lossSum += loss * order[b].length;
         correct += c;
@@ -239,13 +246,14 @@ async function parallelStep(model: tfl.LayersModel, optimizer: tf.Optimizer, bat
  * The correct count is on what the loss scored (the perturbed batch for
  * PGD-AT and FGSM-RS, the clean one for TRADES).
  */
-async function defendedStep(model: tfl.LayersModel, optimizer: tf.Optimizer, batch: Batch, numClasses: number, defense: TrainingDefense, eps: number, seed: number): Promise<{ loss: number; correct: number }> {
+async function defendedStep(model: tfl.LayersModel, optimizer: tf.Optimizer, batch: Batch, numClasses: number, defense: TrainingDefense, at: TrainingPoint, seed: number): Promise<{ loss: number; correct: number }> {
+  const { eps } = at;
   let correctT: tf.Scalar | undefined;
   let perturbed: tf.Tensor4D | undefined;
   try {
     perturbed = await defense.perturb(model, { x: batch.x as tf.Tensor4D, y: batch.y as tf.Tensor1D, eps, seed });
     const lossT = optimizer.minimize(() => {
-      const { loss, logits } = defense.loss(model, batch.x as tf.Tensor4D, perturbed!, batch.y as tf.Tensor1D, numClasses);
+      const { loss, logits } = defense.loss(model, batch.x as tf.Tensor4D, perturbed!, batch.y as tf.Tensor1D, numClasses, at);
       correctT = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), batch.y), 'int32'))) as tf.Scalar;
       return loss;
     }, true) as tf.Scalar;

@@ -21,10 +21,9 @@ export async function renderDefenseReport(result: DefenseRunResult): Promise<str
     defense: d.name,
     norm: d.norm,
     eps: formatEps(d.eps),
-    'attack steps': d.name === 'fgsm-rs' ? 1 : d.steps,
-    'step size': d.stepSize,
-    ...(d.name === 'trades' ? { beta: d.beta } : {}),
-    'eps warm-up (epochs)': d.epsWarmupEpochs,
+    ...(d.name === 'ibp' && d.ibp
+      ? { 'eps 0 (epochs)': d.ibp.flatEpochs, 'eps ramp (epochs)': d.epsWarmupEpochs, 'training eps': formatEps(d.eps * d.ibp.epsScale), 'final κ (clean loss weight)': d.ibp.kappa }
+      : { 'attack steps': d.name === 'fgsm-rs' ? 1 : d.steps, 'step size': d.stepSize, ...(d.name === 'trades' ? { beta: d.beta } : {}), 'eps warm-up (epochs)': d.epsWarmupEpochs }),
     epochs: result.epochs,
     'batch size': result.options.batchSize,
     'learning rate': result.options.learningRate,

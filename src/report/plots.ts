@@ -271,3 +271,23 @@ export async function comparisonPlot(series: ComparisonSeries[], norm: Norm, opt
   } as unknown as TopLevelSpec;
   return vegaLiteSvg(spec, 'comparison-plot', options);
 }
+
+/**
+ * Certified accuracy against the L2 radius (randomized smoothing; Cohen et
+ * al. 2019's curve): a step line through the measured radii, with the base
+ * classifier's clean accuracy as the gray rule.
+ */
+export async function certifiedAccuracyPlot(curve: readonly { radius: number; accuracy: number }[], cleanAccuracy: number, sigma: number, options: PlotOptions = {}): Promise<string> {
+  const x = { field: 'radius', type: 'quantitative', title: 'L2 radius', scale: { domain: [0, Math.max(...curve.map((p) => p.radius), 1e-9)], nice: false }, axis: { tickCount: 8 } } as const;
+  const y = { field: 'accuracy', type: 'quantitative', title: 'certified accuracy', scale: { domain: [0, 1] }, axis: { format: '.0%', tickCount: 5 } } as const;
+  const spec = {
+    width: WIDTH,
+    height: HEIGHT,
+    config: PLOT_CONFIG,
+    layer: [
+      { data: { values: [{ accuracy: cleanAccuracy, label: `base classifier, clean ${pctLabel(cleanAccuracy)}` }] }, layer: cleanRule(y) },
+      { data: { values: curve.map((p) => ({ ...p, series: `σ = ${sigma}` })) }, mark: { type: 'line', interpolate: 'step-after', strokeWidth: 2.5, color: WORST_COLOR, clip: true }, encoding: { x, y } },
+    ],
+  } as unknown as TopLevelSpec;
+  return vegaLiteSvg(spec, 'certified-plot', options);
+}

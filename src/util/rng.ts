@@ -71,6 +71,23 @@ export class Rng {
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * this.next());
   }
 
+  /**
+   * Fills `out` with normal samples of standard deviation `sd`, two per pair
+   * of uniforms (Box-Muller's cosine and sine), about twice as fast as
+   * {@link normal} per value; a sequence of its own, not normal()'s.
+   */
+  fillNormal(out: Float32Array, sd = 1): Float32Array {
+    for (let i = 0; i < out.length; i += 2) {
+      let u = 0;
+      while (u === 0) u = this.next();
+      const r = sd * Math.sqrt(-2 * Math.log(u));
+      const t = 2 * Math.PI * this.next();
+      out[i] = r * Math.cos(t);
+      if (i + 1 < out.length) out[i + 1] = r * Math.sin(t);
+    }
+    return out;
+  }
+
   /** A seed for a derived generator or a tfjs initializer. */
   seed(): number {
     return this.nextUint32();

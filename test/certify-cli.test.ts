@@ -1,0 +1,64 @@
+/**
+ * `advlab certify` end to end on the shipped small-cnn (few copies, few
+ * images): result.json matches its schema, the curve falls with the radius
+ * and starts at the smoothed accuracy, a run stopped half-way and resumed
+ * gives the uninterrupted run's certificates, and bad input fails early.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { Ajv } from 'ajv';
+import { certifyRun } from '../src/jobs/certify-run.js';
+import { initBackend } from '../src/node/backend.js';
+
+const addFormats = createRequire(import.meta.url)('ajv-formats') as (ajv: Ajv) => Ajv;
+const env = { ...process.env, ADVLAB_BACKEND: 'wasm' };
+const advlab = (args: string[]) => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], { encoding: 'utf8', env });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+};
+const dir = mkdtempSync(join(tmpdir(), 'advlab-certify-'));
+const MODEL = 'assets/models/mnist-small-cnn';
+const ARGS = ['--model', MODEL, '--sigma', '0.25', '--samples', '400', '--n0', '20', '--alpha', '0.01', '--noise-batch', '200', '--n', '10', '--no-progress'];
+
+test('advlab certify writes result.json matching its schema; a stopped and resumed run gives the same certificates', async () => {
+  const out = join(dir, 'c');
+  const r = advlab(['certify', ...ARGS, '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as Record<string, any>;
+  const ajv = new Ajv({ allErrors: true, strict: true });
+  addFormats(ajv);
+  const validate = ajv.compile(JSON.parse(readFileSync('schemas/certify.result.schema.json', 'utf8')));
+  assert.ok(validate(result), JSON.stringify(validate.errors));
+  assert.equal(validate({ ...result, abstentionRate: -1 }), false, 'the schema is not vacuous');
+  assert.equal(result.count, 10);
+  assert.equal(result.curve[0].accuracy, result.smoothedAccuracy, 'at radius 0: every correct, non-abstaining image');
+  for (let i = 1; i < result.curve.length; i++) assert.ok(result.curve[i].accuracy <= result.curve[i - 1].accuracy, 'the curve never rises');
+  for (const c of result.certificates) assert.ok(c.radius <= result.maxRadius + 1e-9);
+  assert.ok(result.smoothedAccuracy > 0.5, `smoothed accuracy ${result.smoothedAccuracy}`);
+  assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /certified accuracy/i);
+
+  // Stopped after 4 images, then resumed (in process, with the job's own hook).
+  const backend = await initBackend({ backend: 'wasm' });
+  const options = { model: MODEL, sigma: 0.25, samples: 400, n0: 20, alpha: 0.01, noiseBatch: 200, n: 10, out: join(dir, 'resumed') };
+  const part = await certifyRun({ ...options, stopAfterImages: 4 }, backend);
+  assert.equal(part.count, 4);
+  const whole = await certifyRun({ ...options, resume: true }, backend);
+  assert.deepEqual(whole.certificates, result.certificates);
+});
+
+test('advlab certify names the bad option', () => {
+  const noSigma = advlab(['certify', '--model', MODEL, '--out', join(dir, 'x'), '--no-progress']);
+  assert.equal(noSigma.code, 2);
+  assert.match(noSigma.stderr, /--sigma/);
+  const badAlpha = advlab(['certify', ...ARGS.filter((a, i, all) => a !== '--alpha' && all[i - 1] !== '--alpha'), '--alpha', '1.5', '--out', join(dir, 'y')]);
+  assert.equal(badAlpha.code, 2, badAlpha.stderr);
+  assert.match(badAlpha.stderr, /--alpha/);
+  const resume = advlab(['certify', ...ARGS.filter((a, i, all) => a !== '--sigma' && all[i - 1] !== '--sigma'), '--sigma', '0.5', '--out', join(dir, 'c'), '--resume']);
+  assert.equal(resume.code, 2, 'a checkpoint written with another sigma is not resumed');
+  assert.match(resume.stderr, /--resume/);
+});
