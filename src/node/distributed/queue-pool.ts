@@ -167,8 +167,8 @@ export class QueuePool implements TaskPool {
 
   private async runOne<R>(task: string, label: string, payload: unknown): Promise<R> {
     let t0 = performance.now();
-    const { data, models } = await encodePayload(payload, this.publisher);
-    const id = `${this.options.runId}-${contentHash(task, data).slice(0, 40)}`;
+    const { data, models, content } = await encodePayload(payload, this.publisher);
+    const id = `${this.options.runId}-${contentHash(task, content).slice(0, 40)}`;
     const jobData: JobData = { v: 1, task, label, payload: data, models };
     let job = await Job.fromId<JobData, JobReturn>(this.queue, id);
     let reattached = false;

@@ -6,18 +6,19 @@
  * encoded with Node's structured-clone serializer (`v8.serialize`) and sent as
  * base64 text inside BullMQ's JSON job data. Models are not sent with every
  * job: each {@link SharedModel} in a payload is replaced by a reference to a
- * content-addressed blob (the SHA-256 of its bytes) stored once in Redis; a
- * worker fetches a blob it has not cached, checks its hash, and only then
- * builds the model.
+ * content-addressed blob (the canonical hash of its content) stored once in
+ * Redis; a worker fetches a blob it has not cached, checks its hash, and only
+ * then builds the model. Hashes are of values, not of serialized bytes
+ * (canonical-hash.ts): V8's bytes for the same numbers vary between runs.
  *
  * Every machine must run the same advlab version (the task code) and a Node
  * version that reads the coordinator's serialization (the same major is safe).
  */
-import { createHash } from 'node:crypto';
 import { deserialize, serialize } from 'node:v8';
 import type { Redis } from 'ioredis';
 import { isSharedModel, type SharedModel } from '../../models/pool-model.js';
 import { FileFormatError } from '../../errors.js';
+import { canonicalHash } from './canonical-hash.js';
 
 /** A payload's stand-in for a model: the hash of its blob. */
 interface ModelRef {
@@ -29,8 +30,6 @@ export const MODEL_TTL_SECONDS = 7 * 24 * 3600;
 
 /** Redis key of a model blob. */
 export const modelKey = (prefix: string, hash: string): string => `${prefix}:model:${hash}`;
-
-const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 /**
  * Copies `value`, replacing every SharedModel (at any depth of plain objects
@@ -50,8 +49,8 @@ function mapModels(value: unknown, replace: (m: SharedModel) => unknown): unknow
 export function modelBlob(model: SharedModel): { hash: string; blob: Buffer } {
   const a = model.artifacts;
   const weights = a.weightData == null ? new Uint8Array(0) : new Uint8Array(a.weightData as ArrayBuffer).slice();
-  const blob = serialize({ ...a, weightData: weights });
-  return { hash: sha256(blob), blob };
+  const content = { ...a, weightData: weights };
+  return { hash: canonicalHash(content), blob: serialize(content) };
 }
 
 /**
@@ -91,13 +90,13 @@ export class ModelPublisher {
  * hashes, the rest serialized. Also returns the hashes (listed in the job so
  * a worker can fetch them before decoding).
  */
-export async function encodePayload(payload: unknown, publisher: ModelPublisher): Promise<{ data: string; models: string[] }> {
+export async function encodePayload(payload: unknown, publisher: ModelPublisher): Promise<{ data: string; models: string[]; content: unknown }> {
   const found: SharedModel[] = [];
   mapModels(payload, (m) => found.push(m));
   const hashes = await Promise.all(found.map((m) => publisher.publish(m)));
   let k = 0;
   const replaced = mapModels(payload, () => ({ $advlabModel: hashes[k++] }) satisfies ModelRef);
-  return { data: serialize(replaced).toString('base64'), models: [...new Set(hashes)] };
+  return { data: serialize(replaced).toString('base64'), models: [...new Set(hashes)], content: replaced };
 }
 
 /**
@@ -139,9 +138,16 @@ export class ModelFetcher {
     const key = modelKey(this.prefix, hash);
     const blob = await this.redis.getBuffer(key);
     if (blob == null) throw new FileFormatError(key, 'no such model in Redis (expired, or the coordinator uses another Redis)');
-    const actual = sha256(blob);
+    let artifacts: SharedModel['artifacts'] & { weightData: Uint8Array };
+    let actual: string;
+    try {
+      artifacts = deserialize(blob);
+      actual = canonicalHash(artifacts);
+    } catch (e) {
+      throw new FileFormatError(key, `model blob is not readable (${(e as Error).message}): refusing to use it`);
+    }
     if (actual !== hash) throw new FileFormatError(key, `model blob has hash ${actual}, expected ${hash}: refusing to use it`);
-    const artifacts = deserialize(blob) as SharedModel['artifacts'] & { weightData: Uint8Array };
+    if (!(artifacts.weightData instanceof Uint8Array)) throw new FileFormatError(key, 'model blob has no weight bytes: refusing to use it');
     // Weights in a SharedArrayBuffer, as shareModel makes them: the worker's threads share one copy.
     const shared = new SharedArrayBuffer(artifacts.weightData.byteLength);
     new Uint8Array(shared).set(artifacts.weightData);
@@ -183,5 +189,5 @@ export const encodeResult = (result: unknown): string => serialize(result).toStr
 /** Decodes a job's return value. */
 export const decodeResult = (data: string): unknown => deserialize(Buffer.from(data, 'base64'));
 
-/** A job's identity from its content: the same task on the same payload gives the same id. */
-export const contentHash = (task: string, data: string): string => createHash('sha256').update(task).update('\0').update(data).digest('hex');
+/** A job's identity from its content (the payload with its models as references): the same task on the same payload gives the same id, in any process. */
+export const contentHash = (task: string, content: unknown): string => canonicalHash(task, content);
