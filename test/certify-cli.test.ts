@@ -41,6 +41,18 @@ test('advlab certify writes result.json matching its schema; a stopped and resum
   for (const c of result.certificates) assert.ok(c.radius <= result.maxRadius + 1e-9);
   assert.ok(result.smoothedAccuracy > 0.5, `smoothed accuracy ${result.smoothedAccuracy}`);
   assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /certified accuracy/i);
+  // The attack on the smoothed classifier at the default radii, and the check against the certificates.
+  assert.deepEqual(result.attack.radii, [0.5, 1]);
+  assert.equal(result.options.clipNoise, true);
+  for (const c of result.attack.consistency) {
+    assert.deepEqual(c.violations, []);
+    assert.ok(c.certifiedAccuracy <= c.empiricalRobustAccuracy, `L2 ${c.radius}: certified ${c.certifiedAccuracy} above attacked ${c.empiricalRobustAccuracy}`);
+    assert.equal(c.certifiedAccuracy, result.certificates.filter((x: any) => x.prediction === x.label && x.radius >= c.radius).length / 10);
+  }
+  for (const o of result.attack.outcomes) assert.ok(o.distance <= o.radius * (1 + 1e-5), 'inside the ball');
+  assert.equal(result.attack.outcomes.length, 2 * result.attack.attacked);
+  assert.match(r.stdout, /L2 0\.5 on 10 images: certified .* <= attacked .*, 0 violations/);
+  assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /Certificates against an attack/);
 
   // Stopped after 4 images, then resumed (in process, with the job's own hook).
   const backend = await initBackend({ backend: 'wasm' });
@@ -49,6 +61,11 @@ test('advlab certify writes result.json matching its schema; a stopped and resum
   assert.equal(part.count, 4);
   const whole = await certifyRun({ ...options, resume: true }, backend);
   assert.deepEqual(whole.certificates, result.certificates);
+  assert.deepEqual(whole.attack!.outcomes, result.attack.outcomes, 'the attack, on workers here as in the CLI run, gives the same points');
+  // No attack on request.
+  const none = advlab(['certify', ...ARGS, '--attack-radii', 'none', '--out', join(dir, 'no-attack')]);
+  assert.equal(none.code, 0, none.stderr);
+  assert.equal(JSON.parse(readFileSync(join(dir, 'no-attack', 'result.json'), 'utf8')).attack, null);
 });
 
 test('advlab certify names the bad option', () => {

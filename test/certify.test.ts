@@ -17,6 +17,7 @@ import { clopperPearsonLower, clopperPearsonUpper } from '../src/util/binomial.j
 import { normalQuantile } from '../src/util/normal.js';
 import { ABSTAIN, binomialTestTwoSided, certify, certifiedRadius, predictSmoothed } from '../src/robustness/smoothing.js';
 import { logitBounds, verifiedAt, worstCaseMargins } from '../src/robustness/interval-bounds.js';
+import { attackAndPredict, attackSmoothed, smoothingConsistency } from '../src/robustness/smoothed-attack.js';
 import { runAttack } from '../src/attacks/run.js';
 import { pgd } from '../src/attacks/pgd.js';
 import { Rng } from '../src/util/rng.js';
@@ -67,7 +68,7 @@ const B = -0.3;
 const linear = Classifier.fromFunction((x) => tf.tidy(() => {
   const s = tf.add(tf.sum(tf.mul(tf.reshape(x, [-1, 4]), tf.tensor1d(W)), 1, true), B);
   return tf.concat([tf.zerosLike(s), s], 1) as tf.Tensor2D;
-}), { inputShape: [2, 2, 1], numClasses: 2 });
+}), { inputShape: [2, 2, 1], numClasses: 2, bounds: [-1e3, 1e3] });
 const norm = Math.hypot(...W);
 /** A point at signed distance d from the hyperplane. */
 const at = (d: number) => {
@@ -109,6 +110,54 @@ test('smoothing a linear classifier: the certified radius is the distance to the
   assert.equal(tf.memory().numTensors, before, 'tensors');
 });
 
+test('noisy copies are clipped to the bounds as part of the base classifier: the same counts as a classifier that clips itself', async () => {
+  const inUnit = Classifier.fromFunction((x) => tf.tidy(() => linear.logits(x)), { inputShape: [2, 2, 1], numClasses: 2, bounds: [0, 1] });
+  const clipsItself = Classifier.fromFunction((x) => tf.tidy(() => linear.logits(tf.clipByValue(x, 0, 1) as tf.Tensor4D)), { inputShape: [2, 2, 1], numClasses: 2, bounds: [0, 1] });
+  const image = Float32Array.of(0.05, 0.9, 0.5, 0.2);
+  const options = { sigma: 0.5, n: 3000, n0: 50, alpha: 0.001, seed: 11 };
+  const clipped = await certify(inUnit, image, options);
+  assert.deepEqual(clipped, await certify(clipsItself, image, { ...options, clipNoise: false }));
+  // Without the clip the counts are another classifier's.
+  assert.notDeepEqual(clipped.count, (await certify(inUnit, image, { ...options, clipNoise: false })).count);
+});
+
+test("the attack on a smoothed linear classifier moves the point straight at the hyperplane, by exactly the radius (the closed-form optimum)", async () => {
+  // For f(x) = [0, w·x + b] the loss gradient at every noisy copy is a multiple of w: PGD walks along -w for class 1.
+  const before = tf.memory().numTensors;
+  const unit = Float64Array.from(W, (v) => v / norm);
+  for (const [d, radius] of [[0.9, 0.4], [0.3, 0.5], [-0.8, 0.25]] as const) {
+    const x = at(d);
+    const label = d > 0 ? 1 : 0;
+    const adv = await attackSmoothed(linear, x, label, { sigma: 0.5, radius, clipNoise: false, seed: 3 });
+    const toward = label === 1 ? -1 : 1;
+    for (let i = 0; i < 4; i++) close(adv[i], x[i] + toward * radius * unit[i], 2e-5, `d = ${d}, coordinate ${i}`);
+    // Judged by PREDICT: a point left beyond the plane reads the other class, one short of it the same.
+    const o = await attackAndPredict(linear, x, label, { sigma: 0.05, radius, clipNoise: false, seed: 3, predictSeed: 4, n: 2000, alpha: 0.001 });
+    close(o.distance, radius, 1e-5, 'the re-measured distance');
+    assert.equal(o.prediction, Math.abs(d) > radius ? label : 1 - label, `d = ${d}, radius ${radius}`);
+  }
+  assert.equal(tf.memory().numTensors, before, 'tensors');
+});
+
+test('the consistency check by hand: certified never above attacked-not-broken, abstentions apart, a certified image broken is a violation', () => {
+  const points = [
+    // index, label, CERTIFY's class and radius, PREDICT at the attacked point
+    { index: 0, label: 3, certified: 3, radius: 1.2, attacked: 3 }, // certified at 0.5 and 1, survives
+    { index: 1, label: 3, certified: 3, radius: 0.7, attacked: -1 }, // certified at 0.5; abstains under attack: not broken
+    { index: 2, label: 5, certified: 5, radius: 0.2, attacked: 1 }, // broken, certified only below 0.5
+    { index: 3, label: 5, certified: -1, radius: 0, attacked: 5 }, // abstained on the clean image: neither
+    { index: 4, label: 2, certified: 7, radius: 0.9, attacked: 7 }, // wrong on the clean image
+  ];
+  const at05 = smoothingConsistency(points, 0.5);
+  assert.deepEqual(at05, { radius: 0.5, images: 5, certifiedAccuracy: 2 / 5, empiricalRobustAccuracy: 2 / 5, abstainedUnderAttack: 1, violations: [] });
+  const at1 = smoothingConsistency(points, 1);
+  assert.equal(at1.certifiedAccuracy, 1 / 5);
+  assert.ok(at1.certifiedAccuracy <= at1.empiricalRobustAccuracy);
+  // Image 0 broken by an attack at 1 although certified at 1.2: the check names it.
+  const wrong = smoothingConsistency(points.map((p) => (p.index === 0 ? { ...p, attacked: 4 } : p)), 1);
+  assert.deepEqual(wrong.violations, [0]);
+});
+
 test('smoothing rejects bad input with InputErrors naming the argument', async () => {
   const image = at(0.5);
   const bad: [string, () => Promise<unknown>][] = [
@@ -117,6 +166,9 @@ test('smoothing rejects bad input with InputErrors naming the argument', async (
     ['n', () => certify(linear, image, { sigma: 0.5, seed: 0, n: 0 })],
     ['image', () => certify(linear, new Float32Array(3), { sigma: 0.5, seed: 0, n: 10 })],
     ['image', () => certify(linear, Float32Array.of(0, NaN, 0, 0), { sigma: 0.5, seed: 0, n: 10 })],
+    ['radius', () => attackSmoothed(linear, image, 1, { sigma: 0.5, radius: 0, seed: 0 })],
+    ['label', () => attackSmoothed(linear, image, 2, { sigma: 0.5, radius: 0.5, seed: 0 })],
+    ['samples', () => attackSmoothed(linear, image, 1, { sigma: 0.5, radius: 0.5, seed: 0, samples: 0 })],
   ];
   for (const [argument, call] of bad) await assert.rejects(call(), (e: unknown) => e instanceof InputError && e.argument === argument, argument);
 });

@@ -6,6 +6,12 @@
  * after every wave of images so a killed run resumes without redoing them.
  * Writes result.json (per-image certificates, the certified-accuracy curve,
  * abstention, samples per second) and report.html.
+ *
+ * Then, at each of `attackRadii`, the attack on the smoothed classifier
+ * (robustness/smoothed-attack.ts) on the first `attackN` images the smoothed
+ * classifier gets right, judged by PREDICT: the empirical robust accuracy
+ * next to the certified one, and the consistency check between them (an
+ * image certified at a radius and broken within it fails the run loudly).
  */
 import { join } from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
@@ -24,6 +30,9 @@ import { checkOutputFolder, type OutputLayout } from '../node/paths.js';
 import { InputError } from '../errors.js';
 import { ABSTAIN, certifiedAccuracy, certifiedRadius, certifyImages, predictSmoothed, SMOOTHING_DEFAULTS, type Certificate } from '../robustness/smoothing.js';
 import { deriveSeed } from '../util/rng.js';
+import { SMOOTHED_ATTACK_DEFAULTS, attackAndPredict, smoothingConsistency, type SmoothedAttackOutcome, type SmoothingConsistency } from '../robustness/smoothed-attack.js';
+import { SMOOTHING_TASK_URL, type SmoothedAttackPayload } from '../robustness/smoothing-task.js';
+import { shareClassifier } from '../models/pool-model.js';
 import { countParameters } from '../models/artifacts.js';
 
 /** Options of {@link certifyRun}. */
@@ -40,13 +49,28 @@ export interface CertifyRunOptions extends Omit<ModelJobOptions, 'queue'> {
   noiseBatch?: number;
   /** `certify` (default) or `predict`. */
   mode?: 'certify' | 'predict';
+  /** Clip each noisy copy to the bounds, as part of the base classifier (default true; see robustness/smoothing.ts). */
+  clipNoise?: boolean;
+  /** L2 radii of the attack on the smoothed classifier (default 0.5 and 1; [] for none). Certify mode only. */
+  attackRadii?: number[];
+  /** Images attacked at each radius: the first this many the smoothed classifier gets right (default 100). */
+  attackN?: number;
+  /** PGD steps and noisy copies per step of the attack (default 20 and 32). */
+  attackSteps?: number;
+  attackSamples?: number;
+  /** PREDICT's copies at the attacked point (default 1,000). */
+  attackPredictN?: number;
   resume?: boolean;
   /** Stop after this many images are done (simulates a kill, for tests). */
   stopAfterImages?: number;
   onProgress?: (event: CertifyRunEvent) => void;
 }
 
-export type CertifyRunEvent = { type: 'model'; path: string; parameters: number } | { type: 'resumed'; done: number } | { type: 'progress'; done: number; total: number };
+export type CertifyRunEvent =
+  | { type: 'model'; path: string; parameters: number }
+  | { type: 'resumed'; done: number }
+  | { type: 'progress'; done: number; total: number }
+  | { type: 'attack-progress'; done: number; total: number };
 
 /** One image's outcome in result.json. */
 export interface ImageCertificate {
@@ -63,7 +87,7 @@ export interface ImageCertificate {
 
 /** result.json of `advlab certify`. */
 export interface CertifyRunResult extends RunMeta {
-  options: { model: string; dataset: string; n: number; sigma: number; samples: number; n0: number; alpha: number; noiseBatch: number; mode: 'certify' | 'predict'; seed: number; bounds: [number, number]; out: string };
+  options: { model: string; dataset: string; n: number; sigma: number; samples: number; n0: number; alpha: number; noiseBatch: number; mode: 'certify' | 'predict'; clipNoise: boolean; seed: number; bounds: [number, number]; out: string };
   mode: 'certify' | 'predict';
   dataset: { name: string; testSize: number; numClasses: number; imageShape: number[] };
   model: { path: string; parameters: number };
@@ -80,6 +104,8 @@ export interface CertifyRunResult extends RunMeta {
   /** Certified accuracy at 0, 0.5, 1, 1.5, 2 and 2.5 (the papers' table); empty in predict mode. */
   table: { radius: number; accuracy: number }[];
   certificates: ImageCertificate[];
+  /** The attack on the smoothed classifier and the consistency check per radius; null without one. */
+  attack: SmoothedAttackResult | null;
   /** Seconds of certification (this call's and any resumed part's), and noisy copies classified per second. */
   seconds: number;
   samplesPerSecond: number;
@@ -88,8 +114,39 @@ export interface CertifyRunResult extends RunMeta {
   packages: Record<string, string>;
 }
 
+/** The attack part of result.json. */
+export interface SmoothedAttackResult {
+  radii: number[];
+  /** Images attacked at each radius (those the smoothed classifier got right among the first attackN), out of attackN. */
+  attacked: number;
+  images: number;
+  steps: number;
+  samples: number;
+  predictN: number;
+  /** Per radius: certified and empirical robust accuracy on the same images, abstentions, violations (image indices). */
+  consistency: SmoothingConsistency[];
+  /** Per radius, per attacked image: PREDICT at the attacked point and its L2 distance. */
+  outcomes: { radius: number; index: number; prediction: number; distance: number }[];
+  seconds: number;
+}
+
 export const CERTIFY_OUTPUT: OutputLayout = { files: ['result.json', 'report.html'], folders: ['checkpoint'] };
-export const CERTIFY_DEFAULTS = { dataset: 'mnist', n: 500, batchSize: 128, seed: 0, mode: 'certify' as const, samples: SMOOTHING_DEFAULTS.n, n0: SMOOTHING_DEFAULTS.n0, alpha: SMOOTHING_DEFAULTS.alpha, noiseBatch: SMOOTHING_DEFAULTS.batchSize };
+export const CERTIFY_DEFAULTS = {
+  dataset: 'mnist',
+  n: 500,
+  batchSize: 128,
+  seed: 0,
+  mode: 'certify' as const,
+  samples: SMOOTHING_DEFAULTS.n,
+  n0: SMOOTHING_DEFAULTS.n0,
+  alpha: SMOOTHING_DEFAULTS.alpha,
+  noiseBatch: SMOOTHING_DEFAULTS.batchSize,
+  attackRadii: [0.5, 1],
+  attackN: 100,
+  attackSteps: SMOOTHED_ATTACK_DEFAULTS.steps,
+  attackSamples: SMOOTHED_ATTACK_DEFAULTS.samples,
+  attackPredictN: 1000,
+};
 
 /** Radii of the result's table, as the papers report them. */
 export const TABLE_RADII = [0, 0.5, 1, 1.5, 2, 2.5];
@@ -99,6 +156,10 @@ interface CertifyCheckpoint {
   done: number;
   seconds: number;
   certificates: ImageCertificate[];
+  /** Attack jobs (radius-major) finished, their outcomes, and their seconds. */
+  attackDone?: number;
+  attackOutcomes?: SmoothedAttackResult['outcomes'];
+  attackSeconds?: number;
 }
 
 /** Runs randomized smoothing over the subset (see the module comment). */
@@ -113,7 +174,19 @@ export async function certifyRun(options: CertifyRunOptions, backend: BackendInf
     n0: options.n0 ?? CERTIFY_DEFAULTS.n0,
     alpha: options.alpha ?? CERTIFY_DEFAULTS.alpha,
     batchSize: options.noiseBatch ?? CERTIFY_DEFAULTS.noiseBatch,
+    clipNoise: options.clipNoise ?? true,
   };
+  const attack = {
+    radii: mode === 'certify' ? (options.attackRadii ?? CERTIFY_DEFAULTS.attackRadii) : [],
+    n: options.attackN ?? CERTIFY_DEFAULTS.attackN,
+    steps: options.attackSteps ?? CERTIFY_DEFAULTS.attackSteps,
+    samples: options.attackSamples ?? CERTIFY_DEFAULTS.attackSamples,
+    predictN: options.attackPredictN ?? CERTIFY_DEFAULTS.attackPredictN,
+  };
+  for (const r of attack.radii) if (!(r > 0 && Number.isFinite(r))) throw new InputError('attackRadii', `expected positive L2 radii, got ${r}`);
+  for (const [name, v] of [['attackN', attack.n], ['attackSteps', attack.steps], ['attackSamples', attack.samples], ['attackPredictN', attack.predictN]] as const) {
+    if (!Number.isSafeInteger(v) || v < 1) throw new InputError(name, `expected an integer >= 1, got ${v}`);
+  }
   if (!(settings.sigma > 0 && Number.isFinite(settings.sigma))) throw new InputError('sigma', `expected a positive noise level in the input's scale, got ${settings.sigma}`);
   for (const [name, v] of [['samples', settings.n], ['n0', settings.n0], ['noiseBatch', settings.batchSize]] as const) if (!Number.isSafeInteger(v) || v < 1) throw new InputError(name, `expected an integer >= 1, got ${v}`);
   if (!(settings.alpha > 0 && settings.alpha < 1)) throw new InputError('alpha', `expected a level in (0, 1), got ${settings.alpha}`);
@@ -122,7 +195,7 @@ export async function certifyRun(options: CertifyRunOptions, backend: BackendInf
   const { subset } = job;
   const [h, w, c] = subset.imageShape;
   const size = h * w * c;
-  const key = JSON.stringify({ model: job.modelPath, dataset: job.datasetSpec, images: job.n, mode, seed, ...settings, bounds: job.bounds, preprocess: options.preprocess ?? null });
+  const key = JSON.stringify({ model: job.modelPath, dataset: job.datasetSpec, images: job.n, mode, seed, ...settings, bounds: job.bounds, preprocess: options.preprocess ?? null, attack });
   const checkpointPath = join(options.out, 'checkpoint', 'certificates.json');
   let state: CertifyCheckpoint = { key, done: 0, seconds: 0, certificates: [] };
   if (options.resume && existsSync(checkpointPath)) {
@@ -157,19 +230,72 @@ export async function certifyRun(options: CertifyRunOptions, backend: BackendInf
           outcomes.push({ index: i, label: subset.labels[i], prediction: p.prediction, radius: 0, pALower: null, pValue: p.pValue });
         }
       }
-      state = { key, done: to, seconds: state.seconds + (performance.now() - t0) / 1000, certificates: [...state.certificates, ...outcomes] };
+      state = { ...state, key, done: to, seconds: state.seconds + (performance.now() - t0) / 1000, certificates: [...state.certificates, ...outcomes] };
       writeJsonAtomic(checkpointPath, state);
       options.onProgress?.({ type: 'progress', done: state.done, total: subset.count });
     }
     const certificates = state.certificates;
     const labels = certificates.map((x) => x.label);
     const finished = certificates.length;
+    let attackResult: SmoothedAttackResult | null = null;
+    if (attack.radii.length && finished === subset.count) {
+      // The first attackN images, attacked where the smoothed classifier is right (elsewhere there is nothing to break).
+      const chosen = certificates.slice(0, attack.n).filter((x) => x.prediction === x.label);
+      const jobs = attack.radii.flatMap((radius) => chosen.map((x) => ({ radius, index: x.index, label: x.label })));
+      state = { ...state, attackOutcomes: state.attackOutcomes ?? [], attackDone: state.attackDone ?? 0, attackSeconds: state.attackSeconds ?? 0 };
+      let attackDone = state.attackDone!;
+      const shared = pool ? await shareClassifier(classifier) : undefined;
+      const wave = 2 * workers;
+      while (attackDone < jobs.length) {
+        const t0 = performance.now();
+        const part = jobs.slice(attackDone, attackDone + wave);
+        const payloads: SmoothedAttackPayload[] = part.map((j) => ({
+          classifier: shared!,
+          images: subset.images.slice(j.index * size, (j.index + 1) * size),
+          labels: [j.label],
+          seeds: [deriveSeed(seed, `smoothed-attack:${j.radius}:${j.index}`)],
+          predictSeeds: [deriveSeed(seed, `smoothed-attack-predict:${j.radius}:${j.index}`)],
+          sigma: settings.sigma,
+          radius: j.radius,
+          steps: attack.steps,
+          samples: attack.samples,
+          n: attack.predictN,
+          alpha: settings.alpha,
+          batchSize: settings.batchSize,
+          clipNoise: settings.clipNoise,
+        }));
+        const results: SmoothedAttackOutcome[][] = pool
+          ? await pool.run<SmoothedAttackOutcome[], SmoothedAttackPayload>({ module: SMOOTHING_TASK_URL, name: 'smoothedAttackTask' }, payloads)
+          : await sequential(payloads, (p) =>
+              attackAndPredict(classifier, p.images, p.labels[0], { ...p, seed: p.seeds[0], predictSeed: p.predictSeeds[0] }).then((o) => [o]),
+            );
+        results.forEach(([o], k) => {
+          const j = part[k];
+          // Re-verify the ball (float64 distance; float32 rounding allowed).
+          if (!(o.distance <= j.radius * (1 + 1e-5) + 1e-6)) throw new Error(`advlab bug: the attack on image ${j.index} left the L2 ball of ${j.radius} (distance ${o.distance})`);
+          state.attackOutcomes!.push({ radius: j.radius, index: j.index, prediction: o.prediction, distance: o.distance });
+        });
+        attackDone += part.length;
+        state = { ...state, attackDone, attackSeconds: state.attackSeconds! + (performance.now() - t0) / 1000 };
+        writeJsonAtomic(checkpointPath, state);
+        options.onProgress?.({ type: 'attack-progress', done: attackDone, total: jobs.length });
+      }
+      const n = Math.min(attack.n, certificates.length);
+      const consistency = attack.radii.map((radius) => {
+        const attacked = new Map(state.attackOutcomes!.filter((o) => o.radius === radius).map((o) => [o.index, o.prediction]));
+        return smoothingConsistency(
+          certificates.slice(0, n).map((x) => ({ index: x.index, label: x.label, certified: x.prediction, radius: x.radius, attacked: attacked.get(x.index) ?? ABSTAIN })),
+          radius,
+        );
+      });
+      attackResult = { radii: attack.radii, attacked: chosen.length, images: n, steps: attack.steps, samples: attack.samples, predictN: attack.predictN, consistency, outcomes: state.attackOutcomes!, seconds: state.attackSeconds! };
+    }
     const maxRadius = certifiedRadius(settings.n, settings.n, settings.alpha, settings.sigma).radius ?? 0;
     const grid = Array.from({ length: 201 }, (_, i) => (maxRadius * 1.05 * i) / 200);
     const copies = mode === 'certify' ? settings.n + settings.n0 : settings.n;
     const result: CertifyRunResult = {
       ...runMeta('certify', backend, seed, startedAt),
-      options: { model: options.model, dataset: job.datasetSpec, n: job.n, sigma: settings.sigma, samples: settings.n, n0: settings.n0, alpha: settings.alpha, noiseBatch: settings.batchSize, mode, seed, bounds: job.bounds, out: options.out },
+      options: { model: options.model, dataset: job.datasetSpec, n: job.n, sigma: settings.sigma, samples: settings.n, n0: settings.n0, alpha: settings.alpha, noiseBatch: settings.batchSize, mode, clipNoise: settings.clipNoise, seed, bounds: job.bounds, out: options.out },
       mode,
       dataset: { name: job.data.name, testSize: job.data.test.count, numClasses: job.data.numClasses, imageShape: [...job.data.test.imageShape] },
       model: { path: job.modelPath, parameters: countParameters(job.model) },
@@ -181,6 +307,7 @@ export async function certifyRun(options: CertifyRunOptions, backend: BackendInf
       curve: mode === 'certify' ? certifiedAccuracy(certificates, labels, grid) : [],
       table: mode === 'certify' ? certifiedAccuracy(certificates, labels, TABLE_RADII) : [],
       certificates,
+      attack: attackResult,
       seconds: state.seconds,
       samplesPerSecond: state.seconds > 0 ? (finished * copies) / state.seconds : 0,
       workers,
@@ -190,10 +317,24 @@ export async function certifyRun(options: CertifyRunOptions, backend: BackendInf
     const { renderCertifyReport } = await import('../report/certify-report.js');
     writeFileAtomic(join(options.out, 'report.html'), await renderCertifyReport(result));
     writeJsonAtomic(join(options.out, 'result.json'), result);
+    const bad = attackResult?.consistency.filter((c) => c.violations.length > 0) ?? [];
+    if (bad.length) {
+      throw new Error(
+        `certificates contradicted by the attack: ${bad.map((c) => `image(s) ${c.violations.join(', ')} certified at L2 ${c.radius} and broken within it`).join('; ')}. ` +
+          `Each certificate and each PREDICT errs with probability at most alpha (${settings.alpha}); more than that is a bug in advlab (results kept in ${options.out} for the bug report)`,
+      );
+    }
     return result;
   } finally {
     await pool?.close();
     if (pool) await clearWorkerModels();
     job.model.dispose();
   }
+}
+
+/** `run` on each item in turn (one classifier in this thread). */
+async function sequential<T, R>(items: readonly T[], run: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = [];
+  for (const item of items) out.push(await run(item));
+  return out;
 }

@@ -10,6 +10,17 @@ import { certifiedAccuracyPlot, type PlotOptions } from './plots.js';
 export async function renderCertifyReport(result: CertifyRunResult, options: PlotOptions = {}): Promise<string> {
   const o = result.options;
   const plot = result.mode === 'certify' ? await certifiedAccuracyPlot(result.curve, result.cleanAccuracy, o.sigma, options) : '';
+  const a = result.attack;
+  const attackRows = (a?.consistency ?? []).map(
+    (c) =>
+      html`<tr${c.violations.length ? ' class="warn"' : ''}><td class="num">${c.radius}</td><td class="num">${pct(c.certifiedAccuracy)}</td><td class="num">${pct(c.empiricalRobustAccuracy)}</td><td class="num">${c.abstainedUnderAttack}</td><td class="num">${c.violations.length}${c.violations.length ? html` (images ${c.violations.join(', ')})` : ''}</td></tr>`,
+  );
+  const attackSection = a
+    ? html`<section><h2>Certificates against an attack</h2>
+<p>A certificate is a lower bound on robust accuracy, an attack's result an upper bound: the first may never exceed the second. At each radius the smoothed classifier was attacked on the ${a.attacked} of the first ${a.images} images it gets right, by PGD on its soft version with the expectation over the noise (Salman et al. 2019: ${a.steps} steps, ${a.samples} noisy copies per step), and the attacked point judged by PREDICT (${a.predictN} copies, α = ${o.alpha}). An image counts as broken only when PREDICT names another class; an abstention is counted apart. A violation (an image certified at the radius and broken within it) happens with probability at most 2α per image if advlab is right.</p>
+<table><thead><tr><th>radius (L2)</th><th>certified</th><th>attacked, not broken</th><th>abstained under attack</th><th>violations</th></tr></thead><tbody>${attackRows}</tbody></table>
+<p>Attack time: ${duration(a.seconds)}.</p></section>`
+    : html``;
   const table = result.table.map((t) => html`<tr><td class="num">${t.radius}</td><td class="num">${pct(t.accuracy)}</td></tr>`);
   const body = html`<main>
 <header><p class="kicker">ADVLAB CERTIFY · RANDOMIZED SMOOTHING</p><h1>${result.model.path} on ${result.dataset.name}, σ = ${o.sigma}</h1></header>
@@ -23,10 +34,12 @@ export async function renderCertifyReport(result: CertifyRunResult, options: Plo
 ${result.mode === 'certify' ? html`<figure>${raw(plot)}<figcaption>Certified accuracy against the L2 radius: the share of images g gets right with at least that certified radius.</figcaption></figure>
 <table><thead><tr><th>radius (L2)</th><th>certified accuracy</th></tr></thead><tbody>${table}</tbody></table>` : ''}
 </section>
+${attackSection}
 <section><h2>Settings</h2><table>
 <tr><th>noise σ</th><td>${o.sigma}</td></tr>
 <tr><th>copies (n0, n)</th><td>${o.n0}, ${o.samples}</td></tr>
 <tr><th>α</th><td>${o.alpha}</td></tr>
+<tr><th>noisy copies clipped to the bounds</th><td>${o.clipNoise ? 'yes (part of the base classifier)' : 'no'}</td></tr>
 <tr><th>samples per second</th><td>${result.samplesPerSecond.toFixed(0)} (${result.workers} worker${result.workers === 1 ? '' : 's'})</td></tr>
 <tr><th>time</th><td>${duration(result.seconds)}</td></tr>
 <tr><th>backend</th><td>${result.backend} (${result.threads} thread${result.threads === 1 ? '' : 's'}, ${result.kernels} kernels)</td></tr>

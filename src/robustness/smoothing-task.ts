@@ -1,10 +1,12 @@
 /**
- * The pool task of randomized smoothing: CERTIFY (or PREDICT) for a few
- * images on the worker's copy of the classifier. Each image's noise comes
- * from its own seed, so results do not depend on which worker takes it.
+ * The pool tasks of randomized smoothing, on the worker's copy of the
+ * classifier: CERTIFY (or PREDICT) for a few images, and the attack on the
+ * smoothed classifier judged by PREDICT. Each image has its own seeds, so
+ * results do not depend on which worker takes it.
  */
 import { classifierInWorker, type SharedClassifier } from '../models/pool-model.js';
 import { certify, predictSmoothed, type Certificate, type SmoothedPrediction } from './smoothing.js';
+import { attackAndPredict, type SmoothedAttackOutcome } from './smoothed-attack.js';
 
 /** URL of this module, for the pool's TaskRef. */
 export const SMOOTHING_TASK_URL = import.meta.url;
@@ -22,6 +24,7 @@ export interface SmoothingPayload {
   n: number;
   alpha: number;
   batchSize: number;
+  clipNoise: boolean;
 }
 
 /** CERTIFY or PREDICT for each image of the payload, in order. */
@@ -31,8 +34,50 @@ export async function smoothingTask(p: SmoothingPayload): Promise<(Certificate |
   const out: (Certificate | SmoothedPrediction)[] = [];
   for (let i = 0; i < p.seeds.length; i++) {
     const image = p.images.slice(i * size, (i + 1) * size);
-    const options = { sigma: p.sigma, seed: p.seeds[i], n0: p.n0, n: p.n, alpha: p.alpha, batchSize: p.batchSize };
+    const options = { sigma: p.sigma, seed: p.seeds[i], n0: p.n0, n: p.n, alpha: p.alpha, batchSize: p.batchSize, clipNoise: p.clipNoise };
     out.push(p.mode === 'certify' ? await certify(classifier, image, options) : await predictSmoothed(classifier, image, options));
+  }
+  return out;
+}
+
+/** Images to attack at one radius, as plain data. */
+export interface SmoothedAttackPayload {
+  classifier: SharedClassifier;
+  images: Float32Array;
+  labels: number[];
+  /** Per image: the attack's noise seed and PREDICT's. */
+  seeds: number[];
+  predictSeeds: number[];
+  sigma: number;
+  radius: number;
+  steps: number;
+  samples: number;
+  n: number;
+  alpha: number;
+  batchSize: number;
+  clipNoise: boolean;
+}
+
+/** The attack on the smoothed classifier and PREDICT at the attacked point, for each image of the payload. */
+export async function smoothedAttackTask(p: SmoothedAttackPayload): Promise<SmoothedAttackOutcome[]> {
+  const classifier = await classifierInWorker(p.classifier);
+  const size = p.images.length / p.labels.length;
+  const out: SmoothedAttackOutcome[] = [];
+  for (let i = 0; i < p.labels.length; i++) {
+    out.push(
+      await attackAndPredict(classifier, p.images.slice(i * size, (i + 1) * size), p.labels[i], {
+        sigma: p.sigma,
+        radius: p.radius,
+        steps: p.steps,
+        samples: p.samples,
+        clipNoise: p.clipNoise,
+        seed: p.seeds[i],
+        predictSeed: p.predictSeeds[i],
+        n: p.n,
+        alpha: p.alpha,
+        batchSize: p.batchSize,
+      }),
+    );
   }
   return out;
 }

@@ -18,10 +18,14 @@
  * tell the top two counts apart at level alpha (then it abstains); it
  * returns a wrong class with probability at most alpha.
  *
- * The noise is not clipped to the input's bounds, as in the paper: the
- * certificate is about f on x + e wherever that lands. Noise comes from
- * advlab's seeded Rng, so counts do not depend on the backend or on how the
- * copies are batched.
+ * By default each noisy copy is clipped to the classifier's bounds before f
+ * sees it: the clip is part of the base classifier (f'(z) = f(clip(z)) is a
+ * classifier like any other, so the theorem and the certificates are
+ * unchanged), and a model trained with `--augment noise:σ` or the consistency
+ * defense, which clip the same way, is certified on the distribution it was
+ * trained on. `clipNoise: false` feeds f the raw x + e, as the paper's code.
+ * Noise comes from advlab's seeded Rng, so counts do not depend on the
+ * backend or on how the copies are batched.
  */
 import { tf } from '../engine/tf.js';
 import type { Classifier } from '../models/classifier.js';
@@ -47,6 +51,8 @@ export interface SmoothingOptions {
   seed: number;
   /** Noisy copies per forward pass (default 400). */
   batchSize?: number;
+  /** Clip each noisy copy to the classifier's bounds, as part of the base classifier (default true; see the module comment). */
+  clipNoise?: boolean;
 }
 
 /** What {@link certify} gives for one image. */
@@ -67,9 +73,11 @@ export interface Certificate {
 
 /**
  * How often the base classifier gives each class on `num` noisy copies of
- * `image` (one image, [h, w, c] flattened, in the input's scale).
+ * `image` (one image, [h, w, c] flattened, in the input's scale), each
+ * clipped to the classifier's bounds unless `clip` is false.
  */
-export async function noisyCounts(classifier: Classifier, image: Float32Array, num: number, sigma: number, rng: Rng, batchSize: number = SMOOTHING_DEFAULTS.batchSize): Promise<Int32Array> {
+export async function noisyCounts(classifier: Classifier, image: Float32Array, num: number, sigma: number, rng: Rng, batchSize: number = SMOOTHING_DEFAULTS.batchSize, clip = true): Promise<Int32Array> {
+  const [lo, hi] = clip ? classifier.bounds : [-Infinity, Infinity];
   const [h, w, c] = classifier.inputShape;
   const size = h * w * c;
   const counts = new Int32Array(classifier.numClasses);
@@ -77,7 +85,12 @@ export async function noisyCounts(classifier: Classifier, image: Float32Array, n
     const b = Math.min(batchSize, num - done);
     const noisy = new Float32Array(b * size);
     rng.fillNormal(noisy, sigma);
-    for (let i = 0; i < b; i++) for (let j = 0, o = i * size; j < size; j++, o++) noisy[o] += image[j];
+    for (let i = 0; i < b; i++) {
+      for (let j = 0, o = i * size; j < size; j++, o++) {
+        const v = noisy[o] + image[j];
+        noisy[o] = v < lo ? lo : v > hi ? hi : v;
+      }
+    }
     const classes = tf.tidy(() => tf.argMax(classifier.logits(tf.tensor4d(noisy, [b, h, w, c])), 1));
     const values = (await classes.data()) as Int32Array;
     classes.dispose();
@@ -98,11 +111,11 @@ export function certifiedRadius(count: number, n: number, alpha: number, sigma: 
 
 /** CERTIFY for one image (see the module comment). */
 export async function certify(classifier: Classifier, image: Float32Array, options: SmoothingOptions & { n0?: number; n?: number; alpha?: number }): Promise<Certificate> {
-  const { sigma, n0, n, alpha, batchSize } = check(classifier, image, options);
+  const { sigma, n0, n, alpha, batchSize, clipNoise } = check(classifier, image, options);
   const rng = new Rng(options.seed);
-  const selection = await noisyCounts(classifier, image, n0, sigma, rng, batchSize);
+  const selection = await noisyCounts(classifier, image, n0, sigma, rng, batchSize, clipNoise);
   const selected = argMax(selection);
-  const estimation = await noisyCounts(classifier, image, n, sigma, rng, batchSize);
+  const estimation = await noisyCounts(classifier, image, n, sigma, rng, batchSize, clipNoise);
   const count = estimation[selected];
   const { pALower, radius } = certifiedRadius(count, n, alpha, sigma);
   return { prediction: radius === null ? ABSTAIN : selected, radius: radius ?? 0, pALower, selected, count, n };
@@ -121,8 +134,8 @@ export interface SmoothedPrediction {
 
 /** PREDICT for one image (see the module comment). */
 export async function predictSmoothed(classifier: Classifier, image: Float32Array, options: SmoothingOptions & { n?: number; alpha?: number }): Promise<SmoothedPrediction> {
-  const { sigma, n, alpha, batchSize } = check(classifier, image, { ...options, n0: 1 });
-  const counts = await noisyCounts(classifier, image, n, sigma, new Rng(options.seed), batchSize);
+  const { sigma, n, alpha, batchSize, clipNoise } = check(classifier, image, { ...options, n0: 1 });
+  const counts = await noisyCounts(classifier, image, n, sigma, new Rng(options.seed), batchSize, clipNoise);
   const first = argMax(counts);
   let second = first === 0 ? 1 : 0;
   for (let k = 0; k < counts.length; k++) if (k !== first && counts[k] > counts[second]) second = k;
@@ -222,5 +235,5 @@ function check(classifier: Classifier, image: Float32Array, o: SmoothingOptions 
   for (const [name, v] of [['n0', n0], ['n', n], ['batchSize', batchSize]] as const) if (!Number.isSafeInteger(v) || v < 1) throw new InputError(name, `expected an integer >= 1, got ${v}`);
   if (!(alpha > 0 && alpha < 1)) throw new InputError('alpha', `expected a level in (0, 1), got ${alpha}`);
   if (!Number.isSafeInteger(o.seed)) throw new InputError('seed', `expected an integer, got ${o.seed}`);
-  return { sigma: o.sigma, n0, n, alpha, batchSize };
+  return { sigma: o.sigma, n0, n, alpha, batchSize, clipNoise: o.clipNoise ?? true };
 }
