@@ -13,10 +13,11 @@ import { benchGan } from './gan.js';
 import { benchAae } from './aae.js';
 import { benchDistributed } from './distributed.js';
 import { benchBrowser } from './browser.js';
+import { benchCertify } from './certify.js';
 
 /** A section's figures; `previous` is what results.json held for it (for sections that can re-run a part). */
 type Section = (log: (s: string) => void, previous?: unknown) => Promise<unknown>;
-const SECTIONS: Record<string, Section> = { engine: benchEngine, attacks: benchAttacks, eval: benchEval, defenses: benchDefenses, gan: benchGan, aae: benchAae, distributed: benchDistributed, browser: benchBrowser };
+const SECTIONS: Record<string, Section> = { engine: benchEngine, attacks: benchAttacks, eval: benchEval, defenses: benchDefenses, gan: benchGan, aae: benchAae, distributed: benchDistributed, browser: benchBrowser, certify: benchCertify };
 
 const file = join(dirname(fileURLToPath(import.meta.url)), 'results.json');
 const requested = process.argv.slice(2).filter((a) => !a.startsWith('-'));

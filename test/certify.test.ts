@@ -21,7 +21,7 @@ import { attackAndPredict, attackSmoothed, smoothingConsistency } from '../src/r
 import { runAttack } from '../src/attacks/run.js';
 import { pgd } from '../src/attacks/pgd.js';
 import { Rng } from '../src/util/rng.js';
-import { createDefense, defaultDefenseConfig, epsAt, ibpKappaAt } from '../src/defenses/defenses.js';
+import { consistencyLoss, createDefense, defaultDefenseConfig, epsAt, ibpKappaAt, noisyCopies } from '../src/defenses/defenses.js';
 
 before(async () => {
   await initBackend({ backend: 'wasm' });
@@ -339,4 +339,54 @@ test('certifying images on 2 workers gives the certificates of one thread (per-i
     await clearWorkerModels();
     model.dispose();
   }
+});
+
+test('consistency regularization: the loss by hand (CE on every copy + lambda mean KL(avg || p_i) + eta H(avg)); copies image-major, clipped', () => {
+  const before = tf.memory().numTensors;
+  // 2 images x 3 copies, 3 classes.
+  const logits = [
+    [2, 0, -1], [1.5, 0.5, 0], [0, 0, 0],
+    [-1, 3, 0.5], [0.2, 0.1, 2], [-2, 1, 1],
+  ];
+  const labels = [0, 1];
+  const w = { lambda: 7, eta: 0.3, copies: 3 };
+  const softmax = (z: number[]) => {
+    const e = z.map((v) => Math.exp(v - Math.max(...z)));
+    const s = e.reduce((a, b) => a + b, 0);
+    return e.map((v) => v / s);
+  };
+  let ce = 0;
+  let kl = 0;
+  let ent = 0;
+  for (let i = 0; i < 2; i++) {
+    const ps = logits.slice(3 * i, 3 * i + 3).map(softmax);
+    const avg = [0, 1, 2].map((c) => (ps[0][c] + ps[1][c] + ps[2][c]) / 3);
+    for (const p of ps) {
+      ce += -Math.log(p[labels[i]]) / 6;
+      kl += avg.reduce((a, q, c) => a + q * Math.log(q / p[c]), 0) / 6;
+    }
+    ent += -avg.reduce((a, q) => a + q * Math.log(q), 0) / 2;
+  }
+  const expected = ce + w.lambda * kl + w.eta * ent;
+  const got = tf.tidy(() => consistencyLoss(tf.tensor2d(logits), tf.tensor1d(labels, 'int32'), 3, w).loss.dataSync()[0]);
+  close(got, expected, 1e-5, 'consistency loss');
+  // Identical copies: no KL; lambda and the copies then do not matter beyond CE and entropy.
+  const same = [[1, 2, 0], [1, 2, 0]];
+  const p = softmax(same[0]);
+  const only = tf.tidy(() => consistencyLoss(tf.tensor2d(same), tf.tensor1d([1], 'int32'), 3, { lambda: 100, eta: 0.5, copies: 2 }).loss.dataSync()[0]);
+  close(only, -Math.log(p[1]) + 0.5 * -p.reduce((a, q) => a + q * Math.log(q), 0), 1e-5, 'identical copies');
+  // The copies: image i's rows are i * m ... i * m + m - 1, inside the bounds, spread sigma around the image where the clip does not bite.
+  const x = tf.tensor4d([0.5, 0.5, 0.5, 0.5, 0, 1, 0, 1], [2, 2, 2, 1]);
+  const copies = noisyCopies(x, 400, 0.1, 3, [0, 1]);
+  const v = copies.dataSync();
+  assert.deepEqual(copies.shape, [800, 2, 2, 1]);
+  assert.ok(v.every((t) => t >= 0 && t <= 1));
+  let sum = 0;
+  let sq = 0;
+  for (let r = 0; r < 400; r++) for (let j = 0; j < 4; j++) { sum += v[r * 4 + j]; sq += (v[r * 4 + j] - 0.5) ** 2; }
+  close(sum / 1600, 0.5, 0.01, 'first image copies centred on it');
+  close(Math.sqrt(sq / 1600), 0.1, 0.01, 'spread sigma');
+  for (let r = 400; r < 800; r++) assert.ok(v[r * 4] <= 0.5 && v[r * 4 + 1] >= 0.5, 'second image: its own copies, clipped at 0 and 1');
+  tf.dispose([x, copies]);
+  assert.equal(tf.memory().numTensors, before, 'tensors');
 });

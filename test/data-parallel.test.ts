@@ -108,6 +108,23 @@ test('PGD-AT: the inner attack and the loss gradient in each worker give the sin
   }
 });
 
+test('consistency regularization: the noisy copies drawn here, each worker scoring its images\' copies, give the single-thread step within float tolerance', async () => {
+  const defense = createDefense(defaultDefenseConfig('consistency', { eps: 0.5, consistency: { lambda: 10, eta: 0.5, copies: 2 } }));
+  const single = smallCnn();
+  const parallel = smallCnn();
+  const start = await weightsOf(single);
+  try {
+    const a = await trainClassifier(single, train, options({ defense }));
+    const b = await trainClassifier(parallel, train, options({ defense, parallel: pooledTraining(defense, pool) }));
+    const diff = stepDifference(start, await weightsOf(single), await weightsOf(parallel));
+    assert.ok(diff < 1e-4, `the runs differ by ${diff} of their step`);
+    assert.ok(Math.abs(a.history[0].loss - b.history[0].loss) < 1e-4, `loss ${a.history[0].loss} vs ${b.history[0].loss}`);
+  } finally {
+    single.dispose();
+    parallel.dispose();
+  }
+});
+
 test('with 2 workers: repeat runs and a killed-and-resumed run give bit-identical weights; worker tensors stay flat', async () => {
   const runs: Float32Array[][] = [];
   let tensorsAfterFirst: number[] | undefined;

@@ -107,9 +107,11 @@ test('bad input exits with code 2 and one line naming the option; nothing is wri
   const base = ['train', '--model', 'mlp', '--epochs', '1', '--out', out, '--no-progress'];
   // advlab's own checks print one line; commander's (choices, option parsers) print one error line, then the usage.
   const cases: [string[], RegExp][] = [
-    [[...base, '--defense', 'foo'], /^error: option '--defense <name>' argument 'foo' is invalid\. Allowed choices are none, pgd-at, fgsm-rs, trades, ibp\.$/],
+    [[...base, '--defense', 'foo'], /^error: option '--defense <name>' argument 'foo' is invalid\. Allowed choices are none, pgd-at, fgsm-rs, trades, ibp, consistency\.$/],
     [[...base, '--defense', 'pgd-at', '--defense-eps', '2'], /^advlab: --defense-eps: 2 exceeds the input range 1: is it in the input's scale\?$/],
     [[...base, '--baseline', baselineDir], /^advlab: --baseline: only applies with --defense$/],
+    [[...base, '--defense', 'pgd-at', '--consistency-lambda', '3'], /^advlab: --consistency-lambda: only applies with --defense consistency$/],
+    [[...base, '--defense', 'consistency', '--noise-copies', '0'], /^advlab: --noise-copies: expected an integer in \[1, 16\], got 0$/],
     [[...base, '--defense', 'pgd-at', '--eval-n', '0'], /^error: option '--eval-n <count>' argument '0' is invalid\. --eval-n expects an integer >= 1, got "0"$/],
   ];
   // Two at a time: each is a fresh node process.

@@ -10,7 +10,7 @@ import { Option } from 'commander';
 import { defenseRun } from '../jobs/defense-run.js';
 import type { DefenseRunResult } from '../defenses/types.js';
 import { DEFENSE_NAMES } from '../defenses/types.js';
-import { IBP_DEFAULTS } from '../defenses/defenses.js';
+import { IBP_DEFAULTS, CONSISTENCY_DEFAULTS } from '../defenses/defenses.js';
 import { InputError } from '../errors.js';
 import { guardRun } from './failure.js';
 
@@ -26,6 +26,9 @@ const DEFENSE_OPTIONS: Record<string, string> = {
   ibpFlatEpochs: '--ibp-flat-epochs',
   ibpKappa: '--ibp-kappa',
   ibpEpsScale: '--ibp-eps-scale',
+  consistencyLambda: '--consistency-lambda',
+  consistencyEta: '--consistency-eta',
+  noiseCopies: '--noise-copies',
   evalSuite: '--eval-suite',
   evalN: '--eval-n',
   evalEps: '--eval-eps',
@@ -52,9 +55,9 @@ export function trainCommand(): Command {
     .option('--train-n <count>', 'train on a class-balanced subset of this many train-split images (default: all)', intOption('--train-n', 1))
     .option('--width <n>', 'width multiplier of a zoo model (every hidden layer; wider nets are more robust, Madry et al. 2018)', intOption('--width', 1))
     .option('--seed <n>', 'random seed', intOption('--seed'), TRAIN_DEFAULTS.seed)
-    .addOption(new Option('--defense <name>', 'adversarial training: pgd-at (Madry et al. 2018), fgsm-rs (Wong et al. 2020), trades (Zhang et al. 2019), ibp (interval bound propagation, Gowal et al. 2018: verifiably robust, see advlab verify)').choices(DEFENSE_NAMES).default('none'))
-    .option('--defense-eps <x>', "training budget in the input's scale", positiveOption('--defense-eps'), 0.3)
-    .addOption(new Option('--defense-norm <name>', 'norm of the training budget').choices(['linf', 'l2']).default('linf'))
+    .addOption(new Option('--defense <name>', 'adversarial training: pgd-at (Madry et al. 2018), fgsm-rs (Wong et al. 2020), trades (Zhang et al. 2019), ibp (interval bound propagation, Gowal et al. 2018: verifiably robust, see advlab verify), consistency (consistency regularization for randomized smoothing, Jeong & Shin 2020: --defense-eps is the noise sigma, see advlab certify)').choices(DEFENSE_NAMES).default('none'))
+    .option('--defense-eps <x>', "training budget in the input's scale (default 0.3; consistency: the noise's sigma, default 0.5)", positiveOption('--defense-eps'))
+    .addOption(new Option('--defense-norm <name>', 'norm of the training budget (default linf; consistency: l2, the noise is Gaussian)').choices(['linf', 'l2']))
     .option('--defense-steps <n>', 'steps of the inner attack (pgd-at, trades; default 10)', intOption('--defense-steps', 1))
     .option('--defense-step-size <x>', 'step size of the inner attack (default: 2.5 eps / steps; fgsm-rs 1.25 eps)', positiveOption('--defense-step-size'))
     .option('--trades-beta <x>', 'TRADES: weight of the robustness term (0: plain training on clean images)', finiteOption('--trades-beta'), 6)
@@ -62,6 +65,9 @@ export function trainCommand(): Command {
     .option('--eps-warmup <epochs>', `grow eps linearly from 0 over this many epochs (default 0; ibp: ${IBP_DEFAULTS.rampEpochs}, after --ibp-flat-epochs)`, intOption('--eps-warmup'))
     .option('--ibp-flat-epochs <n>', `ibp: epochs at eps 0 before the ramp (default ${IBP_DEFAULTS.flatEpochs})`, intOption('--ibp-flat-epochs'))
     .option('--ibp-kappa <x>', `ibp: the clean loss's final weight; it falls from 1 over the ramp (default ${IBP_DEFAULTS.kappa})`, finiteOption('--ibp-kappa'))
+    .option('--consistency-lambda <x>', `consistency: weight of the KL from the copies' average prediction to each copy's (default ${CONSISTENCY_DEFAULTS.lambda})`, finiteOption('--consistency-lambda'))
+    .option('--consistency-eta <x>', `consistency: weight of the average prediction's entropy (default ${CONSISTENCY_DEFAULTS.eta})`, finiteOption('--consistency-eta'))
+    .option('--noise-copies <m>', `consistency: noisy copies of each image per step (default ${CONSISTENCY_DEFAULTS.copies})`, intOption('--noise-copies'))
     .option('--ibp-eps-scale <x>', `ibp: train at this multiple of --defense-eps (default ${IBP_DEFAULTS.epsScale}, as Gowal et al.)`, finiteOption('--ibp-eps-scale'))
     .option('--baseline <path>', 'an undefended model (run folder) evaluated next to the defended one')
     .option('--eval-suite <name>', 'suite of the evaluation after defended training (quick or standard)', 'quick')
@@ -130,6 +136,9 @@ export function trainCommand(): Command {
                 ibpFlatEpochs: o.ibpFlatEpochs,
                 ibpKappa: o.ibpKappa,
                 ibpEpsScale: o.ibpEpsScale,
+                consistencyLambda: o.consistencyLambda,
+                consistencyEta: o.consistencyEta,
+                noiseCopies: o.noiseCopies,
                 randomStart: o.randomStart,
                 workers: o.workers,
                 baseline: o.baseline,

@@ -15,12 +15,18 @@
  *   worst case from interval bounds (robustness/interval-bounds.ts), with the
  *   paper's schedules (eps 0, then a linear ramp of eps to 1.1 x the target
  *   while kappa falls from 1 to 0.5). No inner attack: the bound replaces it.
+ * - `consistency`: consistency regularization for randomized smoothing, Jeong
+ *   & Shin, "Consistency regularization for certified robustness of smoothed
+ *   classifiers", NeurIPS 2020: m noisy copies x + N(0, sigma^2) of each image
+ *   (sigma = eps, clipped to the bounds as smoothing.ts certifies), CE on every
+ *   copy + lambda mean_i KL(avg || p_i) + eta H(avg), avg the copies' mean
+ *   softmax. No attack: the copies are the "perturbation".
  * The inner attacks run the model with `training: false`.
  */
 import { tf, tfl } from '../engine/tf.js';
 import { normOps } from '../attacks/norms.js';
 import { InputError } from '../errors.js';
-import type { Defense, DefenseConfig } from './types.js';
+import type { ConsistencyWeights, Defense, DefenseConfig } from './types.js';
 import { worstCaseMargins } from '../robustness/interval-bounds.js';
 
 type PerExampleLoss = (logits: tf.Tensor2D) => tf.Tensor1D;
@@ -78,6 +84,7 @@ const ceLoss = (model: tfl.LayersModel, input: tf.Tensor4D, y: tf.Tensor1D, k: n
  */
 export function attackStart(c: DefenseConfig, x: tf.Tensor4D, eps: number, seed: number): tf.Tensor4D {
   if (c.name === 'ibp') return tf.clone(x);
+  if (c.name === 'consistency') return noisyCopies(x, c.consistency!.copies, eps, seed, c.bounds);
   if (c.name === 'trades') {
     return tf.tidy(() => tf.clipByValue(tf.add(x, tf.mul(tf.randomNormal(x.shape, 0, 1, 'float32', seed), 0.001)), c.bounds[0], c.bounds[1]) as tf.Tensor4D);
   }
@@ -91,6 +98,7 @@ export function attackStart(c: DefenseConfig, x: tf.Tensor4D, eps: number, seed:
  */
 export function attackFrom(c: DefenseConfig, model: tfl.LayersModel, x: tf.Tensor4D, y: tf.Tensor1D, start: tf.Tensor4D, eps: number): tf.Tensor4D {
   if (c.name === 'ibp') return tf.clone(x);
+  if (c.name === 'consistency') return tf.clone(start);
   const step = scaledStep(c, eps);
   if (c.name === 'trades') {
     const target = tf.tidy(() => model.apply(x, { training: false }) as tf.Tensor2D);
@@ -121,6 +129,10 @@ export function createDefense(config: DefenseConfig): Defense {
     },
     loss(model, clean, perturbed, y, k, at) {
       if (config.name === 'ibp') return ibpLoss(config, model, clean, y, k, at);
+      if (config.name === 'consistency') {
+        const logits = model.apply(perturbed, { training: true }) as tf.Tensor2D;
+        return consistencyLoss(logits, y, k, config.consistency!);
+      }
       if (config.name !== 'trades') return ceLoss(model, perturbed, y, k);
       const logits = model.apply(clean, { training: true }) as tf.Tensor2D;
       const advLogits = model.apply(perturbed, { training: true }) as tf.Tensor2D;
@@ -147,6 +159,40 @@ function ibpLoss(c: DefenseConfig, model: tfl.LayersModel, x: tf.Tensor4D, y: tf
   if (kappa >= 1) return { loss: clean as tf.Scalar, logits };
   const worst = tf.mean(crossEntropy(worstCaseMargins(model, x, y, at.eps, c.bounds), y, k));
   return { loss: tf.add(tf.mul(clean, kappa), tf.mul(worst, 1 - kappa)) as tf.Scalar, logits };
+}
+
+/**
+ * `copies` noisy copies of each image, image-major ([n * copies, h, w, c]:
+ * image i's copies are rows i * copies ...), x + sigma N(0, 1) clipped to the
+ * bounds.
+ */
+export function noisyCopies(x: tf.Tensor4D, copies: number, sigma: number, seed: number, bounds: readonly [number, number]): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [n, h, w, c] = x.shape;
+    const repeated = tf.reshape(tf.tile(tf.reshape(x, [n, 1, h * w * c]), [1, copies, 1]), [n * copies, h, w, c]);
+    return tf.clipByValue(tf.add(repeated, tf.randomNormal(repeated.shape, 0, sigma, 'float32', seed)), bounds[0], bounds[1]) as tf.Tensor4D;
+  });
+}
+
+/**
+ * Consistency regularization's loss (Jeong & Shin 2020; see the module
+ * comment) from the logits of image-major noisy copies [n * m, k]: mean CE
+ * over every copy + lambda mean KL(avg || p_i) + eta mean H(avg). Returns the
+ * log of the average prediction as the batch's logits (for the accuracy).
+ */
+export function consistencyLoss(logits: tf.Tensor2D, y: tf.Tensor1D, k: number, w: ConsistencyWeights): { loss: tf.Scalar; logits: tf.Tensor2D } {
+  const m = w.copies;
+  const n = y.shape[0];
+  const yCopies = tf.reshape(tf.tile(tf.reshape(y, [n, 1]), [1, m]), [n * m]) as tf.Tensor1D;
+  const ce = tf.mean(crossEntropy(logits, yCopies, k));
+  const logp = tf.reshape(tf.logSoftmax(logits), [n, m, k]);
+  const avg = tf.mean(tf.exp(logp), 1);
+  // As the reference code: the average's log floored at 1e-20 (an average probability of 0 contributes 0 either way).
+  const logAvg = tf.log(tf.maximum(avg, 1e-20));
+  const kl = tf.mean(tf.sum(tf.mul(tf.expandDims(avg, 1), tf.sub(tf.expandDims(logAvg, 1), logp)), 2), 1);
+  const entropy = tf.neg(tf.sum(tf.mul(avg, logAvg), 1));
+  const loss = tf.addN([ce, tf.mul(tf.mean(kl), w.lambda), tf.mul(tf.mean(entropy), w.eta)]) as tf.Scalar;
+  return { loss, logits: logAvg as tf.Tensor2D };
 }
 
 /** The IBP schedule's progress through its ramp at a step: 0 before, 1 after. */
@@ -193,6 +239,15 @@ export function validateDefense(c: DefenseConfig): void {
   } else if (c.ibp !== undefined) {
     throw new InputError('ibpKappa', `the IBP schedule applies to --defense ibp, not ${c.name}`);
   }
+  if (c.name === 'consistency') {
+    const w = c.consistency;
+    if (!w) throw new InputError('defense', 'consistency needs its weights (lambda, eta, copies)');
+    if (!(w.lambda >= 0 && Number.isFinite(w.lambda))) throw new InputError('consistencyLambda', `expected a weight >= 0, got ${w.lambda}`);
+    if (!(w.eta >= 0 && Number.isFinite(w.eta))) throw new InputError('consistencyEta', `expected a weight >= 0, got ${w.eta}`);
+    if (!Number.isInteger(w.copies) || w.copies < 1 || w.copies > 16) throw new InputError('noiseCopies', `expected an integer in [1, 16], got ${w.copies}`);
+  } else if (c.consistency !== undefined) {
+    throw new InputError('consistencyLambda', `the consistency weights apply to --defense consistency, not ${c.name}`);
+  }
 }
 
 /**
@@ -209,12 +264,15 @@ export function epsAt(c: DefenseConfig, step: number, stepsPerEpoch: number): nu
 /** IBP's schedule defaults: eps 0 for an epoch, a ramp over 5, kappa to 0.5, eps to 1.1 x the target (Gowal et al.). */
 export const IBP_DEFAULTS = { flatEpochs: 1, rampEpochs: 5, kappa: 0.5, epsScale: 1.1 } as const;
 
-/** Defaults per defense; eps 0.3 linf is mnist's standard budget. */
+/** Consistency regularization's defaults: the reference code's mnist setting (m = 2 copies, eta 0.5) with lambda 10, between its 5 and 20. */
+export const CONSISTENCY_DEFAULTS = { lambda: 10, eta: 0.5, copies: 2 } as const;
+
+/** Defaults per defense; eps 0.3 linf is mnist's standard budget (for consistency, eps is the noise's sigma, 0.5 by default). */
 export function defaultDefenseConfig(name: DefenseConfig['name'], over: Partial<DefenseConfig> = {}): DefenseConfig {
-  const eps = over.eps ?? 0.3;
+  const eps = over.eps ?? (name === 'consistency' ? 0.5 : 0.3);
   const base: DefenseConfig = {
     name,
-    norm: 'linf',
+    norm: name === 'consistency' ? 'l2' : 'linf',
     eps,
     steps: name === 'fgsm-rs' ? 1 : 10,
     // PGD-AT/TRADES: 2.5 eps / steps (Madry et al.); FGSM-RS: 1.25 eps (Wong et al.).
@@ -225,6 +283,7 @@ export function defaultDefenseConfig(name: DefenseConfig['name'], over: Partial<
     epsWarmupEpochs: name === 'ibp' ? IBP_DEFAULTS.rampEpochs : 0,
     bounds: [0, 1],
     ...(name === 'ibp' ? { ibp: { flatEpochs: IBP_DEFAULTS.flatEpochs, kappa: IBP_DEFAULTS.kappa, epsScale: IBP_DEFAULTS.epsScale } } : {}),
+    ...(name === 'consistency' ? { consistency: { ...CONSISTENCY_DEFAULTS } } : {}),
   };
   const config = { ...base, ...Object.fromEntries(Object.entries(over).filter(([, v]) => v !== undefined)) } as DefenseConfig;
   // FGSM-RS is one step by definition.

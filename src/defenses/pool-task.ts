@@ -34,11 +34,17 @@ export interface DefendedGradientPayload extends AscentPayload {
   stepsPerEpoch: number;
 }
 
+/** The slice's attack start as a tensor: one row per image, or several (consistency's noisy copies, image-major). */
+function startTensor(p: AscentPayload): tf.Tensor4D {
+  const [, h, w, c] = p.shape;
+  return tf.tensor4d(p.start, [p.start.length / (h * w * c), h, w, c]);
+}
+
 /** Runs the defense's inner attack on the slice; returns the perturbed images. */
 export async function ascentTask(p: AscentPayload): Promise<Float32Array> {
   const model = await modelInWorker(p.model);
   syncWeights(model, p);
-  const out = tf.tidy(() => attackFrom(p.config, model, tf.tensor4d(p.x, p.shape), tf.tensor1d(p.y, 'int32'), tf.tensor4d(p.start, p.shape), p.eps));
+  const out = tf.tidy(() => attackFrom(p.config, model, tf.tensor4d(p.x, p.shape), tf.tensor1d(p.y, 'int32'), startTensor(p), p.eps));
   try {
     return (await out.data()) as Float32Array;
   } finally {
@@ -53,7 +59,7 @@ export async function defendedGradientTask(p: DefendedGradientPayload): Promise<
   const defense = createDefense(p.config);
   const x = tf.tensor4d(p.x, p.shape);
   const y = tf.tensor1d(p.y, 'int32');
-  const perturbed = tf.tidy(() => attackFrom(p.config, model, x, y, tf.tensor4d(p.start, p.shape), p.eps));
+  const perturbed = tf.tidy(() => attackFrom(p.config, model, x, y, startTensor(p), p.eps));
   try {
     return await shardGradients(model, p.model.key, (m) => {
       const { loss, logits } = defense.loss(m, x, perturbed, y, p.numClasses, { eps: p.eps, step: p.step, stepsPerEpoch: p.stepsPerEpoch });

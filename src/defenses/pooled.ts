@@ -33,9 +33,11 @@ async function slices(defense: Defense, pool: TaskPool, x4: tf.Tensor4D, y1: tf.
   const x = (await x4.data()) as Float32Array;
   const s = (await readOne(start)) as Float32Array;
   const y = (await y1.data()) as Int32Array;
+  // Floats of the start per image: an image's size, or several (consistency's copies, image-major).
+  const startSize = s.length / n;
   return splitRanges(n, Math.min(pool.size, n)).map(([from, to]) => ({
     x: x.slice(from * size, to * size),
-    start: s.slice(from * size, to * size),
+    start: s.slice(from * startSize, to * startSize),
     y: y.slice(from, to),
     shape: [to - from, h, w, c] as [number, number, number, number],
   }));
@@ -51,7 +53,9 @@ export function pooledDefense(defense: Defense, pool: TaskPool): Defense {
       const parts = await slices(defense, pool, b.x, b.y, b.eps, b.seed);
       const payloads: AscentPayload[] = parts.map((p) => ({ ...ref, config: defense.config, ...p, eps: b.eps }));
       const out = await pool.run<Float32Array, AscentPayload>(ascentTask(), payloads, (p) => [p.x.buffer, p.start.buffer, p.y.buffer]);
-      return tf.tensor4d(concatArrays(out, Float32Array), b.x.shape);
+      const [, h, w, c] = b.x.shape;
+      const all = concatArrays(out, Float32Array);
+      return tf.tensor4d(all, [all.length / (h * w * c), h, w, c]);
     },
   };
 }

@@ -8,7 +8,7 @@ import type { Norm } from '../attacks/types.js';
 import type { TrainRunResult } from '../models/types.js';
 
 /** Defense names `advlab train --defense` takes. */
-export const DEFENSE_NAMES = ['none', 'pgd-at', 'fgsm-rs', 'trades', 'ibp'] as const;
+export const DEFENSE_NAMES = ['none', 'pgd-at', 'fgsm-rs', 'trades', 'ibp', 'consistency'] as const;
 export type DefenseName = (typeof DEFENSE_NAMES)[number];
 
 /** Settings of a defense (defaults in defaults.ts). */
@@ -31,6 +31,19 @@ export interface DefenseConfig {
   bounds: [number, number];
   /** IBP's schedules (defenses.ts); only for `ibp`. */
   ibp?: IbpSchedule;
+  /** Consistency regularization's weights (defenses.ts); only for `consistency`, whose `eps` is the noise's sigma. */
+  consistency?: ConsistencyWeights;
+}
+
+/**
+ * Consistency regularization (Jeong & Shin 2020): `copies` noisy copies of
+ * each image, CE on each, plus lambda times the mean KL from their average
+ * prediction to each copy's and eta times the average prediction's entropy.
+ */
+export interface ConsistencyWeights {
+  lambda: number;
+  eta: number;
+  copies: number;
 }
 
 /**

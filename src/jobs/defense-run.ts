@@ -34,7 +34,7 @@ import type { EvalRunResult } from '../robustness/types.js';
 import type { Norm } from '../attacks/types.js';
 import { writeFileAtomic, writeJsonAtomic } from '../node/atomic.js';
 import { InputError } from '../errors.js';
-import { createDefense, defaultDefenseConfig, IBP_DEFAULTS } from '../defenses/defenses.js';
+import { createDefense, defaultDefenseConfig, IBP_DEFAULTS, CONSISTENCY_DEFAULTS } from '../defenses/defenses.js';
 import { pooledTraining } from '../defenses/pooled.js';
 import { DEFENSE_NAMES, type DefenseConfig, type DefenseName, type DefenseRunResult, type EvidenceEntry, type OverfittingVerdict } from '../defenses/types.js';
 
@@ -55,6 +55,10 @@ export interface DefenseRunOptions extends Omit<TrainRunOptions, 'defense'> {
   ibpFlatEpochs?: number;
   ibpKappa?: number;
   ibpEpsScale?: number;
+  /** Consistency regularization: the KL term's weight, the entropy term's, and the noisy copies per image (defaults: CONSISTENCY_DEFAULTS). */
+  consistencyLambda?: number;
+  consistencyEta?: number;
+  noiseCopies?: number;
   /** Worker threads for the inner attack and the evaluation (default auto). */
   workers?: WorkersSpec;
   /** An undefended model (run folder or saved model) evaluated next to the defended one. */
@@ -85,14 +89,25 @@ export async function defenseRun(options: DefenseRunOptions, backend: BackendInf
     ...(options.defense === 'ibp'
       ? { ibp: { flatEpochs: options.ibpFlatEpochs ?? IBP_DEFAULTS.flatEpochs, kappa: options.ibpKappa ?? IBP_DEFAULTS.kappa, epsScale: options.ibpEpsScale ?? IBP_DEFAULTS.epsScale } }
       : {}),
+    ...(options.defense === 'consistency'
+      ? { consistency: { lambda: options.consistencyLambda ?? CONSISTENCY_DEFAULTS.lambda, eta: options.consistencyEta ?? CONSISTENCY_DEFAULTS.eta, copies: options.noiseCopies ?? CONSISTENCY_DEFAULTS.copies } }
+      : {}),
   });
+  if (options.defense !== 'consistency') {
+    for (const [key, v] of [['consistencyLambda', options.consistencyLambda], ['consistencyEta', options.consistencyEta], ['noiseCopies', options.noiseCopies]] as const) {
+      if (v !== undefined) throw new InputError(key, 'only applies with --defense consistency');
+    }
+  }
   if (options.defense !== 'ibp') {
     for (const [key, v] of [['ibpFlatEpochs', options.ibpFlatEpochs], ['ibpKappa', options.ibpKappa], ['ibpEpsScale', options.ibpEpsScale]] as const) {
       if (v !== undefined) throw new InputError(key, 'only applies with --defense ibp');
     }
   }
   const defense = createDefense(config); // validates
-  const evidence = options.evidence === false ? null : { suite: options.evidence?.suite ?? 'quick', n: options.evidence?.n, eps: options.evidence?.eps ?? defaultCurve(config.eps) };
+  // A smoothing-trained model's evidence is a certificate of its smoothed classifier (advlab certify), not an attack on the base classifier.
+  const smoothing = config.name === 'consistency';
+  if (smoothing && options.baseline !== undefined) throw new InputError('baseline', 'the consistency defense is judged by certificates of its smoothed classifier (advlab certify), not by an evaluation next to a baseline');
+  const evidence = options.evidence === false || smoothing ? null : { suite: options.evidence?.suite ?? 'quick', n: options.evidence?.n, eps: options.evidence?.eps ?? defaultCurve(config.eps) };
 
   // Check the evidence settings before hours of training, not after.
   if (evidence) {
@@ -119,16 +134,15 @@ export async function defenseRun(options: DefenseRunOptions, backend: BackendInf
   const t0 = performance.now();
   try {
     pool = await startJobPool(workers, backend);
-    const watch = overfittingWatch(config, options.out, pool, options.seed ?? 0);
+    // Catastrophic overfitting is an attack-training failure; noise training has no attack to watch.
+    const watch = smoothing ? undefined : overfittingWatch(config, options.out, pool, options.seed ?? 0);
     trained = await trainRun(
       {
         ...options,
         defense,
         // Each worker attacks its slice of the batch and takes the loss gradient on it: no core waits for the update.
         ...(pool ? { parallel: pooledTraining(defense, pool) } : {}),
-        validation: VALIDATION_IMAGES,
-        monitor: watch.monitor,
-        beforeSave: watch.beforeSave,
+        ...(watch ? { validation: VALIDATION_IMAGES, monitor: watch.monitor, beforeSave: watch.beforeSave } : {}),
         // The baseline against the data's image shape and classes, before the first epoch.
         checkInputs: async (data) => {
           if (baseline !== undefined) await checkSavedClassifier(baseline, 'baseline', { imageShape: data.train.imageShape, numClasses: data.numClasses });
@@ -136,7 +150,7 @@ export async function defenseRun(options: DefenseRunOptions, backend: BackendInf
       },
       backend,
     );
-    overfitting = watch.verdict();
+    overfitting = watch?.verdict() ?? null;
   } finally {
     await pool?.close();
     await clearWorkerModels();
