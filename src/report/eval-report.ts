@@ -99,6 +99,13 @@ export function sig(x: number | null | undefined, digits = 3): string {
   return x === null || x === undefined ? '—' : Number.isFinite(x) ? x.toPrecision(digits) : String(x);
 }
 
+/** The settings rows every report ends with: backend, seed, versions (a run's {@link RunMeta}). */
+export function runMetaRows(r: Pick<RunMeta, 'backend' | 'threads' | 'kernels' | 'seed' | 'advlabVersion' | 'tfjsVersion'>): SafeHtml {
+  return html`<tr><th>backend</th><td>${r.backend} (${r.threads} thread${r.threads === 1 ? '' : 's'}, ${r.kernels} kernels)</td></tr>
+<tr><th>seed</th><td>${r.seed}</td></tr>
+<tr><th>advlab / tfjs</th><td>${r.advlabVersion} / ${r.tfjsVersion}</td></tr>`;
+}
+
 /** Seconds as "42.0 s", "3 min 12 s" or "2 h 05 min". */
 export function duration(seconds: number): string {
   if (!Number.isFinite(seconds)) return '—';
