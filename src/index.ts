@@ -44,15 +44,16 @@ export { CORRUPTIONS, CORRUPTION_NAMES, parseCorruptions, type CorruptionName } 
 export { corruptionAccuracy, type CorruptionAccuracyResult } from './robustness/corruption-accuracy.js';
 export { runSanityChecks, overallVerdict, type SanityInput } from './robustness/sanity.js';
 export type { Suite, SuiteStage, EpsilonResult, StageSummary, ClassSummary, MinimalPerturbations, SanityCheck, Verdict, EvalRunResult } from './robustness/types.js';
-export { ABSTAIN, SMOOTHING_DEFAULTS, certify, certifyImages, certifiedAccuracy, certifiedRadius, predictSmoothed, noisyCounts, binomialTestTwoSided, type Certificate, type SmoothedPrediction, type SmoothingOptions, type CertifyImagesOptions } from './robustness/smoothing.js';
+export { ABSTAIN, SMOOTHING_DEFAULTS, certify, certifyImages, predictImages, certifiedAccuracy, certifiedRadius, predictSmoothed, noisyCounts, binomialTestTwoSided, type Certificate, type SmoothedPrediction, type SmoothingOptions, type CertifyImagesOptions } from './robustness/smoothing.js';
+export { attackSmoothed, attackAndPredict, smoothingConsistency, SMOOTHED_ATTACK_DEFAULTS, type SmoothedAttackOptions, type SmoothedAttackOutcome, type SmoothingConsistency, type ConsistencyPoint } from './robustness/smoothed-attack.js';
 export { INTERVAL_LAYERS, intervalChain, logitBounds, worstCaseMargins, verifiedAt, type LogitBounds } from './robustness/interval-bounds.js';
 export { normalQuantile } from './util/normal.js';
 
 // Defenses (adversarial training).
-export { createDefense, defaultDefenseConfig, validateDefense, attackStart, attackFrom, klFromLogits, epsAt } from './defenses/defenses.js';
+export { createDefense, defaultDefenseConfig, validateDefense, attackStart, attackFrom, klFromLogits, epsAt, consistencyLoss, noisyCopies, ibpKappaAt, IBP_DEFAULTS, CONSISTENCY_DEFAULTS } from './defenses/defenses.js';
 export { pooledDefense } from './defenses/pooled.js';
 export type { DefenseRunResult, EvidenceEntry, OverfittingVerdict } from './defenses/types.js';
-export { DEFENSE_NAMES, type Defense, type DefenseConfig, type DefenseName } from './defenses/types.js';
+export { DEFENSE_NAMES, type Defense, type DefenseConfig, type DefenseName, type IbpSchedule, type ConsistencyWeights } from './defenses/types.js';
 export type { TrainingDefense } from './models/train.js';
 
 // Generative models: GANs.

@@ -20,7 +20,7 @@ import { logitBounds, verifiedAt, worstCaseMargins } from '../src/robustness/int
 import { attackAndPredict, attackSmoothed, smoothingConsistency } from '../src/robustness/smoothed-attack.js';
 import { runAttack } from '../src/attacks/run.js';
 import { pgd } from '../src/attacks/pgd.js';
-import { Rng } from '../src/util/rng.js';
+import { Rng, deriveSeed } from '../src/util/rng.js';
 import { consistencyLoss, createDefense, defaultDefenseConfig, epsAt, ibpKappaAt, noisyCopies } from '../src/defenses/defenses.js';
 
 before(async () => {
@@ -317,10 +317,10 @@ test('IBP training: the schedules by hand, and the loss is kappa CE(clean) + (1 
   model.dispose();
 });
 
-test('certifying images on 2 workers gives the certificates of one thread (per-image seeds)', async () => {
+test('certifying and predicting images on 2 workers gives the results of one thread (per-image seeds)', async () => {
   const { WorkerPool } = await import('../src/node/worker-pool.js');
   const { clearWorkerModels } = await import('../src/models/pool-model.js');
-  const { certifyImages } = await import('../src/robustness/smoothing.js');
+  const { certifyImages, predictImages } = await import('../src/robustness/smoothing.js');
   const model = buildModel('small-cnn', { inputShape: [28, 28, 1], numClasses: 10, seed: 5 });
   const classifier = Classifier.fromModel(model);
   const rng = new Rng(9);
@@ -334,6 +334,10 @@ test('certifying images on 2 workers gives the certificates of one thread (per-i
     assert.deepEqual(split, alone);
     assert.deepEqual(progress, [4, 5]);
     for (const c of alone) assert.ok(c.prediction === ABSTAIN || (c.prediction === c.selected && c.radius > 0), JSON.stringify(c));
+    // PREDICT too, and each image's is the one-image call's with its seed.
+    const predicted = await predictImages(classifier, images, 5, { ...options, pool });
+    assert.deepEqual(predicted, await predictImages(classifier, images, 5, options));
+    assert.deepEqual(predicted[3], await predictSmoothed(classifier, images.slice(3 * 784, 4 * 784), { ...options, seed: deriveSeed(4, 'smoothing:3') }));
   } finally {
     await pool.close();
     await clearWorkerModels();

@@ -28,7 +28,7 @@ import { runMeta, type RunMeta } from '../report/meta.js';
 import { writeFileAtomic, writeJsonAtomic } from '../node/atomic.js';
 import { checkOutputFolder, type OutputLayout } from '../node/paths.js';
 import { InputError } from '../errors.js';
-import { ABSTAIN, certifiedAccuracy, certifiedRadius, certifyImages, predictSmoothed, SMOOTHING_DEFAULTS, type Certificate } from '../robustness/smoothing.js';
+import { ABSTAIN, certifiedAccuracy, certifiedRadius, certifyImages, predictImages, SMOOTHING_DEFAULTS, type Certificate } from '../robustness/smoothing.js';
 import { deriveSeed } from '../util/rng.js';
 import { SMOOTHED_ATTACK_DEFAULTS, attackAndPredict, smoothingConsistency, type SmoothedAttackOutcome, type SmoothingConsistency } from '../robustness/smoothed-attack.js';
 import { SMOOTHING_TASK_URL, type SmoothedAttackPayload } from '../robustness/smoothing-task.js';
@@ -225,10 +225,8 @@ export async function certifyRun(options: CertifyRunOptions, backend: BackendInf
         const certs: Certificate[] = await certifyImages(classifier, images, to - from, { ...settings, seed, firstIndex: from, ...(pool ? { pool } : {}) });
         certs.forEach((cert, i) => outcomes.push({ index: from + i, label: subset.labels[from + i], prediction: cert.prediction, radius: cert.radius, pALower: cert.pALower, pValue: null }));
       } else {
-        for (let i = from; i < to; i++) {
-          const p = await predictSmoothed(classifier, subset.images.slice(i * size, (i + 1) * size), { ...settings, seed: deriveSeed(seed, `smoothing:${i}`) });
-          outcomes.push({ index: i, label: subset.labels[i], prediction: p.prediction, radius: 0, pALower: null, pValue: p.pValue });
-        }
+        const predictions = await predictImages(classifier, images, to - from, { ...settings, seed, firstIndex: from, ...(pool ? { pool } : {}) });
+        predictions.forEach((p, i) => outcomes.push({ index: from + i, label: subset.labels[from + i], prediction: p.prediction, radius: 0, pALower: null, pValue: p.pValue }));
       }
       state = { ...state, key, done: to, seconds: state.seconds + (performance.now() - t0) / 1000, certificates: [...state.certificates, ...outcomes] };
       writeJsonAtomic(checkpointPath, state);

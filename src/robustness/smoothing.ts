@@ -174,7 +174,16 @@ export interface CertifyImagesOptions extends SmoothingOptions {
  * deriveSeed(seed, `smoothing:<i>`), spread over `pool` when given: results
  * do not depend on the pool.
  */
-export async function certifyImages(classifier: Classifier, images: Float32Array, count: number, options: CertifyImagesOptions): Promise<Certificate[]> {
+export function certifyImages(classifier: Classifier, images: Float32Array, count: number, options: CertifyImagesOptions): Promise<Certificate[]> {
+  return smoothImages<Certificate>('certify', classifier, images, count, options);
+}
+
+/** PREDICT for each of `count` images, with the seeds and the pool of {@link certifyImages}. */
+export function predictImages(classifier: Classifier, images: Float32Array, count: number, options: CertifyImagesOptions): Promise<SmoothedPrediction[]> {
+  return smoothImages<SmoothedPrediction>('predict', classifier, images, count, options);
+}
+
+async function smoothImages<R>(mode: 'certify' | 'predict', classifier: Classifier, images: Float32Array, count: number, options: CertifyImagesOptions): Promise<R[]> {
   const size = classifier.inputShape.reduce((a, b) => a * b, 1);
   if (images.length !== count * size) throw new InputError('images', `expected ${count} images of ${size} floats, got ${images.length} floats`);
   const settings = check(classifier, images.subarray(0, size), options);
@@ -182,9 +191,11 @@ export async function certifyImages(classifier: Classifier, images: Float32Array
   const seeds = Array.from({ length: count }, (_, i) => deriveSeed(options.seed, `smoothing:${first + i}`));
   const per = Math.max(1, options.imagesPerTask ?? 1);
   if (!options.pool || options.pool.size <= 1) {
-    const out: Certificate[] = [];
+    const out: R[] = [];
     for (let i = 0; i < count; i++) {
-      out.push(await certify(classifier, images.slice(i * size, (i + 1) * size), { ...settings, seed: seeds[i] }));
+      const image = images.slice(i * size, (i + 1) * size);
+      const one = { ...settings, seed: seeds[i] };
+      out.push((mode === 'certify' ? await certify(classifier, image, one) : await predictSmoothed(classifier, image, one)) as R);
       options.onProgress?.(i + 1);
     }
     return out;
@@ -194,13 +205,13 @@ export async function certifyImages(classifier: Classifier, images: Float32Array
   const payloads = [];
   for (let from = 0; from < count; from += per) {
     const to = Math.min(count, from + per);
-    payloads.push({ classifier: shared, mode: 'certify' as const, images: images.slice(from * size, to * size), seeds: seeds.slice(from, to), ...settings });
+    payloads.push({ classifier: shared, mode, images: images.slice(from * size, to * size), seeds: seeds.slice(from, to), ...settings });
   }
   // In waves of two tasks per worker, so progress (and a caller's checkpoint) moves between them.
-  const out: Certificate[] = [];
+  const out: R[] = [];
   const wave = 2 * options.pool.size;
   for (let k = 0; k < payloads.length; k += wave) {
-    const parts = await options.pool.run<Certificate[], (typeof payloads)[number]>({ module: SMOOTHING_TASK_URL, name: 'smoothingTask' }, payloads.slice(k, k + wave));
+    const parts = await options.pool.run<R[], (typeof payloads)[number]>({ module: SMOOTHING_TASK_URL, name: 'smoothingTask' }, payloads.slice(k, k + wave));
     for (const part of parts) out.push(...part);
     options.onProgress?.(out.length);
   }
