@@ -291,3 +291,30 @@ export async function certifiedAccuracyPlot(curve: readonly { radius: number; ac
   } as unknown as TopLevelSpec;
   return vegaLiteSvg(spec, 'certified-plot', options);
 }
+
+/**
+ * Several certified-accuracy curves on one radius axis (one per noise level
+ * or model, as the papers compare them), each a step line, with published
+ * anchors as points when given.
+ */
+export async function certifiedCurvesPlot(
+  series: readonly { name: string; curve: readonly { radius: number; accuracy: number }[] }[],
+  anchors: readonly { name: string; radius: number; accuracy: number }[] = [],
+  options: PlotOptions = {},
+): Promise<string> {
+  const top = Math.max(...series.flatMap((s) => s.curve.map((p) => p.radius)), 1e-9);
+  const x = { field: 'radius', type: 'quantitative', title: 'L2 radius', scale: { domain: [0, top], nice: false }, axis: { tickCount: 8 } } as const;
+  const y = { field: 'accuracy', type: 'quantitative', title: 'certified accuracy', scale: { domain: [0, 1] }, axis: { format: '.0%', tickCount: 5 } } as const;
+  const names = [...series.map((s) => s.name), ...new Set(anchors.map((a) => a.name))];
+  const color = { field: 'series', type: 'nominal', title: null, scale: { domain: names, range: STAGE_COLORS }, legend: { orient: 'right', symbolType: 'stroke' } } as const;
+  const spec = {
+    width: WIDTH,
+    height: HEIGHT,
+    config: PLOT_CONFIG,
+    layer: [
+      { data: { values: series.flatMap((s) => s.curve.map((p) => ({ ...p, series: s.name }))) }, mark: { type: 'line', interpolate: 'step-after', strokeWidth: 2.5, clip: true }, encoding: { x, y, color } },
+      ...(anchors.length ? [{ data: { values: anchors.map((a) => ({ radius: a.radius, accuracy: a.accuracy, series: a.name })) }, mark: { type: 'point', shape: 'diamond', filled: true, size: 60 }, encoding: { x, y, color } }] : []),
+    ],
+  } as unknown as TopLevelSpec;
+  return vegaLiteSvg(spec, 'certified-curves', options);
+}
