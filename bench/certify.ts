@@ -9,6 +9,7 @@
 // - Samples per second on one thread and on both cores (the same images).
 // - IBP: small-cnn trained with --defense ibp for Linf 0.1 and 0.3, verified on
 //   1,000 test images next to PGD-40.
+// - Consistency regularization at sigma 0.5 next to Gaussian augmentation.
 //
 // Every part trains and certifies into bench/.cache/certify/<part> with resume
 // on, so a killed bench continues where it stopped; BENCH_CERTIFY_PARTS
@@ -85,6 +86,28 @@ export async function benchCertify(log: (s: string) => void, previous?: unknown)
       attackSeconds: round(cert.attack?.seconds ?? 0, 0),
     };
     log(`${name}: ${JSON.stringify(parts[name])}`);
+  }
+
+  // Consistency regularization (Jeong & Shin 2020) at sigma 0.5, next to Gaussian augmentation at the same sigma and epochs.
+  if (runs('consistency-0.5')) {
+    const sigma = 0.5;
+    const dir = join(CACHE, 'consistency-0.5');
+    const trained = await defenseRun({ model: 'small-cnn', dataset: 'mnist', defense: 'consistency', defenseEps: sigma, epochs: TRAIN_EPOCHS, evidence: false, out: dir, resume: true, workers: 2, ...quiet }, backend);
+    const cert = await certifyRun(
+      { model: dir, dataset: 'mnist', sigma, samples: SAMPLES, n: IMAGES, attackRadii: RADII.filter((r) => r <= 3.2 * sigma), attackN: ATTACK_IMAGES, out: join(dir, 'certify'), resume: true, workers: 2, ...quiet },
+      backend,
+    );
+    const at = (r: number) => round(100 * (cert.table.find((t) => t.radius === r)?.accuracy ?? 0), 1);
+    parts['consistency-0.5'] = {
+      sigma,
+      training: { defense: 'consistency', lambda: trained.defense.consistency?.lambda, eta: trained.defense.consistency?.eta, copies: trained.defense.consistency?.copies, epochs: TRAIN_EPOCHS, minutes: round(trained.defense.trainingSeconds / 60, 1), cleanAccuracy: round(trained.cleanAccuracy, 4) },
+      images: cert.count,
+      samples: SAMPLES,
+      certifiedAccuracy: { r0: at(0), r05: at(0.5), r1: at(1), r15: at(1.5), r2: at(2) },
+      abstentionRate: round(cert.abstentionRate, 4),
+      consistency: cert.attack?.consistency.map((c) => ({ radius: c.radius, certified: round(c.certifiedAccuracy, 3), attackedNotBroken: round(c.empiricalRobustAccuracy, 3), violations: c.violations.length })) ?? [],
+    };
+    log(`consistency-0.5: ${JSON.stringify(parts['consistency-0.5'])}`);
   }
 
   for (const { eps, scale } of IBP) {
