@@ -150,5 +150,11 @@ export async function benchCertify(log: (s: string) => void, previous?: unknown)
     };
     log(`${name}: ${JSON.stringify(parts[name])}`);
   }
+  // What n = 100,000 would take on two workers, from the quiet throughput figure (the runs above may have shared the machine).
+  const quietRate = (parts.throughput as { twoWorkers?: number } | undefined)?.twoWorkers;
+  for (const sigma of SIGMAS) {
+    const p = parts[`smoothing-${sigma}`] as { images: number; quietHoursAtN100k?: number } | undefined;
+    if (p && quietRate) p.quietHoursAtN100k = round((p.images * (100_000 + 100)) / quietRate / 3600, 2);
+  }
   return { machine: machine(), backend: backend.name, threads: backend.threads, kernels: backend.kernels, model: 'small-cnn', dataset: 'mnist', parts };
 }
