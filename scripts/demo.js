@@ -3,12 +3,15 @@
 // few minutes on the models advlab ships (assets/models, made by
 // scripts/web-assets.ts): PGD against the mnist small-cnn (runs/demo-pgd), the
 // fast suite with its audit against the standard one on the PGD-trained twin
-// (runs/demo-fast/report.html), 64 digits from the shipped scgan generator
-// (runs/demo-samples.png), and the playground site built into site/ (then
-// `npm run playground` serves it).
+// (runs/demo-fast/report.html), certified L2 radii of the consistency-trained
+// small-cnn smoothed at sigma 0.5, checked against an attack on the smoothed
+// classifier (runs/demo-certify/report.html), 64 digits from the shipped scgan
+// generator (runs/demo-samples.png), and the playground site built into site/
+// (then `npm run playground` serves it).
 // `npm run demo -- --train` trains everything instead (about 30 minutes):
 // the CNN, an scgan and an adversarial autoencoder, the CNN behind the
-// autoencoder as a purifier, and the standard suite over an eps sweep.
+// autoencoder as a purifier, the standard suite over an eps sweep, and a
+// consistency-trained CNN certified by randomized smoothing.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -17,6 +20,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const shipped = [
   ['attack', '--model', 'assets/models/mnist-small-cnn', '--dataset', 'mnist', '--attack', 'pgd', '--norm', 'linf', '--eps', '0.3', '--steps', '40', '--n', '500', '--out', 'runs/demo-pgd'],
   ['eval', '--model', 'assets/models/mnist-small-cnn-pgd-at', '--dataset', 'mnist', '--suite', 'fast', '--norm', 'linf', '--eps', '0.3', '--n', '100', '--audit', '10', '--corruptions', 'none', '--sanity-sample', '50', '--out', 'runs/demo-fast'],
+  ['certify', '--model', 'assets/models/mnist-small-cnn-consistency-0.5', '--dataset', 'mnist', '--sigma', '0.5', '--n', '50', '--samples', '2000', '--attack-n', '20', '--out', 'runs/demo-certify'],
   ['gan', 'sample', '--model', 'assets/models/mnist-scgan-generator', '--n', '64', '--out', 'runs/demo-samples.png'],
 ];
 const trained = [
@@ -27,6 +31,8 @@ const trained = [
   ['eval', '--model', 'runs/demo-cnn', '--dataset', 'mnist', '--defense', 'aae:runs/demo-aae', '--attacks', 'pgd', '--eps', '0.3', '--n', '200', '--corruptions', 'none', '--minimal', 'none', '--out', 'runs/demo-aae-defense'],
   ['eval', '--model', 'runs/demo-cnn', '--dataset', 'mnist', '--suite', 'standard', '--norm', 'linf', '--eps', '0.3,0.15,0.2,0.25', '--n', '500', '--out', 'runs/demo-eval'],
   ['eval', '--model', 'runs/demo-cnn', '--dataset', 'mnist', '--suite', 'fast', '--norm', 'linf', '--eps', '0.1', '--n', '500', '--corruptions', 'none', '--out', 'runs/demo-fast'],
+  ['train', '--model', 'small-cnn', '--dataset', 'mnist', '--defense', 'consistency', '--defense-eps', '0.5', '--epochs', '5', '--out', 'runs/demo-consistency', '--resume'],
+  ['certify', '--model', 'runs/demo-consistency', '--dataset', 'mnist', '--sigma', '0.5', '--n', '100', '--samples', '10000', '--out', 'runs/demo-certify', '--resume'],
 ];
 for (const args of process.argv.includes('--train') ? trained : shipped) {
   console.log(`$ advlab ${args.join(' ')}`);

@@ -1,5 +1,5 @@
 // Makes what the playground and the demo ship (assets/web, assets/models):
-// `node --import tsx scripts/web-assets.ts [--plain <run>] [--pgd-at <run>] [--noise <run>] [--scgan <run>] [--aae <run>] [--only data,plain,pgd-at,noise,scgan,aae]`
+// `node --import tsx scripts/web-assets.ts [--plain <run>] [--pgd-at <run>] [--consistency <run>] [--scgan <run>] [--aae <run>] [--only data,plain,pgd-at,consistency,scgan,aae]`
 // (a run: an `advlab train` folder to ship instead of training here)
 // - assets/web/mnist-test-images.npy, -labels.npy: the whole mnist test split of
 //   advlab's shared split (2,004 digits), so a page needs no dataset package. The
@@ -10,10 +10,10 @@
 // - assets/models/mnist-small-cnn-pgd-at: its adversarially trained twin (issue 7's
 //   recipe: `advlab train --defense pgd-at --defense-eps 0.3 --defense-steps 10
 //   --eps-warmup 3 --epochs 12`), copied from the run given, else trained here (about 40 min).
-// - assets/models/mnist-small-cnn-noise-0.5: small-cnn trained with Gaussian noise
-//   augmentation at sigma 0.5 for randomized smoothing (`advlab train --augment
-//   shift:1,noise:0.5 --epochs 15`, as `npm run bench -- certify`), copied from the run
-//   given, else trained here (about 8 min).
+// - assets/models/mnist-small-cnn-consistency-0.5: small-cnn trained for randomized
+//   smoothing at sigma 0.5 with consistency regularization (`advlab train --defense
+//   consistency --defense-eps 0.5 --epochs 15`, as `npm run bench -- certify`), copied
+//   from the run given, else trained here (about 20 min).
 // - assets/models/mnist-scgan-generator: the default `advlab gan` (scgan) generator, and
 //   assets/models/mnist-aae-encoder, -decoder: the default `advlab aae` (gaussian prior), from
 //   the runs given (--scgan <run>, --aae <run>) or trained here (about 25 and 3 minutes).
@@ -40,7 +40,7 @@ import { tf } from '../src/engine/tf.js';
 const root = join(import.meta.dirname, '..');
 const argv = process.argv.slice(2);
 const option = (name: string) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined);
-const only = new Set((option('--only') ?? 'data,plain,pgd-at,noise,scgan,aae').split(','));
+const only = new Set((option('--only') ?? 'data,plain,pgd-at,consistency,scgan,aae').split(','));
 const plainRun = option('--plain');
 const pgdAtRun = option('--pgd-at');
 const backend = await initBackend({ backend: 'wasm' });
@@ -66,13 +66,12 @@ try {
     await shipModel(join(dir, 'model'), 'mnist-small-cnn', { recipe: 'advlab train --model small-cnn --dataset mnist --seed 0', epochs: run.epochs });
   }
   if (only.has('pgd-at')) await shipPgdAt();
-  if (only.has('noise')) {
-    const recipe = { model: 'small-cnn', dataset: 'mnist', augment: 'shift:1,noise:0.5', epochs: 15, seed: 0 };
-    const dir = option('--noise') ?? join(work, 'noise');
-    if (!option('--noise')) await trainRun({ ...recipe, out: dir }, backend);
-    const run = JSON.parse(readFileSync(join(dir, 'result.json'), 'utf8')) as { epochs: number; options: { augment: string } };
-    if (run.options.augment !== recipe.augment) throw new Error(`${dir} was trained with --augment ${run.options.augment}, not ${recipe.augment}`);
-    await shipModel(join(dir, 'model'), 'mnist-small-cnn-noise-0.5', { recipe: 'advlab train --model small-cnn --dataset mnist --augment shift:1,noise:0.5 --epochs 15 --seed 0', epochs: run.epochs, sigma: 0.5 });
+  if (only.has('consistency')) {
+    const dir = option('--consistency') ?? join(work, 'consistency');
+    if (!option('--consistency')) await defenseRun({ model: 'small-cnn', dataset: 'mnist', out: dir, seed: 0, defense: 'consistency', defenseEps: 0.5, epochs: 15, evidence: false }, backend);
+    const run = JSON.parse(readFileSync(join(dir, 'result.json'), 'utf8')) as { epochs: number; defense?: { name: string; eps: number } & Record<string, unknown> };
+    if (run.defense?.name !== 'consistency' || run.defense.eps !== 0.5) throw new Error(`${dir} is not a consistency run at sigma 0.5`);
+    await shipModel(join(dir, 'model'), 'mnist-small-cnn-consistency-0.5', { recipe: 'advlab train --model small-cnn --dataset mnist --defense consistency --defense-eps 0.5 --epochs 15 --seed 0', epochs: run.epochs, defense: run.defense, sigma: 0.5 });
   }
   if (only.has('scgan')) {
     const dir = option('--scgan') ?? join(work, 'scgan');
