@@ -10,6 +10,15 @@ import { initBackend } from '../src/node/backend.js';
 import { marginLoss, perturbationHinge, perturbedImages } from '../src/generative/advgan/losses.js';
 import { buildAdvGan } from '../src/generative/advgan/architectures.js';
 import { InputError } from '../src/errors.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { trainAdvGan } from '../src/generative/advgan/train-advgan.js';
+import { buildModel } from '../src/models/zoo.js';
+import { Classifier } from '../src/models/classifier.js';
+import { CheckpointFolder } from '../src/node/checkpoint.js';
+import { Rng } from '../src/util/rng.js';
+import type { ImageSet } from '../src/data/types.js';
 
 before(async () => {
   await initBackend({ backend: 'wasm' });
@@ -78,4 +87,60 @@ test('AdvGAN networks: the generator keeps the image shape, the discriminator gi
     discriminator.dispose();
   }
   assert.throws(() => buildAdvGan([30, 30, 1], 0), (e: unknown) => e instanceof InputError && e.argument === 'imageShape');
+});
+
+/** 48 images of 8x8: a bright left half (class 0) or right half (class 1), with noise. */
+function halves(): ImageSet {
+  const rng = new Rng(3);
+  const count = 48;
+  const images = new Float32Array(count * 64);
+  const labels = new Int32Array(count);
+  for (let i = 0; i < count; i++) {
+    labels[i] = i % 2;
+    for (let r = 0; r < 8; r++) for (let c = 0; c < 8; c++) images[i * 64 + r * 8 + c] = Math.min(1, Math.max(0, ((c < 4) === (labels[i] === 0) ? 0.8 : 0.2) + 0.1 * rng.normal()));
+  }
+  return { images, labels, count, imageShape: [8, 8, 1] };
+}
+
+test('AdvGAN training: finite losses, perturbations inside the ball, the generator learns to fool the model; a killed run resumes bit-identically; tensors flat', async () => {
+  const train = halves();
+  const targetModel = buildModel('mlp', { inputShape: [8, 8, 1], numClasses: 2, seed: 1 });
+  const target = Classifier.fromModel(targetModel);
+  const dir = mkdtempSync(join(tmpdir(), 'advgan-'));
+  const options = { eps: 0.3, epochs: 3, batchSize: 16, seed: 2 };
+  const before = tf.memory().numTensors;
+  try {
+    const full = buildAdvGan([8, 8, 1], 0);
+    const r = await trainAdvGan(full, target, train, { ...options, checkpoints: new CheckpointFolder(join(dir, 'a')) });
+    assert.equal(r.history.length, 3);
+    for (const h of r.history) {
+      for (const v of [h.dLoss, h.gLoss, h.advLoss, h.hingeLoss, h.meanL2]) assert.ok(Number.isFinite(v), JSON.stringify(h));
+      assert.ok(h.meanL2 <= 0.3 * 8 + 1e-5, 'an L2 norm inside the Linf ball');
+    }
+    assert.ok(r.history[2].trainSuccess > r.history[0].trainSuccess || r.history[2].trainSuccess === 1, `success ${r.history.map((h) => h.trainSuccess)}`);
+    const part = buildAdvGan([8, 8, 1], 0);
+    await trainAdvGan(part, target, train, { ...options, checkpoints: new CheckpointFolder(join(dir, 'b')), stopAfterEpochs: 1 });
+    part.generator.dispose();
+    part.discriminator.dispose();
+    const resumed = buildAdvGan([8, 8, 1], 0);
+    const rr = await trainAdvGan(resumed, target, train, { ...options, checkpoints: new CheckpointFolder(join(dir, 'b')), resume: true });
+    assert.equal(rr.resumedFromEpoch, 1);
+    assert.deepEqual(rr.history, r.history.map((h, i) => ({ ...h, seconds: rr.history[i].seconds })));
+    const weights = (m: typeof full) => m.generator.getWeights().map((w) => Array.from(w.dataSync()));
+    assert.deepEqual(weights(resumed), weights(full), 'bit-identical generator');
+    for (const m of [full, resumed]) {
+      m.generator.dispose();
+      m.discriminator.dispose();
+    }
+    assert.equal(tf.memory().numTensors, before, 'tensors');
+    // Bad input names the option.
+    const g = buildAdvGan([8, 8, 1], 0);
+    await assert.rejects(trainAdvGan(g, target, train, { ...options, eps: 2 }), (e: unknown) => e instanceof InputError && e.argument === 'eps');
+    await assert.rejects(trainAdvGan(g, target, train, { ...options, targetClass: 5 }), (e: unknown) => e instanceof InputError && e.argument === 'targetClass');
+    g.generator.dispose();
+    g.discriminator.dispose();
+  } finally {
+    target.dispose();
+    targetModel.dispose();
+  }
 });
