@@ -19,6 +19,8 @@ import { Classifier } from '../src/models/classifier.js';
 import { CheckpointFolder } from '../src/node/checkpoint.js';
 import { Rng } from '../src/util/rng.js';
 import type { ImageSet } from '../src/data/types.js';
+import { advganAttack } from '../src/attacks/advgan.js';
+import { runAttack } from '../src/attacks/run.js';
 
 before(async () => {
   await initBackend({ backend: 'wasm' });
@@ -128,6 +130,13 @@ test('AdvGAN training: finite losses, perturbations inside the ball, the generat
     assert.deepEqual(rr.history, r.history.map((h, i) => ({ ...h, seconds: rr.history[i].seconds })));
     const weights = (m: typeof full) => m.generator.getWeights().map((w) => Array.from(w.dataSync()));
     assert.deepEqual(weights(resumed), weights(full), 'bit-identical generator');
+    // The trained generator as an attack: one forward pass, re-verified by the driver, inside the requested ball.
+    const images = { images: train.images, labels: train.labels, count: train.count, imageShape: train.imageShape };
+    const viaDriver = await runAttack(advganAttack(full.generator, { eps: 0.3, targetClass: null }), target, images, { eps: 0.2 });
+    assert.equal(viaDriver.rejected.outsideBall, 0);
+    for (const v of viaDriver.norms.linf) assert.ok(v <= 0.2 + 1e-6, `linf ${v}`);
+    assert.equal(viaDriver.gradients, 0, 'no gradient of the attacked model');
+    assert.ok(viaDriver.summary.successRate >= 0);
     for (const m of [full, resumed]) {
       m.generator.dispose();
       m.discriminator.dispose();
