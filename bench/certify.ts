@@ -12,10 +12,13 @@
 // - Consistency regularization at sigma 0.5 next to Gaussian augmentation.
 //
 // Every part trains and certifies into bench/.cache/certify/<part> with resume
-// on, so a killed bench continues where it stopped; BENCH_CERTIFY_PARTS
-// (comma-separated part names) runs some parts and keeps the others' previous
-// figures.
+// on, so a killed bench continues where it stopped, and each part's figures
+// are kept in bench/.cache/certify/parts.json as it ends; BENCH_CERTIFY_PARTS
+// (comma-separated part names, in the order to run them) runs some parts and
+// keeps the others' previous figures.
 import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { writeJsonAtomic } from '../src/node/atomic.js';
 import { initBackend } from '../src/node/backend.js';
 import { trainRun } from '../src/jobs/train-run.js';
 import { defenseRun } from '../src/jobs/defense-run.js';
@@ -24,6 +27,7 @@ import { verifyRun } from '../src/jobs/verify-run.js';
 import { machine, round } from './measure.js';
 
 const CACHE = join('bench', '.cache', 'certify');
+const PARTS_FILE = join(CACHE, 'parts.json');
 const SIGMAS = [0.25, 0.5, 1.0];
 const RADII = [0.5, 1, 1.5, 2];
 const TRAIN_EPOCHS = 15;
@@ -44,23 +48,23 @@ type Parts = Record<string, unknown>;
 
 export async function benchCertify(log: (s: string) => void, previous?: unknown) {
   const backend = await initBackend({ backend: 'wasm' });
-  const wanted = process.env.BENCH_CERTIFY_PARTS?.split(',').map((s) => s.trim());
-  const runs = (name: string) => !wanted || wanted.includes(name);
-  const parts: Parts = { ...((previous as { parts?: Parts } | undefined)?.parts ?? {}) };
+  // Parts finished by an earlier (possibly killed) run of this section, then the ones in results.json.
+  const saved = existsSync(PARTS_FILE) ? (JSON.parse(readFileSync(PARTS_FILE, 'utf8')) as Parts) : {};
+  const parts: Parts = { ...((previous as { parts?: Parts } | undefined)?.parts ?? {}), ...saved };
   const quiet = { onProgress: () => {} };
+  const PARTS: Record<string, () => Promise<void>> = {};
 
-  if (runs('throughput')) {
+  PARTS.throughput = async () => {
     // The same 8 images, n = 2,000, on one thread and on two workers: the default-trained model (throughput does not depend on the weights).
     const one = { model: 'assets/models/mnist-small-cnn', sigma: 0.5, samples: 2000, n: 8, attackRadii: [], ...quiet };
     const single = await certifyRun({ ...one, workers: 1, out: join(CACHE, 'throughput-1') }, backend);
     const both = await certifyRun({ ...one, workers: 2, out: join(CACHE, 'throughput-2') }, backend);
     parts.throughput = { images: 8, samples: 2000, oneThread: round(single.samplesPerSecond, 0), twoWorkers: round(both.samplesPerSecond, 0), speedup: round(both.samplesPerSecond / single.samplesPerSecond, 2) };
     log(`throughput: ${JSON.stringify(parts.throughput)}`);
-  }
+  };
 
-  for (const sigma of SIGMAS) {
+  for (const sigma of SIGMAS) PARTS[`smoothing-${sigma}`] = async () => {
     const name = `smoothing-${sigma}`;
-    if (!runs(name)) continue;
     const dir = join(CACHE, `noise-${sigma}`);
     const trained = await trainRun({ model: 'small-cnn', dataset: 'mnist', epochs: TRAIN_EPOCHS, augment: `shift:1,noise:${sigma}`, out: dir, resume: true, workers: 2, ...quiet }, backend);
     log(`${name}: trained (${trained.cleanAccuracy.toFixed(4)} clean)`);
@@ -86,10 +90,10 @@ export async function benchCertify(log: (s: string) => void, previous?: unknown)
       attackSeconds: round(cert.attack?.seconds ?? 0, 0),
     };
     log(`${name}: ${JSON.stringify(parts[name])}`);
-  }
+  };
 
   // Consistency regularization (Jeong & Shin 2020) at sigma 0.5, next to Gaussian augmentation at the same sigma and epochs.
-  if (runs('consistency-0.5')) {
+  PARTS['consistency-0.5'] = async () => {
     const sigma = 0.5;
     const dir = join(CACHE, 'consistency-0.5');
     const trained = await defenseRun({ model: 'small-cnn', dataset: 'mnist', defense: 'consistency', defenseEps: sigma, epochs: TRAIN_EPOCHS, evidence: false, out: dir, resume: true, workers: 2, ...quiet }, backend);
@@ -108,11 +112,10 @@ export async function benchCertify(log: (s: string) => void, previous?: unknown)
       consistency: cert.attack?.consistency.map((c) => ({ radius: c.radius, certified: round(c.certifiedAccuracy, 3), attackedNotBroken: round(c.empiricalRobustAccuracy, 3), violations: c.violations.length })) ?? [],
     };
     log(`consistency-0.5: ${JSON.stringify(parts['consistency-0.5'])}`);
-  }
+  };
 
-  for (const { eps, scale } of IBP) {
+  for (const { eps, scale } of IBP) PARTS[`ibp-${eps}`] = async () => {
     const name = `ibp-${eps}`;
-    if (!runs(name)) continue;
     const dir = join(CACHE, `ibp-${eps}`);
     const trained = await defenseRun(
       {
@@ -149,6 +152,16 @@ export async function benchCertify(log: (s: string) => void, previous?: unknown)
       anchorVerifiedError: eps === 0.1 ? 0.0223 : 0.0805,
     };
     log(`${name}: ${JSON.stringify(parts[name])}`);
+  };
+
+  // BENCH_CERTIFY_PARTS picks parts and their order; each part's figures are kept on disk as soon as it ends.
+  const wanted = process.env.BENCH_CERTIFY_PARTS?.split(',').map((s) => s.trim()) ?? Object.keys(PARTS);
+  const unknown = wanted.filter((w) => !(w in PARTS));
+  if (unknown.length) throw new Error(`BENCH_CERTIFY_PARTS: unknown part ${unknown.join(', ')}; parts: ${Object.keys(PARTS).join(', ')}`);
+  for (const name of wanted) {
+    await PARTS[name]();
+    mkdirSync(CACHE, { recursive: true });
+    writeJsonAtomic(PARTS_FILE, parts);
   }
   // What n = 100,000 would take on two workers, from the quiet throughput figure (the runs above may have shared the machine).
   const quietRate = (parts.throughput as { twoWorkers?: number } | undefined)?.twoWorkers;
