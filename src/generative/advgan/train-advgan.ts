@@ -18,8 +18,8 @@ import type { ImageSet } from '../../data/types.js';
 import { batchOrder, makeBatch } from '../../data/batches.js';
 import { Rng, deriveSeed } from '../../util/rng.js';
 import type { CheckpointStore } from '../../models/checkpoint.js';
-import type { TensorSpec } from '../../engine/tensor-io.js';
-import { packModelWeights, packOptimizer, restoreModelWeights, restoreOptimizer, topologyHash, type OptimizerState } from '../../models/train-state.js';
+import { topologyHash } from '../../models/train-state.js';
+import { restorePairCheckpoint, savePairCheckpoint, type PairCheckpointState } from '../pair-checkpoint.js';
 import { InputError } from '../../errors.js';
 import { loopResult, type EpochLoopEvent, type EpochLoopResult } from '../../models/train.js';
 import type { Classifier } from '../../models/classifier.js';
@@ -78,17 +78,6 @@ export interface AdvGanEpochRecord {
 export type AdvGanTrainEvent = EpochLoopEvent<{ dLoss: number; gLoss: number; trainSuccess: number }, AdvGanEpochRecord>;
 export type AdvGanTrainResult = EpochLoopResult<AdvGanEpochRecord>;
 
-interface AdvGanCheckpointState {
-  epoch: number;
-  rngState: number[];
-  history: AdvGanEpochRecord[];
-  generatorSpecs: TensorSpec[];
-  discriminatorSpecs: TensorSpec[];
-  generatorOptimizer: OptimizerState;
-  discriminatorOptimizer: OptimizerState;
-  topology: string;
-}
-
 /** Trains AdvGAN's generator against `target` (see the module comment). */
 export async function trainAdvGan(models: { generator: tfl.LayersModel; discriminator: tfl.LayersModel }, target: Classifier, train: ImageSet, options: AdvGanTrainOptions): Promise<AdvGanTrainResult> {
   validate(models, target, train, options);
@@ -109,18 +98,12 @@ export async function trainAdvGan(models: { generator: tfl.LayersModel; discrimi
   let startEpoch = 0;
   const store = options.checkpoints;
   const topology = `${topologyHash(G)}:${topologyHash(D)}`;
+  const pair = { generator: G, discriminator: D, generatorOptimizer: gOpt, discriminatorOptimizer: dOpt };
   try {
     if (store && options.resume) {
-      const ck = await store.load<AdvGanCheckpointState>();
+      const ck = await store.load<PairCheckpointState<AdvGanEpochRecord>>();
       if (ck) {
-        if (ck.state.topology !== topology) throw new InputError('resume', `the checkpoint in ${store.location} was written for other networks; delete it or drop --resume`);
-        restoreModelWeights(G, ck.state.generatorSpecs, ck.read('generator.bin'), ck.name('generator.bin'));
-        restoreModelWeights(D, ck.state.discriminatorSpecs, ck.read('discriminator.bin'), ck.name('discriminator.bin'));
-        await restoreOptimizer(gOpt, ck.state.generatorOptimizer, ck.read('generator-optimizer.bin'), ck.name('generator-optimizer.bin'));
-        await restoreOptimizer(dOpt, ck.state.discriminatorOptimizer, ck.read('discriminator-optimizer.bin'), ck.name('discriminator-optimizer.bin'));
-        rng = Rng.fromState(ck.state.rngState);
-        history = ck.state.history;
-        startEpoch = ck.state.epoch;
+        ({ rng, history, epoch: startEpoch } = await restorePairCheckpoint(ck, pair, topology, store.location, 'other networks'));
         options.onProgress?.({ type: 'resumed', epoch: startEpoch });
       }
     }
@@ -183,7 +166,7 @@ export async function trainAdvGan(models: { generator: tfl.LayersModel; discrimi
       };
       if (options.monitor) record.monitor = await options.monitor(G, epoch);
       history.push(record);
-      if (store) await saveCheckpoint(store, G, D, gOpt, dOpt, rng, history, epoch, topology);
+      if (store) await savePairCheckpoint(store, pair, { rng, history, epoch, topology });
       options.onProgress?.({ type: 'epoch-end', epochs: options.epochs, ...record });
     }
     return loopResult(history, startEpoch);
@@ -191,24 +174,6 @@ export async function trainAdvGan(models: { generator: tfl.LayersModel; discrimi
     gOpt.dispose();
     dOpt.dispose();
   }
-}
-
-async function saveCheckpoint(store: CheckpointStore, G: tfl.LayersModel, D: tfl.LayersModel, gOpt: tf.AdamOptimizer, dOpt: tf.AdamOptimizer, rng: Rng, history: AdvGanEpochRecord[], epoch: number, topology: string): Promise<void> {
-  const g = packModelWeights(G);
-  const d = packModelWeights(D);
-  const go = await packOptimizer(gOpt);
-  const dO = await packOptimizer(dOpt);
-  const state: AdvGanCheckpointState = {
-    epoch,
-    rngState: rng.getState(),
-    history,
-    generatorSpecs: g.specs,
-    discriminatorSpecs: d.specs,
-    generatorOptimizer: go.state,
-    discriminatorOptimizer: dO.state,
-    topology,
-  };
-  await store.save(`epoch-${epoch}`, state, { 'generator.bin': g.data, 'discriminator.bin': d.data, 'generator-optimizer.bin': go.data, 'discriminator-optimizer.bin': dO.data });
 }
 
 function validate(models: { generator: tfl.LayersModel; discriminator: tfl.LayersModel }, target: Classifier, train: ImageSet, o: AdvGanTrainOptions): void {

@@ -37,7 +37,8 @@ import { batchOrder, makeBatch } from '../../data/batches.js';
 import { Rng, cumulativeProbabilities, deriveSeed, isDistribution } from '../../util/rng.js';
 import type { CheckpointStore } from '../../models/checkpoint.js';
 import type { TensorSpec } from '../../engine/tensor-io.js';
-import { packModelWeights, packOptimizer, restoreModelWeights, restoreOptimizer, topologyHash, type OptimizerState } from '../../models/train-state.js';
+import { topologyHash } from '../../models/train-state.js';
+import { restorePairCheckpoint, savePairCheckpoint, type PairCheckpointState } from '../pair-checkpoint.js';
 import { InputError } from '../../errors.js';
 import { loopResult, type EpochLoopEvent, type EpochLoopResult } from '../../models/train.js';
 import { DEFAULT_GP_LAMBDA, GAN_LOSSES, type GanLoss } from '../losses.js';
@@ -122,18 +123,10 @@ export type GanTrainEvent = EpochLoopEvent<{ dLoss: number; gLoss: number }, Gan
 /** What {@link trainGan} did. */
 export type GanTrainResult = EpochLoopResult<GanEpochRecord>;
 
-interface GanCheckpointState {
-  epoch: number;
+interface GanCheckpointState extends PairCheckpointState<GanEpochRecord> {
   /** Specs of the generator's weight average (null without one) and its update count. */
   averageSpecs?: TensorSpec[] | null;
   averageUpdates?: number;
-  rngState: number[];
-  history: GanEpochRecord[];
-  generatorSpecs: TensorSpec[];
-  discriminatorSpecs: TensorSpec[];
-  generatorOptimizer: OptimizerState;
-  discriminatorOptimizer: OptimizerState;
-  topology: string;
 }
 
 /** The defaults that depend on the loss (see {@link GanTrainOptions}). */
@@ -163,23 +156,17 @@ export async function trainGan(models: GanModels, train: ImageSet, options: GanT
   const probabilities = options.loss === 'ns' || options.loss === 'minimax';
   const average = options.emaDecay ? new WeightAverage(G, options.emaDecay) : null;
   const cumulativePrior = options.generatorClassPrior ? cumulativeProbabilities(options.generatorClassPrior) : null;
+  const pair = { generator: G, discriminator: D, generatorOptimizer: gOpt, discriminatorOptimizer: dOpt };
 
   try {
     if (store && options.resume) {
       const ck = await store.load<GanCheckpointState>();
       if (ck) {
-        if (ck.state.topology !== topology) throw new InputError('resume', `the checkpoint in ${store.location} was written for a different GAN (architecture, latent size or width differ); delete it or drop --resume`);
-        restoreModelWeights(G, ck.state.generatorSpecs, ck.read('generator.bin'), ck.name('generator.bin'));
-        restoreModelWeights(D, ck.state.discriminatorSpecs, ck.read('discriminator.bin'), ck.name('discriminator.bin'));
-        await restoreOptimizer(gOpt, ck.state.generatorOptimizer, ck.read('generator-optimizer.bin'), ck.name('generator-optimizer.bin'));
-        await restoreOptimizer(dOpt, ck.state.discriminatorOptimizer, ck.read('discriminator-optimizer.bin'), ck.name('discriminator-optimizer.bin'));
+        ({ rng, history, epoch: startEpoch } = await restorePairCheckpoint(ck, pair, topology, store.location, 'a different GAN (architecture, latent size or width differ)'));
         if (average) {
           if (!ck.state.averageSpecs) throw new InputError('resume', `the checkpoint in ${store.location} has no generator weight average; resume with the same emaDecay`);
           average.restore(ck.state.averageSpecs, ck.read('generator-average.bin'), ck.name('generator-average.bin'), ck.state.averageUpdates ?? 0);
         } else if (ck.state.averageSpecs) throw new InputError('resume', `the checkpoint in ${store.location} was trained with a generator weight average; resume with the same emaDecay`);
-        rng = Rng.fromState(ck.state.rngState);
-        history = ck.state.history;
-        startEpoch = ck.state.epoch;
         options.onProgress?.({ type: 'resumed', epoch: startEpoch });
       }
     }
@@ -307,7 +294,13 @@ export async function trainGan(models: GanModels, train: ImageSet, options: GanT
       const monitor = options.monitor;
       if (monitor) record.monitor = average ? await average.withAverage(() => monitor(models, epoch)) : await monitor(models, epoch);
       history.push(record);
-      if (store) await saveCheckpoint(store, models, gOpt, dOpt, rng, history, epoch, topology, average);
+      if (store) {
+        const avg = average?.pack();
+        await savePairCheckpoint<GanEpochRecord, Pick<GanCheckpointState, 'averageSpecs' | 'averageUpdates'>>(store, pair, { rng, history, epoch, topology }, {
+          state: { averageSpecs: avg ? avg.specs : null, averageUpdates: average?.updates ?? 0 },
+          files: avg ? { 'generator-average.bin': avg.data } : {},
+        });
+      }
       options.onProgress?.({ type: 'epoch-end', epochs: options.epochs, ...record });
     }
     average?.apply();
@@ -317,33 +310,6 @@ export async function trainGan(models: GanModels, train: ImageSet, options: GanT
     dOpt.dispose();
     average?.dispose();
   }
-}
-
-async function saveCheckpoint(store: CheckpointStore, models: GanModels, gOpt: tf.AdamOptimizer, dOpt: tf.AdamOptimizer, rng: Rng, history: GanEpochRecord[], epoch: number, topology: string, average: WeightAverage | null): Promise<void> {
-  const g = packModelWeights(models.generator);
-  const avg = average?.pack();
-  const d = packModelWeights(models.discriminator);
-  const go = await packOptimizer(gOpt);
-  const dO = await packOptimizer(dOpt);
-  const state: GanCheckpointState = {
-    epoch,
-    averageSpecs: avg ? avg.specs : null,
-    averageUpdates: average?.updates ?? 0,
-    rngState: rng.getState(),
-    history,
-    generatorSpecs: g.specs,
-    discriminatorSpecs: d.specs,
-    generatorOptimizer: go.state,
-    discriminatorOptimizer: dO.state,
-    topology,
-  };
-  await store.save(`epoch-${epoch}`, state, {
-    'generator.bin': g.data,
-    'discriminator.bin': d.data,
-    'generator-optimizer.bin': go.data,
-    'discriminator-optimizer.bin': dO.data,
-    ...(avg ? { 'generator-average.bin': avg.data } : {}),
-  });
 }
 
 function validate(models: GanModels, train: ImageSet, o: GanTrainOptions): void {
