@@ -31,10 +31,12 @@ export function advganAttack(generator: tfl.LayersModel, info: AdvGanGeneratorIn
     norms: ['linf'],
     targeted: info.targetClass === null ? 'untargeted' : 'targeted',
     params: [],
-    attackBatch(ctx) {
+    async attackBatch(ctx) {
       if (info.targetClass !== null && ctx.targets) {
-        const wrong = Array.from(ctx.targets.dataSync()).findIndex((t) => t !== info.targetClass);
-        if (wrong >= 0) throw new InputError('targeted', `this generator was trained toward class ${info.targetClass}; example ${wrong} asks for class ${ctx.targets.dataSync()[wrong]}`);
+        // Read asynchronously: attacks run in pages too (WebGPU cannot read synchronously).
+        const targets = (await ctx.targets.data()) as Int32Array;
+        const wrong = targets.findIndex((t) => t !== info.targetClass);
+        if (wrong >= 0) throw new InputError('targeted', `this generator was trained toward class ${info.targetClass}; example ${wrong} asks for class ${targets[wrong]}`);
       }
       const eps = Math.min(ctx.eps, info.eps);
       const [lo, hi] = ctx.classifier.bounds;
