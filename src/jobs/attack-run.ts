@@ -279,9 +279,9 @@ export function normStats(values: Float32Array, mask: Uint8Array): NormStats {
  * The first `k` examples as three rows: clean images captioned true->clean
  * prediction, perturbations (0.5 gray = no change, scaled to the largest change
  * shown) captioned with the attack norm's size, and adversarial images captioned
- * true->adversarial prediction (red where the attack succeeded).
+ * true->adversarial prediction (red where the attack succeeded). Also the AdvGAN job's grid.
  */
-function attackGrid(clean: Float32Array, r: AttackResult, k: number, classNames: string[]): { png: Uint8Array; examples: number; scale: number } | null {
+export function attackGrid(clean: Float32Array, r: AttackResult, k: number, classNames: string[]): { png: Uint8Array; examples: number; scale: number } | null {
   if (k < 1) return null;
   const [h, w, c] = r.imageShape;
   const size = h * w * c;

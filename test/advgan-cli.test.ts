@@ -1,0 +1,60 @@
+/**
+ * `advlab advgan` end to end on a small training subset: result.json matches
+ * its schema, the generator is saved with its eps, the attack on the test
+ * images stays in the ball, a run stopped after an epoch and resumed ends as
+ * the uninterrupted run, and bad input names its option.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { Ajv } from 'ajv';
+import { advganRun } from '../src/jobs/advgan-run.js';
+import { initBackend } from '../src/node/backend.js';
+
+const addFormats = createRequire(import.meta.url)('ajv-formats') as (ajv: Ajv) => Ajv;
+const env = { ...process.env, ADVLAB_BACKEND: 'wasm' };
+const advlab = (args: string[]) => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], { encoding: 'utf8', env });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+};
+const dir = mkdtempSync(join(tmpdir(), 'advlab-advgan-'));
+const MODEL = 'assets/models/mnist-small-cnn';
+
+test('advlab advgan: result.json matches its schema; the generator is saved; a stopped and resumed run ends as the uninterrupted one', async () => {
+  const backend = await initBackend({ backend: 'wasm' });
+  const options = { model: MODEL, eps: 0.3, epochs: 2, trainSize: 100, trainBatchSize: 25, n: 20 };
+  const whole = await advganRun({ ...options, out: join(dir, 'whole') }, backend);
+  const ajv = new Ajv({ allErrors: true, strict: true });
+  addFormats(ajv);
+  const validate = ajv.compile(JSON.parse(readFileSync('schemas/advgan.result.schema.json', 'utf8')));
+  const result = JSON.parse(readFileSync(join(dir, 'whole', 'result.json'), 'utf8')) as Record<string, any>;
+  assert.ok(validate(result), JSON.stringify(validate.errors));
+  assert.equal(validate({ ...result, attack: { ...result.attack, successRate: 2 } }), false, 'the schema is not vacuous');
+  assert.deepEqual(JSON.parse(readFileSync(join(dir, 'whole', 'generator', 'advgan.json'), 'utf8')).eps, 0.3);
+  assert.equal(whole.attack.gradientsPerImage, 0);
+  assert.ok(whole.attack.medianLinf === null || whole.attack.medianLinf <= 0.3 + 1e-6);
+  assert.match(readFileSync(join(dir, 'whole', 'report.html'), 'utf8'), /The generator as an attack/);
+
+  await advganRun({ ...options, out: join(dir, 'resumed'), stopAfterEpochs: 1 }, backend);
+  const resumed = await advganRun({ ...options, out: join(dir, 'resumed'), resume: true }, backend);
+  assert.equal(resumed.resumedFromEpoch, 1);
+  assert.deepEqual(resumed.history.map((h) => ({ ...h, seconds: 0 })), whole.history.map((h) => ({ ...h, seconds: 0 })));
+  assert.ok(readFileSync(join(dir, 'resumed', 'generator', 'weights.bin')).equals(readFileSync(join(dir, 'whole', 'generator', 'weights.bin'))), 'the same generator');
+  assert.deepEqual({ ...resumed.attack, seconds: 0, imagesPerSecond: 0 }, { ...whole.attack, seconds: 0, imagesPerSecond: 0 });
+});
+
+test('advlab advgan names the bad option', () => {
+  const noEps = advlab(['advgan', '--model', MODEL, '--out', join(dir, 'x'), '--no-progress']);
+  assert.equal(noEps.code, 2);
+  assert.match(noEps.stderr, /--eps/);
+  const badTarget = advlab(['advgan', '--model', MODEL, '--eps', '0.3', '--target', '12', '--out', join(dir, 'y'), '--no-progress']);
+  assert.equal(badTarget.code, 2, badTarget.stderr);
+  assert.match(badTarget.stderr, /--target/);
+  const zoo = advlab(['advgan', '--model', 'small-cnn', '--eps', '0.3', '--out', join(dir, 'z'), '--no-progress']);
+  assert.equal(zoo.code, 2);
+  assert.match(zoo.stderr, /--model/);
+});
