@@ -6,21 +6,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { advlab, compileSchema } from './fixtures/cli.js';
 import { join } from 'node:path';
-import { createRequire } from 'node:module';
-import { Ajv } from 'ajv';
 import { advganRun } from '../src/jobs/advgan-run.js';
 import { initBackend } from '../src/node/backend.js';
 
-const addFormats = createRequire(import.meta.url)('ajv-formats') as (ajv: Ajv) => Ajv;
-const env = { ...process.env, ADVLAB_BACKEND: 'wasm' };
-const advlab = (args: string[]) => {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], { encoding: 'utf8', env });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-};
 const dir = mkdtempSync(join(tmpdir(), 'advlab-advgan-'));
 const MODEL = 'assets/models/mnist-small-cnn';
 
@@ -28,9 +20,7 @@ test('advlab advgan: result.json matches its schema; the generator is saved; a s
   const backend = await initBackend({ backend: 'wasm' });
   const options = { model: MODEL, eps: 0.3, epochs: 2, trainSize: 100, trainBatchSize: 25, n: 20 };
   const whole = await advganRun({ ...options, out: join(dir, 'whole') }, backend);
-  const ajv = new Ajv({ allErrors: true, strict: true });
-  addFormats(ajv);
-  const validate = ajv.compile(JSON.parse(readFileSync('schemas/advgan.result.schema.json', 'utf8')));
+  const validate = compileSchema('schemas/advgan.result.schema.json');
   const result = JSON.parse(readFileSync(join(dir, 'whole', 'result.json'), 'utf8')) as Record<string, any>;
   assert.ok(validate(result), JSON.stringify(validate.errors));
   assert.equal(validate({ ...result, attack: { ...result.attack, successRate: 2 } }), false, 'the schema is not vacuous');

@@ -6,21 +6,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { advlab, compileSchema } from './fixtures/cli.js';
 import { join } from 'node:path';
-import { createRequire } from 'node:module';
-import { Ajv } from 'ajv';
 import { certifyRun } from '../src/jobs/certify-run.js';
 import { initBackend } from '../src/node/backend.js';
 
-const addFormats = createRequire(import.meta.url)('ajv-formats') as (ajv: Ajv) => Ajv;
-const env = { ...process.env, ADVLAB_BACKEND: 'wasm' };
-const advlab = (args: string[]) => {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], { encoding: 'utf8', env });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-};
 const dir = mkdtempSync(join(tmpdir(), 'advlab-certify-'));
 const MODEL = 'assets/models/mnist-small-cnn';
 const ARGS = ['--model', MODEL, '--sigma', '0.25', '--samples', '400', '--n0', '20', '--alpha', '0.01', '--noise-batch', '200', '--n', '10', '--no-progress'];
@@ -30,9 +22,7 @@ test('advlab certify writes result.json matching its schema; a stopped and resum
   const r = advlab(['certify', ...ARGS, '--out', out]);
   assert.equal(r.code, 0, r.stderr);
   const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as Record<string, any>;
-  const ajv = new Ajv({ allErrors: true, strict: true });
-  addFormats(ajv);
-  const validate = ajv.compile(JSON.parse(readFileSync('schemas/certify.result.schema.json', 'utf8')));
+  const validate = compileSchema('schemas/certify.result.schema.json');
   assert.ok(validate(result), JSON.stringify(validate.errors));
   assert.equal(validate({ ...result, abstentionRate: -1 }), false, 'the schema is not vacuous');
   assert.equal(result.count, 10);

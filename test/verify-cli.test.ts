@@ -5,19 +5,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { advlab, compileSchema } from './fixtures/cli.js';
 import { join } from 'node:path';
-import { createRequire } from 'node:module';
-import { Ajv } from 'ajv';
 
-const addFormats = createRequire(import.meta.url)('ajv-formats') as (ajv: Ajv) => Ajv;
-const env = { ...process.env, ADVLAB_BACKEND: 'wasm' };
-const advlab = (args: string[]) => {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], { encoding: 'utf8', env });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-};
 const dir = mkdtempSync(join(tmpdir(), 'advlab-verify-'));
 const MODEL = 'assets/models/mnist-small-cnn-pgd-at';
 
@@ -26,9 +18,7 @@ test('advlab verify writes result.json matching its schema; verified <= PGD robu
   const r = advlab(['verify', '--model', MODEL, '--eps', '0.003,0.05', '--n', '40', '--pgd-steps', '10', '--out', out, '--no-progress']);
   assert.equal(r.code, 0, r.stderr);
   const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as Record<string, any>;
-  const ajv = new Ajv({ allErrors: true, strict: true });
-  addFormats(ajv);
-  const validate = ajv.compile(JSON.parse(readFileSync('schemas/verify.result.schema.json', 'utf8')));
+  const validate = compileSchema('schemas/verify.result.schema.json');
   assert.ok(validate(result), JSON.stringify(validate.errors));
   assert.equal(validate({ ...result, cleanAccuracy: 2 }), false, 'the schema is not vacuous');
   assert.equal(result.count, 40);
