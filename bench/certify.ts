@@ -63,24 +63,18 @@ export async function benchCertify(log: (s: string) => void, previous?: unknown)
     log(`throughput: ${JSON.stringify(parts.throughput)}`);
   };
 
-  for (const sigma of SIGMAS) PARTS[`smoothing-${sigma}`] = async () => {
-    const name = `smoothing-${sigma}`;
-    const dir = join(CACHE, `noise-${sigma}`);
-    const trained = await trainRun({ model: 'small-cnn', dataset: 'mnist', epochs: TRAIN_EPOCHS, augment: `shift:1,noise:${sigma}`, out: dir, resume: true, workers: 2, ...quiet }, backend);
-    log(`${name}: trained (${trained.cleanAccuracy.toFixed(4)} clean)`);
+  /** Certifies a trained run folder at sigma (500 images, n 10,000, the attack check on 100) and returns its figures. */
+  const certified = async (dir: string, sigma: number) => {
     const cert = await certifyRun(
       { model: dir, dataset: 'mnist', sigma, samples: SAMPLES, n: IMAGES, attackRadii: RADII.filter((r) => r <= 3.2 * sigma), attackN: ATTACK_IMAGES, out: join(dir, 'certify'), resume: true, workers: 2, ...quiet },
       backend,
     );
     const at = (r: number) => round(100 * (cert.table.find((t) => t.radius === r)?.accuracy ?? 0), 1);
-    parts[name] = {
-      sigma,
-      training: { epochs: TRAIN_EPOCHS, augment: `shift:1,noise:${sigma}`, trainImages: trained.dataset.trainSize, seconds: round(trained.history.reduce((a, h) => a + h.seconds, 0), 0), cleanAccuracy: round(trained.cleanAccuracy, 4) },
+    return {
       images: cert.count,
       samples: SAMPLES,
       baseCleanAccuracy: round(cert.cleanAccuracy, 4),
       certifiedAccuracy: { r0: at(0), r05: at(0.5), r1: at(1), r15: at(1.5), r2: at(2) },
-      anchor: ANCHORS[String(sigma)],
       abstentionRate: round(cert.abstentionRate, 4),
       maxRadius: round(cert.maxRadius, 3),
       seconds: round(cert.seconds, 0),
@@ -88,6 +82,19 @@ export async function benchCertify(log: (s: string) => void, previous?: unknown)
       secondsAtN100k: round((cert.seconds * (100_000 + 100)) / (SAMPLES + 100), 0),
       consistency: cert.attack?.consistency.map((c) => ({ radius: c.radius, images: c.images, certified: round(c.certifiedAccuracy, 3), attackedNotBroken: round(c.empiricalRobustAccuracy, 3), abstainedUnderAttack: c.abstainedUnderAttack, violations: c.violations.length })) ?? [],
       attackSeconds: round(cert.attack?.seconds ?? 0, 0),
+    };
+  };
+
+  for (const sigma of SIGMAS) PARTS[`smoothing-${sigma}`] = async () => {
+    const name = `smoothing-${sigma}`;
+    const dir = join(CACHE, `noise-${sigma}`);
+    const trained = await trainRun({ model: 'small-cnn', dataset: 'mnist', epochs: TRAIN_EPOCHS, augment: `shift:1,noise:${sigma}`, out: dir, resume: true, workers: 2, ...quiet }, backend);
+    log(`${name}: trained (${trained.cleanAccuracy.toFixed(4)} clean)`);
+    parts[name] = {
+      sigma,
+      training: { epochs: TRAIN_EPOCHS, augment: `shift:1,noise:${sigma}`, trainImages: trained.dataset.trainSize, seconds: round(trained.history.reduce((a, h) => a + h.seconds, 0), 0), cleanAccuracy: round(trained.cleanAccuracy, 4) },
+      anchor: ANCHORS[String(sigma)],
+      ...(await certified(dir, sigma)),
     };
     log(`${name}: ${JSON.stringify(parts[name])}`);
   };
@@ -97,19 +104,10 @@ export async function benchCertify(log: (s: string) => void, previous?: unknown)
     const sigma = 0.5;
     const dir = join(CACHE, 'consistency-0.5');
     const trained = await defenseRun({ model: 'small-cnn', dataset: 'mnist', defense: 'consistency', defenseEps: sigma, epochs: TRAIN_EPOCHS, evidence: false, out: dir, resume: true, workers: 2, ...quiet }, backend);
-    const cert = await certifyRun(
-      { model: dir, dataset: 'mnist', sigma, samples: SAMPLES, n: IMAGES, attackRadii: RADII.filter((r) => r <= 3.2 * sigma), attackN: ATTACK_IMAGES, out: join(dir, 'certify'), resume: true, workers: 2, ...quiet },
-      backend,
-    );
-    const at = (r: number) => round(100 * (cert.table.find((t) => t.radius === r)?.accuracy ?? 0), 1);
     parts['consistency-0.5'] = {
       sigma,
       training: { defense: 'consistency', lambda: trained.defense.consistency?.lambda, eta: trained.defense.consistency?.eta, copies: trained.defense.consistency?.copies, epochs: TRAIN_EPOCHS, minutes: round(trained.defense.trainingSeconds / 60, 1), cleanAccuracy: round(trained.cleanAccuracy, 4) },
-      images: cert.count,
-      samples: SAMPLES,
-      certifiedAccuracy: { r0: at(0), r05: at(0.5), r1: at(1), r15: at(1.5), r2: at(2) },
-      abstentionRate: round(cert.abstentionRate, 4),
-      consistency: cert.attack?.consistency.map((c) => ({ radius: c.radius, certified: round(c.certifiedAccuracy, 3), attackedNotBroken: round(c.empiricalRobustAccuracy, 3), violations: c.violations.length })) ?? [],
+      ...(await certified(dir, sigma)),
     };
     log(`consistency-0.5: ${JSON.stringify(parts['consistency-0.5'])}`);
   };

@@ -74,7 +74,6 @@ export async function advganRun(options: AdvGanRunOptions, backend: BackendInfo)
   const job = await loadModelJob(options, ADVGAN_RUN_DEFAULTS, (e) => e.type === 'model' && options.onProgress?.(e));
   const { subset, data } = job;
   const classifier = Classifier.fromModel(job.model, { bounds: job.bounds, ...(options.preprocess ? { preprocess: options.preprocess } : {}) });
-  if (options.eps > job.bounds[1] - job.bounds[0]) throw new InputError('eps', `${options.eps} exceeds the input range: is it in the input's scale?`);
   const train = options.trainSize === undefined ? data.train : balancedSubset(data.train, data.numClasses, options.trainSize, 'trainSize', 'train');
   const models = buildAdvGan(data.train.imageShape as [number, number, number], seed);
   try {

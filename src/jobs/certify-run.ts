@@ -156,8 +156,7 @@ interface CertifyCheckpoint {
   done: number;
   seconds: number;
   certificates: ImageCertificate[];
-  /** Attack jobs (radius-major) finished, their outcomes, and their seconds. */
-  attackDone?: number;
+  /** Outcomes of the attack jobs (radius-major) finished so far, and their seconds. */
   attackOutcomes?: SmoothedAttackResult['outcomes'];
   attackSeconds?: number;
 }
@@ -240,53 +239,52 @@ export async function certifyRun(options: CertifyRunOptions, backend: BackendInf
       // The first attackN images, attacked where the smoothed classifier is right (elsewhere there is nothing to break).
       const chosen = certificates.slice(0, attack.n).filter((x) => x.prediction === x.label);
       const jobs = attack.radii.flatMap((radius) => chosen.map((x) => ({ radius, index: x.index, label: x.label })));
-      state = { ...state, attackOutcomes: state.attackOutcomes ?? [], attackDone: state.attackDone ?? 0, attackSeconds: state.attackSeconds ?? 0 };
-      let attackDone = state.attackDone!;
+      const outcomes = state.attackOutcomes ?? [];
+      let attackSeconds = state.attackSeconds ?? 0;
       const shared = pool ? await shareClassifier(classifier) : undefined;
       const wave = 2 * workers;
-      while (attackDone < jobs.length) {
+      while (outcomes.length < jobs.length) {
         const t0 = performance.now();
-        const part = jobs.slice(attackDone, attackDone + wave);
-        const payloads: SmoothedAttackPayload[] = part.map((j) => ({
-          classifier: shared!,
-          images: subset.images.slice(j.index * size, (j.index + 1) * size),
-          labels: [j.label],
-          seeds: [deriveSeed(seed, `smoothed-attack:${j.radius}:${j.index}`)],
-          predictSeeds: [deriveSeed(seed, `smoothed-attack-predict:${j.radius}:${j.index}`)],
-          sigma: settings.sigma,
-          radius: j.radius,
-          steps: attack.steps,
-          samples: attack.samples,
-          n: attack.predictN,
-          alpha: settings.alpha,
-          batchSize: settings.batchSize,
-          clipNoise: settings.clipNoise,
+        const part = jobs.slice(outcomes.length, outcomes.length + wave);
+        const payloads: Omit<SmoothedAttackPayload, 'classifier'>[] = part.map((j) => ({
+          image: subset.images.slice(j.index * size, (j.index + 1) * size),
+          label: j.label,
+          options: {
+            sigma: settings.sigma,
+            radius: j.radius,
+            steps: attack.steps,
+            samples: attack.samples,
+            clipNoise: settings.clipNoise,
+            seed: deriveSeed(seed, `smoothed-attack:${j.radius}:${j.index}`),
+            predictSeed: deriveSeed(seed, `smoothed-attack-predict:${j.radius}:${j.index}`),
+            n: attack.predictN,
+            alpha: settings.alpha,
+            batchSize: settings.batchSize,
+          },
         }));
-        const results: SmoothedAttackOutcome[][] = pool
-          ? await pool.run<SmoothedAttackOutcome[], SmoothedAttackPayload>({ module: SMOOTHING_TASK_URL, name: 'smoothedAttackTask' }, payloads)
-          : await sequential(payloads, (p) =>
-              attackAndPredict(classifier, p.images, p.labels[0], { ...p, seed: p.seeds[0], predictSeed: p.predictSeeds[0] }).then((o) => [o]),
-            );
-        results.forEach(([o], k) => {
+        const results: SmoothedAttackOutcome[] = shared
+          ? await pool!.run<SmoothedAttackOutcome, SmoothedAttackPayload>({ module: SMOOTHING_TASK_URL, name: 'smoothedAttackTask' }, payloads.map((p) => ({ ...p, classifier: shared })))
+          : await sequential(payloads, (p) => attackAndPredict(classifier, p.image, p.label, p.options));
+        results.forEach((o, k) => {
           const j = part[k];
           // Re-verify the ball (float64 distance; float32 rounding allowed).
           if (!(o.distance <= j.radius * (1 + 1e-5) + 1e-6)) throw new Error(`advlab bug: the attack on image ${j.index} left the L2 ball of ${j.radius} (distance ${o.distance})`);
-          state.attackOutcomes!.push({ radius: j.radius, index: j.index, prediction: o.prediction, distance: o.distance });
+          outcomes.push({ radius: j.radius, index: j.index, prediction: o.prediction, distance: o.distance });
         });
-        attackDone += part.length;
-        state = { ...state, attackDone, attackSeconds: state.attackSeconds! + (performance.now() - t0) / 1000 };
+        attackSeconds += (performance.now() - t0) / 1000;
+        state = { ...state, attackOutcomes: outcomes, attackSeconds };
         writeJsonAtomic(checkpointPath, state);
-        options.onProgress?.({ type: 'attack-progress', done: attackDone, total: jobs.length });
+        options.onProgress?.({ type: 'attack-progress', done: outcomes.length, total: jobs.length });
       }
       const n = Math.min(attack.n, certificates.length);
       const consistency = attack.radii.map((radius) => {
-        const attacked = new Map(state.attackOutcomes!.filter((o) => o.radius === radius).map((o) => [o.index, o.prediction]));
+        const attacked = new Map(outcomes.filter((o) => o.radius === radius).map((o) => [o.index, o.prediction]));
         return smoothingConsistency(
           certificates.slice(0, n).map((x) => ({ index: x.index, label: x.label, certified: x.prediction, radius: x.radius, attacked: attacked.get(x.index) ?? ABSTAIN })),
           radius,
         );
       });
-      attackResult = { radii: attack.radii, attacked: chosen.length, images: n, steps: attack.steps, samples: attack.samples, predictN: attack.predictN, consistency, outcomes: state.attackOutcomes!, seconds: state.attackSeconds! };
+      attackResult = { radii: attack.radii, attacked: chosen.length, images: n, steps: attack.steps, samples: attack.samples, predictN: attack.predictN, consistency, outcomes, seconds: attackSeconds };
     }
     const maxRadius = certifiedRadius(settings.n, settings.n, settings.alpha, settings.sigma).radius ?? 0;
     const grid = Array.from({ length: 201 }, (_, i) => (maxRadius * 1.05 * i) / 200);

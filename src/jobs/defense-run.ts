@@ -73,6 +73,12 @@ export const DEFENSE_OUTPUT: OutputLayout = {
   files: [...(TRAIN_OUTPUT.files ?? []), 'report.html'],
 };
 
+/** Options that belong to one defense; given with another, they are refused. */
+const DEFENSE_OWN_OPTIONS = {
+  consistency: ['consistencyLambda', 'consistencyEta', 'noiseCopies'],
+  ibp: ['ibpFlatEpochs', 'ibpKappa', 'ibpEpsScale'],
+} as const satisfies Record<string, readonly (keyof DefenseRunOptions)[]>;
+
 /** Trains with a defense and writes the evidence (see the module comment). */
 export async function defenseRun(options: DefenseRunOptions, backend: BackendInfo): Promise<DefenseRunResult> {
   if (!(DEFENSE_NAMES as readonly string[]).includes(options.defense) || options.defense === 'none') {
@@ -93,15 +99,9 @@ export async function defenseRun(options: DefenseRunOptions, backend: BackendInf
       ? { consistency: { lambda: options.consistencyLambda ?? CONSISTENCY_DEFAULTS.lambda, eta: options.consistencyEta ?? CONSISTENCY_DEFAULTS.eta, copies: options.noiseCopies ?? CONSISTENCY_DEFAULTS.copies } }
       : {}),
   });
-  if (options.defense !== 'consistency') {
-    for (const [key, v] of [['consistencyLambda', options.consistencyLambda], ['consistencyEta', options.consistencyEta], ['noiseCopies', options.noiseCopies]] as const) {
-      if (v !== undefined) throw new InputError(key, 'only applies with --defense consistency');
-    }
-  }
-  if (options.defense !== 'ibp') {
-    for (const [key, v] of [['ibpFlatEpochs', options.ibpFlatEpochs], ['ibpKappa', options.ibpKappa], ['ibpEpsScale', options.ibpEpsScale]] as const) {
-      if (v !== undefined) throw new InputError(key, 'only applies with --defense ibp');
-    }
+  for (const [name, keys] of Object.entries(DEFENSE_OWN_OPTIONS)) {
+    if (options.defense === name) continue;
+    for (const key of keys) if (options[key] !== undefined) throw new InputError(key, `only applies with --defense ${name}`);
   }
   const defense = createDefense(config); // validates
   // A smoothing-trained model's evidence is a certificate of its smoothed classifier (advlab certify), not an attack on the base classifier.

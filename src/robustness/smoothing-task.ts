@@ -6,7 +6,7 @@
  */
 import { classifierInWorker, type SharedClassifier } from '../models/pool-model.js';
 import { certify, predictSmoothed, type Certificate, type SmoothedPrediction } from './smoothing.js';
-import { attackAndPredict, type SmoothedAttackOutcome } from './smoothed-attack.js';
+import { attackAndPredict, type SmoothedAttackOptions, type SmoothedAttackOutcome } from './smoothed-attack.js';
 
 /** URL of this module, for the pool's TaskRef. */
 export const SMOOTHING_TASK_URL = import.meta.url;
@@ -40,44 +40,15 @@ export async function smoothingTask(p: SmoothingPayload): Promise<(Certificate |
   return out;
 }
 
-/** Images to attack at one radius, as plain data. */
+/** One image to attack at one radius, as plain data: the image, its label, and the settings of {@link attackAndPredict}. */
 export interface SmoothedAttackPayload {
   classifier: SharedClassifier;
-  images: Float32Array;
-  labels: number[];
-  /** Per image: the attack's noise seed and PREDICT's. */
-  seeds: number[];
-  predictSeeds: number[];
-  sigma: number;
-  radius: number;
-  steps: number;
-  samples: number;
-  n: number;
-  alpha: number;
-  batchSize: number;
-  clipNoise: boolean;
+  image: Float32Array;
+  label: number;
+  options: SmoothedAttackOptions & { n: number; alpha: number; batchSize: number; predictSeed: number };
 }
 
-/** The attack on the smoothed classifier and PREDICT at the attacked point, for each image of the payload. */
-export async function smoothedAttackTask(p: SmoothedAttackPayload): Promise<SmoothedAttackOutcome[]> {
-  const classifier = await classifierInWorker(p.classifier);
-  const size = p.images.length / p.labels.length;
-  const out: SmoothedAttackOutcome[] = [];
-  for (let i = 0; i < p.labels.length; i++) {
-    out.push(
-      await attackAndPredict(classifier, p.images.slice(i * size, (i + 1) * size), p.labels[i], {
-        sigma: p.sigma,
-        radius: p.radius,
-        steps: p.steps,
-        samples: p.samples,
-        clipNoise: p.clipNoise,
-        seed: p.seeds[i],
-        predictSeed: p.predictSeeds[i],
-        n: p.n,
-        alpha: p.alpha,
-        batchSize: p.batchSize,
-      }),
-    );
-  }
-  return out;
+/** The attack on the smoothed classifier and PREDICT at the attacked point, for the payload's image. */
+export async function smoothedAttackTask(p: SmoothedAttackPayload): Promise<SmoothedAttackOutcome> {
+  return attackAndPredict(await classifierInWorker(p.classifier), p.image, p.label, p.options);
 }
