@@ -29,6 +29,29 @@ test('advlab advgan: result.json matches its schema; the generator is saved; a s
   assert.ok(whole.attack.medianLinf === null || whole.attack.medianLinf <= 0.3 + 1e-6);
   assert.match(readFileSync(join(dir, 'whole', 'report.html'), 'utf8'), /The generator as an attack/);
 
+  // The saved generator behind the shared attack interface: the same images, the same adversarial examples.
+  const attacked = advlab(['attack', '--attack', 'advgan', '--generator', join(dir, 'whole'), '--model', MODEL, '--n', '20', '--out', join(dir, 'attack'), '--no-progress']);
+  assert.equal(attacked.code, 0, attacked.stderr);
+  const attackResult = JSON.parse(readFileSync(join(dir, 'attack', 'result.json'), 'utf8')) as Record<string, any>;
+  const validateAttack = compileSchema('schemas/attack.result.schema.json');
+  assert.ok(validateAttack(attackResult), JSON.stringify(validateAttack.errors));
+  assert.deepEqual(attackResult.generator, { path: join(dir, 'whole', 'generator'), eps: 0.3, targetClass: null });
+  assert.equal(attackResult.eps, 0.3, "the generator's eps is the default");
+  assert.equal(attackResult.successRate, whole.attack.successRate);
+  assert.equal(attackResult.gradients, 0);
+  assert.equal(attackResult.queriesPerImage, whole.attack.queriesPerImage, "only the driver's own predictions (clean, and the re-verification)");
+  const wrong = [
+    { args: ['--attack', 'advgan'], option: /--generator.*needs a trained generator/ },
+    { args: ['--attack', 'pgd', '--eps', '0.3', '--generator', join(dir, 'whole')], option: /--generator.*only attack advgan/ },
+    { args: ['--attack', 'advgan', '--generator', join(dir, 'whole'), '--targeted', 'random'], option: /--targeted.*untargeted/ },
+    { args: ['--attack', 'advgan', '--generator', dir], option: /--generator.*advgan\.json: not found/ },
+  ];
+  for (const { args, option } of wrong) {
+    const r = advlab(['attack', ...args, '--model', MODEL, '--n', '10', '--out', join(dir, 'bad'), '--no-progress']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, option);
+  }
+
   await advganRun({ ...options, out: join(dir, 'resumed'), stopAfterEpochs: 1 }, backend);
   const resumed = await advganRun({ ...options, out: join(dir, 'resumed'), resume: true }, backend);
   assert.equal(resumed.resumedFromEpoch, 1);

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { join } from 'node:path';
-import { attackRun, ATTACK_DEFAULTS } from '../jobs/attack-run.js';
+import { attackRun, ATTACK_DEFAULTS, GENERATOR_ATTACK } from '../jobs/attack-run.js';
 import { ATTACKS, findAttack } from '../attacks/index.js';
 import { NORMS, type Attack, type ParamSpec } from '../attacks/types.js';
 import { BUILTIN_DATASETS } from '../node/data/builtin.js';
@@ -15,7 +15,7 @@ function kebab(name: string): string {
 }
 
 /** Attribute names of the command's own options; an attack parameter of the same name gets no option of its own. */
-const COMMON_OPTIONS = ['model', 'dataset', 'attack', 'list', 'norm', 'eps', 'targeted', 'n', 'batchSize', 'seed', 'backend', 'bounds', 'mean', 'std', 'out', 'queue', 'resume', 'progress', 'help'];
+const COMMON_OPTIONS = ['model', 'dataset', 'attack', 'list', 'norm', 'eps', 'targeted', 'n', 'batchSize', 'seed', 'backend', 'bounds', 'mean', 'std', 'out', 'queue', 'resume', 'progress', 'help', 'generator'];
 
 /** Every attack parameter by name, with the attacks that take it (the CLI accepts the union). */
 function paramUnion(): Map<string, { attack: Attack; spec: ParamSpec }[]> {
@@ -71,6 +71,10 @@ export function describeAttacks(): string {
       }
     }
   }
+  lines.push(`${GENERATOR_ATTACK}: AdvGAN, a perturbation generator trained by advlab advgan (one forward pass per image)`);
+  lines.push('  kind fixed-budget, access none (the generator never queries the model), norms linf, targeted: toward the class the generator was trained for');
+  lines.push('  paper: Xiao et al., IJCAI 2018');
+  lines.push(`  parameters: --generator <dir> (required: an advlab advgan run folder); --eps defaults to the generator's own`);
   return lines.join('\n') + '\n';
 }
 
@@ -80,7 +84,8 @@ export function attackCommand(): Command {
     .description('attack a trained model on a class-balanced subset of a test split; writes result.json, adversarial examples (NPY) and grid.png')
     .option('--model <path>', 'a trained model: saved model folder, model.json, or an advlab train run folder (required; zoo names are refused: they are untrained)')
     .option('--dataset <name|path>', `built-in (${BUILTIN_DATASETS.join(', ')}) or a path; the test split is attacked`, ATTACK_DEFAULTS.dataset)
-    .option('--attack <name>', `attack to run: ${ATTACKS.map((a) => a.name).join(', ')} (required; see --list)`)
+    .option('--attack <name>', `attack to run: ${ATTACKS.map((a) => a.name).join(', ')}, ${GENERATOR_ATTACK} (required; see --list)`)
+    .option('--generator <dir>', `with --attack ${GENERATOR_ATTACK}: a trained generator (an advlab advgan run folder)`)
     .option('--list', 'list every attack with its norms and parameters, then exit')
     .addOption(new Option('--norm <name>', "perturbation norm (default: the attack's first, linf for fgsm and pgd)").choices(NORMS))
     .option('--eps <x>', "perturbation budget in the input's scale (images in [0, 1]: e.g. 0.3 linf for mnist, not 76)", finiteOption('--eps'))
@@ -114,10 +119,11 @@ export function attackCommand(): Command {
       process.stdout.write(describeAttacks());
       return;
     }
-    if (!o.attack) throw new InputError('--attack', `required: one of ${ATTACKS.map((a) => a.name).join(', ')} (see advlab attack --list)`);
+    const names = [...ATTACKS.map((a) => a.name), GENERATOR_ATTACK].join(', ');
+    if (!o.attack) throw new InputError('--attack', `required: one of ${names} (see advlab attack --list)`);
     if (!o.model) throw new InputError('--model', 'required: a trained model (a saved model folder or an advlab train run folder)');
-    const attack = findAttack(o.attack);
-    if (!attack) throw new InputError('--attack', `unknown attack "${o.attack}"; expected one of ${ATTACKS.map((a) => a.name).join(', ')} (see advlab attack --list)`);
+    const attack = o.attack === GENERATOR_ATTACK ? { name: GENERATOR_ATTACK, params: [] as ParamSpec[] } : findAttack(o.attack);
+    if (!attack) throw new InputError('--attack', `unknown attack "${o.attack}"; expected one of ${names} (see advlab attack --list)`);
     const params: Record<string, unknown> = {};
     for (const name of union.keys()) {
       const raw = o[name] as string | boolean | undefined;
@@ -141,6 +147,7 @@ export function attackCommand(): Command {
           model: o.model,
           dataset: o.dataset,
           attack: attack.name,
+          generator: o.generator,
           out,
           norm: o.norm,
           eps: o.eps,

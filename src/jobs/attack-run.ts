@@ -12,7 +12,9 @@ import { runMeta, type RunMeta } from '../report/meta.js';
 import { attackRows, captionName, gridPng, type GridLabel } from '../report/png-grid.js';
 import { writeFileAtomic, writeJsonAtomic } from '../node/atomic.js';
 import { checkOutputFolder, type OutputLayout } from '../node/paths.js';
-import { InputError } from '../errors.js';
+import { InputError, forArgument } from '../errors.js';
+import { advganAttack } from '../attacks/advgan.js';
+import { loadAdvGanGenerator, type LoadedAdvGan } from '../node/advgan-files.js';
 import { ATTACKS, findAttack } from '../attacks/index.js';
 import { runAttack } from '../attacks/run.js';
 import { validateCommon, resolveParams, checkEpsValue } from '../attacks/validate.js';
@@ -26,8 +28,10 @@ export interface AttackRunOptions extends ModelJobOptions {
   norm?: Norm;
   /** Budget in the input's scale (required by fixed-budget attacks). */
   eps?: number;
-  /** Omit for an untargeted attack. */
+  /** Omit for an untargeted attack (and for `advgan`: a targeted generator attacks toward its own class). */
   targeted?: 'random' | 'least-likely';
+  /** With attack `advgan`: an `advlab advgan` run folder or its generator/ folder. */
+  generator?: string;
   /** The attack's own parameters; omitted ones take their defaults. */
   params?: Record<string, unknown>;
   /** Examples shown in grid.png (default 10). */
@@ -77,6 +81,8 @@ export interface AttackRunResult extends RunMeta {
   model: string;
   modelPath: string;
   attack: { name: string; title: string; paper: string; kind: Attack['kind']; access: Attack['access'] };
+  /** The AdvGAN generator used (attack `advgan` only): its folder, training eps and target class. */
+  generator?: { path: string; eps: number; targetClass: number | null };
   norm: Norm;
   eps: number | null;
   targeted: 'random' | 'least-likely' | null;
@@ -116,6 +122,9 @@ export const ATTACK_DEFAULTS = { dataset: 'mnist', n: 1000, batchSize: 128, seed
 
 const TARGET_MODES = ['random', 'least-likely'] as const;
 
+/** The attack that needs a trained generator (`--generator`); it is not in the registry since it cannot be built from parameters alone. */
+export const GENERATOR_ATTACK = 'advgan';
+
 /**
  * Attacks a trained model on a class-balanced subset of a dataset's test split
  * and writes into `out`: `adversarial.npy` (float32 [n, h, w, c]), `labels.npy`
@@ -128,17 +137,45 @@ export async function attackRun(options: AttackRunOptions, backend: BackendInfo)
   const startedAt = new Date();
   // Cheap checks first, before any data or model is loaded.
   checkOutputFolder(options.out, 'out', ATTACK_OUTPUT);
-  const attack = findAttack(options.attack);
-  if (!attack) throw new InputError('attack', `unknown attack "${options.attack}"; expected one of ${ATTACKS.map((a) => a.name).join(', ')}`);
+  const usesGenerator = options.attack === GENERATOR_ATTACK;
+  if (usesGenerator && options.generator === undefined) throw new InputError('generator', 'attack advgan needs a trained generator: an advlab advgan run folder');
+  if (!usesGenerator && options.generator !== undefined) throw new InputError('generator', `only attack ${GENERATOR_ATTACK} takes a generator, not ${options.attack}`);
+  if (usesGenerator && options.queue !== undefined) throw new InputError('queue', 'attack advgan is one forward pass per batch: it runs locally, not through a queue');
+  const attack = usesGenerator ? undefined : findAttack(options.attack);
+  if (!usesGenerator && !attack) throw new InputError('attack', `unknown attack "${options.attack}"; expected one of ${[...ATTACKS.map((a) => a.name), GENERATOR_ATTACK].join(', ')}`);
+  // Read the generator before any data: a wrong folder fails in milliseconds.
+  const advgan = usesGenerator ? await loadGenerator(options.generator!) : undefined;
+  try {
+    return await attackWith(advgan ? advganAttack(advgan.generator, advgan.info) : attack!, advgan, options, backend, startedAt);
+  } finally {
+    advgan?.generator.dispose();
+  }
+}
+
+async function loadGenerator(path: string): Promise<LoadedAdvGan> {
+  try {
+    return await loadAdvGanGenerator(path);
+  } catch (e) {
+    throw forArgument('generator', e);
+  }
+}
+
+async function attackWith(attack: Attack, advgan: LoadedAdvGan | undefined, options: AttackRunOptions, backend: BackendInfo, startedAt: Date): Promise<AttackRunResult> {
   if (options.norm !== undefined) {
     if (!NORMS.includes(options.norm)) throw new InputError('norm', `unknown norm "${options.norm}"; expected one of ${NORMS.join(', ')}`);
     if (!attack.norms.includes(options.norm)) throw new InputError('norm', `${attack.name} supports ${attack.norms.join(', ')}, not ${options.norm}`);
   }
   const norm = options.norm ?? attack.norms[0];
   if (options.eps !== undefined) checkEpsValue(options.eps);
-  if (options.eps === undefined && attack.kind === 'fixed-budget') throw new InputError('eps', `${attack.name} needs a budget eps (in the input's scale, e.g. 0.3 for mnist in [0, 1] with linf)`);
+  // A generator's own budget is its default: it was trained for it (a larger eps does not enlarge its perturbations).
+  const eps = options.eps ?? advgan?.info.eps;
+  if (eps === undefined && attack.kind === 'fixed-budget') throw new InputError('eps', `${attack.name} needs a budget eps (in the input's scale, e.g. 0.3 for mnist in [0, 1] with linf)`);
   if (options.targeted !== undefined && !TARGET_MODES.includes(options.targeted)) {
     throw new InputError('targeted', `expected ${TARGET_MODES.join(' or ')}, got "${options.targeted}"`);
+  }
+  if (advgan && options.targeted !== undefined) {
+    const own = advgan.info.targetClass === null ? 'this generator is untargeted' : `this generator attacks toward class ${advgan.info.targetClass}, the one it was trained for`;
+    throw new InputError('targeted', `${own}; omit targeted with attack advgan`);
   }
   const params = resolveParams(attack, options.params ?? {});
   if (options.n !== undefined && (!Number.isInteger(options.n) || options.n < 1)) throw new InputError('n', `expected a positive integer, got ${options.n}`);
@@ -151,19 +188,27 @@ export async function attackRun(options: AttackRunOptions, backend: BackendInfo)
   // A wrong or unreachable Redis fails here, in seconds, before any data is loaded.
   if (options.queue !== undefined) await (await import('../node/distributed/connection.js')).checkRedis(options.queue);
   const { modelPath, datasetSpec, data, n, subset, bounds, model } = await loadModelJob(options, ATTACK_DEFAULTS, options.onProgress);
+  if (advgan) {
+    const shape = advgan.generator.inputs[0].shape.slice(1).join(', ');
+    if (shape !== subset.imageShape.join(', ')) {
+      model.dispose();
+      throw new InputError('generator', `the generator takes images of shape [${shape}], the dataset's are [${subset.imageShape.join(', ')}]`);
+    }
+  }
   let classifier: Classifier | undefined;
   let runPool: RunPool | undefined;
   try {
     classifier = Classifier.fromModel(model, { bounds, preprocess: options.preprocess });
     const batches = Math.ceil(n / batchSize);
-    runPool = await startRunPool({ queue: options.queue, workers: options.workers, out: options.out, resume: options.resume }, backend, classifier, batches);
+    // A generator attack is one forward pass per batch, in this thread (workers rebuild attacks from the registry by name).
+    runPool = await startRunPool({ queue: options.queue, workers: advgan ? 1 : options.workers, out: options.out, resume: options.resume }, backend, classifier, batches);
     if (runPool.queue) options.onProgress?.({ type: 'queue', queue: runPool.queue });
     options.onProgress?.({ type: 'start', attack: attack.name, total: n, batches, workers: runPool.workers() });
     const result = await runAttack(attack, classifier, subset, {
       pool: runPool.pool,
       norm,
-      eps: options.eps,
-      targeted: options.targeted,
+      eps,
+      targeted: advgan && advgan.info.targetClass !== null ? new Int32Array(n).fill(advgan.info.targetClass) : options.targeted,
       seed,
       batchSize,
       params,
@@ -201,7 +246,7 @@ export async function attackRun(options: AttackRunOptions, backend: BackendInfo)
         dataset: datasetSpec,
         attack: attack.name,
         norm,
-        eps: options.eps ?? null,
+        eps: eps ?? null,
         targeted: options.targeted ?? null,
         n,
         batchSize,
@@ -218,6 +263,7 @@ export async function attackRun(options: AttackRunOptions, backend: BackendInfo)
       model: options.model,
       modelPath,
       attack: { name: attack.name, title: attack.title, paper: attack.paper, kind: attack.kind, access: attack.access },
+      ...(advgan ? { generator: { path: advgan.path, ...advgan.info } } : {}),
       norm: result.norm,
       eps: result.eps,
       targeted: options.targeted ?? null,
