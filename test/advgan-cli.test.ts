@@ -60,7 +60,22 @@ test('advlab advgan: result.json matches its schema; the generator is saved; a s
   assert.deepEqual({ ...resumed.attack, seconds: 0, imagesPerSecond: 0 }, { ...whole.attack, seconds: 0, imagesPerSecond: 0 });
 });
 
+test('advlab advgan --black-box: trained through labels only, queries recorded, result.json matches its schema', async () => {
+  const backend = await initBackend({ backend: 'wasm' });
+  const r = await advganRun({ model: MODEL, eps: 0.3, epochs: 1, trainSize: 100, trainBatchSize: 25, n: 20, out: join(dir, 'black-box'), blackBox: { staticEpochs: 1 } }, backend);
+  const validate = compileSchema('schemas/advgan.result.schema.json');
+  const result = JSON.parse(readFileSync(join(dir, 'black-box', 'result.json'), 'utf8')) as Record<string, any>;
+  assert.ok(validate(result), JSON.stringify(validate.errors));
+  assert.equal(r.blackBox?.surrogate, 'lenet');
+  assert.equal(r.blackBox?.queries, 100 * 2, 'the static phase and one epoch: one query per training image each');
+  assert.equal(r.history[0].blackBox?.queries, 200);
+  assert.match(readFileSync(join(dir, 'black-box', 'report.html'), 'utf8'), /Black-box mode/);
+});
+
 test('advlab advgan names the bad option', () => {
+  const surrogateAlone = advlab(['advgan', '--model', MODEL, '--eps', '0.3', '--surrogate', 'mlp', '--out', join(dir, 'w'), '--no-progress']);
+  assert.equal(surrogateAlone.code, 2);
+  assert.match(surrogateAlone.stderr, /--surrogate.*only with --black-box/);
   const noEps = advlab(['advgan', '--model', MODEL, '--out', join(dir, 'x'), '--no-progress']);
   assert.equal(noEps.code, 2);
   assert.match(noEps.stderr, /--eps/);

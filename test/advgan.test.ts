@@ -21,6 +21,8 @@ import { Rng } from '../src/util/rng.js';
 import type { ImageSet } from '../src/data/types.js';
 import { advganAttack } from '../src/attacks/advgan.js';
 import { runAttack } from '../src/attacks/run.js';
+import { readOne } from '../src/engine/read.js';
+import { DynamicDistillation, type BlackBox } from '../src/generative/advgan/distillation.js';
 
 before(async () => {
   await initBackend({ backend: 'wasm' });
@@ -146,6 +148,66 @@ test('AdvGAN training: finite losses, perturbations inside the ball, the generat
     const g = buildAdvGan([8, 8, 1], 0);
     await assert.rejects(trainAdvGan(g, target, train, { ...options, eps: 2 }), (e: unknown) => e instanceof InputError && e.argument === 'eps');
     await assert.rejects(trainAdvGan(g, target, train, { ...options, targetClass: 5 }), (e: unknown) => e instanceof InputError && e.argument === 'targetClass');
+    g.generator.dispose();
+    g.discriminator.dispose();
+  } finally {
+    target.dispose();
+    targetModel.dispose();
+  }
+});
+
+test('AdvGAN black-box mode (dynamic distillation): only labels reach the trainer, every query is counted, the surrogate learns the model, a killed run resumes to the same generator and count', async () => {
+  const train = halves();
+  const targetModel = buildModel('mlp', { inputShape: [8, 8, 1], numClasses: 2, seed: 1 });
+  const target = Classifier.fromModel(targetModel);
+  let asked = 0;
+  // The black box: the model's predicted class, nothing else; `asked` counts behind the trainer's back.
+  const blackBox: BlackBox = {
+    labels: async (x) => {
+      asked += x.shape[0];
+      return (await readOne(tf.tidy(() => target.predict(x)))) as Int32Array;
+    },
+    bounds: [0, 1],
+    numClasses: 2,
+    inputShape: [8, 8, 1],
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'advgan-bb-'));
+  const options = { eps: 0.3, epochs: 2, batchSize: 16, seed: 3 };
+  const run = async (folder: string, extra: { stopAfterEpochs?: number; resume?: boolean } = {}) => {
+    const surrogate = buildModel('small-cnn', { inputShape: [8, 8, 1], numClasses: 2, seed: 4 });
+    const distillation = new DynamicDistillation(surrogate, blackBox, { seed: 5, staticEpochs: 3, batchSize: 16 });
+    const models = buildAdvGan([8, 8, 1], 0);
+    try {
+      const r = await trainAdvGan(models, distillation.classifier, train, { ...options, ...extra, distillation, checkpoints: new CheckpointFolder(join(dir, folder)) });
+      return { r, queries: distillation.queries, weights: models.generator.getWeights().map((w) => Array.from(w.dataSync())) };
+    } finally {
+      distillation.dispose();
+      surrogate.dispose();
+      models.generator.dispose();
+      models.discriminator.dispose();
+    }
+  };
+  const before = tf.memory().numTensors;
+  try {
+    const whole = await run('whole');
+    // Static phase: every training image once; then one query per perturbed image in every generator step.
+    assert.equal(whole.queries, train.count * (1 + options.epochs));
+    assert.equal(asked, whole.queries, 'the count is the black box\'s own');
+    const last = whole.r.history[1].blackBox!;
+    assert.equal(last.queries, whole.queries);
+    assert.ok(last.staticAgreement > 0.7, `the surrogate learned the model: ${last.staticAgreement}`);
+    assert.ok(last.surrogateAgreement >= 0 && last.surrogateAgreement <= 1);
+    asked = 0;
+    await run('part', { stopAfterEpochs: 1 });
+    const resumed = await run('part', { resume: true });
+    assert.equal(resumed.r.resumedFromEpoch, 1);
+    assert.equal(resumed.queries, whole.queries, 'the resumed run counts the queries made before the kill');
+    assert.equal(asked, whole.queries, 'and does not repeat them');
+    assert.deepEqual(resumed.weights, whole.weights, 'bit-identical generator');
+    assert.equal(tf.memory().numTensors, before, 'tensors');
+    // A white-box resume of a black-box checkpoint is refused.
+    const g = buildAdvGan([8, 8, 1], 0);
+    await assert.rejects(trainAdvGan(g, target, train, { ...options, checkpoints: new CheckpointFolder(join(dir, 'whole')), resume: true }), (e: unknown) => e instanceof InputError && e.argument === 'resume');
     g.generator.dispose();
     g.discriminator.dispose();
   } finally {

@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { advganRun, ADVGAN_RUN_DEFAULTS, type AdvGanRunEvent } from '../jobs/advgan-run.js';
 import { ADVGAN_DEFAULTS } from '../generative/advgan/train-advgan.js';
 import { GAN_LOSSES } from '../generative/losses.js';
+import { DISTILLATION_DEFAULTS } from '../generative/advgan/distillation.js';
+import { ZOO_NAMES } from '../models/zoo.js';
 import { BUILTIN_DATASETS } from '../node/data/builtin.js';
 import { InputError } from '../errors.js';
 import { createProgress } from './progress.js';
@@ -13,6 +15,7 @@ import { backendOption, boundsOption, finiteOption, intOption, optionNamed, path
 const OPTIONS: Record<string, string> = {
   model: '--model', dataset: '--dataset', eps: '--eps', epochs: '--epochs', batchSize: '--batch-size', learningRate: '--lr', ganLoss: '--gan-loss', alpha: '--alpha',
   beta: '--beta', hingeBound: '--hinge-bound', kappa: '--kappa', targetClass: '--target', n: '--n', out: '--out', bounds: '--bounds', resume: '--resume',
+  surrogate: '--surrogate', staticEpochs: '--static-epochs',
 };
 
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
@@ -33,6 +36,9 @@ export function advganCommand(): Command {
     .option('--beta <x>', `weight of the hinge on the perturbation's L2 norm (default ${ADVGAN_DEFAULTS.beta})`, finiteOption('--beta'))
     .option('--hinge-bound <c>', `L2 norm the hinge lets through (default ${ADVGAN_DEFAULTS.hingeBound})`, finiteOption('--hinge-bound'))
     .option('--kappa <x>', `C&W confidence (default ${ADVGAN_DEFAULTS.kappa})`, finiteOption('--kappa'))
+    .option('--black-box', 'black-box mode (dynamic distillation): train against a surrogate that learns from the model\'s predicted labels only; queries are counted', false)
+    .addOption(new Option('--surrogate <arch>', 'with --black-box: the surrogate\'s zoo architecture (default lenet)').choices(ZOO_NAMES))
+    .option('--static-epochs <n>', `with --black-box: epochs of static distillation before the generator trains (default ${DISTILLATION_DEFAULTS.staticEpochs})`, intOption('--static-epochs', 0))
     .option('--n <count>', `test images attacked at the end: a class-balanced prefix (default ${ADVGAN_RUN_DEFAULTS.n})`, intOption('--n', 1))
     .option('--seed <n>', 'random seed', intOption('--seed'), ADVGAN_RUN_DEFAULTS.seed)
     .option('--bounds <min,max>', "valid input range of the model in the images' scale", boundsOption)
@@ -43,6 +49,9 @@ export function advganCommand(): Command {
     .action(async (o) => {
       if (!o.model) throw new InputError('--model', 'required: the attacked model (a saved model folder or an advlab train run folder)');
       if (o.eps === undefined) throw new InputError('--eps', "required: the Linf budget in the input's scale (e.g. 0.3 for mnist)");
+      for (const [flag, value] of [['--surrogate', o.surrogate], ['--static-epochs', o.staticEpochs]] as const) {
+        if (value !== undefined && !o.blackBox) throw new InputError(flag, 'only with --black-box');
+      }
       const progress = createProgress(process.stdout, o.progress);
       const backend = await startBackend(o.backend, undefined, (l) => progress.log(l));
       const out: string = o.out ?? join('runs', `${pathTag(String(o.model), 'model')}-advgan`);
@@ -73,6 +82,7 @@ export function advganCommand(): Command {
             seed: o.seed,
             bounds: o.bounds,
             resume: o.resume,
+            ...(o.blackBox ? { blackBox: { surrogate: o.surrogate, staticEpochs: o.staticEpochs } } : {}),
             onProgress,
           },
           backend,
@@ -80,6 +90,7 @@ export function advganCommand(): Command {
       );
       const a = result.attack;
       progress.log(`attack on ${a.count} test images: success ${pct(a.successRate)}, median L2 ${a.medianL2?.toFixed(3) ?? '-'}, ${a.imagesPerSecond.toFixed(0)} images/s`);
+      if (result.blackBox) progress.log(`black box: ${result.blackBox.queries} queries (${result.blackBox.queriesPerTrainingImage.toFixed(1)} per training image); the ${result.blackBox.surrogate} surrogate agreed with the model on ${pct(result.blackBox.finalAgreement)} of the last epoch's examples`);
       progress.log(`generator: ${join(out, 'generator')}`);
       progress.log(`report: ${join(out, 'report.html')}`);
       progress.log(`result: ${join(out, 'result.json')}`);

@@ -27,6 +27,11 @@ import { runAttack } from '../attacks/run.js';
 import type { AttackSummary } from '../attacks/types.js';
 import { countParameters } from '../models/artifacts.js';
 import { balancedSubset } from '../data/subset.js';
+import { tf } from '../engine/tf.js';
+import { readOne } from '../engine/read.js';
+import { buildModel, type ZooName } from '../models/zoo.js';
+import { deriveSeed } from '../util/rng.js';
+import { DISTILLATION_DEFAULTS, DynamicDistillation, type BlackBox } from '../generative/advgan/distillation.js';
 
 /** Options of {@link advganRun}. */
 export interface AdvGanRunOptions extends Omit<ModelJobOptions, 'queue' | 'workers'>, Pick<AdvGanTrainOptions, 'learningRate' | 'ganLoss' | 'alpha' | 'beta' | 'hingeBound' | 'kappa' | 'targetClass'> {
@@ -39,6 +44,13 @@ export interface AdvGanRunOptions extends Omit<ModelJobOptions, 'queue' | 'worke
   /** Train on a class-balanced subset of this many train-split images (default: all of it). */
   trainSize?: number;
   resume?: boolean;
+  /**
+   * Black-box mode (dynamic distillation, generative/advgan/distillation.ts):
+   * the generator trains against a surrogate of this zoo architecture that
+   * learns from the model's predicted labels only; every query is counted.
+   * Omitted: white-box, against the model's own gradients.
+   */
+  blackBox?: { surrogate?: ZooName; staticEpochs?: number; learningRate?: number };
   /** Stop after this many epochs in this call (simulates a kill, for tests). */
   stopAfterEpochs?: number;
   onProgress?: (event: AdvGanRunEvent) => void;
@@ -56,6 +68,8 @@ export interface AdvGanRunResult extends RunMeta {
   resumedFromEpoch: number;
   /** The generator as an attack on the `n` test images (re-verified by the driver). */
   attack: AttackSummary & { count: number; seconds: number };
+  /** Black-box mode: the surrogate, the queries the training made (the final attack's verification queries are the driver's, in `attack`), and the surrogate's agreement with the model. */
+  blackBox: { surrogate: ZooName; staticEpochs: number; learningRate: number; queries: number; queriesPerTrainingImage: number; staticAgreement: number; finalAgreement: number } | null;
   files: { generator: string; samples: string; report: string; checkpoint: string };
   packages: Record<string, string>;
 }
@@ -76,8 +90,17 @@ export async function advganRun(options: AdvGanRunOptions, backend: BackendInfo)
   const classifier = Classifier.fromModel(job.model, { bounds: job.bounds, ...(options.preprocess ? { preprocess: options.preprocess } : {}) });
   const train = options.trainSize === undefined ? data.train : balancedSubset(data.train, data.numClasses, options.trainSize, 'trainSize', 'train');
   const models = buildAdvGan(data.train.imageShape as [number, number, number], seed);
+  const blackBox = options.blackBox ? { surrogate: options.blackBox.surrogate ?? 'lenet', staticEpochs: options.blackBox.staticEpochs ?? DISTILLATION_DEFAULTS.staticEpochs, learningRate: options.blackBox.learningRate ?? DISTILLATION_DEFAULTS.learningRate } : null;
+  let distillation: DynamicDistillation | undefined;
   try {
-    const trained = await trainAdvGan(models, classifier, train, {
+    if (blackBox) {
+      const [h, w, c] = data.train.imageShape;
+      // The model answers with its predicted class only; the trainer never sees it otherwise.
+      const oracle: BlackBox = { labels: async (x) => (await readOne(tf.tidy(() => classifier.predict(x)))) as Int32Array, bounds: classifier.bounds, numClasses: classifier.numClasses, inputShape: [h, w, c] };
+      const surrogate = buildModel(blackBox.surrogate, { inputShape: [h, w, c], numClasses: data.numClasses, seed: deriveSeed(seed, 'surrogate') });
+      distillation = new DynamicDistillation(surrogate, oracle, { seed, staticEpochs: blackBox.staticEpochs, learningRate: blackBox.learningRate });
+    }
+    const trained = await trainAdvGan(models, distillation?.classifier ?? classifier, train, {
       eps: options.eps,
       epochs,
       batchSize: trainBatchSize,
@@ -93,6 +116,7 @@ export async function advganRun(options: AdvGanRunOptions, backend: BackendInfo)
       resume: options.resume,
       stopAfterEpochs: options.stopAfterEpochs,
       onProgress: options.onProgress,
+      ...(distillation ? { distillation } : {}),
     });
     const info: AdvGanGeneratorInfo = { eps: options.eps, targetClass: options.targetClass ?? null };
     const generatorDir = join(options.out, 'generator');
@@ -131,6 +155,7 @@ export async function advganRun(options: AdvGanRunOptions, backend: BackendInfo)
       history: trained.history,
       resumedFromEpoch: trained.resumedFromEpoch,
       attack: { ...attack.summary, count: attack.count, seconds: attack.seconds },
+      blackBox: blackBox && distillation ? { ...blackBox, queries: distillation.queries, queriesPerTrainingImage: distillation.queries / train.count, ...agreements(trained.history) } : null,
       files: { generator: 'generator', samples: 'samples.png', report: 'report.html', checkpoint: 'checkpoint' },
       packages: packageVersions(),
     };
@@ -139,9 +164,19 @@ export async function advganRun(options: AdvGanRunOptions, backend: BackendInfo)
     writeJsonAtomic(join(options.out, 'result.json'), result);
     return result;
   } finally {
+    if (distillation) {
+      distillation.dispose();
+      distillation.surrogate.dispose();
+    }
     models.generator.dispose();
     models.discriminator.dispose();
     classifier.dispose();
     job.model.dispose();
   }
+}
+
+/** The surrogate's agreement with the model after the static phase and in the last epoch. */
+function agreements(history: AdvGanEpochRecord[]): { staticAgreement: number; finalAgreement: number } {
+  const last = history[history.length - 1]?.blackBox;
+  return { staticAgreement: last?.staticAgreement ?? NaN, finalAgreement: last?.surrogateAgreement ?? NaN };
 }

@@ -26,6 +26,8 @@ import type { Classifier } from '../../models/classifier.js';
 import { GAN_LOSSES, discriminatorLoss, generatorLoss, type GanLoss } from '../losses.js';
 import { marginLoss, perturbationHinge, perturbedImages } from './losses.js';
 import { yieldToEventLoop } from '../../util/yield.js';
+import { readAndDispose } from '../../engine/read.js';
+import type { DistillationState, DynamicDistillation } from './distillation.js';
 
 /** Defaults: the reference code's Adam rate, the paper's least-squares GAN loss. */
 export const ADVGAN_DEFAULTS = { learningRate: 1e-3, ganLoss: 'lsgan' as GanLoss, alpha: 1, beta: 1, hingeBound: 2, kappa: 0 } as const;
@@ -55,6 +57,13 @@ export interface AdvGanTrainOptions {
   resume?: boolean;
   /** Stop after this many epochs in this call (simulates a kill, for tests). */
   stopAfterEpochs?: number;
+  /**
+   * Black-box mode (distillation.ts): the generator trains against the
+   * distillation's surrogate (pass `distillation.classifier` as the target),
+   * which follows the black box through its answers to x + G(x) after every
+   * generator step. Omitted: white-box, against the target's own gradients.
+   */
+  distillation?: DynamicDistillation;
   /** Figures computed after each epoch (e.g. success on held-out images), kept in the epoch's record. */
   monitor?: (generator: tfl.LayersModel, epoch: number) => Promise<Record<string, number>>;
   onProgress?: (event: AdvGanTrainEvent) => void;
@@ -73,6 +82,8 @@ export interface AdvGanEpochRecord {
   meanL2: number;
   seconds: number;
   monitor?: Record<string, number>;
+  /** Black-box mode: queries to the black box so far (static phase included), the surrogate's agreement with it on the epoch's x + G(x) before each step, and after the static phase. */
+  blackBox?: { queries: number; surrogateAgreement: number; staticAgreement: number };
 }
 
 export type AdvGanTrainEvent = EpochLoopEvent<{ dLoss: number; gLoss: number; trainSuccess: number }, AdvGanEpochRecord>;
@@ -99,20 +110,38 @@ export async function trainAdvGan(models: { generator: tfl.LayersModel; discrimi
   const store = options.checkpoints;
   const topology = `${topologyHash(G)}:${topologyHash(D)}`;
   const pair = { generator: G, discriminator: D, generatorOptimizer: gOpt, discriminatorOptimizer: dOpt };
+  const distillation = options.distillation;
+  let staticAgreement = NaN;
+  const saveCheckpoint = async (epoch: number) => {
+    if (!store) return;
+    const extra = distillation ? await distillation.pack() : undefined;
+    await savePairCheckpoint(store, pair, { rng, history, epoch, topology }, extra ? { state: { distillation: extra.state, staticAgreement }, files: extra.files } : {});
+  };
   try {
+    let resumed = false;
     if (store && options.resume) {
-      const ck = await store.load<PairCheckpointState<AdvGanEpochRecord>>();
+      const ck = await store.load<PairCheckpointState<AdvGanEpochRecord> & { distillation?: DistillationState; staticAgreement?: number }>();
       if (ck) {
         ({ rng, history, epoch: startEpoch } = await restorePairCheckpoint(ck, pair, topology, store.location, 'other networks'));
+        if (distillation) {
+          await distillation.restore(ck, train.count);
+          staticAgreement = ck.state.staticAgreement ?? NaN;
+        } else if (ck.state.distillation) throw new InputError('resume', `the checkpoint in ${store.location} was written by a black-box run; delete it or drop --resume`);
+        resumed = true;
         options.onProgress?.({ type: 'resumed', epoch: startEpoch });
       }
+    }
+    if (distillation && !resumed) {
+      // The static phase, kept as checkpoint epoch-0 so a kill after it does not query the black box again.
+      staticAgreement = await distillation.distillStatic(train);
+      await saveCheckpoint(0);
     }
     const lastEpoch = Math.min(options.epochs, startEpoch + (options.stopAfterEpochs ?? Infinity));
     for (let epoch = startEpoch + 1; epoch <= lastEpoch; epoch++) {
       const t0 = performance.now();
       const order = batchOrder(train.count, options.batchSize, rng);
       options.onProgress?.({ type: 'epoch-start', epoch, epochs: options.epochs, batches: order.length });
-      const sums = { d: 0, g: 0, adv: 0, hinge: 0, success: 0, l2: 0 };
+      const sums = { d: 0, g: 0, adv: 0, hinge: 0, success: 0, l2: 0, agreement: 0 };
       let seen = 0;
       for (let b = 0; b < order.length; b++) {
         const batch = makeBatch(train, order[b]);
@@ -139,14 +168,23 @@ export async function trainAdvGan(models: { generator: tfl.LayersModel; discrimi
             true,
             gVars,
           ) as tf.Scalar;
-          const [adv, hinge, success, l2] = kept.map((t) => t.dataSync()[0]);
-          sums.d += dLoss.dataSync()[0] * n;
-          sums.g += gLoss.dataSync()[0] * n;
+          // Read without dataSync (WebGPU cannot read synchronously); the tensors are disposed.
+          const [adv, hinge, success, l2, dValue, gValue] = (await readAndDispose([...kept, dLoss, gLoss])).map((v) => v[0]);
+          sums.d += dValue * n;
+          sums.g += gValue * n;
           sums.adv += adv * n;
           sums.hinge += hinge * n;
           sums.success += success;
           sums.l2 += l2;
-          tf.dispose([dLoss, gLoss, ...kept]);
+          if (distillation) {
+            // The updated generator's examples, as the attack will make them (inference mode), teach the surrogate where b's answers matter.
+            const probe = tf.tidy(() => perturbedImages(x, G.apply(x, { training: false }) as tf.Tensor4D, options.eps, target.bounds).adversarial);
+            try {
+              sums.agreement += (await distillation.distillStep(x, order[b], probe)) * n;
+            } finally {
+              probe.dispose();
+            }
+          }
         } finally {
           tf.dispose([batch.x, batch.y, classes]);
         }
@@ -163,10 +201,11 @@ export async function trainAdvGan(models: { generator: tfl.LayersModel; discrimi
         trainSuccess: sums.success / train.count,
         meanL2: sums.l2 / train.count,
         seconds: (performance.now() - t0) / 1000,
+        ...(distillation ? { blackBox: { queries: distillation.queries, surrogateAgreement: sums.agreement / train.count, staticAgreement } } : {}),
       };
       if (options.monitor) record.monitor = await options.monitor(G, epoch);
       history.push(record);
-      if (store) await savePairCheckpoint(store, pair, { rng, history, epoch, topology });
+      await saveCheckpoint(epoch);
       options.onProgress?.({ type: 'epoch-end', epochs: options.epochs, ...record });
     }
     return loopResult(history, startEpoch);
@@ -189,6 +228,7 @@ function validate(models: { generator: tfl.LayersModel; discriminator: tfl.Layer
     if (v !== undefined && !(v >= 0 && Number.isFinite(v))) throw new InputError(key, `expected a number >= 0, got ${v}`);
   }
   if (o.targetClass !== undefined && !(Number.isInteger(o.targetClass) && o.targetClass >= 0 && o.targetClass < target.numClasses)) throw new InputError('targetClass', `expected a class in [0, ${target.numClasses}), got ${o.targetClass}`);
+  if (o.distillation && target !== o.distillation.classifier) throw new InputError('distillation', "in black-box mode the generator trains against the distillation's surrogate: pass distillation.classifier as the target");
   if (o.resume && !o.checkpoints) throw new InputError('resume', 'needs a checkpoint store (checkpoints)');
   if (train.count === 0) throw new InputError('train', 'the training set is empty');
   const shape = models.generator.inputs[0].shape.slice(1).join();
