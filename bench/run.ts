@@ -14,10 +14,11 @@ import { benchAae } from './aae.js';
 import { benchDistributed } from './distributed.js';
 import { benchBrowser } from './browser.js';
 import { benchCertify } from './certify.js';
+import { benchAdvgan } from './advgan.js';
 
 /** A section's figures; `previous` is what results.json held for it (for sections that can re-run a part). */
 type Section = (log: (s: string) => void, previous?: unknown) => Promise<unknown>;
-const SECTIONS: Record<string, Section> = { engine: benchEngine, attacks: benchAttacks, eval: benchEval, defenses: benchDefenses, gan: benchGan, aae: benchAae, distributed: benchDistributed, browser: benchBrowser, certify: benchCertify };
+const SECTIONS: Record<string, Section> = { engine: benchEngine, attacks: benchAttacks, eval: benchEval, defenses: benchDefenses, gan: benchGan, aae: benchAae, distributed: benchDistributed, browser: benchBrowser, certify: benchCertify, advgan: benchAdvgan };
 
 const file = join(dirname(fileURLToPath(import.meta.url)), 'results.json');
 const requested = process.argv.slice(2).filter((a) => !a.startsWith('-'));
@@ -30,7 +31,8 @@ const results: Record<string, unknown> = existsSync(file) ? JSON.parse(readFileS
 for (const name of requested.length ? requested : Object.keys(SECTIONS)) {
   console.log(`bench: ${name}`);
   results[name] = await SECTIONS[name]((s) => console.log(`  ${s}`), results[name]);
-  results.advlabVersion = ADVLAB_VERSION;
-  writeJsonAtomic(file, results);
+  // Merge into the file as it is now: another bench process may have written its own section meanwhile.
+  const current: Record<string, unknown> = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : {};
+  writeJsonAtomic(file, { ...current, [name]: results[name], advlabVersion: ADVLAB_VERSION });
 }
 console.log(`bench: wrote ${file}`);
