@@ -16,6 +16,7 @@ export type { Dataset, ImageSet } from './data/types.js';
 export { splitByClass, TRAIN_FRACTION } from './data/split.js';
 export { balancedSubset, balancedOrder } from './data/subset.js';
 export { batches, batchOrder, makeBatch, type Batch } from './data/batches.js';
+export { mixedBatchOrder, makeMixedBatch, generatedInBatch, generatedSlots, checkGeneratedFraction, checkGeneratedMix, poolFingerprint, GeneratedStream, type GeneratedMix, type MixedBatchPlan } from './data/mix.js';
 
 export { buildModel, describeZoo, ZOO_NAMES, ZOO_ACTIVATIONS, type ZooName, type ZooActivation, type BuildModelOptions } from './models/zoo.js';
 export { countParameters, isGraphModel, checkInputShape, artifactsFromModelJson, classifierModelFromArtifacts, layersModelFromArtifacts, modelToArtifacts, modelFromArtifacts, MODEL_JSON, WEIGHTS_BIN, type ClassifierModel, type ShardReader } from './models/artifacts.js';
@@ -23,7 +24,7 @@ export type { CheckpointStore, LoadedCheckpoint } from './models/checkpoint.js';
 export { decodeImage, type Rgba } from './data/decode-image.js';
 export { shareModel, modelInWorker, shareClassifier, classifierInWorker, type SharedModel, type SharedClassifier } from './models/pool-model.js';
 export { trainClassifier, type TrainOptions, type TrainEvent, type TrainResult, type EpochRecord } from './models/train.js';
-export type { TrainRunOptions, TrainRunResult, TrainRunEvent } from './models/types.js';
+export type { TrainRunOptions, TrainRunResult, TrainRunEvent, GeneratedDataRecord } from './models/types.js';
 export { accuracy, predictLabels } from './models/evaluate.js';
 export { Classifier, type ClassifierOptions, type LogitsFunction, type Preprocessing } from './models/classifier.js';
 
@@ -63,6 +64,7 @@ export { buildGan, GAN_ARCHS, DEFAULT_LATENT_DIM, type GanArch, type GanArchOpti
 export { trainGan, ganOptimizerDefaults, type GanTrainOptions, type GanTrainEvent, type GanTrainResult, type GanEpochRecord } from './generative/gan/train-gan.js';
 export type { GanRunResult } from './generative/gan/types.js';
 export { generateImages, latentCodes, clusterDraws, generatorClasses, generatorSpec, GENERATOR_METADATA_KEY, type GeneratorMetadata, type GanRunInfo, type GeneratorSpec } from './generative/gan/sample.js';
+export { generatePool, checkGeneratedSource, defaultGeneratedCount, CLASS_CONDITIONAL_ARCHS, GENERATED_PER_REAL, DEFAULT_POOL_BYTES, MAX_POOL_BYTES, type GeneratedPool, type GeneratedPoolOptions } from './generative/gan/generated-data.js';
 export { clusterTrainingSet, type ClusteringSummary } from './generative/gan/clustering.js';
 export { kMeans, type KMeansOptions, type KMeansResult } from './generative/kmeans.js';
 export { openMetrics, closeMetrics, generatorMetrics, conditionalAccuracy, realFidFloor, PRECISION_RECALL_K, type GanMetrics, type MetricsClassifier, type MetricsContext } from './generative/gan/gan-metrics.js';

@@ -28,5 +28,6 @@ export { defenseRun, type DefenseRunOptions } from './jobs/defense-run.js';
 export { ganRun, GAN_RUN_DEFAULTS, DEFAULT_CLUSTERS, HISTORY_COLUMNS as GAN_HISTORY_COLUMNS, type GanRunOptions, type GanRunEvent } from './jobs/gan-run.js';
 export { evaluateGan, type EvaluateGanOptions, type GanEvalResult } from './jobs/gan-eval.js';
 export { loadGenerator, sampleGan, MAX_SAMPLES, type LoadedGenerator, type SampleGanOptions, type SampleGanResult } from './jobs/gan-sample.js';
+export { loadGeneratedData, checkGeneratedOptions, DEFAULT_GENERATED_FRACTION } from './jobs/generated-data.js';
 export { aaeRun, labelledSubset, AAE_RUN_DEFAULTS, HISTORY_COLUMNS as AAE_HISTORY_COLUMNS, type AaeRunOptions, type AaeRunEvent } from './jobs/aae-run.js';
 export * from './node/distributed/index.js';

@@ -37,6 +37,10 @@ const DEFENSE_OPTIONS: Record<string, string> = {
   activation: '--activation',
   trainSize: '--train-n',
   out: '--out',
+  generated: '--generated',
+  generatedFraction: '--generated-fraction',
+  generatedN: '--generated-n',
+  generatedLabeller: '--generated-labeller',
 };
 
 /** `advlab train`: a thin shell over {@link trainRun}. */
@@ -69,6 +73,10 @@ export function trainCommand(): Command {
     .option('--consistency-eta <x>', `consistency: weight of the average prediction's entropy (default ${CONSISTENCY_DEFAULTS.eta})`, finiteOption('--consistency-eta'))
     .option('--noise-copies <m>', `consistency: noisy copies of each image per step (default ${CONSISTENCY_DEFAULTS.copies})`, intOption('--noise-copies'))
     .option('--ibp-eps-scale <x>', `ibp: train at this multiple of --defense-eps (default ${IBP_DEFAULTS.epsScale}, as Gowal et al.)`, finiteOption('--ibp-eps-scale'))
+    .option('--generated <dir>', 'mix generated images into every training batch (Gowal et al. 2021): an advlab gan run folder or a generator folder; cgan/acgan images carry the class asked for, others are labelled by --generated-labeller. An epoch keeps the steps of a pass over the real data, so the same --epochs trains as many steps without it')
+    .option('--generated-fraction <f>', 'share of every batch that is generated, in [0, 1) (default 0.7)', finiteOption('--generated-fraction'))
+    .option('--generated-n <count>', 'generated images drawn (seeded) before training (default: 10x the real training set, at most 256 MiB of images)', intOption('--generated-n', 1))
+    .option('--generated-labeller <path>', 'a classifier trained on the real data (run folder or saved model) whose prediction labels each generated image; required unless the generator is class-conditional')
     .option('--baseline <path>', 'an undefended model (run folder) evaluated next to the defended one')
     .option('--eval-suite <name>', 'suite of the evaluation after defended training (quick or standard)', 'quick')
     .option('--eval-n <count>', 'test images of that evaluation (default 1000)', intOption('--eval-n', 1))
@@ -98,8 +106,20 @@ export function trainCommand(): Command {
           trainSize: o.trainN,
           seed: o.seed,
           resume: o.resume,
+          generated: o.generated,
+          generatedFraction: o.generatedFraction,
+          generatedN: o.generatedN,
+          generatedLabeller: o.generatedLabeller,
           onProgress: (e: TrainRunEvent) => {
-            if (e.type === 'dataset') {
+            if (e.type === 'generating') {
+              if (e.done === 0) progress.start(e.total, 'generating');
+              else progress.update(e.done, {});
+            } else if (e.type === 'generated') {
+              const g = e.generated;
+              progress.stop(`generated: ${g.n} images from ${g.generatorPath}${g.arch ? ` (${g.arch})` : ''}, labelled by ${g.labels === 'generator' ? 'the class asked for' : g.labeller}${g.classAgreement === null ? '' : ` (agreeing with the class asked for on ${(g.classAgreement * 100).toFixed(1)}%)`}; ${g.perBatch} of every ${o.batchSize} in a batch (${g.seconds.toFixed(1)}s)`);
+              // Gowal et al.'s generators saw only the real training set; one that saw more smuggles that data in.
+              if (g.generatorTrainSize !== null && g.generatorTrainSize > g.realTrainSize) progress.log(`warning: the generator was trained on ${g.generatorTrainSize} real images, this run on ${g.realTrainSize}: its images bring in data from beyond this run's training set (train it with advlab gan --train-n ${g.realTrainSize} for a fair comparison)`);
+            } else if (e.type === 'dataset') {
               const d = e.dataset;
               progress.log(`dataset: ${d.name} (${d.train.count} train, ${d.test.count} test, ${d.skipped} malformed records skipped)`);
             } else if (e.type === 'resumed') progress.log(`resumed after epoch ${e.epoch}`);

@@ -30,6 +30,7 @@ import { existsSync } from 'node:fs';
 import { evalRun, EVAL_OUTPUT } from './eval-run.js';
 import { SUITE_NAMES } from '../robustness/suites.js';
 import { savedModelPath } from './job-options.js';
+import { checkGeneratedOptions } from './generated-data.js';
 import type { EvalRunResult } from '../robustness/types.js';
 import type { Norm } from '../attacks/types.js';
 import { writeFileAtomic, writeJsonAtomic } from '../node/atomic.js';
@@ -81,6 +82,7 @@ const DEFENSE_OWN_OPTIONS = {
 
 /** Trains with a defense and writes the evidence (see the module comment). */
 export async function defenseRun(options: DefenseRunOptions, backend: BackendInfo): Promise<DefenseRunResult> {
+  checkGeneratedOptions(options);
   if (!(DEFENSE_NAMES as readonly string[]).includes(options.defense) || options.defense === 'none') {
     throw new InputError('defense', `unknown defense "${options.defense}"; expected ${DEFENSE_NAMES.filter((d) => d !== 'none').join(', ')}`);
   }

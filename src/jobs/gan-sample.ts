@@ -144,5 +144,5 @@ function readRunInfo(file: string): GanRunInfo | null {
   }
   if (json?.command !== 'gan') return null;
   const m = json.generator ?? {};
-  return { arch: m.arch, latentDim: m.latentDim, numClasses: m.numClasses, conditional: m.conditional, classNames: json.dataset?.classNames, dataset: json.options?.dataset, classifier: json.options?.classifier, epochs: json.epochs, file };
+  return { arch: m.arch, latentDim: m.latentDim, numClasses: m.numClasses, conditional: m.conditional, classNames: json.dataset?.classNames, dataset: json.options?.dataset, classifier: json.options?.classifier, epochs: json.epochs, trainSize: json.dataset?.trainSize, file };
 }

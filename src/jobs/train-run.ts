@@ -20,6 +20,9 @@ import { startShardingPool } from '../node/workers.js';
 import type { WorkerPool } from '../node/worker-pool.js';
 import { dataParallel, worthSharding } from '../models/data-parallel.js';
 import { clearWorkerModels } from '../models/pool-model.js';
+import { checkGeneratedOptions, loadGeneratedData } from './generated-data.js';
+import type { GeneratedMix } from '../data/mix.js';
+import type { GeneratedDataRecord } from '../models/types.js';
 
 const require = createRequire(import.meta.url);
 
@@ -43,6 +46,7 @@ export function defaultEpochs(trainSize: number): number {
  */
 export async function trainRun(options: TrainRunOptions, backend: BackendInfo): Promise<TrainRunResult> {
   const startedAt = new Date();
+  checkGeneratedOptions(options);
   // Before the data is read: a bad output folder would otherwise fail at the first checkpoint, after an epoch's work.
   checkOutputFolder(options.out, 'out', TRAIN_OUTPUT);
   const seed = options.seed ?? TRAIN_DEFAULTS.seed;
@@ -59,6 +63,12 @@ export async function trainRun(options: TrainRunOptions, backend: BackendInfo): 
   const source = options.trainSize === undefined ? data.train : balancedSubset(data.train, data.numClasses, options.trainSize, 'trainSize', 'train');
   const { train, validation } = holdOut(source, data.numClasses, options.validation ?? 0);
   if (options.width !== undefined && (!Number.isSafeInteger(options.width) || options.width < 1 || options.width > 16)) throw new InputError('width', `expected an integer in [1, 16], got ${options.width}`);
+  // Drawn before the model: a bad generator or labeller fails before the first epoch, and the pool depends only on the seed.
+  let generated: { mix: GeneratedMix; record: GeneratedDataRecord } | undefined;
+  if (options.generated !== undefined) {
+    generated = await loadGeneratedData({ ...options, generated: options.generated }, { imageShape: data.train.imageShape, numClasses: data.numClasses }, train.count, source.count, batchSize, seed, (done, total) => options.onProgress?.({ type: 'generating', done, total }));
+    options.onProgress?.({ type: 'generated', generated: generated.record });
+  }
   const zoo = { ...(options.activation !== undefined ? { activation: options.activation } : {}), ...(options.width !== undefined ? { width: options.width } : {}) };
   const { model } = await resolveModel(options.model, { imageShape: data.train.imageShape, numClasses: data.numClasses }, seed, 'model', zoo).catch(rethrowFor('model'));
   // Plain training computes each batch's gradients in shards on a pool of its own; a defended run brings its pool's steps (defense-run.ts).
@@ -84,6 +94,7 @@ export async function trainRun(options: TrainRunOptions, backend: BackendInfo): 
       stopAfterEpochs: options.stopAfterEpochs,
       defense: options.defense,
       monitor: options.monitor && validation ? (m, epoch) => options.monitor!(m, epoch, validation) : undefined,
+      generated: generated?.mix,
       onProgress: options.onProgress,
     });
     await options.beforeSave?.(model, trained.history);
@@ -113,6 +124,7 @@ export async function trainRun(options: TrainRunOptions, backend: BackendInfo): 
       resumedFromEpoch: trained.resumedFromEpoch,
       history: trained.history,
       packages: packageVersions(),
+      ...(generated ? { generated: generated.record } : {}),
     };
     writeJsonAtomic(join(options.out, 'result.json'), result);
     return result;

@@ -2,6 +2,7 @@ import { tf, tfl } from '../engine/tf.js';
 import { readAndDispose } from '../engine/read.js';
 import type { ImageSet } from '../data/types.js';
 import { batchOrder, makeBatch, type Batch } from '../data/batches.js';
+import { checkGeneratedMix, GeneratedStream, makeMixedBatch, mixedBatchOrder, poolFingerprint, type GeneratedMix, type MixedBatchPlan } from '../data/mix.js';
 import type { Augmentation } from '../data/augment.js';
 import { Rng, deriveSeed } from '../util/rng.js';
 import type { TensorSpec } from '../engine/tensor-io.js';
@@ -52,6 +53,13 @@ export interface TrainOptions {
    * robust accuracy on a held-out set.
    */
   monitor?: (model: tfl.LayersModel, epoch: number) => Promise<Record<string, number>>;
+  /**
+   * Generated images mixed into every batch (Gowal et al. 2021; see
+   * data/mix.ts): round(fraction·b) of each batch of b. An epoch keeps the
+   * steps of a pass over the real data, so the same `epochs` trains as many
+   * steps with or without them.
+   */
+  generated?: GeneratedMix;
 }
 
 /**
@@ -130,6 +138,8 @@ interface CheckpointState {
   accBeta: [number, number] | null;
   /** Hash of the model's topology (layers, activations, sizes): a resume into another architecture is refused. */
   topology?: string;
+  /** The generated data mixed in (pool fingerprint and fraction); absent without: a resume with other generated data is refused. */
+  generated?: { fingerprint: string; fraction: number };
 }
 
 /**
@@ -141,6 +151,11 @@ interface CheckpointState {
 export async function trainClassifier(model: tfl.LayersModel, train: ImageSet, options: TrainOptions): Promise<TrainResult> {
   validate(options, train);
   const numClasses = outputClasses(model);
+  const mix = options.generated;
+  if (mix) checkGeneratedMix(mix, train, numClasses);
+  // Only checkpoints need it: hashing a large pool costs a second or so.
+  const mixState = mix && options.checkpoints ? { fingerprint: mix.fingerprint ?? poolFingerprint(mix.pool), fraction: mix.fraction } : undefined;
+  const stream = mix ? new GeneratedStream(mix.pool.count, deriveSeed(options.seed, 'generated')) : undefined;
   const schedule = options.schedule ?? 'cosine';
   const optimizer = tf.train.adam(options.learningRate);
   let rng = new Rng(deriveSeed(options.seed, 'shuffle'));
@@ -155,6 +170,11 @@ export async function trainClassifier(model: tfl.LayersModel, train: ImageSet, o
         if (ck.state.topology && ck.state.topology !== topologyHash(model)) {
           throw new InputError('resume', `the checkpoint in ${store.location} was written for a different model (its layers, activation or width differ); delete it or drop --resume`);
         }
+        if (ck.state.generated?.fingerprint !== mixState?.fingerprint || ck.state.generated?.fraction !== mixState?.fraction) {
+          // The pool is regenerated from the seed on resume: it must be the same images (same generator, seed, count, labeller and backend).
+          const what = !mixState ? 'with generated data mixed in, this run has none' : !ck.state.generated ? 'without generated data, this run mixes some in' : 'with other generated data (another generator, seed, count, labeller or fraction, or a backend that drew other images)';
+          throw new InputError('resume', `the checkpoint in ${store.location} was written ${what}; delete it or drop --resume`);
+        }
         restoreModelWeights(model, ck.state.modelSpecs, ck.read('model.bin'), ck.name('model.bin'));
         await restoreOptimizer(optimizer, { specs: ck.state.optimizerSpecs, accBeta: ck.state.accBeta }, ck.read('optimizer.bin'), ck.name('optimizer.bin'));
         rng = Rng.fromState(ck.state.rngState);
@@ -167,7 +187,16 @@ export async function trainClassifier(model: tfl.LayersModel, train: ImageSet, o
     const lastEpoch = Math.min(options.epochs, startEpoch + (options.stopAfterEpochs ?? Infinity));
     for (let epoch = startEpoch + 1; epoch <= lastEpoch; epoch++) {
       const t0 = performance.now();
-      const order = batchOrder(train.count, options.batchSize, rng);
+      // With generated data, each batch's plan names the real and the generated images that fill it (same sizes as without).
+      const order: readonly (Int32Array | MixedBatchPlan)[] = mix && stream ? mixedBatchOrder(train.count, options.batchSize, mix.fraction, stream, epoch, rng) : batchOrder(train.count, options.batchSize, rng);
+      const sizeOf = (b: number): number => {
+        const o = order[b];
+        return o instanceof Int32Array ? o.length : o.real.length + o.generated.length;
+      };
+      const batchAt = (b: number): Batch => {
+        const o = order[b];
+        return o instanceof Int32Array ? makeBatch(train, o, options.augment, rng) : makeMixedBatch(train, mix!.pool, o, options.augment, rng);
+      };
       options.onProgress?.({ type: 'epoch-start', epoch, epochs: options.epochs, batches: order.length });
       let lossSum = 0;
       let correct = 0;
@@ -178,9 +207,9 @@ export async function trainClassifier(model: tfl.LayersModel, train: ImageSet, o
       for (let b = 0; b < order.length; b++) {
         // The rate depends only on the step index, so a resumed run follows the same curve.
         setLearningRate(optimizer, learningRateAt(options.learningRate, schedule, (epoch - 1) * order.length + b, options.epochs * order.length));
-        const batch = prepared ?? makeBatch(train, order[b], options.augment, rng);
+        const batch = prepared ?? batchAt(b);
         prepared = undefined;
-        const prepareNext = b + 1 < order.length ? () => (prepared = makeBatch(train, order[b + 1], options.augment, rng)) : undefined;
+        const prepareNext = b + 1 < order.length ? () => (prepared = batchAt(b + 1)) : undefined;
         const step = (epoch - 1) * order.length + b;
         const eps = options.defense ? options.defense.epsAt(step, order.length) : 0;
         const seed = deriveSeed(options.seed, `defense:${step}`);
@@ -189,9 +218,9 @@ export async function trainClassifier(model: tfl.LayersModel, train: ImageSet, o
           : options.defense
           ? await defendedStep(model, optimizer, batch, numClasses, options.defense, { eps, step, stepsPerEpoch: order.length }, seed)
           : await trainStep(model, optimizer, batch, numClasses);
-        lossSum += loss * order[b].length;
+        lossSum += loss * sizeOf(b);
         correct += c;
-        seen += order[b].length;
+        seen += sizeOf(b);
         options.onProgress?.({ type: 'batch', epoch, batch: b + 1, batches: order.length, loss: lossSum / seen, accuracy: correct / seen });
         // Let timers (progress bars) run between steps.
         await yieldToEventLoop();
@@ -205,7 +234,7 @@ export async function trainClassifier(model: tfl.LayersModel, train: ImageSet, o
       if (options.test) record.testAccuracy = await accuracy(model, options.test);
       if (options.monitor) record.monitor = await options.monitor(model, epoch);
       history.push(record);
-      if (store) await saveCheckpoint(store, model, optimizer, rng, history, epoch);
+      if (store) await saveCheckpoint(store, model, optimizer, rng, history, epoch, mixState);
       options.onProgress?.({ type: 'epoch-end', epochs: options.epochs, ...record });
     }
     return loopResult(history, startEpoch);
@@ -264,7 +293,7 @@ async function defendedStep(model: tfl.LayersModel, optimizer: tf.Optimizer, bat
   }
 }
 
-async function saveCheckpoint(store: CheckpointStore, model: tfl.LayersModel, optimizer: tf.AdamOptimizer, rng: Rng, history: EpochRecord[], epoch: number): Promise<void> {
+async function saveCheckpoint(store: CheckpointStore, model: tfl.LayersModel, optimizer: tf.AdamOptimizer, rng: Rng, history: EpochRecord[], epoch: number, generated: CheckpointState['generated']): Promise<void> {
   const modelPack = packModelWeights(model);
   const opt = await packOptimizer(optimizer);
   const state: CheckpointState = {
@@ -275,6 +304,7 @@ async function saveCheckpoint(store: CheckpointStore, model: tfl.LayersModel, op
     optimizerSpecs: opt.state.specs,
     accBeta: opt.state.accBeta,
     topology: topologyHash(model),
+    ...(generated ? { generated } : {}),
   };
   await store.save(`epoch-${epoch}`, state, { 'model.bin': modelPack.data, 'optimizer.bin': opt.data });
 }

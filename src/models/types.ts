@@ -50,7 +50,55 @@ export interface TrainRunOptions {
   checkInputs?: (data: Dataset) => Promise<void>;
   /** Called after training, before the model is saved (e.g. to restore the best epoch's weights). */
   beforeSave?: (model: tfl.LayersModel, history: EpochRecord[]) => Promise<void>;
+  /**
+   * Robust training with generated data (Gowal et al. 2021): an `advlab gan`
+   * run folder or a generator folder whose images fill `generatedFraction`
+   * of every batch. A class-conditional generator (cgan, acgan) labels its
+   * images with the class asked for; any other needs `generatedLabeller`.
+   * An epoch keeps the steps of a pass over the real data (see data/mix.ts),
+   * so runs with and without it at the same `epochs` take the same steps.
+   */
+  generated?: string;
+  /** Share of every batch that is generated, in [0, 1) (default 0.7, Gowal et al.'s). */
+  generatedFraction?: number;
+  /** Generated images drawn (seeded) before training (default: 10x the real training set, capped at 256 MiB of images). */
+  generatedN?: number;
+  /** A classifier (saved model or run folder) whose argmax labels the generated images; required unless the generator is class-conditional. */
+  generatedLabeller?: string;
   onProgress?: (event: TrainRunEvent) => void;
+}
+
+/** What a run trained with generated data records of it (result.json's `generated`). */
+export interface GeneratedDataRecord {
+  /** The generator as given, and the folder it was loaded from. */
+  generator: string;
+  generatorPath: string;
+  /** The GAN architecture from the run's result.json; null for a bare generator folder. */
+  arch: string | null;
+  /**
+   * Real images the generator was trained on (its run's result.json; null
+   * when unknown). More than `realTrainSize` means its images bring in
+   * information from beyond this run's real data.
+   */
+  generatorTrainSize: number | null;
+  /** Real training images of this run (its --train-n subset, held-out images included). */
+  realTrainSize: number;
+  /** Share of every batch that is generated, and the generated images in a full batch (round(fraction x batch size)). */
+  fraction: number;
+  perBatch: number;
+  /** Images in the pool, drawn once from the run's seed. */
+  n: number;
+  /** Where the labels come from: the class asked of a class-conditional generator, or the labeller's argmax. */
+  labels: 'generator' | 'labeller';
+  labeller: string | null;
+  /** A class-conditional generator with a labeller: the share of images the labeller reads as the class asked for. */
+  classAgreement: number | null;
+  /** Generated images per label. */
+  classCounts: number[];
+  /** SHA-256 of the pool (images and labels): a resume regenerates it and must find the same. */
+  sha256: string;
+  /** Seconds spent loading, generating and labelling. */
+  seconds: number;
 }
 
 /** The content of `result.json` for `advlab train`. */
@@ -68,6 +116,13 @@ export interface TrainRunResult extends RunMeta {
   resumedFromEpoch: number;
   history: EpochRecord[];
   packages: Record<string, string>;
+  /** The generated data mixed into every batch; absent without `generated`. */
+  generated?: GeneratedDataRecord;
 }
 
-export type TrainRunEvent = TrainEvent | { type: 'dataset'; dataset: Dataset };
+export type TrainRunEvent =
+  | TrainEvent
+  | { type: 'dataset'; dataset: Dataset }
+  /** Generated images drawn so far, before training. */
+  | { type: 'generating'; done: number; total: number }
+  | { type: 'generated'; generated: GeneratedDataRecord };

@@ -28,6 +28,9 @@ export async function renderDefenseReport(result: DefenseRunResult): Promise<str
     'batch size': result.options.batchSize,
     'learning rate': result.options.learningRate,
     augmentation: result.options.augment,
+    ...(result.generated
+      ? { 'generated data': `${result.generated.n} images from ${result.generated.generator}${result.generated.arch ? ` (${result.generated.arch})` : ''}, ${result.generated.perBatch} of every ${result.options.batchSize} in a batch, labelled by ${result.generated.labels === 'generator' ? 'the class asked for' : result.generated.labeller}` }
+      : {}),
     workers: d.workers,
     'training time': duration(d.trainingSeconds),
     backend: `${result.backend} (${result.threads} thread${result.threads === 1 ? '' : 's'}, ${result.kernels} kernels)`,

@@ -95,6 +95,8 @@ export interface GanRunInfo {
   dataset?: string;
   classifier?: string | null;
   epochs?: number;
+  /** Real images the generator was trained on (its run's dataset.trainSize). */
+  trainSize?: number;
   file: string;
 }
 
