@@ -15,10 +15,11 @@ import { benchDistributed } from './distributed.js';
 import { benchBrowser } from './browser.js';
 import { benchCertify } from './certify.js';
 import { benchAdvgan } from './advgan.js';
+import { benchGenerated } from './generated.js';
 
 /** A section's figures; `previous` is what results.json held for it (for sections that can re-run a part). */
 type Section = (log: (s: string) => void, previous?: unknown) => Promise<unknown>;
-const SECTIONS: Record<string, Section> = { engine: benchEngine, attacks: benchAttacks, eval: benchEval, defenses: benchDefenses, gan: benchGan, aae: benchAae, distributed: benchDistributed, browser: benchBrowser, certify: benchCertify, advgan: benchAdvgan };
+const SECTIONS: Record<string, Section> = { engine: benchEngine, attacks: benchAttacks, eval: benchEval, defenses: benchDefenses, gan: benchGan, aae: benchAae, distributed: benchDistributed, browser: benchBrowser, certify: benchCertify, advgan: benchAdvgan, generated: benchGenerated };
 
 const file = join(dirname(fileURLToPath(import.meta.url)), 'results.json');
 const requested = process.argv.slice(2).filter((a) => !a.startsWith('-'));
