@@ -77,4 +77,7 @@ export { predictedCategories, classificationError, clusteringError, type Classif
 export { trainAae, AAE_OPTIMIZER_DEFAULTS, type AaeTrainOptions, type AaeTrainEvent, type AaeTrainResult, type AaeEpochRecord } from './generative/aae/train-aae.js';
 export type { AaeRunResult, AaeTestFigures } from './generative/aae/types.js';
 
+// Unrestricted adversarial examples from a generator's latent space (Song et al. 2018).
+export { latentSearch, acganLatentGenerator, aaeLatentGenerator, latentDistancePenalty, crossEntropyToward, latentObjective, initialCodes, searchPairs, validatorPredictions, summarizeLatentSearch, LATENT_SEARCH_DEFAULTS, type LatentGenerator, type LatentSearchInput, type LatentSearchOptions, type LatentSearchEvent, type LatentSearchResult, type LatentSearchRecord, type LatentSearchSummary, type LatentObjectiveTerms } from './generative/latent-search.js';
+
 // Distributed runs on Redis (BullMQ).

@@ -12,11 +12,12 @@ import { workerCommand } from './worker.js';
 import { verifyCommand } from './verify.js';
 import { certifyCommand } from './certify.js';
 import { advganCommand } from './advgan.js';
+import { latentAttackCommand } from './latent-attack.js';
 
 /** Builds the `advlab` program; exported for tests. */
 export function program(): Command {
   const root = new Command('advlab').description('adversarial machine learning for TensorFlow.js').version(ADVLAB_VERSION);
-  for (const sub of [trainCommand(), attackCommand(), evalCommand(), verifyCommand(), certifyCommand(), ganCommand(), advganCommand(), aaeCommand(), workerCommand()]) root.addCommand(sub);
+  for (const sub of [trainCommand(), attackCommand(), evalCommand(), verifyCommand(), certifyCommand(), ganCommand(), advganCommand(), latentAttackCommand(), aaeCommand(), workerCommand()]) root.addCommand(sub);
   // Subcommands added with addCommand do not inherit settings: throw instead of exiting, everywhere (nested ones too: gan sample).
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
   for (const c of all(root)) c.showHelpAfterError().exitOverride();
