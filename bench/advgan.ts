@@ -9,6 +9,10 @@
 //   forward pass is timed too.
 // - AdvGAN's black-box mode (dynamic distillation) against the default model:
 //   success and the queries its training made.
+// - Unrestricted examples from a latent space (Song et al. 2018): an acgan
+//   (15 epochs, one worker) and the shipped AAE, 500 searches each against the
+//   default model; success (the model reads the target) and validity (the
+//   shipped metric classifier still reads the source).
 //
 // Every part trains into bench/.cache/advgan/<part> with resume on, and each
 // part's figures are kept in bench/.cache/advgan/parts.json as it ends;
@@ -24,6 +28,8 @@ import { loadAdvGanGenerator } from '../src/node/advgan-files.js';
 import { loadDataset } from '../src/node/data/load.js';
 import { balancedSubset } from '../src/data/subset.js';
 import { tf } from '../src/engine/tf.js';
+import { ganRun } from '../src/jobs/gan-run.js';
+import { latentAttackRun } from '../src/jobs/latent-attack-run.js';
 import { machine, round } from './measure.js';
 
 const CACHE = join('bench', '.cache', 'advgan');
@@ -70,6 +76,29 @@ export async function benchAdvgan(log: (s: string) => void, previous?: unknown) 
     const r = await advganRun({ model: MODELS.default, dataset: 'mnist', eps: EPS, epochs: EPOCHS, n: IMAGES, out, resume: true, blackBox: {} }, backend);
     parts['advgan-black-box'] = { ...advganFigures(r), blackBox: r.blackBox };
   };
+
+  PARTS.acgan = async () => {
+    const r = await ganRun({ dataset: 'mnist', arch: 'acgan', epochs: 15, workers: 1, out: join(CACHE, 'acgan'), resume: true, seed: 0 }, backend);
+    parts.acgan = { epochs: r.history.length, seconds: round(r.history.reduce((t, h) => t + h.seconds, 0), 0), fid: r.metrics ? round(r.metrics.fid, 2) : null, inceptionScore: r.metrics ? round(r.metrics.inceptionScore, 2) : null };
+  };
+  for (const [name, generator] of [['latent-acgan', join(CACHE, 'acgan')], ['latent-aae', 'mnist-aae']] as const) {
+    PARTS[name] = async () => {
+      const out = join(CACHE, name);
+      rmSync(out, { recursive: true, force: true });
+      const r = await latentAttackRun({ generator, model: MODELS.default, n: 500, seed: 0, out }, backend);
+      const s = r.summary;
+      parts[name] = {
+        searches: s.count,
+        successRate: round(s.successRate, 4),
+        validityRate: round(s.validityRate, 4),
+        validSuccessRate: round(s.validSuccessRate, 4),
+        validityOfSuccesses: s.validityOfSuccesses === null ? null : round(s.validityOfSuccesses, 4),
+        initialValidityRate: round(s.initialValidityRate, 4),
+        validator: r.validator.path,
+        seconds: round(r.search.seconds, 0),
+      };
+    };
+  }
 
   function advganFigures(r: AdvGanRunResult) {
     const trainingSeconds = r.history.reduce((s, h) => s + h.seconds, 0);
