@@ -5,7 +5,9 @@
 // fast suite with its audit against the standard one on the PGD-trained twin
 // (runs/demo-fast/report.html), certified L2 radii of the consistency-trained
 // small-cnn smoothed at sigma 0.5, checked against an attack on the smoothed
-// classifier (runs/demo-certify/report.html), 64 digits from the shipped scgan
+// classifier (runs/demo-certify/report.html), an AdvGAN generator trained
+// for one epoch against the CNN and attacking 200 test images in one forward
+// pass each (runs/demo-advgan/report.html), 64 digits from the shipped scgan
 // generator (runs/demo-samples.png), and the playground site built into site/
 // (then `npm run playground` serves it).
 // `npm run demo -- --train` trains everything instead (about 30 minutes):
@@ -21,6 +23,7 @@ const shipped = [
   ['attack', '--model', 'assets/models/mnist-small-cnn', '--dataset', 'mnist', '--attack', 'pgd', '--norm', 'linf', '--eps', '0.3', '--steps', '40', '--n', '500', '--out', 'runs/demo-pgd'],
   ['eval', '--model', 'assets/models/mnist-small-cnn-pgd-at', '--dataset', 'mnist', '--suite', 'fast', '--norm', 'linf', '--eps', '0.3', '--n', '100', '--audit', '10', '--corruptions', 'none', '--sanity-sample', '50', '--out', 'runs/demo-fast'],
   ['certify', '--model', 'assets/models/mnist-small-cnn-consistency-0.5', '--dataset', 'mnist', '--sigma', '0.5', '--n', '50', '--samples', '2000', '--attack-n', '20', '--out', 'runs/demo-certify'],
+  ['advgan', '--model', 'assets/models/mnist-small-cnn', '--dataset', 'mnist', '--eps', '0.3', '--epochs', '1', '--n', '200', '--out', 'runs/demo-advgan'],
   ['gan', 'sample', '--model', 'assets/models/mnist-scgan-generator', '--n', '64', '--out', 'runs/demo-samples.png'],
 ];
 const trained = [
@@ -33,6 +36,7 @@ const trained = [
   ['eval', '--model', 'runs/demo-cnn', '--dataset', 'mnist', '--suite', 'fast', '--norm', 'linf', '--eps', '0.1', '--n', '500', '--corruptions', 'none', '--out', 'runs/demo-fast'],
   ['train', '--model', 'small-cnn', '--dataset', 'mnist', '--defense', 'consistency', '--defense-eps', '0.5', '--epochs', '5', '--out', 'runs/demo-consistency', '--resume'],
   ['certify', '--model', 'runs/demo-consistency', '--dataset', 'mnist', '--sigma', '0.5', '--n', '100', '--samples', '10000', '--out', 'runs/demo-certify', '--resume'],
+  ['advgan', '--model', 'runs/demo-cnn', '--dataset', 'mnist', '--eps', '0.3', '--epochs', '5', '--n', '500', '--out', 'runs/demo-advgan', '--resume'],
 ];
 for (const args of process.argv.includes('--train') ? trained : shipped) {
   console.log(`$ advlab ${args.join(' ')}`);
