@@ -19,8 +19,7 @@
 // BENCH_ADVGAN_PARTS (comma-separated, in order) runs some parts and keeps
 // the others' previous figures.
 import { join } from 'node:path';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { writeJsonAtomic } from '../src/node/atomic.js';
+import { rmSync } from 'node:fs';
 import { initBackend } from '../src/node/backend.js';
 import { advganRun, type AdvGanRunResult } from '../src/jobs/advgan-run.js';
 import { attackRun } from '../src/jobs/attack-run.js';
@@ -31,9 +30,9 @@ import { tf } from '../src/engine/tf.js';
 import { ganRun } from '../src/jobs/gan-run.js';
 import { latentAttackRun } from '../src/jobs/latent-attack-run.js';
 import { machine, round } from './measure.js';
+import { loadParts, runParts } from './parts.js';
 
 const CACHE = join('bench', '.cache', 'advgan');
-const PARTS_FILE = join(CACHE, 'parts.json');
 const EPS = 0.3;
 const IMAGES = 1000;
 const EPOCHS = 15;
@@ -41,12 +40,9 @@ const MODELS = { default: 'assets/models/mnist-small-cnn', 'pgd-at': 'assets/mod
 /** The standard suite on the shipped pgd-at model (README, issue 7's table: 200 images) and on the same recipe in the eval bench (500 images). */
 const PGD_AT_STANDARD = { robustAccuracy: 0.745, images: 200, note: 'README issue 7 table; the eval bench measured 0.756 on 500 images for the same recipe' };
 
-type Parts = Record<string, unknown>;
-
 export async function benchAdvgan(log: (s: string) => void, previous?: unknown) {
   const backend = await initBackend({ backend: 'wasm' });
-  const saved = existsSync(PARTS_FILE) ? (JSON.parse(readFileSync(PARTS_FILE, 'utf8')) as Parts) : {};
-  const parts: Parts = { ...((previous as { parts?: Parts } | undefined)?.parts ?? {}), ...saved };
+  const parts = loadParts(CACHE, previous);
   const PARTS: Record<string, () => Promise<void>> = {};
 
   const summary = (r: { successRate: number; cleanAccuracy: number; robustAccuracy: number; medianL2: number | null; imagesPerSecond: number; count: number }) => ({
@@ -129,15 +125,7 @@ export async function benchAdvgan(log: (s: string) => void, previous?: unknown) 
     return round(IMAGES / (best / 1000), 0);
   }
 
-  const wanted = process.env.BENCH_ADVGAN_PARTS?.split(',').map((s) => s.trim()) ?? Object.keys(PARTS);
-  const unknown = wanted.filter((w) => !(w in PARTS));
-  if (unknown.length) throw new Error(`BENCH_ADVGAN_PARTS: unknown part ${unknown.join(', ')}; parts: ${Object.keys(PARTS).join(', ')}`);
-  for (const name of wanted) {
-    await PARTS[name]();
-    log(`  ${name}: ${JSON.stringify(parts[name])}`);
-    mkdirSync(CACHE, { recursive: true });
-    writeJsonAtomic(PARTS_FILE, parts);
-  }
+  await runParts(CACHE, 'BENCH_ADVGAN_PARTS', PARTS, parts, log);
   // Ratios of the same run's figures (these machines are noisy).
   const ratios: Record<string, unknown> = {};
   for (const name of Object.keys(MODELS)) {

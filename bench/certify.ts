@@ -17,17 +17,15 @@
 // (comma-separated part names, in the order to run them) runs some parts and
 // keeps the others' previous figures.
 import { join } from 'node:path';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { writeJsonAtomic } from '../src/node/atomic.js';
 import { initBackend } from '../src/node/backend.js';
 import { trainRun } from '../src/jobs/train-run.js';
 import { defenseRun } from '../src/jobs/defense-run.js';
 import { certifyRun } from '../src/jobs/certify-run.js';
 import { verifyRun } from '../src/jobs/verify-run.js';
 import { machine, round } from './measure.js';
+import { loadParts, runParts } from './parts.js';
 
 const CACHE = join('bench', '.cache', 'certify');
-const PARTS_FILE = join(CACHE, 'parts.json');
 const SIGMAS = [0.25, 0.5, 1.0];
 const RADII = [0.5, 1, 1.5, 2];
 const TRAIN_EPOCHS = 15;
@@ -44,13 +42,10 @@ const IBP_EPOCHS = 20;
 /** Published certified accuracy of Gaussian augmentation (LeNet, 60k images, n = 100,000; Jeong & Shin 2020's certify logs) at L2 0 / 0.5 / 1 / 1.5 / 2. */
 const ANCHORS: Record<string, number[]> = { '0.25': [99.2, 96.7, 0, 0, 0], '0.5': [99.2, 96.9, 89.8, 67.8, 0], '1': [96.3, 91.4, 79.9, 59.5, 32.5] };
 
-type Parts = Record<string, unknown>;
-
 export async function benchCertify(log: (s: string) => void, previous?: unknown) {
   const backend = await initBackend({ backend: 'wasm' });
   // Parts finished by an earlier (possibly killed) run of this section, then the ones in results.json.
-  const saved = existsSync(PARTS_FILE) ? (JSON.parse(readFileSync(PARTS_FILE, 'utf8')) as Parts) : {};
-  const parts: Parts = { ...((previous as { parts?: Parts } | undefined)?.parts ?? {}), ...saved };
+  const parts = loadParts(CACHE, previous);
   const quiet = { onProgress: () => {} };
   const PARTS: Record<string, () => Promise<void>> = {};
 
@@ -60,7 +55,6 @@ export async function benchCertify(log: (s: string) => void, previous?: unknown)
     const single = await certifyRun({ ...one, workers: 1, out: join(CACHE, 'throughput-1') }, backend);
     const both = await certifyRun({ ...one, workers: 2, out: join(CACHE, 'throughput-2') }, backend);
     parts.throughput = { images: 8, samples: 2000, oneThread: round(single.samplesPerSecond, 0), twoWorkers: round(both.samplesPerSecond, 0), speedup: round(both.samplesPerSecond / single.samplesPerSecond, 2) };
-    log(`throughput: ${JSON.stringify(parts.throughput)}`);
   };
 
   /** Certifies a trained run folder at sigma (500 images, n 10,000, the attack check on 100) and returns its figures. */
@@ -96,7 +90,6 @@ export async function benchCertify(log: (s: string) => void, previous?: unknown)
       anchor: ANCHORS[String(sigma)],
       ...(await certified(dir, sigma)),
     };
-    log(`${name}: ${JSON.stringify(parts[name])}`);
   };
 
   // Consistency regularization (Jeong & Shin 2020) at sigma 0.5, next to Gaussian augmentation at the same sigma and epochs.
@@ -109,7 +102,6 @@ export async function benchCertify(log: (s: string) => void, previous?: unknown)
       training: { defense: 'consistency', lambda: trained.defense.consistency?.lambda, eta: trained.defense.consistency?.eta, copies: trained.defense.consistency?.copies, epochs: TRAIN_EPOCHS, minutes: round(trained.defense.trainingSeconds / 60, 1), cleanAccuracy: round(trained.cleanAccuracy, 4) },
       ...(await certified(dir, sigma)),
     };
-    log(`consistency-0.5: ${JSON.stringify(parts['consistency-0.5'])}`);
   };
 
   for (const { eps, scale } of IBP) PARTS[`ibp-${eps}`] = async () => {
@@ -149,18 +141,9 @@ export async function benchCertify(log: (s: string) => void, previous?: unknown)
       violations: p.violations,
       anchorVerifiedError: eps === 0.1 ? 0.0223 : 0.0805,
     };
-    log(`${name}: ${JSON.stringify(parts[name])}`);
   };
 
-  // BENCH_CERTIFY_PARTS picks parts and their order; each part's figures are kept on disk as soon as it ends.
-  const wanted = process.env.BENCH_CERTIFY_PARTS?.split(',').map((s) => s.trim()) ?? Object.keys(PARTS);
-  const unknown = wanted.filter((w) => !(w in PARTS));
-  if (unknown.length) throw new Error(`BENCH_CERTIFY_PARTS: unknown part ${unknown.join(', ')}; parts: ${Object.keys(PARTS).join(', ')}`);
-  for (const name of wanted) {
-    await PARTS[name]();
-    mkdirSync(CACHE, { recursive: true });
-    writeJsonAtomic(PARTS_FILE, parts);
-  }
+  await runParts(CACHE, 'BENCH_CERTIFY_PARTS', PARTS, parts, log);
   // What n = 100,000 would take on two workers, from the quiet throughput figure (the runs above may have shared the machine).
   const quietRate = (parts.throughput as { twoWorkers?: number } | undefined)?.twoWorkers;
   for (const sigma of SIGMAS) {

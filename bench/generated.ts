@@ -13,15 +13,13 @@
 // BENCH_GENERATED_PARTS (comma-separated, in order) runs some parts and keeps
 // the others' previous figures.
 import { join } from 'node:path';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { writeJsonAtomic } from '../src/node/atomic.js';
 import { initBackend } from '../src/node/backend.js';
 import { ganRun } from '../src/jobs/gan-run.js';
 import { defenseRun } from '../src/jobs/defense-run.js';
 import { machine, round } from './measure.js';
+import { loadParts, runParts } from './parts.js';
 
 const CACHE = join('bench', '.cache', 'generated');
-const PARTS_FILE = join(CACHE, 'parts.json');
 const FRACTION = 0.7;
 const EVAL_IMAGES = 200;
 /** About 2,000 generator steps (batch 64) for every acgan: its samples need steps, not epochs. */
@@ -32,12 +30,9 @@ const SETTINGS = [
   { name: 'fashion-2000', dataset: 'fashion-mnist', trainSize: 2000, eps: 0.1, epochs: 24 },
 ] as const;
 
-type Parts = Record<string, unknown>;
-
 export async function benchGenerated(log: (s: string) => void, previous?: unknown) {
   const backend = await initBackend({ backend: 'wasm' });
-  const saved = existsSync(PARTS_FILE) ? (JSON.parse(readFileSync(PARTS_FILE, 'utf8')) as Parts) : {};
-  const parts: Parts = { ...((previous as { parts?: Parts } | undefined)?.parts ?? {}), ...saved };
+  const parts = loadParts(CACHE, previous);
   const PARTS: Record<string, () => Promise<void>> = {};
 
   for (const s of SETTINGS) {
@@ -93,15 +88,7 @@ export async function benchGenerated(log: (s: string) => void, previous?: unknow
     }
   }
 
-  const wanted = process.env.BENCH_GENERATED_PARTS?.split(',').map((p) => p.trim()) ?? Object.keys(PARTS);
-  const unknown = wanted.filter((w) => !(w in PARTS));
-  if (unknown.length) throw new Error(`BENCH_GENERATED_PARTS: unknown part ${unknown.join(', ')}; parts: ${Object.keys(PARTS).join(', ')}`);
-  for (const name of wanted) {
-    await PARTS[name]();
-    log(`${name}: ${JSON.stringify(parts[name])}`);
-    mkdirSync(CACHE, { recursive: true });
-    writeJsonAtomic(PARTS_FILE, parts);
-  }
+  await runParts(CACHE, 'BENCH_GENERATED_PARTS', PARTS, parts, log);
   // The gain in robust accuracy (percentage points) per setting, from the same run's figures.
   const gains: Record<string, unknown> = {};
   for (const s of SETTINGS) {
