@@ -77,6 +77,12 @@ export { predictedCategories, classificationError, clusteringError, type Classif
 export { trainAae, AAE_OPTIMIZER_DEFAULTS, type AaeTrainOptions, type AaeTrainEvent, type AaeTrainResult, type AaeEpochRecord } from './generative/aae/train-aae.js';
 export type { AaeRunResult, AaeTestFigures } from './generative/aae/types.js';
 
+// AdvGAN (Xiao et al. 2018): a generator of adversarial examples, white-box or through dynamic distillation, and the trained generator as an attack.
+export { buildAdvGan } from './generative/advgan/architectures.js';
+export { marginLoss, perturbationHinge, perturbedImages } from './generative/advgan/losses.js';
+export { trainAdvGan, ADVGAN_DEFAULTS, type AdvGanTrainOptions, type AdvGanEpochRecord, type AdvGanTrainEvent, type AdvGanTrainResult } from './generative/advgan/train-advgan.js';
+export { DynamicDistillation, DISTILLATION_DEFAULTS, type BlackBox, type DistillationOptions } from './generative/advgan/distillation.js';
+export { advganAttack, type AdvGanGeneratorInfo } from './attacks/advgan.js';
 // Unrestricted adversarial examples from a generator's latent space (Song et al. 2018).
 export { latentSearch, acganLatentGenerator, aaeLatentGenerator, latentDistancePenalty, crossEntropyToward, latentObjective, initialCodes, searchPairs, validatorPredictions, summarizeLatentSearch, LATENT_SEARCH_DEFAULTS, type LatentGenerator, type LatentSearchInput, type LatentSearchOptions, type LatentSearchEvent, type LatentSearchResult, type LatentSearchRecord, type LatentSearchSummary, type LatentObjectiveTerms } from './generative/latent-search.js';
 

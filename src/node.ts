@@ -30,5 +30,7 @@ export { evaluateGan, type EvaluateGanOptions, type GanEvalResult } from './jobs
 export { loadGenerator, sampleGan, MAX_SAMPLES, type LoadedGenerator, type SampleGanOptions, type SampleGanResult } from './jobs/gan-sample.js';
 export { loadGeneratedData, checkGeneratedOptions, DEFAULT_GENERATED_FRACTION } from './jobs/generated-data.js';
 export { aaeRun, labelledSubset, AAE_RUN_DEFAULTS, HISTORY_COLUMNS as AAE_HISTORY_COLUMNS, type AaeRunOptions, type AaeRunEvent } from './jobs/aae-run.js';
+export { advganRun, ADVGAN_RUN_DEFAULTS, type AdvGanRunOptions, type AdvGanRunResult, type AdvGanRunEvent } from './jobs/advgan-run.js';
+export { loadAdvGanGenerator, type LoadedAdvGan } from './node/advgan-files.js';
 export { latentAttackRun, loadLatentGenerator, LATENT_ATTACK_DEFAULTS, SHIPPED_AAES, type LatentAttackRunOptions, type LatentAttackRunResult, type LatentAttackRunEvent } from './jobs/latent-attack-run.js';
 export * from './node/distributed/index.js';
