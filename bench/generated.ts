@@ -68,7 +68,8 @@ export async function benchGenerated(log: (s: string) => void, previous?: unknow
           backend,
         );
         const d = r.evidence!.defended;
-        const steps = r.history.length * Math.ceil((r.dataset.trainSize - 256) / 128);
+        // dataset.trainSize is what trains: --train-n less the 256 images the defense holds out for its watch.
+        const steps = r.history.length * Math.ceil(r.dataset.trainSize / 128);
         parts[name] = {
           setting: s.name,
           generated: withGenerated ? { fraction: FRACTION, n: r.generated?.n ?? null, seconds: round(r.generated?.seconds ?? 0, 0) } : null,
@@ -89,6 +90,10 @@ export async function benchGenerated(log: (s: string) => void, previous?: unknow
   }
 
   await runParts(CACHE, 'BENCH_GENERATED_PARTS', PARTS, parts, log);
+  // Steps from each part's epochs and real images (parts measured before this formula was fixed kept a wrong count).
+  for (const p of Object.values(parts) as { epochs?: number; realTrainImages?: number; steps?: number }[]) {
+    if (p.realTrainImages !== undefined && p.epochs !== undefined) p.steps = p.epochs * Math.ceil(p.realTrainImages / 128);
+  }
   // The gain in robust accuracy (percentage points) per setting, from the same run's figures.
   const gains: Record<string, unknown> = {};
   for (const s of SETTINGS) {
