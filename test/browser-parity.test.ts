@@ -42,8 +42,9 @@ test('the browser (wasm) reproduces the CLI: PGD adversarial images and quick-su
     cpSync('assets/web', join(site, 'data'), { recursive: true });
     mkdirSync(join(site, 'wasm'));
     for (const f of readdirSync(wasmDir()).filter((f) => f.endsWith('.wasm'))) copyFileSync(join(wasmDir(), f), join(site, 'wasm', f));
-    const server = await serveFolder(site);
+    // Chromium first: if it is missing, nothing is left running to keep the test process alive.
     const context = await launchChromium(join(dir, 'profile'));
+    const server = await serveFolder(site);
     try {
       const page = await context.newPage();
       const errors = collectErrors(page);

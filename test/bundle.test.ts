@@ -77,8 +77,9 @@ window.run = async () => {
 window.ready = true;
 </script>`,
   );
-  const server = await serveDir(dir);
+  // Chromium first: if it is missing, nothing is left running to keep the test process alive.
   const context = await launchChromium(join(dir, 'profile'));
+  const server = await serveDir(dir);
   try {
     const page = await context.newPage();
     const errors = collectErrors(page);

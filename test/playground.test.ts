@@ -20,8 +20,9 @@ const SCREENSHOTS = join('runs', 'screenshots');
 test('the playground: loads without errors, PGD flips a test digit of the shipped small-cnn, a model from files loads', { timeout: 300_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'advlab-playground-'));
   const site = await buildWeb(join(dir, 'site'));
-  const server = await serveFolder(site, { isolated: true });
+  // Chromium first: if it is missing, nothing is left running to keep the test process alive.
   const context = await launchChromium(join(dir, 'profile'));
+  const server = await serveFolder(site, { isolated: true });
   try {
     const page = await context.newPage();
     const errors = collectErrors(page);
