@@ -20,7 +20,8 @@ import { join } from 'node:path';
 import { initBackend } from '../src/node/backend.js';
 import { trainRun } from '../src/jobs/train-run.js';
 import { defenseRun } from '../src/jobs/defense-run.js';
-import { certifyRun } from '../src/jobs/certify-run.js';
+import { certifyRun, type CertifyRunResult } from '../src/jobs/certify-run.js';
+import { existsSync, readFileSync } from 'node:fs';
 import { verifyRun } from '../src/jobs/verify-run.js';
 import { machine, round } from './measure.js';
 import { loadParts, runParts } from './parts.js';
@@ -41,6 +42,11 @@ const IBP_EPOCHS = 20;
 
 /** Published certified accuracy of Gaussian augmentation (LeNet, 60k images, n = 100,000; Jeong & Shin 2020's certify logs) at L2 0 / 0.5 / 1 / 1.5 / 2. */
 const ANCHORS: Record<string, number[]> = { '0.25': [99.2, 96.7, 0, 0, 0], '0.5': [99.2, 96.9, 89.8, 67.8, 0], '1': [96.3, 91.4, 79.9, 59.5, 32.5] };
+
+/** The certified-accuracy curve as [radius, accuracy] pairs, rounded (a few KB per curve). */
+function curvePoints(curve: { radius: number; accuracy: number }[]): [number, number][] {
+  return curve.map((p) => [round(p.radius, 4), round(p.accuracy, 4)]);
+}
 
 export async function benchCertify(log: (s: string) => void, previous?: unknown) {
   const backend = await initBackend({ backend: 'wasm' });
@@ -76,6 +82,7 @@ export async function benchCertify(log: (s: string) => void, previous?: unknown)
       secondsAtN100k: round((cert.seconds * (100_000 + 100)) / (SAMPLES + 100), 0),
       consistency: cert.attack?.consistency.map((c) => ({ radius: c.radius, images: c.images, certified: round(c.certifiedAccuracy, 3), attackedNotBroken: round(c.empiricalRobustAccuracy, 3), abstainedUnderAttack: c.abstainedUnderAttack, violations: c.violations.length })) ?? [],
       attackSeconds: round(cert.attack?.seconds ?? 0, 0),
+      curve: curvePoints(cert.curve),
     };
   };
 
@@ -144,6 +151,12 @@ export async function benchCertify(log: (s: string) => void, previous?: unknown)
   };
 
   await runParts(CACHE, 'BENCH_CERTIFY_PARTS', PARTS, parts, log);
+  // Parts measured before their curve was recorded take it from their run's result.json while the cache still has it (the README's figure is drawn from these).
+  for (const [name, dir] of [...SIGMAS.map((s) => [`smoothing-${s}`, join(CACHE, `noise-${s}`)]), ['consistency-0.5', join(CACHE, 'consistency-0.5')]]) {
+    const p = parts[name] as { curve?: unknown } | undefined;
+    const file = join(dir, 'certify', 'result.json');
+    if (p && !p.curve && existsSync(file)) p.curve = curvePoints((JSON.parse(readFileSync(file, 'utf8')) as CertifyRunResult).curve);
+  }
   // What n = 100,000 would take on two workers, from the quiet throughput figure (the runs above may have shared the machine).
   const quietRate = (parts.throughput as { twoWorkers?: number } | undefined)?.twoWorkers;
   for (const sigma of SIGMAS) {
