@@ -50,6 +50,7 @@ export interface DistillationOptions {
 /** What a checkpoint keeps of the distillation (the surrogate's weights and Adam state are files beside it). */
 export interface DistillationState {
   queries: number;
+  staticAgreement: number;
   surrogateSpecs: TensorSpec[];
   surrogateOptimizer: OptimizerState;
 }
@@ -66,6 +67,8 @@ export class DynamicDistillation {
   readonly classifier: Classifier;
   /** Images passed to the black box so far. */
   queries = 0;
+  /** The surrogate's agreement with the black box on the training images after the static phase (NaN before it). */
+  staticAgreement = NaN;
   /** b's answer for every training image (from the static phase). */
   private cleanLabels: Int32Array | null = null;
   private readonly optimizer: tf.AdamOptimizer;
@@ -124,7 +127,8 @@ export class DynamicDistillation {
         await yieldToEventLoop();
       }
     }
-    return this.agreement(train, labels, batchSize);
+    this.staticAgreement = await this.agreement(train, labels, batchSize);
+    return this.staticAgreement;
   }
 
   /**
@@ -182,7 +186,7 @@ export class DynamicDistillation {
     const w = packModelWeights(this.surrogate);
     const o = await packOptimizer(this.optimizer);
     const labels = new Uint8Array(this.cleanLabels.buffer.slice(this.cleanLabels.byteOffset, this.cleanLabels.byteOffset + this.cleanLabels.byteLength));
-    return { state: { queries: this.queries, surrogateSpecs: w.specs, surrogateOptimizer: o.state }, files: { [FILES.weights]: w.data, [FILES.optimizer]: o.data, [FILES.labels]: labels } };
+    return { state: { queries: this.queries, staticAgreement: this.staticAgreement, surrogateSpecs: w.specs, surrogateOptimizer: o.state }, files: { [FILES.weights]: w.data, [FILES.optimizer]: o.data, [FILES.labels]: labels } };
   }
 
   /** Restores the surrogate, its optimizer, b's cached answers and the query count from a checkpoint written by {@link pack}. */
@@ -195,6 +199,7 @@ export class DynamicDistillation {
     if (bytes.byteLength !== trainCount * 4) throw new InputError('resume', `${ck.name(FILES.labels)} holds ${bytes.byteLength / 4} labels for ${trainCount} training images`);
     this.cleanLabels = new Int32Array(bytes.slice().buffer);
     this.queries = state.queries;
+    this.staticAgreement = state.staticAgreement;
   }
 
   dispose(): void {

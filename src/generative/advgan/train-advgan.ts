@@ -117,29 +117,26 @@ export async function trainAdvGan(models: { generator: tfl.LayersModel; discrimi
   const topology = `${topologyHash(G)}:${topologyHash(D)}`;
   const pair = { generator: G, discriminator: D, generatorOptimizer: gOpt, discriminatorOptimizer: dOpt };
   const distillation = options.distillation;
-  let staticAgreement = NaN;
   const saveCheckpoint = async (epoch: number) => {
     if (!store) return;
     const extra = distillation ? await distillation.pack() : undefined;
-    await savePairCheckpoint(store, pair, { rng, history, epoch, topology }, extra ? { state: { distillation: extra.state, staticAgreement }, files: extra.files } : {});
+    await savePairCheckpoint(store, pair, { rng, history, epoch, topology }, extra ? { state: { distillation: extra.state }, files: extra.files } : {});
   };
   try {
     let resumed = false;
     if (store && options.resume) {
-      const ck = await store.load<PairCheckpointState<AdvGanEpochRecord> & { distillation?: DistillationState; staticAgreement?: number }>();
+      const ck = await store.load<PairCheckpointState<AdvGanEpochRecord> & { distillation?: DistillationState }>();
       if (ck) {
         ({ rng, history, epoch: startEpoch } = await restorePairCheckpoint(ck, pair, topology, store.location, 'other networks'));
-        if (distillation) {
-          await distillation.restore(ck, train.count);
-          staticAgreement = ck.state.staticAgreement ?? NaN;
-        } else if (ck.state.distillation) throw new InputError('resume', `the checkpoint in ${store.location} was written by a black-box run; delete it or drop --resume`);
+        if (distillation) await distillation.restore(ck, train.count);
+        else if (ck.state.distillation) throw new InputError('resume', `the checkpoint in ${store.location} was written by a black-box run; delete it or drop --resume`);
         resumed = true;
         options.onProgress?.({ type: 'resumed', epoch: startEpoch });
       }
     }
     if (distillation && !resumed) {
       // The static phase, kept as checkpoint epoch-0 so a kill after it does not query the black box again.
-      staticAgreement = await distillation.distillStatic(train);
+      await distillation.distillStatic(train);
       await saveCheckpoint(0);
     }
     const lastEpoch = Math.min(options.epochs, startEpoch + (options.stopAfterEpochs ?? Infinity));
@@ -207,7 +204,7 @@ export async function trainAdvGan(models: { generator: tfl.LayersModel; discrimi
         trainSuccess: sums.success / train.count,
         meanL2: sums.l2 / train.count,
         seconds: (performance.now() - t0) / 1000,
-        ...(distillation ? { blackBox: { queries: distillation.queries, surrogateAgreement: sums.agreement / train.count, staticAgreement } } : {}),
+        ...(distillation ? { blackBox: { queries: distillation.queries, surrogateAgreement: sums.agreement / train.count, staticAgreement: distillation.staticAgreement } } : {}),
       };
       if (options.monitor) record.monitor = await options.monitor(G, epoch);
       history.push(record);
