@@ -143,7 +143,8 @@ async function useCanvasImage(source: CanvasImageSource, label: number | null): 
   await useImage(image, label);
 }
 
-async function useImage(image: Float32Array, label: number | null): Promise<void> {
+/** Shows the image and its top-5; returns the model's probabilities for it. */
+async function useImage(image: Float32Array, label: number | null): Promise<Float32Array> {
   const classifier = requireModel();
   state.image = image;
   const probabilities = await predict(classifier, image);
@@ -151,6 +152,7 @@ async function useImage(image: Float32Array, label: number | null): Promise<void
   showImage('clean', image);
   showTop5('top5-before', probabilities, state.label);
   setStatus('image-status', label === null ? `label: the model's prediction, ${state.label}` : `test image, label ${label}`);
+  return probabilities;
 }
 
 async function testImage(): Promise<void> {
@@ -164,8 +166,8 @@ async function testImage(): Promise<void> {
   const i = Math.floor(Math.random() * state.test.count);
   const image = state.test.images.slice(i * 784, (i + 1) * 784);
   drawGray(draw(), image, 28, 28);
-  await useImage(image, state.test.labels[i]);
-  setStatus('image-status', `test image ${i}, label ${state.test.labels[i]}`);
+  const read = argmax(await useImage(image, state.test.labels[i]));
+  setStatus('image-status', `test image ${i}, label ${state.test.labels[i]}, the model reads ${read}`);
 }
 
 async function imageFile(file: File): Promise<void> {
@@ -296,7 +298,10 @@ async function attack(): Promise<void> {
   $('delta-caption').textContent = m > 0 ? `perturbation (x${(0.5 / m).toFixed(1)})` : 'perturbation (none)';
   showTop5('top5-after', await predict(classifier, adversarial), state.label);
   const flipped = r.adversarialPredictions[0] !== state.label;
-  setStatus('attack-status', `${flipped ? 'prediction changed' : 'prediction unchanged'}: ${state.label} → ${r.adversarialPredictions[0]} (${r.success[0] ? 'adversarial, verified' : 'no adversarial example found'}), ${seconds.toFixed(2)} s, ${r.gradients} gradients, ${r.queries} queries`);
+  const cost = `${seconds.toFixed(2)} s, ${r.gradients} gradients, ${r.queries} queries`;
+  // A misread clean image is no attack's success (the driver counts only images it read right).
+  if (r.cleanPredictions[0] !== state.label) setStatus('attack-status', `already misclassified: label ${state.label}, the model reads ${r.cleanPredictions[0]}; nothing to attack (${cost})`);
+  else setStatus('attack-status', `${flipped ? 'prediction changed' : 'prediction unchanged'}: ${state.label} → ${r.adversarialPredictions[0]} (${r.success[0] ? 'adversarial, verified' : 'no adversarial example found'}), ${cost}`);
   $('norms').textContent = `L0 ${r.norms.l0[0]}, L2 ${r.norms.l2[0].toFixed(3)}, Linf ${r.norms.linf[0].toFixed(3)}`;
 }
 
