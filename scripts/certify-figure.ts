@@ -2,8 +2,8 @@
 // README's figure: certified accuracy against the L2 radius of the noise-trained
 // small-cnns of `npm run bench -- certify` (the curves in bench/results.json,
 // else bench/.cache/certify/noise-<sigma>/certify/result.json),
-// one step curve per sigma, with the published Gaussian-augmentation figures
-// (LeNet, 60k images, n = 100,000) as diamonds of the same colour.
+// one step curve per sigma (and the consistency-trained sigma 0.5), with the published
+// Gaussian-augmentation figures (LeNet, 60k images, n = 100,000) as diamonds.
 import { existsSync, readFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { certifiedCurvesPlot } from '../src/report/plots.js';
@@ -16,9 +16,14 @@ const series: { name: string; curve: { radius: number; accuracy: number }[] }[] 
 const anchors: { name: string; radius: number; accuracy: number }[] = [];
 type Part = { images: number; samples: number; curve?: [number, number][] };
 const results = JSON.parse(readFileSync(join(root, 'bench', 'results.json'), 'utf8')) as { certify?: { parts?: Record<string, Part> } };
-for (const sigma of ['0.25', '0.5', '1']) {
-  const part = results.certify?.parts?.[`smoothing-${sigma}`];
-  const file = join(root, 'bench', '.cache', 'certify', `noise-${sigma}`, 'certify', 'result.json');
+// The noise-trained models, then the consistency-trained one (anchored to the same published noise figures at its sigma).
+const RUNS = [
+  ...['0.25', '0.5', '1'].map((sigma) => ({ sigma, part: `smoothing-${sigma}`, dir: `noise-${sigma}`, label: '' })),
+  { sigma: '0.5', part: 'consistency-0.5', dir: 'consistency-0.5', label: ', consistency' },
+];
+for (const { sigma, part: partName, dir, label } of RUNS) {
+  const part = results.certify?.parts?.[partName];
+  const file = join(root, 'bench', '.cache', 'certify', dir, 'certify', 'result.json');
   let found: { samples: number; count: number; curve: { radius: number; accuracy: number }[] } | null = null;
   if (part?.curve) found = { samples: part.samples, count: part.images, curve: part.curve.map(([radius, accuracy]) => ({ radius, accuracy })) };
   else if (existsSync(file)) {
@@ -26,9 +31,9 @@ for (const sigma of ['0.25', '0.5', '1']) {
     found = { samples: r.options.samples, count: r.count, curve: r.curve };
   }
   if (!found) continue;
-  const name = `σ = ${sigma} (n = ${found.samples}, ${found.count} images)`;
+  const name = `σ = ${sigma}${label} (n = ${found.samples}, ${found.count} images)`;
   series.push({ name, curve: found.curve });
-  PUBLISHED[sigma].forEach((a, i) => anchors.push({ name, radius: i * 0.5, accuracy: a / 100 }));
+  if (!label) PUBLISHED[sigma].forEach((a, i) => anchors.push({ name, radius: i * 0.5, accuracy: a / 100 }));
 }
 if (!series.length) throw new Error('no certify curves in bench/results.json or bench/.cache/certify: run npm run bench -- certify first');
 mkdirSync(join(root, 'docs', 'images'), { recursive: true });
