@@ -14,6 +14,7 @@ const root = join(import.meta.dirname, '..');
 const PUBLISHED: Record<string, number[]> = { '0.25': [99.2, 96.7, 0, 0, 0], '0.5': [99.2, 96.9, 89.8, 67.8, 0], '1': [96.3, 91.4, 79.9, 59.5, 32.5] };
 const series: { name: string; curve: { radius: number; accuracy: number }[] }[] = [];
 const anchors: { name: string; radius: number; accuracy: number }[] = [];
+const counts: string[] = [];
 type Part = { images: number; samples: number; curve?: [number, number][] };
 const results = JSON.parse(readFileSync(join(root, 'bench', 'results.json'), 'utf8')) as { certify?: { parts?: Record<string, Part> } };
 // The noise-trained models, then the consistency-trained one (anchored to the same published noise figures at its sigma).
@@ -31,11 +32,13 @@ for (const { sigma, part: partName, dir, label } of RUNS) {
     found = { samples: r.options.samples, count: r.count, curve: r.curve };
   }
   if (!found) continue;
-  const name = `σ = ${sigma}${label} (n = ${found.samples}, ${found.count} images)`;
+  // Short names: the legend truncates long ones; n and the image count go to the caption (printed below).
+  const name = `σ = ${sigma}${label}`;
+  counts.push(`${name}: n = ${found.samples}, ${found.count} images`);
   series.push({ name, curve: found.curve });
   if (!label) PUBLISHED[sigma].forEach((a, i) => anchors.push({ name, radius: i * 0.5, accuracy: a / 100 }));
 }
 if (!series.length) throw new Error('no certify curves in bench/results.json or bench/.cache/certify: run npm run bench -- certify first');
 mkdirSync(join(root, 'docs', 'images'), { recursive: true });
 writeFileAtomic(join(root, 'docs', 'images', 'certified-accuracy.svg'), await certifiedCurvesPlot(series, anchors));
-console.log(`docs/images/certified-accuracy.svg: ${series.map((s) => s.name).join(', ')}`);
+console.log(`docs/images/certified-accuracy.svg: ${counts.join('; ')}`);
