@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { join } from 'node:path';
 import { verifyRun, VERIFY_DEFAULTS } from '../jobs/verify-run.js';
+import { SUITE_NAMES } from '../robustness/suites.js';
 import { BUILTIN_DATASETS } from '../node/data/builtin.js';
 import { InputError } from '../errors.js';
 import { createProgress } from './progress.js';
@@ -8,7 +9,7 @@ import { guardRun } from './failure.js';
 import { intOption, startBackend, pathTag, workersOption, listOption, boundsOption, backendOption, optionNamed } from './common.js';
 
 /** Argument names of verifyRun's InputErrors → the options that set them. */
-const OPTIONS: Record<string, string> = { model: '--model', dataset: '--dataset', eps: '--eps', n: '--n', pgdSteps: '--pgd-steps', pgdRestarts: '--pgd-restarts', workers: '--workers', out: '--out', bounds: '--bounds' };
+const OPTIONS: Record<string, string> = { model: '--model', dataset: '--dataset', eps: '--eps', n: '--n', pgdSteps: '--pgd-steps', pgdRestarts: '--pgd-restarts', suite: '--suite', workers: '--workers', out: '--out', bounds: '--bounds' };
 
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
 
@@ -23,6 +24,7 @@ export function verifyCommand(): Command {
     .option('--batch-size <n>', 'images per batch', intOption('--batch-size', 1), VERIFY_DEFAULTS.batchSize)
     .option('--pgd-steps <n>', 'steps of the PGD run next to each budget (0: no PGD)', intOption('--pgd-steps', 0), VERIFY_DEFAULTS.pgdSteps)
     .option('--pgd-restarts <n>', 'random restarts of that PGD', intOption('--pgd-restarts', 1), VERIFY_DEFAULTS.pgdRestarts)
+    .option('--suite <name>', `a robustness suite beside PGD, a second upper bound checked the same way: none, ${SUITE_NAMES.join(', ')}`, VERIFY_DEFAULTS.suite)
     .option('--seed <n>', 'random seed (PGD\'s starts)', intOption('--seed'), VERIFY_DEFAULTS.seed)
     .option('--bounds <min,max>', "valid input range of the model in the images' scale", boundsOption)
     .option('--workers <n|auto>', 'worker threads for PGD; auto: one per core on wasm/cpu (results do not depend on it)', workersOption, 'auto')
@@ -46,12 +48,13 @@ export function verifyCommand(): Command {
             batchSize: o.batchSize,
             pgdSteps: o.pgdSteps,
             pgdRestarts: o.pgdRestarts,
+            suite: o.suite,
             seed: o.seed,
             bounds: o.bounds,
             workers: o.workers,
             onProgress: (e) => {
               if (e.type === 'model') progress.log(`model: ${e.path} (${e.parameters} parameters)`);
-              else progress.log(`eps ${e.eps}: verified ${pct(e.verified / e.count)}${e.robust === null ? '' : `, PGD robust ${pct(e.robust / e.count)}`}`);
+              else progress.log(`eps ${e.eps}: verified ${pct(e.verified / e.count)}${e.robust === null ? '' : `, PGD robust ${pct(e.robust / e.count)}`}${e.suiteRobust === null ? '' : `, suite robust ${pct(e.suiteRobust / e.count)}`}`);
             },
           },
           backend,

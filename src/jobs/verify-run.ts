@@ -1,11 +1,12 @@
 /**
  * `advlab verify`: verified accuracy under interval bound propagation
  * (robustness/interval-bounds.ts) at each Linf budget, next to clean
- * accuracy and PGD's robust accuracy on the same images. A verified image is
- * a lower bound's witness (no input in the ball changes its class); PGD's
- * robust accuracy is an upper bound. An image both verified and broken by
- * PGD would be a bug in advlab: it is counted as a violation, reported, and
- * fails the run.
+ * accuracy and PGD's robust accuracy on the same images, and on request the
+ * robust accuracy a whole suite leaves (`suite: 'standard'`, the AutoAttack-grade
+ * evaluation). A verified image is a lower bound's witness (no input in the
+ * ball changes its class); an attack's robust accuracy is an upper bound. An
+ * image both verified and broken would be a bug in advlab: it is counted as
+ * a violation, reported, and fails the run.
  */
 import { join } from 'node:path';
 import { tf, tfl } from '../engine/tf.js';
@@ -24,6 +25,9 @@ import { runAttack } from '../attacks/run.js';
 import { pgd } from '../attacks/pgd.js';
 import { checkEpsValue } from '../attacks/validate.js';
 import { intervalChain, verifiedAt } from '../robustness/interval-bounds.js';
+import { buildSuite, SUITE_NAMES, type SuiteName } from '../robustness/suites.js';
+import { evaluateRobustness } from '../robustness/evaluate.js';
+import { ROBUST, MISCLASSIFIED } from '../robustness/schedule.js';
 import type { WorkerPool } from '../node/worker-pool.js';
 
 /** Options of {@link verifyRun}. */
@@ -34,10 +38,14 @@ export interface VerifyRunOptions extends Omit<ModelJobOptions, 'queue' | 'prepr
   pgdSteps?: number;
   /** Random restarts of that PGD (default 1). */
   pgdRestarts?: number;
+  /** A robustness suite run on the same images at each budget, as a second, stronger upper bound (default 'none'). */
+  suite?: SuiteName | 'none';
   onProgress?: (event: VerifyRunEvent) => void;
 }
 
-export type VerifyRunEvent = { type: 'model'; path: string; parameters: number } | { type: 'point'; eps: number; verified: number; robust: number | null; count: number };
+export type VerifyRunEvent =
+  | { type: 'model'; path: string; parameters: number }
+  | { type: 'point'; eps: number; verified: number; robust: number | null; suiteRobust: number | null; count: number };
 
 /** One budget's figures. */
 export interface VerifyPoint {
@@ -48,16 +56,20 @@ export interface VerifyPoint {
   /** Images correctly classified that PGD did not break; null without PGD. */
   pgdRobust: number | null;
   pgdRobustAccuracy: number | null;
-  /** Verified images PGD broke: always 0 unless advlab has a bug. */
+  /** Images correctly classified that the suite did not break; null without a suite. */
+  suiteRobust: number | null;
+  suiteRobustAccuracy: number | null;
+  /** Verified images PGD or the suite broke: always 0 unless advlab has a bug. */
   violations: number;
-  /** Seconds for the bounds, and for PGD. */
+  /** Seconds for the bounds, for PGD and for the suite. */
   boundSeconds: number;
   pgdSeconds: number | null;
+  suiteSeconds: number | null;
 }
 
 /** result.json of `advlab verify`. */
 export interface VerifyRunResult extends RunMeta {
-  options: { model: string; dataset: string; eps: number[]; n: number; batchSize: number; seed: number; bounds: [number, number]; pgdSteps: number; pgdRestarts: number; out: string };
+  options: { model: string; dataset: string; eps: number[]; n: number; batchSize: number; seed: number; bounds: [number, number]; pgdSteps: number; pgdRestarts: number; suite: SuiteName | 'none'; out: string };
   dataset: { name: string; testSize: number; numClasses: number; imageShape: number[] };
   model: { path: string; parameters: number };
   count: number;
@@ -70,7 +82,7 @@ export interface VerifyRunResult extends RunMeta {
 }
 
 export const VERIFY_OUTPUT: OutputLayout = { files: ['result.json', 'report.html'] };
-export const VERIFY_DEFAULTS = { dataset: 'mnist', n: 1000, batchSize: 128, seed: 0, pgdSteps: 40, pgdRestarts: 1 } as const;
+export const VERIFY_DEFAULTS = { dataset: 'mnist', n: 1000, batchSize: 128, seed: 0, pgdSteps: 40, pgdRestarts: 1, suite: 'none' } as const;
 
 /** Runs the verification (see the module comment) and writes result.json and report.html into `out`. */
 export async function verifyRun(options: VerifyRunOptions, backend: BackendInfo): Promise<VerifyRunResult> {
@@ -82,6 +94,8 @@ export async function verifyRun(options: VerifyRunOptions, backend: BackendInfo)
   const pgdRestarts = options.pgdRestarts ?? VERIFY_DEFAULTS.pgdRestarts;
   if (!Number.isSafeInteger(pgdSteps) || pgdSteps < 0) throw new InputError('pgdSteps', `expected an integer >= 0, got ${pgdSteps}`);
   if (!Number.isSafeInteger(pgdRestarts) || pgdRestarts < 1) throw new InputError('pgdRestarts', `expected an integer >= 1, got ${pgdRestarts}`);
+  const suiteName = options.suite ?? VERIFY_DEFAULTS.suite;
+  if (suiteName !== 'none' && !(SUITE_NAMES as readonly string[]).includes(suiteName)) throw new InputError('suite', `expected none or one of ${SUITE_NAMES.join(', ')}, got ${suiteName}`);
   const batchSize = options.batchSize ?? VERIFY_DEFAULTS.batchSize;
   const seed = options.seed ?? VERIFY_DEFAULTS.seed;
   const job = await loadModelJob(options, VERIFY_DEFAULTS, (e) => e.type === 'model' && options.onProgress?.(e));
@@ -98,7 +112,7 @@ export async function verifyRun(options: VerifyRunOptions, backend: BackendInfo)
     const predictions = await classifierPredictions(classifier, subset, batchSize);
     const correctMask = Array.from(predictions, (p, i) => p === subset.labels[i]);
     const correct = correctMask.filter(Boolean).length;
-    if (pgdSteps > 0) pool = await startJobPool(workerCount(options.workers, backend, Math.ceil(job.subset.count / batchSize)), backend);
+    if (pgdSteps > 0 || suiteName !== 'none') pool = await startJobPool(workerCount(options.workers, backend, Math.ceil(job.subset.count / batchSize)), backend);
     const points: VerifyPoint[] = [];
     for (const eps of options.eps) {
       const t0 = performance.now();
@@ -122,25 +136,38 @@ export async function verifyRun(options: VerifyRunOptions, backend: BackendInfo)
         broken = attack.success;
         pgdSeconds = (performance.now() - t1) / 1000;
       }
+      let suiteBroken: boolean[] | null = null;
+      let suiteSeconds: number | null = null;
+      if (suiteName !== 'none') {
+        const t2 = performance.now();
+        const suite = buildSuite({ suite: suiteName, norm: 'linf', numClasses: classifier.numClasses });
+        const evaluation = await evaluateRobustness(classifier, { images: subset.images, labels: subset.labels, count: subset.count, imageShape: subset.imageShape }, { suite, eps, seed, batchSize, keepImages: false, ...(pool ? { pool } : {}) });
+        suiteBroken = Array.from(evaluation.brokenBy, (b) => b !== ROBUST && b !== MISCLASSIFIED);
+        suiteSeconds = (performance.now() - t2) / 1000;
+      }
       const verifiedCount = verified.filter(Boolean).length;
       const robust = broken ? correctMask.filter((ok, i) => ok && !broken![i]).length : null;
-      const violations = broken ? verified.filter((v, i) => v && broken![i] === 1).length : 0;
+      const suiteRobust = suiteBroken ? correctMask.filter((ok, i) => ok && !suiteBroken![i]).length : null;
+      const violations = verified.filter((v, i) => v && (broken?.[i] === 1 || suiteBroken?.[i] === true)).length;
       const point: VerifyPoint = {
         eps,
         verified: verifiedCount,
         verifiedAccuracy: verifiedCount / subset.count,
         pgdRobust: robust,
         pgdRobustAccuracy: robust === null ? null : robust / subset.count,
+        suiteRobust,
+        suiteRobustAccuracy: suiteRobust === null ? null : suiteRobust / subset.count,
         violations,
         boundSeconds,
         pgdSeconds,
+        suiteSeconds,
       };
       points.push(point);
-      options.onProgress?.({ type: 'point', eps, verified: verifiedCount, robust, count: subset.count });
+      options.onProgress?.({ type: 'point', eps, verified: verifiedCount, robust, suiteRobust, count: subset.count });
     }
     const result: VerifyRunResult = {
       ...runMeta('verify', backend, seed, startedAt),
-      options: { model: options.model, dataset: job.datasetSpec, eps: [...options.eps], n: job.n, batchSize, seed, bounds: job.bounds, pgdSteps, pgdRestarts, out: options.out },
+      options: { model: options.model, dataset: job.datasetSpec, eps: [...options.eps], n: job.n, batchSize, seed, bounds: job.bounds, pgdSteps, pgdRestarts, suite: suiteName, out: options.out },
       dataset: { name: job.data.name, testSize: job.data.test.count, numClasses: job.data.numClasses, imageShape: [...job.data.test.imageShape] },
       model: { path: job.modelPath, parameters: model.countParams() },
       count: subset.count,
@@ -156,7 +183,7 @@ export async function verifyRun(options: VerifyRunOptions, backend: BackendInfo)
     writeJsonAtomic(join(options.out, 'result.json'), result);
     const bad = points.filter((p) => p.violations > 0);
     if (bad.length) {
-      throw new Error(`advlab bug: ${bad.map((p) => `${p.violations} image(s) at eps ${p.eps}`).join(', ')} verified by interval bounds but broken by PGD; a certificate can never exceed what an attack leaves robust (results kept in ${options.out} for the bug report)`);
+      throw new Error(`advlab bug: ${bad.map((p) => `${p.violations} image(s) at eps ${p.eps}`).join(', ')} verified by interval bounds but broken by ${suiteName === 'none' ? 'PGD' : `PGD or the ${suiteName} suite`}; a certificate can never exceed what an attack leaves robust (results kept in ${options.out} for the bug report)`);
     }
     return result;
   } finally {
