@@ -65,6 +65,14 @@ test('advlab train --defense pgd-at trains, evaluates defended and baseline mode
   );
   assert.ok(Math.abs(d.stepSize - 0.25) < 1e-12, `step size ${d.stepSize}`);
   assert.ok(d.trainingSeconds > 0);
+  const epoch = result.history[0];
+  assert.ok(epoch.wallSeconds >= epoch.seconds, 'the whole epoch includes its steps');
+  // Resumed after its last epoch, the run reports the training's time, not the (empty) resumed run's.
+  const again = advlab(['train', '--model', 'mlp', '--epochs', '1', '--defense', 'pgd-at', '--defense-steps', '2', '--defense-eps', '0.2', '--no-eval', '--resume', '--out', out, '--no-progress']);
+  assert.equal(again.code, 0, again.stderr);
+  const resumed = readJson(join(out, 'result.json'));
+  assert.equal(resumed.resumedFromEpoch, 1);
+  assert.ok(resumed.defense.trainingSeconds >= epoch.wallSeconds, `${resumed.defense.trainingSeconds} s after the resume, the epoch took ${epoch.wallSeconds} s`);
   assert.equal(result.command, 'train');
   assert.equal(result.epochs, 1);
   assert.ok(existsSync(join(out, 'model', 'model.json')));

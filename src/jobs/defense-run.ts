@@ -157,7 +157,9 @@ export async function defenseRun(options: DefenseRunOptions, backend: BackendInf
     await pool?.close();
     await clearWorkerModels();
   }
-  const trainingSeconds = (performance.now() - t0) / 1000;
+  // A resumed run adds the epochs its earlier runs finished (their whole-epoch time), so the figure is the training's, not this run's.
+  const earlier = trained.history.filter((h) => h.epoch <= trained.resumedFromEpoch).reduce((t, h) => t + (h.wallSeconds ?? h.seconds), 0);
+  const trainingSeconds = (performance.now() - t0) / 1000 + earlier;
 
   let evidenceResult: DefenseRunResult['evidence'] = null;
   if (evidence) {

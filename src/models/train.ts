@@ -97,6 +97,8 @@ export interface EpochRecord {
   trainAccuracy: number;
   testAccuracy?: number;
   seconds: number;
+  /** The whole epoch: its steps, the test accuracy and the monitor (not the checkpoint); what a resumed run adds up as the time its earlier epochs took. */
+  wallSeconds?: number;
   /** Figures from {@link TrainOptions.monitor}. */
   monitor?: Record<string, number>;
 }
@@ -233,6 +235,7 @@ export async function trainClassifier(model: tfl.LayersModel, train: ImageSet, o
       };
       if (options.test) record.testAccuracy = await accuracy(model, options.test);
       if (options.monitor) record.monitor = await options.monitor(model, epoch);
+      record.wallSeconds = (performance.now() - t0) / 1000;
       history.push(record);
       if (store) await saveCheckpoint(store, model, optimizer, rng, history, epoch, mixState);
       options.onProgress?.({ type: 'epoch-end', epochs: options.epochs, ...record });
