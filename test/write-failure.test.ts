@@ -42,7 +42,7 @@ function advlabDebug(a: string[]): Run {
 /** result.json without what differs between runs by nature: times, the output folder, and whether it was resumed. */
 function comparable(r: Json): Json {
   const { startedAt: _s, finishedAt: _f, secondsPerEpoch: _p, resumedFromEpoch: _r, modelPath: _m, ...rest } = r;
-  return { ...rest, options: { ...r.options, out: null, resume: null }, history: r.history.map(({ seconds: _t, ...h }: Json) => h) };
+  return { ...rest, options: { ...r.options, out: null, resume: null }, history: r.history.map(({ seconds: _t, wallSeconds: _w, ...h }: Json) => h) };
 }
 
 /** The run every failed one is compared with. */
