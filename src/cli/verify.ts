@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { join } from 'node:path';
 import { verifyRun, VERIFY_DEFAULTS } from '../jobs/verify-run.js';
 import { SUITE_NAMES } from '../robustness/suites.js';
@@ -24,7 +24,7 @@ export function verifyCommand(): Command {
     .option('--batch-size <n>', 'images per batch', intOption('--batch-size', 1), VERIFY_DEFAULTS.batchSize)
     .option('--pgd-steps <n>', 'steps of the PGD run next to each budget (0: no PGD)', intOption('--pgd-steps', 0), VERIFY_DEFAULTS.pgdSteps)
     .option('--pgd-restarts <n>', 'random restarts of that PGD', intOption('--pgd-restarts', 1), VERIFY_DEFAULTS.pgdRestarts)
-    .option('--suite <name>', `a robustness suite beside PGD, a second upper bound checked the same way: none, ${SUITE_NAMES.join(', ')}`, VERIFY_DEFAULTS.suite)
+    .addOption(new Option('--suite <name>', 'a robustness suite beside PGD on the same images, a second upper bound checked the same way (none: PGD only)').choices(['none', ...SUITE_NAMES]).default(VERIFY_DEFAULTS.suite))
     .option('--seed <n>', 'random seed (PGD\'s starts)', intOption('--seed'), VERIFY_DEFAULTS.seed)
     .option('--bounds <min,max>', "valid input range of the model in the images' scale", boundsOption)
     .option('--workers <n|auto>', 'worker threads for PGD; auto: one per core on wasm/cpu (results do not depend on it)', workersOption, 'auto')

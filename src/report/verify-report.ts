@@ -12,10 +12,10 @@ export function renderVerifyReport(result: VerifyRunResult): string {
   const o = result.options;
   const withSuite = o.suite !== 'none';
   const cell = (v: number | null) => (v === null ? '—' : pct(v));
-  // The gap is to the tightest upper bound measured (the suite's when it ran, it is never weaker than PGD alone).
-  const upper = (p: VerifyRunResult['points'][number]) => (p.suiteRobustAccuracy === null ? p.pgdRobustAccuracy : p.pgdRobustAccuracy === null ? p.suiteRobustAccuracy : Math.min(p.pgdRobustAccuracy, p.suiteRobustAccuracy));
   const rows = result.points.map((p) => {
-    const u = upper(p);
+    // The gap is to the tightest upper bound measured (PGD's, the suite's, or neither).
+    const uppers = [p.pgdRobustAccuracy, p.suiteRobustAccuracy].filter((v): v is number => v !== null);
+    const u = uppers.length ? Math.min(...uppers) : null;
     const suiteCells = withSuite ? html`<td class="num">${cell(p.suiteRobustAccuracy)}</td>` : html``;
     const suiteTime = withSuite ? html`<td class="num">${p.suiteSeconds === null ? '—' : duration(p.suiteSeconds)}</td>` : html``;
     return html`<tr${p.violations > 0 ? ' class="warn"' : ''}><td class="num">${formatEps(p.eps)}</td><td class="num">${pct(p.verifiedAccuracy)}</td><td class="num">${cell(p.pgdRobustAccuracy)}</td>${suiteCells}<td class="num">${u === null ? '—' : pct(u - p.verifiedAccuracy)}</td><td class="num">${p.violations}</td><td class="num">${duration(p.boundSeconds)}</td><td class="num">${p.pgdSeconds === null ? '—' : duration(p.pgdSeconds)}</td>${suiteTime}</tr>`;
