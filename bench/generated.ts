@@ -22,6 +22,9 @@ import { loadParts, runParts } from './parts.js';
 const CACHE = join('bench', '.cache', 'generated');
 const FRACTION = 0.7;
 const EVAL_IMAGES = 200;
+const BATCH = 128;
+/** Optimizer steps of PGD-AT: an epoch is a pass over the real images, with or without generated ones. */
+const stepsOf = (epochs: number, realImages: number): number => epochs * Math.ceil(realImages / BATCH);
 /** About 2,000 generator steps (batch 64) for every acgan: its samples need steps, not epochs. */
 const GAN_STEPS = 2000;
 const SETTINGS = [
@@ -55,7 +58,7 @@ export async function benchGenerated(log: (s: string) => void, previous?: unknow
             defenseEps: s.eps,
             epsWarmup: Math.round(s.epochs / 4),
             epochs: s.epochs,
-            batchSize: 128,
+            batchSize: BATCH,
             augment: 'shift:1',
             seed: 0,
             workers: 2,
@@ -68,13 +71,12 @@ export async function benchGenerated(log: (s: string) => void, previous?: unknow
           backend,
         );
         const d = r.evidence!.defended;
-        // dataset.trainSize is what trains: --train-n less the 256 images the defense holds out for its watch.
-        const steps = r.history.length * Math.ceil(r.dataset.trainSize / 128);
         parts[name] = {
           setting: s.name,
           generated: withGenerated ? { fraction: FRACTION, n: r.generated?.n ?? null, seconds: round(r.generated?.seconds ?? 0, 0) } : null,
           epochs: r.history.length,
-          steps,
+          // dataset.trainSize is what trains: --train-n less the 256 images the defense holds out for its watch.
+          steps: stepsOf(r.history.length, r.dataset.trainSize),
           realTrainImages: r.dataset.trainSize,
           trainingMinutes: round((r.defense.trainingSeconds + (r.generated?.seconds ?? 0)) / 60, 1),
           cleanAccuracy: round(d.cleanAccuracy, 4),
@@ -92,7 +94,7 @@ export async function benchGenerated(log: (s: string) => void, previous?: unknow
   await runParts(CACHE, 'BENCH_GENERATED_PARTS', PARTS, parts, log);
   // Steps from each part's epochs and real images (parts measured before this formula was fixed kept a wrong count).
   for (const p of Object.values(parts) as { epochs?: number; realTrainImages?: number; steps?: number }[]) {
-    if (p.realTrainImages !== undefined && p.epochs !== undefined) p.steps = p.epochs * Math.ceil(p.realTrainImages / 128);
+    if (p.realTrainImages !== undefined && p.epochs !== undefined) p.steps = stepsOf(p.epochs, p.realTrainImages);
   }
   // The gain in robust accuracy (percentage points) per setting, from the same run's figures.
   const gains: Record<string, unknown> = {};
